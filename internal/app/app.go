@@ -1,0 +1,172 @@
+// Package app wires authgate together from its configuration and runs it
+// until its context ends.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/authgate/authgate/internal/authn"
+	"github.com/authgate/authgate/internal/breaker"
+	"github.com/authgate/authgate/internal/config"
+	"github.com/authgate/authgate/internal/gateway"
+	"github.com/authgate/authgate/pkg/introspect"
+	"github.com/authgate/authgate/pkg/opa"
+)
+
+// Server limits on both listeners. MaxHeaderBytes stays well above
+// gateway.MaxTokenBytes so that an over-long token gets a clear 401 rather
+// than Go's bare 431.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 64 << 10
+)
+
+// Run runs authgate until ctx ends or SIGINT/SIGTERM arrives, then shuts
+// down gracefully. getenv is the process environment; logs go to stdout.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stdout, nil))
+
+	trafficLn, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("LISTEN_ADDR: %w", err)
+	}
+	defer trafficLn.Close()
+	adminLn, err := net.Listen("tcp", cfg.AdminAddr)
+	if err != nil {
+		return fmt.Errorf("ADMIN_ADDR: %w", err)
+	}
+	defer adminLn.Close()
+
+	gw, err := build(cfg, log)
+	if err != nil {
+		return err
+	}
+	servers := []*http.Server{newServer(gw.Traffic(), log), newServer(gw.Admin(), log)}
+	errc := make(chan error, len(servers))
+	for i, ln := range []net.Listener{trafficLn, adminLn} {
+		go func() { errc <- servers[i].Serve(ln) }()
+	}
+	log.Info("authgate listening", "traffic", trafficLn.Addr().String(), "admin", adminLn.Addr().String(),
+		"introspect_url", cfg.IntrospectURL(), "opa_authz_url", cfg.OPAAuthzURL)
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	for _, s := range servers {
+		if err := s.Shutdown(sctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func newServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// build makes the clients, breakers and cache from cfg.
+func build(cfg *config.Config, log *slog.Logger) (*gateway.Gateway, error) {
+	idpHTTP := &http.Client{Transport: newTransport(), Timeout: cfg.OktaTimeout}
+	opaHTTP := &http.Client{Transport: newTransport(), Timeout: cfg.OPATimeout}
+
+	onChange := func(name string, from, to breaker.State) {
+		log.Warn("circuit breaker state changed", "upstream", name, "from", from.String(), "to", to.String())
+	}
+	idpBreaker := breaker.New(breaker.Settings{Name: "idp", Failures: cfg.OktaBreakerFailures,
+		OpenTimeout: cfg.OktaBreakerOpenTimeout, IsFailure: authn.IsUpstreamFailure, OnStateChange: onChange})
+	opaBreaker := breaker.New(breaker.Settings{Name: "opa", Failures: cfg.OPABreakerFailures,
+		OpenTimeout: cfg.OPABreakerOpenTimeout, IsFailure: authn.IsUpstreamFailure, OnStateChange: onChange})
+
+	client := &introspect.Client{
+		URL:          cfg.IntrospectURL(),
+		ClientID:     cfg.OktaClientID,
+		ClientSecret: cfg.OktaClientSecret,
+		AuthMethod:   cfg.OktaAuthMethod,
+		HTTPClient:   idpHTTP,
+	}
+	verifier := &authn.Guarded{
+		Next:    &authn.Introspection{Client: client, Audience: cfg.OktaAudience},
+		Breaker: idpBreaker,
+	}
+	cache, err := authn.NewCache(verifier, authn.CacheSettings{
+		Size:        cfg.CacheSize,
+		TTL:         cfg.CacheTTL,
+		NegativeTTL: cfg.CacheNegativeTTL,
+		Timeout:     cfg.OktaTimeout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("CACHE_SIZE: %w", err)
+	}
+	health, err := healthURL(cfg.OPAAuthzURL)
+	if err != nil {
+		return nil, err
+	}
+	return gateway.New(gateway.Deps{
+		Tokens:       cache,
+		OPA:          &opa.Client{URL: cfg.OPAAuthzURL, HTTPClient: opaHTTP},
+		OPABreaker:   opaBreaker,
+		IdPBreaker:   idpBreaker,
+		OPATimeout:   cfg.OPATimeout,
+		OPAHealthURL: health,
+		HTTPClient:   opaHTTP,
+		SendToken:    cfg.OPASendToken,
+		Log:          log,
+	}), nil
+}
+
+// newTransport is a keep-alive pool sized for a gateway: the default of two
+// idle connections per host throttles every request under load.
+func newTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 512
+	t.IdleConnTimeout = 90 * time.Second
+	return t
+}
+
+// healthURL is OPA's /health at the origin of the decision URL.
+func healthURL(authz string) (string, error) {
+	u, err := url.Parse(authz)
+	if err != nil {
+		return "", errors.New("OPA_AUTHZ_URL: not a URL")
+	}
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: "/health"}).String(), nil
+}

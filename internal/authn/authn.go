@@ -1,0 +1,164 @@
+// Package authn verifies bearer tokens: RFC 7662 introspection, wrapped by a
+// circuit breaker and by a cache with request coalescing. Each layer is a
+// Verifier, so they stack in any order the caller composes.
+package authn
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/authgate/authgate/internal/breaker"
+	"github.com/authgate/authgate/internal/fault"
+	"github.com/authgate/authgate/pkg/introspect"
+)
+
+// Token is what authgate knows of an active token.
+type Token struct {
+	Subject  string // sub, else client_id
+	ClientID string
+	Scope    string   // space-separated, as introspected
+	Scopes   []string // Scope split on spaces
+	Exp      int64    // seconds since the epoch; 0 when the server gave none
+	// Claims is the introspection answer as the server sent it (compacted).
+	Claims json.RawMessage
+}
+
+// Verifier checks a bearer token.
+type Verifier interface {
+	// Verify returns the token's identity. Errors are *fault.Error:
+	// Unauthenticated for a token that is not (or no longer) valid,
+	// Unavailable when the authorization server could not answer.
+	Verify(ctx context.Context, token string) (*Token, error)
+}
+
+// Introspector is the part of introspect.Client that Introspection uses.
+type Introspector interface {
+	Introspect(ctx context.Context, token string) (*introspect.Response, error)
+}
+
+// Introspection is the Verifier that asks the authorization server.
+type Introspection struct {
+	Client Introspector
+	// Audience, when set, must be among the token's aud values.
+	Audience string
+	// Now is the clock for exp and nbf; nil means time.Now.
+	Now func() time.Time
+	// OnRateLimit, when set, receives the server's X-Rate-Limit-* values.
+	OnRateLimit func(introspect.RateLimit)
+	// OnResult, when set, is told of each call: "active", "inactive" or "error".
+	OnResult func(result string, d time.Duration)
+}
+
+var _ Verifier = (*Introspection)(nil)
+
+// Verify implements Verifier.
+func (in *Introspection) Verify(ctx context.Context, token string) (*Token, error) {
+	now := time.Now
+	if in.Now != nil {
+		now = in.Now
+	}
+	start := time.Now()
+	r, err := in.Client.Introspect(ctx, token)
+	if in.OnResult != nil {
+		res := "error"
+		if err == nil && r.Active {
+			res = "active"
+		} else if err == nil {
+			res = "inactive"
+		}
+		in.OnResult(res, time.Since(start))
+	}
+	if err != nil {
+		var ie *introspect.Error
+		if errors.As(err, &ie) && in.OnRateLimit != nil && ie.RateLimit.Limit >= 0 {
+			in.OnRateLimit(ie.RateLimit)
+		}
+		return nil, unavailable(err)
+	}
+	if in.OnRateLimit != nil && r.RateLimit.Limit >= 0 {
+		in.OnRateLimit(r.RateLimit)
+	}
+	t := now().Unix()
+	switch {
+	case !r.Active:
+		return nil, invalidToken("token is not active")
+	case r.Exp != 0 && r.Exp <= t:
+		return nil, invalidToken("token expired")
+	case r.Nbf != 0 && r.Nbf > t:
+		return nil, invalidToken("token not yet valid")
+	case in.Audience != "" && !slices.Contains(r.Aud, in.Audience):
+		return nil, invalidToken("token audience not accepted")
+	}
+	sub := r.Sub
+	if sub == "" {
+		sub = r.ClientID
+	}
+	return &Token{
+		Subject:  sub,
+		ClientID: r.ClientID,
+		Scope:    r.Scope,
+		Scopes:   strings.Fields(r.Scope),
+		Exp:      r.Exp,
+		Claims:   r.Raw,
+	}, nil
+}
+
+func invalidToken(desc string) error {
+	return &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token", Description: desc}
+}
+
+// ErrMisconfigured marks an introspection refused for authgate's own
+// credentials or request (401/400/403 from the server): an operator problem,
+// never the caller's.
+var ErrMisconfigured = errors.New("authorization server rejected authgate's client credentials or request")
+
+func unavailable(err error) error {
+	e := &fault.Error{Kind: fault.Unavailable, Code: "temporarily_unavailable",
+		Description: "authorization server unavailable", Err: err}
+	var ie *introspect.Error
+	if errors.As(err, &ie) {
+		switch ie.StatusCode {
+		case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden:
+			e.Err = errors.Join(ErrMisconfigured, err)
+		case http.StatusTooManyRequests:
+			e.Description = "authorization server rate limit reached"
+			e.RetryAfter = ie.RetryAfter
+		default:
+			e.RetryAfter = ie.RetryAfter
+		}
+	}
+	return e
+}
+
+// Guarded is a Verifier behind a circuit breaker. Only upstream failures
+// (Unavailable) count against the breaker; an inactive token is an answer.
+// A 429 holds further calls until the server's reset time.
+type Guarded struct {
+	Next    Verifier
+	Breaker *breaker.Breaker
+}
+
+var _ Verifier = (*Guarded)(nil)
+
+// IsUpstreamFailure is the breaker's failure test for both upstreams.
+func IsUpstreamFailure(err error) bool { return fault.Is(err, fault.Unavailable) }
+
+// Verify implements Verifier.
+func (g *Guarded) Verify(ctx context.Context, token string) (*Token, error) {
+	done, err := g.Breaker.Allow()
+	if err != nil {
+		return nil, err
+	}
+	t, err := g.Next.Verify(ctx, token)
+	done(err)
+	var ie *introspect.Error
+	if errors.As(err, &ie) && ie.StatusCode == http.StatusTooManyRequests && !ie.RetryAfter.IsZero() {
+		g.Breaker.Hold(ie.RetryAfter)
+	}
+	return t, err
+}

@@ -1,0 +1,176 @@
+package authn
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/authgate/authgate/internal/fault"
+)
+
+// Lookup says how the cache answered one Verify.
+type Lookup uint8
+
+// Lookup results, named as the authgate_cache_requests_total metric labels them.
+const (
+	Miss      Lookup = iota // this call introspected
+	Hit                     // answered from a live entry
+	Coalesced               // waited for another call's introspection
+)
+
+func (l Lookup) String() string {
+	switch l {
+	case Hit:
+		return "hit"
+	case Coalesced:
+		return "coalesced"
+	}
+	return "miss"
+}
+
+// CacheSettings configure a Cache.
+type CacheSettings struct {
+	// Size bounds the active-token entries. Inactive answers live in a
+	// separate LRU a quarter that size, so a flood of garbage tokens
+	// cannot evict valid ones.
+	Size int
+	// TTL bounds an active entry's life; it never outlives the token's exp.
+	TTL time.Duration
+	// NegativeTTL is the life of an invalid-token answer.
+	NegativeTTL time.Duration
+	// Timeout bounds one shared introspection, detached from the
+	// cancellation of whichever request started it.
+	Timeout time.Duration
+	// Now is the cache's clock; nil means time.Now.
+	Now func() time.Time
+	// OnEvict, when set, is called when an entry is pushed out for room.
+	OnEvict func()
+}
+
+// Cache is a Verifier that remembers answers by the SHA-256 of the token and
+// lets concurrent misses for one token share a single call to Next.
+// A hit never extends an entry's life.
+type Cache struct {
+	next     Verifier
+	settings CacheSettings
+	now      func() time.Time
+	pos      *lru.Cache[[sha256.Size]byte, posEntry]
+	neg      *lru.Cache[[sha256.Size]byte, negEntry]
+	flight   singleflight.Group
+}
+
+type posEntry struct {
+	tok      *Token
+	deadline int64 // unix nanos
+}
+
+type negEntry struct {
+	err      *fault.Error
+	deadline int64
+}
+
+var _ Verifier = (*Cache)(nil)
+
+// NewCache wraps next.
+func NewCache(next Verifier, s CacheSettings) (*Cache, error) {
+	c := &Cache{next: next, settings: s, now: s.Now}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	var err error
+	if c.pos, err = lru.New[[sha256.Size]byte, posEntry](s.Size); err != nil {
+		return nil, err
+	}
+	if c.neg, err = lru.New[[sha256.Size]byte, negEntry](max(s.Size/4, 1)); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Len is the number of entries, active and inactive.
+func (c *Cache) Len() int { return c.pos.Len() + c.neg.Len() }
+
+// Verify implements Verifier.
+func (c *Cache) Verify(ctx context.Context, token string) (*Token, error) {
+	t, _, err := c.Lookup(ctx, token)
+	return t, err
+}
+
+// Lookup is Verify that also says how the cache answered.
+func (c *Cache) Lookup(ctx context.Context, token string) (*Token, Lookup, error) {
+	key := sha256.Sum256([]byte(token))
+	if t, err, ok := c.get(key); ok {
+		return t, Hit, err
+	}
+	ran := false
+	ch := c.flight.DoChan(string(key[:]), func() (any, error) {
+		ran = true
+		// Another caller may have stored the answer between our get and now.
+		if t, err, ok := c.get(key); ok {
+			return t, err
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.settings.Timeout)
+		defer cancel()
+		t, err := c.next.Verify(ctx, token)
+		c.store(key, t, err)
+		return t, err
+	})
+	select {
+	case r := <-ch:
+		how := Coalesced
+		if ran {
+			how = Miss
+		}
+		t, _ := r.Val.(*Token)
+		return t, how, r.Err
+	case <-ctx.Done():
+		return nil, Miss, &fault.Error{Kind: fault.Unavailable, Code: "temporarily_unavailable",
+			Description: "request cancelled while waiting for the authorization server", Err: ctx.Err()}
+	}
+}
+
+func (c *Cache) get(key [sha256.Size]byte) (*Token, error, bool) {
+	now := c.now().UnixNano()
+	if e, ok := c.pos.Get(key); ok {
+		if now < e.deadline {
+			return e.tok, nil, true
+		}
+		c.pos.Remove(key)
+	}
+	if e, ok := c.neg.Peek(key); ok {
+		if now < e.deadline {
+			return nil, e.err, true
+		}
+		c.neg.Remove(key)
+	}
+	return nil, nil, false
+}
+
+func (c *Cache) store(key [sha256.Size]byte, t *Token, err error) {
+	now := c.now()
+	if err == nil {
+		deadline := now.Add(c.settings.TTL)
+		if t.Exp != 0 {
+			if exp := time.Unix(t.Exp, 0); exp.Before(deadline) {
+				deadline = exp
+			}
+		}
+		c.added(c.pos.Add(key, posEntry{tok: t, deadline: deadline.UnixNano()}))
+		return
+	}
+	var fe *fault.Error
+	if errors.As(err, &fe) && fe.Kind == fault.Unauthenticated {
+		c.added(c.neg.Add(key, negEntry{err: fe, deadline: now.Add(c.settings.NegativeTTL).UnixNano()}))
+	}
+}
+
+// added reports an eviction for room; removals of expired entries are not.
+func (c *Cache) added(evicted bool) {
+	if evicted && c.settings.OnEvict != nil {
+		c.settings.OnEvict()
+	}
+}

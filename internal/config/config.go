@@ -1,0 +1,251 @@
+// Package config loads authgate's configuration from the environment and an
+// optional env file, and validates it in one place.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/url"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v10"
+	"github.com/joho/godotenv"
+)
+
+// Auth methods for the introspection endpoint (RFC 7591 names, as Okta uses them).
+const (
+	AuthClientSecretBasic = "client_secret_basic"
+	AuthClientSecretPost  = "client_secret_post"
+)
+
+// Config is authgate's whole configuration. Each field names its environment
+// variable; the default sits next to it. .env.example documents every one.
+type Config struct {
+	OktaIssuer        string        `env:"OKTA_ISSUER"`
+	OktaClientID      string        `env:"OKTA_CLIENT_ID"`
+	OktaClientSecret  string        `env:"OKTA_CLIENT_SECRET" secret:"true"`
+	OktaIntrospectURL string        `env:"OKTA_INTROSPECT_URL"` // default {OKTA_ISSUER}/v1/introspect
+	OktaAuthMethod    string        `env:"OKTA_AUTH_METHOD" envDefault:"client_secret_basic"`
+	OktaAudience      string        `env:"OKTA_AUDIENCE"`
+	OktaTimeout       time.Duration `env:"OKTA_TIMEOUT" envDefault:"3s"`
+
+	OPAAuthzURL  string        `env:"OPA_AUTHZ_URL"`
+	OPATimeout   time.Duration `env:"OPA_TIMEOUT" envDefault:"1s"`
+	OPASendToken bool          `env:"OPA_SEND_TOKEN" envDefault:"false"`
+
+	ListenAddr string `env:"LISTEN_ADDR" envDefault:"127.0.0.1:8086"`
+	AdminAddr  string `env:"ADMIN_ADDR" envDefault:"127.0.0.1:9086"`
+
+	CacheSize        int           `env:"CACHE_SIZE" envDefault:"100000"`
+	CacheTTL         time.Duration `env:"CACHE_TTL" envDefault:"5m"`
+	CacheNegativeTTL time.Duration `env:"CACHE_NEGATIVE_TTL" envDefault:"30s"`
+
+	OktaBreakerFailures    uint32        `env:"OKTA_BREAKER_FAILURES" envDefault:"5"`
+	OktaBreakerOpenTimeout time.Duration `env:"OKTA_BREAKER_OPEN_TIMEOUT" envDefault:"30s"`
+	OPABreakerFailures     uint32        `env:"OPA_BREAKER_FAILURES" envDefault:"5"`
+	OPABreakerOpenTimeout  time.Duration `env:"OPA_BREAKER_OPEN_TIMEOUT" envDefault:"30s"`
+
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s"`
+}
+
+// IntrospectURL is OKTA_INTROSPECT_URL, or the Okta default under the issuer.
+func (c *Config) IntrospectURL() string {
+	if c.OktaIntrospectURL != "" {
+		return c.OktaIntrospectURL
+	}
+	return strings.TrimSuffix(c.OktaIssuer, "/") + "/v1/introspect"
+}
+
+// Load reads the configuration. getenv is the process environment; the env
+// file named by ENV_FILE (default ".env", only when present) fills in what the
+// process environment does not set. The error names every bad variable.
+func Load(getenv func(string) string) (*Config, error) {
+	var c Config
+	keys, err := envKeys(&c)
+	if err != nil {
+		return nil, err
+	}
+	environ, err := readEnvFile(getenv)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		if v := getenv(k); v != "" {
+			environ[k] = v
+		}
+	}
+	var problems []string
+	if err := env.ParseWithOptions(&c, env.Options{Environment: environ}); err != nil {
+		problems = append(problems, parseProblems(err)...)
+	}
+	problems = append(problems, c.problems()...)
+	if len(problems) > 0 {
+		return nil, &Error{Problems: problems}
+	}
+	return &c, nil
+}
+
+// Error lists every configuration problem, each naming its variable.
+type Error struct{ Problems []string }
+
+func (e *Error) Error() string {
+	return "invalid configuration:\n  " + strings.Join(e.Problems, "\n  ")
+}
+
+func readEnvFile(getenv func(string) string) (map[string]string, error) {
+	path, explicit := getenv("ENV_FILE"), true
+	if path == "" {
+		path, explicit = ".env", false
+	}
+	m, err := godotenv.Read(path)
+	switch {
+	case err == nil:
+		return m, nil
+	case !explicit && errors.Is(err, fs.ErrNotExist):
+		return map[string]string{}, nil
+	default:
+		return nil, &Error{Problems: []string{fmt.Sprintf("ENV_FILE: cannot read %q: %v", path, err)}}
+	}
+}
+
+// envKeys lists the variable names Config reads, so that a getenv function
+// (rather than a whole environment) is enough to load it.
+func envKeys(c *Config) ([]string, error) {
+	params, err := env.GetFieldParams(c)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, len(params))
+	for i, p := range params {
+		keys[i] = p.Key
+	}
+	return keys, nil
+}
+
+// parseProblems turns caarlos0/env's errors, which name Go fields, into
+// messages that name the environment variable.
+func parseProblems(err error) []string {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return []string{err.Error()}
+	}
+	t := reflect.TypeOf(Config{})
+	var out []string
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if !errors.As(e, &pe) {
+			out = append(out, e.Error())
+			continue
+		}
+		f, _ := t.FieldByName(pe.Name)
+		name := f.Tag.Get("env")
+		if f.Tag.Get("secret") == "true" {
+			out = append(out, name+": invalid value")
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s: %s", name, describe(pe.Type, pe.Err)))
+	}
+	return out
+}
+
+func describe(t reflect.Type, err error) string {
+	switch t {
+	case reflect.TypeOf(time.Duration(0)):
+		return "not a duration (examples: 500ms, 3s, 5m): " + err.Error()
+	case reflect.TypeOf(false):
+		return "not a boolean (true or false): " + err.Error()
+	}
+	return fmt.Sprintf("not a valid %s: %v", t, err)
+}
+
+// problems checks values that parsed but make no sense together.
+func (c *Config) problems() []string {
+	var p []string
+	add := func(format string, a ...any) { p = append(p, fmt.Sprintf(format, a...)) }
+	for _, r := range []struct{ name, val string }{
+		{"OKTA_ISSUER", c.OktaIssuer},
+		{"OKTA_CLIENT_ID", c.OktaClientID},
+		{"OKTA_CLIENT_SECRET", c.OktaClientSecret},
+		{"OPA_AUTHZ_URL", c.OPAAuthzURL},
+	} {
+		if strings.TrimSpace(r.val) == "" {
+			add("%s: required, must not be empty", r.name)
+		}
+	}
+	if c.OktaIssuer != "" {
+		if err := checkURL(c.OktaIssuer); err != nil {
+			add("OKTA_ISSUER: %v", err)
+		}
+	}
+	if c.OktaIntrospectURL != "" {
+		if err := checkURL(c.OktaIntrospectURL); err != nil {
+			add("OKTA_INTROSPECT_URL: %v", err)
+		}
+	}
+	if c.OPAAuthzURL != "" {
+		if err := checkURL(c.OPAAuthzURL); err != nil {
+			add("OPA_AUTHZ_URL: %v", err)
+		} else if u, _ := url.Parse(c.OPAAuthzURL); !strings.HasPrefix(u.Path, "/v1/data/") || len(u.Path) == len("/v1/data/") {
+			add("OPA_AUTHZ_URL: path must be a decision under /v1/data/, e.g. http://localhost:8181/v1/data/demoapi/authz/allow")
+		}
+	}
+	switch c.OktaAuthMethod {
+	case AuthClientSecretBasic, AuthClientSecretPost:
+	default:
+		add("OKTA_AUTH_METHOD: must be %s or %s, got %q", AuthClientSecretBasic, AuthClientSecretPost, c.OktaAuthMethod)
+	}
+	for _, a := range []struct{ name, val string }{{"LISTEN_ADDR", c.ListenAddr}, {"ADMIN_ADDR", c.AdminAddr}} {
+		if _, _, err := net.SplitHostPort(a.val); err != nil {
+			add("%s: must be host:port, got %q", a.name, a.val)
+		}
+	}
+	if c.ListenAddr == c.AdminAddr && !strings.HasSuffix(c.ListenAddr, ":0") {
+		add("ADMIN_ADDR: must differ from LISTEN_ADDR (%s)", c.ListenAddr)
+	}
+	for _, d := range []struct {
+		name string
+		val  time.Duration
+	}{
+		{"OKTA_TIMEOUT", c.OktaTimeout}, {"OPA_TIMEOUT", c.OPATimeout},
+		{"CACHE_TTL", c.CacheTTL}, {"CACHE_NEGATIVE_TTL", c.CacheNegativeTTL},
+		{"OKTA_BREAKER_OPEN_TIMEOUT", c.OktaBreakerOpenTimeout}, {"OPA_BREAKER_OPEN_TIMEOUT", c.OPABreakerOpenTimeout},
+		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
+	} {
+		if d.val <= 0 {
+			add("%s: must be a positive duration, got %s", d.name, d.val)
+		}
+	}
+	if c.CacheSize < 1 {
+		add("CACHE_SIZE: must be at least 1, got %d", c.CacheSize)
+	}
+	for _, f := range []struct {
+		name string
+		val  uint32
+	}{{"OKTA_BREAKER_FAILURES", c.OktaBreakerFailures}, {"OPA_BREAKER_FAILURES", c.OPABreakerFailures}} {
+		if f.val < 1 {
+			add("%s: must be at least 1", f.name)
+		}
+	}
+	return p
+}
+
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return errors.New("not a URL")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("must be an http or https URL, got scheme %q", u.Scheme)
+	}
+	if u.Host == "" {
+		return errors.New("must be an absolute URL with a host")
+	}
+	if u.User != nil {
+		return errors.New("must not carry credentials")
+	}
+	return nil
+}

@@ -1,0 +1,81 @@
+// Package gateway is authgate's HTTP side: the traffic listener, where every
+// protected request is checked (token, then policy), and the admin listener
+// with authgate's own endpoints.
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/authgate/authgate/internal/authn"
+	"github.com/authgate/authgate/internal/breaker"
+)
+
+// TokenVerifier is what the gateway needs of the token cache.
+type TokenVerifier interface {
+	// Lookup verifies token and says whether the cache answered. Errors are
+	// *fault.Error: Unauthenticated or Unavailable.
+	Lookup(ctx context.Context, token string) (*authn.Token, authn.Lookup, error)
+}
+
+// Deps are the gateway's dependencies, built by the caller.
+type Deps struct {
+	Tokens     TokenVerifier
+	OPA        Querier
+	OPABreaker *breaker.Breaker
+	IdPBreaker *breaker.Breaker
+	// OPATimeout bounds one decision.
+	OPATimeout time.Duration
+	// OPAHealthURL is OPA's GET /health, asked by /readyz.
+	OPAHealthURL string
+	// HTTPClient is used for OPA's health check.
+	HTTPClient *http.Client
+	// SendToken puts the raw token in the OPA input as jwt.tokenValue.
+	SendToken bool
+	Log       *slog.Logger
+	// Now is the clock for Retry-After; nil means time.Now.
+	Now func() time.Time
+}
+
+// Gateway holds the two HTTP handlers.
+type Gateway struct {
+	deps    Deps
+	decider *decider
+	traffic *echo.Echo
+	admin   *echo.Echo
+}
+
+// New builds the gateway and its routes.
+func New(d Deps) *Gateway {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.HTTPClient == nil {
+		d.HTTPClient = http.DefaultClient
+	}
+	g := &Gateway{
+		deps:    d,
+		decider: &decider{opa: d.OPA, breaker: d.OPABreaker, log: d.Log},
+		traffic: newEcho(d),
+		admin:   newEcho(d),
+	}
+	g.routes()
+	return g
+}
+
+func newEcho(d Deps) *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(d.Log, d.Now)
+	return e
+}
+
+// Traffic serves the protected API on LISTEN_ADDR.
+func (g *Gateway) Traffic() http.Handler { return g.traffic }
+
+// Admin serves authgate's own endpoints on ADMIN_ADDR.
+func (g *Gateway) Admin() http.Handler { return g.admin }
