@@ -1,0 +1,36 @@
+package gateway
+
+import (
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/authgate/authgate/internal/authn"
+)
+
+// record is what the check learned about one request: the access log and
+// the metrics read it once the request is answered. The check fills it in
+// as it goes, so that a request that fails midway still says how far it got.
+type record struct {
+	outcome    string // allow, deny, invalid_token, no_token, bad_request, unavailable
+	reason     string // e.g. "token inactive", "policy denied", "opa unavailable: breaker open"
+	subject    string
+	clientID   string
+	lookup     authn.Lookup
+	looked     bool          // lookup is meaningful
+	introspect time.Duration // time spent in the token lookup
+	opa        time.Duration // time spent asking OPA
+	decisionID string
+}
+
+const recordKey = "authgate.record"
+
+// recordOf returns the request's record, creating it on first use.
+func recordOf(c echo.Context) *record {
+	if r, ok := c.Get(recordKey).(*record); ok {
+		return r
+	}
+	r := &record{}
+	c.Set(recordKey, r)
+	return r
+}
