@@ -45,5 +45,16 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./pkg/introspect/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseResult$$' -fuzztime=$(FUZZTIME) ./pkg/opa/
 
+## load: the hey load scenarios and baselines (test/load); starts the local stack when it is not running.
+load: build $(BIN)/opa $(BIN)/hey
+	$(GO) build -o $(BIN)/minihop ./test/load/minihop
+	$(GO) build -o $(BIN)/bare ./test/load/bare
+	$(GO) run ./test/load -bin $(BIN)
+
+## bench: hot-path benchmarks (benchstat-friendly: make bench > new.txt; bin/benchstat old.txt new.txt).
+BENCHCOUNT ?= 6
+bench: $(BIN)/opa $(BIN)/benchstat
+	OPA_BIN=$(BIN)/opa $(GO) test -run='^$$' -bench=. -benchmem -count=$(BENCHCOUNT) ./internal/... ./pkg/...
+
 clean:
 	rm -rf $(BIN)

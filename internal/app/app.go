@@ -149,6 +149,9 @@ func build(cfg *config.Config, log *slog.Logger) (*gateway.Gateway, error) {
 		HTTPClient:   opaHTTP,
 		SendToken:    cfg.OPASendToken,
 		Log:          log,
+
+		DecisionCacheTTL:  cfg.DecisionCacheTTL,
+		DecisionCacheSize: cfg.CacheSize,
 	}), nil
 }
 

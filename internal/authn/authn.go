@@ -26,6 +26,11 @@ type Token struct {
 	Exp      int64    // seconds since the epoch; 0 when the server gave none
 	// Claims is the introspection answer as the server sent it (compacted).
 	Claims json.RawMessage
+	// CachedUntil is when the Cache entry holding this token ends (unix
+	// nanoseconds); set once by the Cache before the token is shared, 0 for
+	// a token that was not cached. What is derived from the token (a cached
+	// decision) must not outlive it.
+	CachedUntil int64
 }
 
 // Verifier checks a bearer token.
@@ -75,7 +80,9 @@ func (in *Introspection) Verify(ctx context.Context, token string) (*Token, erro
 	}
 	if err != nil {
 		var ie *introspect.Error
-		if errors.As(err, &ie) && in.OnRateLimit != nil && ie.RateLimit.Limit >= 0 {
+		// A transport failure (StatusCode 0) carries a zero RateLimit, not
+		// the -1 of absent headers: the server said nothing.
+		if errors.As(err, &ie) && in.OnRateLimit != nil && ie.StatusCode != 0 && ie.RateLimit.Limit >= 0 {
 			in.OnRateLimit(ie.RateLimit)
 		}
 		return nil, unavailable(err)

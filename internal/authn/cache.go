@@ -58,14 +58,9 @@ type Cache struct {
 	next     Verifier
 	settings CacheSettings
 	now      func() time.Time
-	pos      *lru.Cache[[sha256.Size]byte, posEntry]
+	pos      *lru.Cache[[sha256.Size]byte, *Token] // lives until Token.CachedUntil
 	neg      *lru.Cache[[sha256.Size]byte, negEntry]
 	flight   singleflight.Group
-}
-
-type posEntry struct {
-	tok      *Token
-	deadline int64 // unix nanos
 }
 
 type negEntry struct {
@@ -82,7 +77,7 @@ func NewCache(next Verifier, s CacheSettings) (*Cache, error) {
 		c.now = time.Now
 	}
 	var err error
-	if c.pos, err = lru.New[[sha256.Size]byte, posEntry](s.Size); err != nil {
+	if c.pos, err = lru.New[[sha256.Size]byte, *Token](s.Size); err != nil {
 		return nil, err
 	}
 	if c.neg, err = lru.New[[sha256.Size]byte, negEntry](max(s.Size/4, 1)); err != nil {
@@ -135,9 +130,9 @@ func (c *Cache) Lookup(ctx context.Context, token string) (*Token, Lookup, error
 
 func (c *Cache) get(key [sha256.Size]byte) (*Token, error, bool) {
 	now := c.now().UnixNano()
-	if e, ok := c.pos.Get(key); ok {
-		if now < e.deadline {
-			return e.tok, nil, true
+	if t, ok := c.pos.Get(key); ok {
+		if now < t.CachedUntil {
+			return t, nil, true
 		}
 		c.pos.Remove(key)
 	}
@@ -159,7 +154,8 @@ func (c *Cache) store(key [sha256.Size]byte, t *Token, err error) {
 				deadline = exp
 			}
 		}
-		c.added(c.pos.Add(key, posEntry{tok: t, deadline: deadline.UnixNano()}))
+		t.CachedUntil = deadline.UnixNano()
+		c.added(c.pos.Add(key, t))
 		return
 	}
 	var fe *fault.Error

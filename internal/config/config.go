@@ -50,6 +50,9 @@ type Config struct {
 	OPABreakerOpenTimeout  time.Duration `env:"OPA_BREAKER_OPEN_TIMEOUT" envDefault:"30s"`
 
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s"`
+
+	// Performance.
+	DecisionCacheTTL time.Duration `env:"DECISION_CACHE_TTL" envDefault:"0s"` // 0 = off
 }
 
 // IntrospectURL is OKTA_INTROSPECT_URL, or the Okta default under the issuer.
@@ -218,6 +221,9 @@ func (c *Config) problems() []string {
 		if d.val <= 0 {
 			add("%s: must be a positive duration, got %s", d.name, d.val)
 		}
+	}
+	if c.DecisionCacheTTL < 0 {
+		add("DECISION_CACHE_TTL: must be 0 (off) or a positive duration, got %s", c.DecisionCacheTTL)
 	}
 	if c.CacheSize < 1 {
 		add("CACHE_SIZE: must be at least 1, got %d", c.CacheSize)

@@ -2,11 +2,13 @@ package gateway
 
 import (
 	"context"
+	"net/http"
 	"net/url"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/fault"
 )
 
@@ -43,9 +45,11 @@ func (g *Gateway) authorize(c echo.Context, rec *record) error {
 	if err != nil {
 		return err
 	}
-	query, err := url.ParseQuery(req.URL.RawQuery)
-	if err != nil {
-		return &fault.Error{Kind: fault.BadRequest, Code: "invalid_request", Description: "malformed query string"}
+	var query url.Values
+	if req.URL.RawQuery != "" {
+		if query, err = url.ParseQuery(req.URL.RawQuery); err != nil {
+			return &fault.Error{Kind: fault.BadRequest, Code: "invalid_request", Description: "malformed query string"}
+		}
 	}
 	start := time.Now()
 	tok, lookup, err := g.deps.Tokens.Lookup(req.Context(), raw)
@@ -55,9 +59,30 @@ func (g *Gateway) authorize(c echo.Context, rec *record) error {
 	}
 	rec.subject, rec.clientID = tok.Subject, tok.ClientID
 
+	d, cached := decision{}, false
+	if g.decisions != nil {
+		d, cached = g.decisions.get(tok, req.Method, req.URL.Path)
+	}
+	if !cached {
+		if d, err = g.ask(req, rec, tok, raw, query); err != nil {
+			return err
+		}
+		if g.decisions != nil {
+			g.decisions.put(tok, req.Method, req.URL.Path, d)
+		}
+	}
+	rec.decisionID = d.id
+	if !d.allowed {
+		return &fault.Error{Kind: fault.Forbidden, Code: errPolicyDenied.Code, Description: errPolicyDenied.Description, Err: denyReason(d.reason)}
+	}
+	return nil
+}
+
+// ask builds the OPA input for the request and asks for the decision.
+func (g *Gateway) ask(req *http.Request, rec *record, tok *authn.Token, raw string, query url.Values) (decision, error) {
 	bp := bufPool.Get().(*[]byte)
 	body := appendInput((*bp)[:0], &facts{method: req.Method, path: req.URL.Path, query: query, header: req.Header}, tok, raw, g.deps.SendToken)
-	start = time.Now()
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(req.Context(), g.deps.OPATimeout)
 	d, err := g.decider.decide(ctx, body)
 	cancel()
@@ -65,15 +90,11 @@ func (g *Gateway) authorize(c echo.Context, rec *record) error {
 	if err != nil {
 		// The transport may still hold body after a failed call; only a
 		// completed one gives it back.
-		return err
+		return decision{}, err
 	}
 	*bp = body
 	bufPool.Put(bp)
-	rec.decisionID = d.id
-	if !d.allowed {
-		return &fault.Error{Kind: fault.Forbidden, Code: errPolicyDenied.Code, Description: errPolicyDenied.Description, Err: denyReason(d.reason)}
-	}
-	return nil
+	return d, nil
 }
 
 // denyReason keeps why OPA denied (undefined, not a boolean, false) for the log.

@@ -36,17 +36,23 @@ type Deps struct {
 	HTTPClient *http.Client
 	// SendToken puts the raw token in the OPA input as jwt.tokenValue.
 	SendToken bool
-	Log       *slog.Logger
+	// DecisionCacheTTL, when positive, caches decisions per token, method
+	// and path for that long (never past the token's cache entry), in an
+	// LRU of DecisionCacheSize entries.
+	DecisionCacheTTL  time.Duration
+	DecisionCacheSize int
+	Log               *slog.Logger
 	// Now is the clock for Retry-After; nil means time.Now.
 	Now func() time.Time
 }
 
 // Gateway holds the two HTTP handlers.
 type Gateway struct {
-	deps    Deps
-	decider *decider
-	traffic *echo.Echo
-	admin   *echo.Echo
+	deps      Deps
+	decider   *decider
+	decisions *decisionCache // nil when off
+	traffic   *echo.Echo
+	admin     *echo.Echo
 }
 
 // New builds the gateway and its routes.
@@ -62,6 +68,9 @@ func New(d Deps) *Gateway {
 		decider: &decider{opa: d.OPA, breaker: d.OPABreaker, log: d.Log},
 		traffic: newEcho(d),
 		admin:   newEcho(d),
+	}
+	if d.DecisionCacheTTL > 0 {
+		g.decisions = newDecisionCache(max(d.DecisionCacheSize, 1), d.DecisionCacheTTL, d.Now)
 	}
 	g.routes()
 	return g

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+type options struct {
+	bin                    string
+	requests, concurrency  int
+	coldTokens, coldFanout int
+	idpLatency             time.Duration
+}
+
+// Addresses of the default local stack (make run) and of what this command
+// starts beside it.
+const (
+	opaAddr       = "127.0.0.1:8181"
+	idpAddr       = "127.0.0.1:9000"
+	trafficAddr   = "127.0.0.1:8086"
+	adminAddr     = "127.0.0.1:9086"
+	dcTrafficAddr = "127.0.0.1:8087" // authgate with the decision cache on
+	dcAdminAddr   = "127.0.0.1:9087"
+	minihopAddr   = "127.0.0.1:8090"
+	bareAddr      = "127.0.0.1:8091"
+	decisionPath  = "/v1/data/demoapi/authz/allow"
+	issuerPath    = "/oauth2/default"
+)
+
+func run(ctx context.Context, o options, out io.Writer) error {
+	bin, err := filepath.Abs(o.bin)
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "authgate-load-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	var procs procs
+	defer procs.stopAll()
+
+	env := []string{"ENV_FILE=.env.example"}
+	if ready("http://" + adminAddr + "/readyz") {
+		fmt.Fprintln(out, "using the stack already running on", trafficAddr)
+	} else {
+		fmt.Fprintln(out, "starting the local stack (OPA, devidp with", o.idpLatency, "latency, authgate)")
+		if err := procs.start(ctx, work, "opa", bin+"/opa", []string{"run", "--server", "--addr", opaAddr, "--log-level", "error", "opa-policies"}, nil); err != nil {
+			return err
+		}
+		if err := procs.start(ctx, work, "devidp", bin+"/devidp", []string{"-addr", idpAddr, "-latency", o.idpLatency.String()}, nil); err != nil {
+			return err
+		}
+		if err := waitReady(ctx, "http://"+opaAddr+"/health", "http://"+idpAddr+issuerPath+"/.well-known/oauth-authorization-server"); err != nil {
+			return err
+		}
+		if err := procs.start(ctx, work, "authgate", bin+"/authgate", nil, env); err != nil {
+			return err
+		}
+	}
+	dcEnv := append(env, "LISTEN_ADDR="+dcTrafficAddr, "ADMIN_ADDR="+dcAdminAddr, "DECISION_CACHE_TTL=30s")
+	if err := procs.start(ctx, work, "authgate-decision-cache", bin+"/authgate", nil, dcEnv); err != nil {
+		return err
+	}
+	if err := waitReady(ctx, "http://"+adminAddr+"/readyz", "http://"+dcAdminAddr+"/readyz"); err != nil {
+		return err
+	}
+
+	token, err := fetchToken(ctx, "read_sayhello")
+	if err != nil {
+		return err
+	}
+	input, err := opaInput(ctx, token)
+	if err != nil {
+		return err
+	}
+	inputFile := filepath.Join(work, "input.json")
+	if err := os.WriteFile(inputFile, input, 0o600); err != nil {
+		return err
+	}
+	if err := procs.start(ctx, work, "minihop", bin+"/minihop", []string{"-addr", minihopAddr, "-opa", "http://" + opaAddr + decisionPath, "-input", inputFile}, nil); err != nil {
+		return err
+	}
+	if err := procs.start(ctx, work, "bare", bin+"/bare", []string{"-addr", bareAddr}, nil); err != nil {
+		return err
+	}
+	if err := waitReady(ctx, "http://"+minihopAddr+"/", "http://"+bareAddr+"/sayhello"); err != nil {
+		return err
+	}
+
+	h := hey{bin: bin + "/hey"}
+	auth := "Authorization: Bearer " + token
+	n, c := o.requests, o.concurrency
+	unsat := []string{"-n", "5000", "-c", "10", "-q", "100"} // 10 workers x 100 req/s, 5 s
+	scenarios := []scenario{
+		{name: "opa-direct", args: []string{"-n", itoa(n), "-c", itoa(c), "-m", "POST", "-T", "application/json", "-D", inputFile, "http://" + opaAddr + decisionPath}},
+		{name: "minimal-hop", args: []string{"-n", itoa(n), "-c", itoa(c), "http://" + minihopAddr + "/"}},
+		{name: "bare", args: []string{"-n", itoa(n), "-c", itoa(c), "http://" + bareAddr + "/sayhello"}},
+		{name: "hot", introspect: true, args: []string{"-n", itoa(n), "-c", itoa(c), "-H", auth, "http://" + trafficAddr + "/sayhello"}},
+		{name: "hot+decision-cache", args: []string{"-n", itoa(n), "-c", itoa(c), "-H", auth, "http://" + dcTrafficAddr + "/sayhello"}},
+		{name: "deny", introspect: true, args: []string{"-n", itoa(n), "-c", itoa(c), "-H", auth, "http://" + trafficAddr + "/saysecret"}},
+		{name: "no-token", introspect: true, args: []string{"-n", itoa(n), "-c", itoa(c), "http://" + trafficAddr + "/sayhello"}},
+		{name: "bad-token", introspect: true, args: []string{"-n", itoa(n), "-c", itoa(c), "-H", "Authorization: Bearer bm90LWEtdG9rZW4", "http://" + trafficAddr + "/sayhello"}},
+		{name: "minimal-hop unsat", args: append(unsat, "http://"+minihopAddr+"/")},
+		{name: "hot unsat", introspect: true, args: append(unsat, "-H", auth, "http://"+trafficAddr+"/sayhello")},
+	}
+	var results []result
+	for _, s := range scenarios {
+		before := introspections(ctx)
+		r, err := h.run(ctx, s.args)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		r.name = s.name
+		r.introspections = -1
+		if s.introspect {
+			r.introspections = delta(before, introspections(ctx))
+		}
+		results = append(results, r)
+		fmt.Fprintf(out, "  %-20s %8.0f req/s\n", s.name, r.rps)
+	}
+	before := introspections(ctx)
+	cold, err := runCold(ctx, "http://"+trafficAddr+"/sayhello", o.coldTokens, o.coldFanout)
+	if err != nil {
+		return fmt.Errorf("cold: %w", err)
+	}
+	cold.introspections = delta(before, introspections(ctx))
+	results = append(results, cold)
+
+	printTable(out, results)
+	return printVerdicts(out, results, o.coldTokens)
+}
+
+type scenario struct {
+	name       string
+	args       []string
+	introspect bool // report authgate's introspection calls
+}
+
+// fetchToken gets a token for the demo client of the development
+// authorization server (.env.example's stack).
+func fetchToken(ctx context.Context, scope string) (string, error) {
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {scope}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+idpAddr+issuerPath+"/v1/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("demo", "demo-secret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.AccessToken == "" {
+		return "", fmt.Errorf("token endpoint: status %d", resp.StatusCode)
+	}
+	return body.AccessToken, nil
+}
+
+// opaInput builds the input document authgate sends for hey's GET /sayhello
+// with token, so that OPA-direct and the minimal hop ask OPA the same thing.
+func opaInput(ctx context.Context, token string) ([]byte, error) {
+	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+idpAddr+issuerPath+"/v1/introspect", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("authgate", "authgate-dev-secret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var claims map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&claims); err != nil {
+		return nil, fmt.Errorf("introspect: %w", err)
+	}
+	scope, _ := claims["scope"].(string)
+	return json.Marshal(map[string]any{"input": map[string]any{
+		"method": "GET", "path": "/sayhello", "api": "/sayhello", "query": map[string]any{},
+		"headers": map[string]string{"user-agent": "hey/0.0.1", "content-type": "text/html", "accept-encoding": "gzip"},
+		"token":   claims, "scopes": strings.Fields(scope), "subject": claims["sub"],
+	}})
+}
