@@ -104,8 +104,11 @@ func newServer(h http.Handler, log *slog.Logger) *http.Server {
 
 // build makes the clients, breakers and cache from cfg.
 func build(cfg *config.Config, log *slog.Logger) (*gateway.Gateway, error) {
-	idpHTTP := &http.Client{Transport: newTransport(), Timeout: cfg.OktaTimeout}
-	opaHTTP := &http.Client{Transport: newTransport(), Timeout: cfg.OPATimeout}
+	// No http.Client.Timeout: every call carries a context deadline
+	// (OKTA_TIMEOUT in the cache, OPA_TIMEOUT in the check), and a client
+	// timeout would add a timer per request on the hot path.
+	idpHTTP := &http.Client{Transport: newTransport()}
+	opaHTTP := &http.Client{Transport: newTransport()}
 
 	onChange := func(name string, from, to breaker.State) {
 		log.Warn("circuit breaker state changed", "upstream", name, "from", from.String(), "to", to.String())

@@ -44,6 +44,41 @@ func introspections(ctx context.Context) int {
 	return int(total)
 }
 
+// median merges repeated runs of one scenario: the median run by p50, with
+// the median p99 and req/s, and all statuses and introspections added up.
+func median(rs []result) result {
+	if len(rs) == 1 {
+		return rs[0]
+	}
+	pick := func(f func(result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	m := rs[0]
+	m.statuses = map[int]int{}
+	m.requests, m.errors, m.introspections = 0, 0, 0
+	for _, r := range rs {
+		for c, n := range r.statuses {
+			m.statuses[c] += n
+		}
+		m.requests += r.requests
+		m.errors += r.errors
+		if r.introspections < 0 || m.introspections < 0 {
+			m.introspections = -1
+		} else {
+			m.introspections += r.introspections
+		}
+	}
+	m.p50 = pick(func(r result) float64 { return r.p50 })
+	m.p99 = pick(func(r result) float64 { return r.p99 })
+	m.rps = pick(func(r result) float64 { return r.rps })
+	return m
+}
+
 func delta(before, after int) int {
 	if before < 0 || after < 0 {
 		return -1

@@ -109,10 +109,17 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		{name: "deny", introspect: true, args: []string{"-n", itoa(n), "-c", itoa(c), "-H", auth, "http://" + trafficAddr + "/saysecret"}},
 		{name: "no-token", introspect: true, args: []string{"-n", itoa(n), "-c", itoa(c), "http://" + trafficAddr + "/sayhello"}},
 		{name: "bad-token", introspect: true, args: []string{"-n", itoa(n), "-c", itoa(c), "-H", "Authorization: Bearer bm90LWEtdG9rZW4", "http://" + trafficAddr + "/sayhello"}},
-		{name: "minimal-hop unsat", args: append(unsat, "http://"+minihopAddr+"/")},
-		{name: "hot unsat", introspect: true, args: append(unsat, "-H", auth, "http://"+trafficAddr+"/sayhello")},
 	}
-	var results []result
+	// The unsaturated pair compares latencies a fraction of a millisecond
+	// apart on a shared machine: run them alternately, three times, and keep
+	// the median.
+	for range 3 {
+		scenarios = append(scenarios,
+			scenario{name: "minimal-hop unsat", args: append(unsat, "http://"+minihopAddr+"/")},
+			scenario{name: "hot unsat", introspect: true, args: append(unsat, "-H", auth, "http://"+trafficAddr+"/sayhello")})
+	}
+	runs := map[string][]result{}
+	var order []string
 	for _, s := range scenarios {
 		before := introspections(ctx)
 		r, err := h.run(ctx, s.args)
@@ -124,8 +131,15 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		if s.introspect {
 			r.introspections = delta(before, introspections(ctx))
 		}
-		results = append(results, r)
+		if runs[s.name] == nil {
+			order = append(order, s.name)
+		}
+		runs[s.name] = append(runs[s.name], r)
 		fmt.Fprintf(out, "  %-20s %8.0f req/s\n", s.name, r.rps)
+	}
+	var results []result
+	for _, name := range order {
+		results = append(results, median(runs[name]))
 	}
 	before := introspections(ctx)
 	cold, err := runCold(ctx, "http://"+trafficAddr+"/sayhello", o.coldTokens, o.coldFanout)
