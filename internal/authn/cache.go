@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"time"
+	"unsafe"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/singleflight"
@@ -97,10 +98,23 @@ func (c *Cache) Verify(ctx context.Context, token string) (*Token, error) {
 
 // Lookup is Verify that also says how the cache answered.
 func (c *Cache) Lookup(ctx context.Context, token string) (*Token, Lookup, error) {
-	key := sha256.Sum256([]byte(token))
+	key := hashToken(token)
 	if t, err, ok := c.get(key); ok {
 		return t, Hit, err
 	}
+	return c.miss(ctx, token, key)
+}
+
+// hashToken is the cache key: SHA-256 of the token, never the token.
+func hashToken(token string) [sha256.Size]byte {
+	// Hash the string's bytes in place: Sum256 neither keeps nor changes
+	// them, and a copy would cost an allocation on every request.
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
+}
+
+// miss introspects once for all concurrent callers with the same key. It is
+// apart from Lookup so that a hit does not pay for the closure.
+func (c *Cache) miss(ctx context.Context, token string, key [sha256.Size]byte) (*Token, Lookup, error) {
 	ran := false
 	ch := c.flight.DoChan(string(key[:]), func() (any, error) {
 		ran = true

@@ -82,10 +82,21 @@ func Load(getenv func(string) string) (*Config, error) {
 		}
 	}
 	var problems []string
+	unparsed := map[string]bool{}
 	if err := env.ParseWithOptions(&c, env.Options{Environment: environ}); err != nil {
-		problems = append(problems, parseProblems(err)...)
+		for _, p := range parseProblems(err) {
+			name, _, _ := strings.Cut(p, ":")
+			unparsed[name] = true
+			problems = append(problems, p)
+		}
 	}
-	problems = append(problems, c.problems()...)
+	// A variable that failed to parse is left zero: do not report it a
+	// second time as if it had been set to zero.
+	for _, p := range c.problems() {
+		if name, _, _ := strings.Cut(p, ":"); !unparsed[name] {
+			problems = append(problems, p)
+		}
+	}
 	if len(problems) > 0 {
 		return nil, &Error{Problems: problems}
 	}
@@ -105,13 +116,18 @@ func readEnvFile(getenv func(string) string) (map[string]string, error) {
 		path, explicit = ".env", false
 	}
 	m, err := godotenv.Read(path)
+	var pe *fs.PathError
 	switch {
 	case err == nil:
 		return m, nil
 	case !explicit && errors.Is(err, fs.ErrNotExist):
 		return map[string]string{}, nil
-	default:
+	case errors.As(err, &pe):
 		return nil, &Error{Problems: []string{fmt.Sprintf("ENV_FILE: cannot read %q: %v", path, err)}}
+	default:
+		// godotenv's parse errors quote the rest of the file, which may
+		// hold OKTA_CLIENT_SECRET.
+		return nil, &Error{Problems: []string{fmt.Sprintf("ENV_FILE: cannot parse %q: malformed line (parser message withheld: it may quote a secret)", path)}}
 	}
 }
 

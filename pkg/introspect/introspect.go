@@ -178,24 +178,14 @@ func (c *Client) Introspect(ctx context.Context, token string) (*Response, error
 // object or "active" is missing or not a boolean; other members of the wrong
 // type are ignored, since the policy still sees them in Raw.
 func Parse(body []byte) (*Response, error) {
-	var w struct {
-		Active    *bool           `json:"active"`
-		Scope     json.RawMessage `json:"scope"`
-		ClientID  json.RawMessage `json:"client_id"`
-		Username  json.RawMessage `json:"username"`
-		TokenType json.RawMessage `json:"token_type"`
-		Exp       json.RawMessage `json:"exp"`
-		Iat       json.RawMessage `json:"iat"`
-		Nbf       json.RawMessage `json:"nbf"`
-		Sub       json.RawMessage `json:"sub"`
-		Aud       json.RawMessage `json:"aud"`
-		Iss       json.RawMessage `json:"iss"`
-		Jti       json.RawMessage `json:"jti"`
-	}
-	if err := json.Unmarshal(body, &w); err != nil {
+	// A map, not a struct: encoding/json matches struct fields without
+	// regard to case, so {"active":false,"Active":true} would read as active.
+	var w map[string]json.RawMessage
+	if err := json.Unmarshal(body, &w); err != nil || w == nil {
 		return nil, errors.New("answer is not a JSON object")
 	}
-	if w.Active == nil {
+	var active bool
+	if err := json.Unmarshal(w["active"], &active); err != nil || len(w["active"]) == 0 || string(w["active"]) == "null" {
 		return nil, errors.New(`answer lacks a boolean "active" member`)
 	}
 	var raw bytes.Buffer
@@ -203,18 +193,18 @@ func Parse(body []byte) (*Response, error) {
 		return nil, errors.New("answer is not valid JSON")
 	}
 	r := &Response{
-		Active:    *w.Active,
-		Scope:     str(w.Scope),
-		ClientID:  str(w.ClientID),
-		Username:  str(w.Username),
-		TokenType: str(w.TokenType),
-		Exp:       numericDate(w.Exp),
-		Iat:       numericDate(w.Iat),
-		Nbf:       numericDate(w.Nbf),
-		Sub:       str(w.Sub),
-		Aud:       audience(w.Aud),
-		Iss:       str(w.Iss),
-		Jti:       str(w.Jti),
+		Active:    active,
+		Scope:     str(w["scope"]),
+		ClientID:  str(w["client_id"]),
+		Username:  str(w["username"]),
+		TokenType: str(w["token_type"]),
+		Exp:       numericDate(w["exp"]),
+		Iat:       numericDate(w["iat"]),
+		Nbf:       numericDate(w["nbf"]),
+		Sub:       str(w["sub"]),
+		Aud:       audience(w["aud"]),
+		Iss:       str(w["iss"]),
+		Jti:       str(w["jti"]),
 		Raw:       bytes.Clone(raw.Bytes()),
 	}
 	return r, nil
@@ -241,9 +231,12 @@ func audience(m json.RawMessage) []string {
 	if len(m) == 0 {
 		return nil
 	}
-	var one string
+	var one *string
 	if json.Unmarshal(m, &one) == nil {
-		return []string{one}
+		if one == nil {
+			return nil
+		}
+		return []string{*one}
 	}
 	var many []string
 	if json.Unmarshal(m, &many) == nil {

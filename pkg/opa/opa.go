@@ -158,16 +158,19 @@ func ParseResult(body []byte) (Result, error) {
 	case bytes.Equal(b, answerUndef):
 		return Result{}, nil
 	}
-	var w struct {
-		Result     json.RawMessage `json:"result"`
-		DecisionID string          `json:"decision_id"`
-	}
+	// A map, not a struct: encoding/json matches struct fields without
+	// regard to case, so {"result":false,"Result":true} would be allowed.
+	var w map[string]json.RawMessage
 	if err := json.Unmarshal(b, &w); err != nil || len(b) == 0 || b[0] != '{' {
 		return Result{}, errors.New("answer is not a JSON object")
 	}
-	r := Result{DecisionID: printable(w.DecisionID, 128)}
-	if len(w.Result) > 0 && string(w.Result) != "null" {
-		r.Defined, r.Value = true, w.Result
+	var id string
+	if m, ok := w["decision_id"]; ok && json.Unmarshal(m, &id) != nil {
+		return Result{}, errors.New("answer is not a JSON object")
+	}
+	r := Result{DecisionID: printable(id, 128)}
+	if m := w["result"]; len(m) > 0 && string(m) != "null" {
+		r.Defined, r.Value = true, m
 	}
 	return r, nil
 }

@@ -1,0 +1,506 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/authgate/authgate/internal/authn"
+	"github.com/authgate/authgate/internal/breaker"
+	"github.com/authgate/authgate/internal/fault"
+	"github.com/authgate/authgate/pkg/opa"
+)
+
+// fakeTokens stands in for the token cache.
+type fakeTokens struct {
+	LookupFn func(ctx context.Context, token string) (*authn.Token, authn.Lookup, error)
+	calls    atomic.Int32
+}
+
+var _ TokenVerifier = (*fakeTokens)(nil)
+
+func (f *fakeTokens) Lookup(ctx context.Context, token string) (*authn.Token, authn.Lookup, error) {
+	f.calls.Add(1)
+	return f.LookupFn(ctx, token)
+}
+
+// fakeQuerier stands in for opa.Client.
+type fakeQuerier struct {
+	QueryFn func(ctx context.Context, body []byte) (opa.Result, error)
+	calls   atomic.Int32
+}
+
+var _ Querier = (*fakeQuerier)(nil)
+
+func (f *fakeQuerier) Query(ctx context.Context, body []byte) (opa.Result, error) {
+	f.calls.Add(1)
+	return f.QueryFn(ctx, body)
+}
+
+// answer returns a fakeQuerier that always gives r.
+func answer(r opa.Result) *fakeQuerier {
+	return &fakeQuerier{QueryFn: func(context.Context, []byte) (opa.Result, error) { return r, nil }}
+}
+
+var (
+	allow     = opa.Result{Defined: true, Value: json.RawMessage("true")}
+	deny      = opa.Result{Defined: true, Value: json.RawMessage("false")}
+	undefined = opa.Result{}
+)
+
+// Tokens the fake cache knows.
+const (
+	goodToken     = "good-token.eyJzdWIiOiJhbGljZSJ9.c2ln"
+	inactiveToken = "inactive-token"
+	idpDownToken  = "idp-down-token"
+)
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type harness struct {
+	g          *Gateway
+	tokens     *fakeTokens
+	opaBreaker *breaker.Breaker
+	idpBreaker *breaker.Breaker
+	now        time.Time
+	log        *syncBuffer
+}
+
+// newHarness builds a gateway over the fake cache and q. The clock is fixed,
+// so Retry-After values are exact.
+func newHarness(t testing.TB, q Querier, configure ...func(*Deps)) *harness {
+	t.Helper()
+	h := &harness{now: time.Now(), log: &syncBuffer{}}
+	h.tokens = &fakeTokens{LookupFn: func(_ context.Context, token string) (*authn.Token, authn.Lookup, error) {
+		switch token {
+		case goodToken:
+			return &authn.Token{Subject: "alice", ClientID: "demo", Scope: "read_sayhello", Scopes: []string{"read_sayhello"},
+				Claims: json.RawMessage(`{"active":true,"sub":"alice","client_id":"demo","scope":"read_sayhello"}`)}, authn.Hit, nil
+		case idpDownToken:
+			return nil, authn.Miss, &fault.Error{Kind: fault.Unavailable, Code: "temporarily_unavailable",
+				Description: "authorization server unavailable", RetryAfter: h.now.Add(7 * time.Second), Err: errors.New("introspect: status 502")}
+		}
+		return nil, authn.Miss, &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token", Description: "token is not active"}
+	}}
+	h.opaBreaker = breaker.New(breaker.Settings{Name: "opa", Failures: 2, OpenTimeout: time.Hour, IsFailure: authn.IsUpstreamFailure})
+	h.idpBreaker = breaker.New(breaker.Settings{Name: "idp", Failures: 1, OpenTimeout: time.Hour, IsFailure: authn.IsUpstreamFailure})
+	d := Deps{
+		Tokens:       h.tokens,
+		OPA:          q,
+		OPABreaker:   h.opaBreaker,
+		IdPBreaker:   h.idpBreaker,
+		OPATimeout:   5 * time.Second,
+		OPAHealthURL: "http://127.0.0.1:1/health",
+		Log:          slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now:          func() time.Time { return h.now },
+	}
+	for _, c := range configure {
+		c(&d)
+	}
+	h.g = New(d)
+	return h
+}
+
+// get serves GET target on the traffic listener.
+func (h *harness) get(target, authorization string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodGet, target, nil)
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	rec := httptest.NewRecorder()
+	h.g.Traffic().ServeHTTP(rec, req)
+	return rec
+}
+
+// opaServer is an httptest stand-in for OPA's Data API answering status and body.
+func opaServer(t *testing.T, status int, body string) *opa.Client {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/v1/data/demoapi/authz/allow" {
+			t.Errorf("OPA got %s %s", r.Method, r.URL.Path)
+		}
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	return &opa.Client{URL: srv.URL + "/v1/data/demoapi/authz/allow", HTTPClient: srv.Client()}
+}
+
+// checkErrorBody checks the JSON error shape shared by every error answer.
+func checkErrorBody(t *testing.T, rec *httptest.ResponseRecorder, wantError string) {
+	t.Helper()
+	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("Content-Type = %q, want JSON", ct)
+	}
+	var body map[string]string
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+		t.Fatalf("body %q is not a JSON object of strings: %v", rec.Body, err)
+	}
+	if body["error"] != wantError {
+		t.Errorf("error = %q, want %q (body %s)", body["error"], wantError, rec.Body)
+	}
+	for k := range body {
+		if k != "error" && k != "error_description" {
+			t.Errorf("unexpected member %q in %s", k, rec.Body)
+		}
+	}
+}
+
+func TestRequestPath(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		opa           func(t *testing.T) Querier
+		target        string
+		authorization string
+		status        int
+		body          string // the exact body of a 200
+		error         string // the "error" member otherwise
+		challenge     string // exact WWW-Authenticate; "-" for none
+		retryAfter    string // exact Retry-After; "" for none
+		opaCalls      int32  // -1: not checked (httptest OPA)
+		warn          string // a warning the operator must see in the log
+	}{
+		{
+			name: "allow", opa: func(*testing.T) Querier { return answer(allow) },
+			target: "/sayhello", authorization: "Bearer " + goodToken,
+			status: 200, body: `{"message":"Hello there!!"}`, challenge: "-", opaCalls: 1,
+		},
+		{
+			name: "allow secret", opa: func(*testing.T) Querier { return answer(allow) },
+			target: "/saysecret?x=1", authorization: "Bearer " + goodToken,
+			status: 200, body: `{"message":"This is a secret"}`, challenge: "-", opaCalls: 1,
+		},
+		{
+			name: "allow through OPA's HTTP API", opa: func(t *testing.T) Querier { return opaServer(t, 200, `{"result":true,"decision_id":"d1"}`) },
+			target: "/sayhello", authorization: "Bearer " + goodToken,
+			status: 200, body: `{"message":"Hello there!!"}`, challenge: "-", opaCalls: -1,
+		},
+		{
+			name: "policy false", opa: func(*testing.T) Querier { return answer(deny) },
+			target: "/sayhello", authorization: "Bearer " + goodToken,
+			status: 403, error: "access_denied", challenge: "-", opaCalls: 1,
+		},
+		{
+			name: "policy undefined", opa: func(t *testing.T) Querier { return opaServer(t, 200, `{}`) },
+			target: "/sayhello", authorization: "Bearer " + goodToken,
+			status: 403, error: "access_denied", challenge: "-", opaCalls: -1, warn: "opa decision undefined",
+		},
+		{
+			name: "policy null", opa: func(t *testing.T) Querier { return opaServer(t, 200, `{"result":null}`) },
+			target: "/sayhello", authorization: "Bearer " + goodToken,
+			status: 403, error: "access_denied", challenge: "-", opaCalls: -1, warn: "opa decision undefined",
+		},
+		{
+			name: "policy not a boolean", opa: func(t *testing.T) Querier { return opaServer(t, 200, `{"result":{"allow":true}}`) },
+			target: "/sayhello", authorization: "Bearer " + goodToken,
+			status: 403, error: "access_denied", challenge: "-", opaCalls: -1, warn: "opa decision is not a boolean",
+		},
+		{
+			name: "policy the string true", opa: func(*testing.T) Querier {
+				return answer(opa.Result{Defined: true, Value: json.RawMessage(`"true"`)})
+			},
+			target: "/sayhello", authorization: "Bearer " + goodToken,
+			status: 403, error: "access_denied", challenge: "-", opaCalls: 1, warn: "opa decision is not a boolean",
+		},
+		{
+			name: "OPA 500", opa: func(t *testing.T) Querier {
+				return opaServer(t, 500, `{"code":"internal_error","message":"eval_conflict_error"}`)
+			},
+			target: "/sayhello", authorization: "Bearer " + goodToken,
+			status: 503, error: "temporarily_unavailable", challenge: "-", retryAfter: "2", opaCalls: -1,
+		},
+		{
+			name: "OPA garbage", opa: func(t *testing.T) Querier { return opaServer(t, 200, `<html>`) },
+			target: "/sayhello", authorization: "Bearer " + goodToken,
+			status: 503, error: "temporarily_unavailable", challenge: "-", retryAfter: "2", opaCalls: -1,
+		},
+		{
+			name: "no token", opa: func(*testing.T) Querier { return answer(allow) },
+			target: "/sayhello",
+			status: 401, error: "unauthorized", challenge: `Bearer realm="authgate"`,
+		},
+		{
+			name: "basic credentials", opa: func(*testing.T) Querier { return answer(allow) },
+			target: "/sayhello", authorization: "Basic dXNlcjpwYXNz",
+			status: 401, error: "unauthorized", challenge: `Bearer realm="authgate"`,
+		},
+		{
+			name: "empty bearer", opa: func(*testing.T) Querier { return answer(allow) },
+			target: "/sayhello", authorization: "Bearer ",
+			status: 400, error: "invalid_request",
+			challenge: `Bearer realm="authgate", error="invalid_request", error_description="empty bearer token"`,
+		},
+		{
+			name: "malformed token", opa: func(*testing.T) Querier { return answer(allow) },
+			target: "/sayhello", authorization: "Bearer " + goodToken + ",x",
+			status: 401, error: "invalid_token",
+			challenge: `Bearer realm="authgate", error="invalid_token", error_description="malformed token"`,
+		},
+		{
+			name: "inactive token", opa: func(*testing.T) Querier { return answer(allow) },
+			target: "/sayhello", authorization: "Bearer " + inactiveToken,
+			status: 401, error: "invalid_token",
+			challenge: `Bearer realm="authgate", error="invalid_token", error_description="token is not active"`,
+		},
+		{
+			name: "IdP unavailable", opa: func(*testing.T) Querier { return answer(allow) },
+			target: "/sayhello", authorization: "Bearer " + idpDownToken,
+			status: 503, error: "temporarily_unavailable", challenge: "-", retryAfter: "7",
+		},
+		{
+			name: "malformed query", opa: func(*testing.T) Querier { return answer(allow) },
+			target: "/sayhello?q=%zz", authorization: "Bearer " + goodToken,
+			status: 400, error: "invalid_request",
+			challenge: `Bearer realm="authgate", error="invalid_request", error_description="malformed query string"`,
+		},
+		{
+			name: "unknown path", opa: func(*testing.T) Querier { return answer(allow) },
+			target: "/nowhere", authorization: "Bearer " + goodToken,
+			status: 404, error: "not_found", challenge: "-",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := tc.opa(t)
+			h := newHarness(t, q)
+			rec := h.get(tc.target, tc.authorization)
+
+			if rec.Code != tc.status {
+				t.Fatalf("status = %d, want %d (body %s)", rec.Code, tc.status, rec.Body)
+			}
+			if tc.status == 200 {
+				if got := rec.Body.String(); got != tc.body {
+					t.Errorf("body = %s, want %s", got, tc.body)
+				}
+			} else {
+				checkErrorBody(t, rec, tc.error)
+			}
+			if got := rec.Header().Values("WWW-Authenticate"); tc.challenge == "-" && len(got) != 0 ||
+				tc.challenge != "-" && (len(got) != 1 || got[0] != tc.challenge) {
+				t.Errorf("WWW-Authenticate = %q, want %q", got, tc.challenge)
+			}
+			if got := rec.Header().Get("Retry-After"); got != tc.retryAfter {
+				t.Errorf("Retry-After = %q, want %q", got, tc.retryAfter)
+			}
+			if f, ok := q.(*fakeQuerier); ok && tc.opaCalls >= 0 {
+				if got := f.calls.Load(); got != tc.opaCalls {
+					t.Errorf("OPA called %d times, want %d", got, tc.opaCalls)
+				}
+			}
+			if log := h.log.String(); tc.warn != "" && !strings.Contains(log, tc.warn) ||
+				tc.warn == "" && strings.Contains(log, "opa decision") {
+				t.Errorf("log = %q, want the warning %q", log, tc.warn)
+			}
+			for _, where := range []string{rec.Body.String(), h.log.String()} {
+				if strings.Contains(where, "token.eyJ") || strings.Contains(where, "inactive-token") || strings.Contains(where, "idp-down-token") {
+					t.Errorf("the token leaked: %s", where)
+				}
+			}
+		})
+	}
+}
+
+func TestRequestPathOPAInput(t *testing.T) {
+	var got []byte
+	q := &fakeQuerier{QueryFn: func(ctx context.Context, body []byte) (opa.Result, error) {
+		if _, ok := ctx.Deadline(); !ok {
+			t.Error("OPA query without a deadline")
+		}
+		got = bytes.Clone(body) // the gateway reuses its buffer
+		return allow, nil
+	}}
+	for _, sendToken := range []bool{false, true} {
+		h := newHarness(t, q, func(d *Deps) { d.SendToken = sendToken })
+		req := httptest.NewRequest(http.MethodGet, "/sayhello?q=a&q=b", nil)
+		req.Header.Set("Authorization", "Bearer "+goodToken)
+		req.Header.Set("Cookie", "session=s3cr3t")
+		req.Header.Set("X-Request-Id", "r1")
+		rec := httptest.NewRecorder()
+		h.g.Traffic().ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			t.Fatalf("status = %d", rec.Code)
+		}
+		in := decodeInput(t, got, sendToken)
+		if in.Method != "GET" || in.Path != "/sayhello" || in.Subject != "alice" || in.Headers["x-request-id"] != "r1" ||
+			len(in.Query["q"]) != 2 || len(in.Scopes) != 1 {
+			t.Errorf("input = %+v", in)
+		}
+		if bytes.Contains(got, []byte("s3cr3t")) || bytes.Contains(got, []byte(goodToken)) != sendToken {
+			t.Errorf("sendToken %v: input %s", sendToken, got)
+		}
+	}
+}
+
+func TestRequestPathOPABreaker(t *testing.T) {
+	q := &fakeQuerier{QueryFn: func(context.Context, []byte) (opa.Result, error) {
+		return opa.Result{}, &opa.Error{StatusCode: 500, Code: "internal_error"}
+	}}
+	h := newHarness(t, q) // the OPA breaker opens after 2 failures
+	for range 2 {
+		if rec := h.get("/sayhello", "Bearer "+goodToken); rec.Code != 503 {
+			t.Fatalf("status = %d, want 503", rec.Code)
+		}
+	}
+	if h.opaBreaker.State() != breaker.Open {
+		t.Fatalf("OPA breaker = %v, want open", h.opaBreaker.State())
+	}
+	rec := h.get("/sayhello", "Bearer "+goodToken)
+	if rec.Code != 503 {
+		t.Fatalf("status = %d, want 503", rec.Code)
+	}
+	checkErrorBody(t, rec, "temporarily_unavailable")
+	if got := q.calls.Load(); got != 2 {
+		t.Errorf("OPA called %d times, want 2: the open breaker must not call it", got)
+	}
+	// About an hour: the breaker's open time, on the real clock.
+	if s, err := strconv.Atoi(rec.Header().Get("Retry-After")); err != nil || s < 3500 || s > 3601 {
+		t.Errorf("Retry-After = %q, want about 3600", rec.Header().Get("Retry-After"))
+	}
+}
+
+// A deny is an answer, not an upstream failure: it never opens the breaker.
+func TestRequestPathDenyDoesNotOpenBreaker(t *testing.T) {
+	h := newHarness(t, answer(deny))
+	for range 5 {
+		h.get("/sayhello", "Bearer "+goodToken)
+	}
+	h.get("/sayhello", "Bearer "+inactiveToken)
+	if h.opaBreaker.State() != breaker.Closed {
+		t.Errorf("OPA breaker = %v, want closed", h.opaBreaker.State())
+	}
+}
+
+func TestRequestPathMethodNotAllowed(t *testing.T) {
+	h := newHarness(t, answer(allow))
+	req := httptest.NewRequest(http.MethodPost, "/sayhello", strings.NewReader("{}"))
+	req.Header.Set("Authorization", "Bearer "+goodToken)
+	rec := httptest.NewRecorder()
+	h.g.Traffic().ServeHTTP(rec, req)
+	if rec.Code != http.StatusMethodNotAllowed {
+		t.Fatalf("status = %d, want 405", rec.Code)
+	}
+	checkErrorBody(t, rec, "method_not_allowed")
+}
+
+func TestAdminHealthz(t *testing.T) {
+	h := newHarness(t, answer(allow))
+	rec := httptest.NewRecorder()
+	h.g.Admin().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	if rec.Code != 200 || rec.Body.String() != `{"status":"ok"}` {
+		t.Errorf("/healthz = %d %s", rec.Code, rec.Body)
+	}
+	// The protected API is not on the admin listener, nor the reverse.
+	rec = httptest.NewRecorder()
+	h.g.Admin().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/sayhello", nil))
+	if rec.Code != 404 {
+		t.Errorf("admin /sayhello = %d, want 404", rec.Code)
+	}
+	if rec := h.get("/healthz", ""); rec.Code != 404 {
+		t.Errorf("traffic /healthz = %d, want 404", rec.Code)
+	}
+}
+
+func TestAdminReadyz(t *testing.T) {
+	healthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/health" {
+			t.Errorf("health check asked %s", r.URL.Path)
+		}
+		io.WriteString(w, `{}`)
+	}))
+	defer healthy.Close()
+	sick := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	defer sick.Close()
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+
+	trip := func(b *breaker.Breaker) {
+		done, err := b.Allow()
+		if err != nil {
+			t.Fatal(err)
+		}
+		done(&fault.Error{Kind: fault.Unavailable})
+	}
+	for _, tc := range []struct {
+		name   string
+		health string
+		setup  func(h *harness)
+		status int
+		want   map[string]string
+	}{
+		{"ready", healthy.URL + "/health", nil, 200, map[string]string{"opa": "ok", "idp": "ok"}},
+		{"OPA unreachable", gone.URL + "/health", nil, 503, map[string]string{"opa": "unreachable", "idp": "ok"}},
+		{"OPA unhealthy", sick.URL + "/health", nil, 503, map[string]string{"opa": "unhealthy: status Internal Server Error", "idp": "ok"}},
+		{"OPA breaker open", healthy.URL + "/health", func(h *harness) { trip(h.opaBreaker); trip(h.opaBreaker) }, 503,
+			map[string]string{"opa": "breaker open", "idp": "ok"}},
+		{"IdP breaker open", healthy.URL + "/health", func(h *harness) { trip(h.idpBreaker) }, 200,
+			map[string]string{"opa": "ok", "idp": "breaker open"}},
+		{"IdP rate limited", healthy.URL + "/health", func(h *harness) { h.idpBreaker.Hold(time.Now().Add(time.Hour)) }, 200,
+			map[string]string{"opa": "ok", "idp": "rate limited"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, answer(allow), func(d *Deps) { d.OPAHealthURL = tc.health })
+			if tc.setup != nil {
+				tc.setup(h)
+			}
+			rec := httptest.NewRecorder()
+			h.g.Admin().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+			if rec.Code != tc.status {
+				t.Errorf("status = %d, want %d", rec.Code, tc.status)
+			}
+			var got map[string]string
+			if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+				t.Fatalf("body %s: %v", rec.Body, err)
+			}
+			if len(got) != len(tc.want) || got["opa"] != tc.want["opa"] || got["idp"] != tc.want["idp"] {
+				t.Errorf("body = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func BenchmarkCheckAllow(b *testing.B) {
+	h := newHarness(b, answer(allow), func(d *Deps) { d.Log = slog.New(slog.DiscardHandler) })
+	req := httptest.NewRequest(http.MethodGet, "/sayhello?q=1", nil)
+	req.Header.Set("Authorization", "Bearer "+goodToken)
+	req.Header.Set("User-Agent", "hey/0.0.1")
+	req.Header.Set("Accept", "application/json")
+	handler := h.g.Traffic()
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			b.Fatalf("status = %d", rec.Code)
+		}
+	}
+}
