@@ -20,6 +20,7 @@ const (
 	Miss      Lookup = iota // this call introspected
 	Hit                     // answered from a live entry
 	Coalesced               // waited for another call's introspection
+	Stale                   // the server could not answer; served a recently expired entry (StaleIfError)
 )
 
 func (l Lookup) String() string {
@@ -28,6 +29,8 @@ func (l Lookup) String() string {
 		return "hit"
 	case Coalesced:
 		return "coalesced"
+	case Stale:
+		return "stale"
 	}
 	return "miss"
 }
@@ -49,6 +52,12 @@ type CacheSettings struct {
 	Now func() time.Time
 	// OnEvict, when set, is called when an entry is pushed out for room.
 	OnEvict func()
+	// StaleIfError, when positive, lets an active entry that TTL ended
+	// answer for that much longer while Next is Unavailable (never past the
+	// token's exp). Zero serves nothing stale.
+	StaleIfError time.Duration
+	// OnStale, when set, is called for each answer served stale.
+	OnStale func()
 }
 
 // Cache is a Verifier that remembers answers by the SHA-256 of the token and
@@ -64,8 +73,9 @@ type Cache struct {
 }
 
 type posEntry struct {
-	tok      *Token
-	deadline int64 // unix nanos
+	tok        *Token
+	deadline   int64 // unix nanos
+	staleUntil int64 // unix nanos; <= deadline when it may not be served stale
 }
 
 type negEntry struct {
@@ -111,13 +121,18 @@ func (c *Cache) Lookup(ctx context.Context, token string) (*Token, Lookup, error
 		ran = true
 		// Another caller may have stored the answer between our get and now.
 		if t, err, ok := c.get(key); ok {
-			return t, err
+			return flightResult{tok: t}, err
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.settings.Timeout)
 		defer cancel()
 		t, err := c.next.Verify(ctx, token)
+		if fault.Is(err, fault.Unavailable) {
+			if t, ok := c.stale(key); ok {
+				return flightResult{tok: t, stale: true}, nil
+			}
+		}
 		c.store(key, t, err)
-		return t, err
+		return flightResult{tok: t}, err
 	})
 	select {
 	case r := <-ch:
@@ -125,8 +140,14 @@ func (c *Cache) Lookup(ctx context.Context, token string) (*Token, Lookup, error
 		if ran {
 			how = Miss
 		}
-		t, _ := r.Val.(*Token)
-		return t, how, r.Err
+		res, _ := r.Val.(flightResult)
+		if res.stale {
+			how = Stale
+			if c.settings.OnStale != nil {
+				c.settings.OnStale()
+			}
+		}
+		return res.tok, how, r.Err
 	case <-ctx.Done():
 		return nil, Miss, &fault.Error{Kind: fault.Unavailable, Code: "temporarily_unavailable",
 			Description: "request cancelled while waiting for the authorization server", Err: ctx.Err()}
@@ -139,7 +160,9 @@ func (c *Cache) get(key [sha256.Size]byte) (*Token, error, bool) {
 		if now < e.deadline {
 			return e.tok, nil, true
 		}
-		c.pos.Remove(key)
+		if now >= e.staleUntil {
+			c.pos.Remove(key)
+		}
 	}
 	if e, ok := c.neg.Peek(key); ok {
 		if now < e.deadline {
@@ -159,11 +182,12 @@ func (c *Cache) store(key [sha256.Size]byte, t *Token, err error) {
 				deadline = exp
 			}
 		}
-		c.added(c.pos.Add(key, posEntry{tok: t, deadline: deadline.UnixNano()}))
+		c.added(c.pos.Add(key, posEntry{tok: t, deadline: deadline.UnixNano(), staleUntil: staleUntil(deadline, t.Exp, c.settings.StaleIfError)}))
 		return
 	}
 	var fe *fault.Error
 	if errors.As(err, &fe) && fe.Kind == fault.Unauthenticated {
+		c.pos.Remove(key) // a stale entry must not outlive a definite "no"
 		c.added(c.neg.Add(key, negEntry{err: fe, deadline: now.Add(c.settings.NegativeTTL).UnixNano()}))
 	}
 }
