@@ -23,15 +23,14 @@ import (
 	"github.com/authgate/authgate/pkg/opa"
 )
 
-// Server limits on both listeners. MaxHeaderBytes stays well above
-// gateway.MaxTokenBytes so that an over-long token gets a clear 401 rather
-// than Go's bare 431.
+// Server limits on both listeners (READ_HEADER_TIMEOUT is configured).
+// MaxHeaderBytes stays well above gateway.MaxTokenBytes so that an over-long
+// token gets a clear 401 rather than Go's bare 431.
 const (
-	readHeaderTimeout = 10 * time.Second
-	readTimeout       = 30 * time.Second
-	writeTimeout      = 30 * time.Second
-	idleTimeout       = 120 * time.Second
-	maxHeaderBytes    = 64 << 10
+	readTimeout    = 30 * time.Second
+	writeTimeout   = 30 * time.Second
+	idleTimeout    = 120 * time.Second
+	maxHeaderBytes = 64 << 10
 )
 
 // Run runs authgate until ctx ends or SIGINT/SIGTERM arrives, then shuts
@@ -61,7 +60,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	servers := []*http.Server{newServer(gw.Traffic(), log), newServer(gw.Admin(), log)}
+	servers := []*http.Server{newServer(gw.Traffic(), log, cfg), newServer(gw.Admin(), log, cfg)}
 	errc := make(chan error, len(servers))
 	for i, ln := range []net.Listener{trafficLn, adminLn} {
 		go func() { errc <- servers[i].Serve(ln) }()
@@ -90,10 +89,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	return nil
 }
 
-func newServer(h http.Handler, log *slog.Logger) *http.Server {
+func newServer(h http.Handler, log *slog.Logger, cfg *config.Config) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: readHeaderTimeout,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
@@ -104,8 +103,17 @@ func newServer(h http.Handler, log *slog.Logger) *http.Server {
 
 // build makes the clients, breakers and cache from cfg.
 func build(cfg *config.Config, log *slog.Logger) (*gateway.Gateway, error) {
-	idpHTTP := &http.Client{Transport: newTransport(), Timeout: cfg.OktaTimeout}
-	opaHTTP := &http.Client{Transport: newTransport(), Timeout: cfg.OPATimeout}
+	warnPlainHTTP(cfg, log)
+	idpT, err := idpTransport(cfg)
+	if err != nil {
+		return nil, err
+	}
+	opaT, err := opaTransport(cfg)
+	if err != nil {
+		return nil, err
+	}
+	idpHTTP := &http.Client{Transport: idpT, Timeout: cfg.OktaTimeout}
+	opaHTTP := &http.Client{Transport: opaT, Timeout: cfg.OPATimeout}
 
 	onChange := func(name string, from, to breaker.State) {
 		log.Warn("circuit breaker state changed", "upstream", name, "from", from.String(), "to", to.String())
@@ -122,15 +130,23 @@ func build(cfg *config.Config, log *slog.Logger) (*gateway.Gateway, error) {
 		AuthMethod:   cfg.OktaAuthMethod,
 		HTTPClient:   idpHTTP,
 	}
-	verifier := &authn.Guarded{
+	var verifier authn.Verifier = &authn.Guarded{
 		Next:    &authn.Introspection{Client: client, Audience: cfg.OktaAudience},
 		Breaker: idpBreaker,
 	}
+	if cfg.OktaMaxRPS > 0 {
+		// Under the cache (cached tokens never spend the budget), above the
+		// breaker (our own refusals are not upstream failures).
+		verifier = authn.NewRateLimited(verifier, cfg.OktaMaxRPS, nil)
+	}
+	stale := &staleLog{log: log, interval: 10 * time.Second}
 	cache, err := authn.NewCache(verifier, authn.CacheSettings{
-		Size:        cfg.CacheSize,
-		TTL:         cfg.CacheTTL,
-		NegativeTTL: cfg.CacheNegativeTTL,
-		Timeout:     cfg.OktaTimeout,
+		Size:         cfg.CacheSize,
+		TTL:          cfg.CacheTTL,
+		NegativeTTL:  cfg.CacheNegativeTTL,
+		Timeout:      cfg.OktaTimeout,
+		StaleIfError: cfg.CacheStaleIfError,
+		OnStale:      stale.served,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("CACHE_SIZE: %w", err)
