@@ -4,64 +4,13 @@ import (
 	"context"
 	"net/http"
 	"os"
-	"runtime"
-	"runtime/pprof"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/authgate/authgate/internal/stacktest"
 	"github.com/authgate/authgate/test/soak"
 )
-
-// snapshot is the process's goroutines and live heap after a collection.
-type snapshot struct {
-	goroutines int
-	// pooled are the goroutines of kept-alive HTTP connections (a client's
-	// persistConn loops, a server's conn.serve): their number follows the
-	// pools' sizes, which vary with the last burst, up to a bound.
-	pooled int
-	heap   uint64 // bytes, HeapAlloc after GC
-}
-
-// other is every goroutine that is not a pooled connection's.
-func (s snapshot) other() int { return s.goroutines - s.pooled }
-
-func measure() snapshot {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	var b strings.Builder
-	pprof.Lookup("goroutine").WriteTo(&b, 1)
-	s := snapshot{heap: m.HeapAlloc}
-	_, profile, _ := strings.Cut(b.String(), "\n") // "goroutine profile: total N"
-	for _, block := range strings.Split(profile, "\n\n") {
-		n, _, ok := strings.Cut(block, " @ ")
-		count, err := strconv.Atoi(n)
-		if !ok || err != nil {
-			continue
-		}
-		s.goroutines += count
-		if strings.Contains(block, "net/http.(*persistConn).") || strings.Contains(block, "net/http.(*conn).serve") {
-			s.pooled += count
-		}
-	}
-	return s
-}
-
-// settle waits (polling) until connections closed by the client are gone
-// on the server side too, and returns the snapshot then.
-func settle(limit int) snapshot {
-	deadline := time.Now().Add(10 * time.Second)
-	s := measure()
-	for s.other() > limit && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond) // polling interval
-		s = measure()
-	}
-	return s
-}
 
 // TestSoak runs authgate (in-process, so that its goroutines and heap can be
 // read) with the real OPA and the development authorization server under a
@@ -126,21 +75,21 @@ func TestSoak(t *testing.T) {
 		return r
 	}
 
-	before := measure()
+	before := soak.Measure()
 	warm := run(min(max(dur/6, 5*time.Second), 20*time.Second))
-	base := settle(before.other())
+	base := soak.Settle(before.Other())
 	t.Logf("warm-up: %s", warm)
 	t.Logf("baseline after warm-up: %d goroutines (%d of them pooled connections), heap %.1f MiB (before any load: %d goroutines, %.1f MiB)",
-		base.goroutines, base.pooled, mib(base.heap), before.goroutines, mib(before.heap))
+		base.Goroutines, base.Pooled, soak.MiB(base.Heap), before.Goroutines, soak.MiB(before.Heap))
 
 	res := run(dur)
 	stopRotating()
 	n := <-rotated
-	end := settle(base.other())
+	end := soak.Settle(base.Other())
 	t.Logf("soak: %s", res)
 	t.Logf("tokens rotated: %d; introspections: %d", n, idp.IntrospectCalls())
 	t.Logf("after the soak: %d goroutines (%d of them pooled connections; baseline %d and %d), heap %.1f MiB (baseline %.1f MiB)",
-		end.goroutines, end.pooled, base.goroutines, base.pooled, mib(end.heap), mib(base.heap))
+		end.Goroutines, end.Pooled, base.Goroutines, base.Pooled, soak.MiB(end.Heap), soak.MiB(base.Heap))
 
 	if warm.Unexpected+warm.Errors+res.Unexpected+res.Errors != 0 {
 		t.Errorf("unexpected answers: warm-up %d + %d errors, soak %d + %d errors", warm.Unexpected, warm.Errors, res.Unexpected, res.Errors)
@@ -150,20 +99,16 @@ func TestSoak(t *testing.T) {
 	}
 	// Pooled connections: authgate's to OPA and to the IdP (two goroutines
 	// each) and the IdP's side of them (one), at most one per worker each.
-	if end.other() > base.other()+2 || end.pooled > 5*workers {
-		t.Errorf("goroutines: %d (%d pooled) after, baseline %d (%d pooled): a leak", end.goroutines, end.pooled, base.goroutines, base.pooled)
-		var b strings.Builder
-		pprof.Lookup("goroutine").WriteTo(&b, 1)
-		t.Log(b.String())
+	if end.Other() > base.Other()+2 || end.Pooled > 5*workers {
+		t.Errorf("goroutines: %d (%d pooled) after, baseline %d (%d pooled): a leak", end.Goroutines, end.Pooled, base.Goroutines, base.Pooled)
+		t.Log(soak.GoroutineDump())
 	}
 	// The heap may differ by what the cache and the pools hold at either
 	// moment, not by anything proportional to the requests served.
-	if limit := base.heap + base.heap/2 + 4<<20; end.heap > limit {
-		t.Errorf("heap: %.1f MiB after, baseline %.1f MiB: a leak", mib(end.heap), mib(base.heap))
+	if limit := base.Heap + base.Heap/2 + 4<<20; end.Heap > limit {
+		t.Errorf("heap: %.1f MiB after, baseline %.1f MiB: a leak", soak.MiB(end.Heap), soak.MiB(base.Heap))
 	}
 	if err := gw.Stop(); err != nil {
 		t.Errorf("authgate Run: %v", err)
 	}
 }
-
-func mib(b uint64) float64 { return float64(b) / (1 << 20) }
