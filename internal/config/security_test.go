@@ -101,3 +101,36 @@ func TestSecurityProblems(t *testing.T) {
 		})
 	}
 }
+
+// TestEnvExampleDocumentsSecuritySettings: .env.example loads and sets the
+// reliability and security variables to their defaults.
+func TestEnvExampleDocumentsSecuritySettings(t *testing.T) {
+	example, err := filepath.Abs("../../.env.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(func(k string) string {
+		if k == "ENV_FILE" {
+			return example
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := loadWith(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.OktaMaxRPS != d.OktaMaxRPS || c.CacheStaleIfError != d.CacheStaleIfError || c.AllowInsecureHTTP != d.AllowInsecureHTTP ||
+		c.ReadHeaderTimeout != d.ReadHeaderTimeout || c.OktaCAFile != "" || c.OPACAFile != "" || c.OPAClientCertFile != "" || c.OPAClientKeyFile != "" {
+		t.Errorf(".env.example %+v differs from the defaults %+v", c, d)
+	}
+	b, _ := os.ReadFile(example)
+	for _, v := range []string{"OKTA_MAX_RPS", "CACHE_STALE_IF_ERROR", "ALLOW_INSECURE_HTTP", "OKTA_CA_FILE", "OPA_CA_FILE",
+		"OPA_CLIENT_CERT_FILE", "OPA_CLIENT_KEY_FILE", "READ_HEADER_TIMEOUT"} {
+		if !strings.Contains(string(b), "\n"+v+"=") {
+			t.Errorf(".env.example lacks %s", v)
+		}
+	}
+}

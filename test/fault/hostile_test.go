@@ -157,6 +157,15 @@ func TestHostileRequests(t *testing.T) {
 			t.Errorf("status %q, want 431", code)
 		}
 	})
+	t.Run("body never read", func(t *testing.T) {
+		// authgate reads no request body: a huge declared body that never
+		// comes does not hold up the answer.
+		start := time.Now()
+		code := rawRequest(t, addr, "GET /sayhello HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741824\r\n\r\npartial")
+		if code != "401" || time.Since(start) > time.Second {
+			t.Errorf("status %q after %s, want 401 at once", code, time.Since(start))
+		}
+	})
 	t.Run("slowloris: cut at READ_HEADER_TIMEOUT", func(t *testing.T) {
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {
