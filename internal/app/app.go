@@ -56,10 +56,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer adminLn.Close()
 
-	gw, err := build(cfg, log)
+	gw, closeIdle, err := build(cfg, log)
 	if err != nil {
 		return err
 	}
+	defer closeIdle() // no upstream connection outlives Run
 	servers := []*http.Server{newServer(gw.Traffic(), log, cfg), newServer(gw.Admin(), log, cfg)}
 	errc := make(chan error, len(servers))
 	for i, ln := range []net.Listener{trafficLn, adminLn} {
@@ -102,15 +103,16 @@ func newServer(h http.Handler, log *slog.Logger, cfg *config.Config) *http.Serve
 }
 
 // build makes the clients, breakers and cache from cfg.
-func build(cfg *config.Config, log *slog.Logger) (*gateway.Gateway, error) {
+// closeIdle closes the upstream connections left idle.
+func build(cfg *config.Config, log *slog.Logger) (gw *gateway.Gateway, closeIdle func(), err error) {
 	warnPlainHTTP(cfg, log)
 	idpT, err := idpTransport(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	opaT, err := opaTransport(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	idpHTTP := &http.Client{Transport: idpT, Timeout: cfg.OktaTimeout}
 	opaHTTP := &http.Client{Transport: opaT, Timeout: cfg.OPATimeout}
@@ -149,12 +151,13 @@ func build(cfg *config.Config, log *slog.Logger) (*gateway.Gateway, error) {
 		OnStale:      stale.served,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("CACHE_SIZE: %w", err)
+		return nil, nil, fmt.Errorf("CACHE_SIZE: %w", err)
 	}
 	health, err := healthURL(cfg.OPAAuthzURL)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	closeIdle = func() { idpT.CloseIdleConnections(); opaT.CloseIdleConnections() }
 	return gateway.New(gateway.Deps{
 		Tokens:       cache,
 		OPA:          &opa.Client{URL: cfg.OPAAuthzURL, HTTPClient: opaHTTP},
@@ -165,7 +168,7 @@ func build(cfg *config.Config, log *slog.Logger) (*gateway.Gateway, error) {
 		HTTPClient:   opaHTTP,
 		SendToken:    cfg.OPASendToken,
 		Log:          log,
-	}), nil
+	}), closeIdle, nil
 }
 
 // newTransport is a keep-alive pool sized for a gateway: the default of two

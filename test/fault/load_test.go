@@ -86,6 +86,12 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	if afterStop.Load() == 0 {
 		t.Errorf("no request was in flight when shutdown began: the test proves nothing")
 	}
+	// No connection outlives Run: authgate's to OPA and the IdP are closed
+	// (and with them the IdP's side), as are the clients' to authgate.
+	client.CloseIdleConnections()
+	stacktest.Eventually(t, 5*time.Second, "no kept-alive connection left after Run returned", func() bool {
+		return soak.Measure().Pooled == 0
+	})
 	if len(gw.Logs.Lines("stopped")) != 1 {
 		t.Errorf("no \"stopped\" log line:\n%s", gw.Logs.String())
 	}
