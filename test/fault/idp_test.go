@@ -117,8 +117,8 @@ func TestRateLimitHold(t *testing.T) {
 	callsAtHold := idp.calls.Load()
 
 	for time.Until(reset) > 300*time.Millisecond {
+		wantSecs := int(time.Until(reset).Seconds()) + 1 // before the request: its answer can only be lower
 		r := stacktest.Get(t, gw.Traffic+"/sayhello", freshToken(true))
-		wantSecs := int(time.Until(reset).Seconds()) + 1
 		check(t, r, want{status: 503, code: "temporarily_unavailable", retryAfter: strconv.Itoa(max(1, wantSecs-1)) + "-" + strconv.Itoa(wantSecs)})
 		check(t, stacktest.Get(t, gw.Traffic+"/sayhello", cached), want{status: 200})
 		if r := stacktest.Get(t, gw.Admin+"/readyz", ""); r.Status != 200 || !strings.Contains(r.Body, `"idp":"rate limited"`) {

@@ -104,7 +104,7 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 func TestUpstreamRestartUnderLoad(t *testing.T) {
 	const (
 		down     = 700 * time.Millisecond
-		recovery = time.Second // breaker open time plus a margin
+		recovery = 2 * time.Second // breaker open time (300ms) plus a margin for a loaded machine
 	)
 	for _, upstream := range []string{"opa", "idp"} {
 		t.Run(upstream, func(t *testing.T) {
@@ -148,7 +148,7 @@ func TestUpstreamRestartUnderLoad(t *testing.T) {
 
 			var downAt, upAt time.Time
 			done := make(chan *soak.Result)
-			go func() { done <- load(down + recovery + 1500*time.Millisecond) }()
+			go func() { done <- load(300*time.Millisecond + down + recovery + 700*time.Millisecond) }()
 			time.Sleep(300 * time.Millisecond) // load before the fault
 			downAt = time.Now()
 			switch upstream {
