@@ -3,8 +3,10 @@ package fault_test
 import (
 	"context"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -12,8 +14,8 @@ import (
 	"github.com/authgate/authgate/test/soak"
 )
 
-// TestGracefulShutdownUnderLoad cancels Run's context (what SIGTERM does)
-// while requests are in flight. Every request uses a token of its own, so
+// TestGracefulShutdownUnderLoad sends SIGTERM to the process while requests
+// are in flight (Run, in-process, catches it). Every request uses a token of its own, so
 // each one that reached a handler made exactly one introspection: counted
 // on the server side, that number must equal the 200s the clients got.
 // Requests refused after the listener closed never reached a handler.
@@ -67,6 +69,10 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	stacktest.Eventually(t, 5*time.Second, "load running", func() bool { return ok.Load() >= 50 })
 	stopAt.Store(time.Now().UnixNano())
 	start := time.Now()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	gw.Logs.WaitFor(t, "shutting down", nil) // the signal, not Stop, began it
 	err := gw.Stop()
 	took := time.Since(start)
 	stopLoad()
