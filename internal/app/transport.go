@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"sync/atomic"
-	"time"
 
 	"github.com/authgate/authgate/internal/config"
 )
@@ -84,25 +82,4 @@ func warnPlainHTTP(cfg *config.Config, log *slog.Logger) {
 			log.Warn(u.name+" is plain http to a host that is not loopback (ALLOW_INSECURE_HTTP=true): the client secret and tokens cross the network in clear", "url", u.val)
 		}
 	}
-}
-
-// staleLog logs answers served stale (CACHE_STALE_IF_ERROR): the first at
-// once, then at most one line per interval with the count since, so an
-// outage does not flood the log.
-type staleLog struct {
-	log      *slog.Logger
-	interval time.Duration
-	count    atomic.Int64 // since the last line
-	last     atomic.Int64 // unix nanos of the last line
-}
-
-func (s *staleLog) served() {
-	n := s.count.Add(1)
-	now := time.Now().UnixNano()
-	last := s.last.Load()
-	if now-last < int64(s.interval) || !s.last.CompareAndSwap(last, now) {
-		return
-	}
-	n = s.count.Swap(0)
-	s.log.Warn("served stale introspection answers: the authorization server is unavailable (CACHE_STALE_IF_ERROR)", "count", n)
 }

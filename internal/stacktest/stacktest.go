@@ -70,8 +70,9 @@ func StartIDP(tb testing.TB, latency time.Duration) *IDP {
 	return &IDP{Server: s, Srv: srv, Issuer: issuer}
 }
 
-// Restart closes the server's listener and connections, then serves the same
-// server (same tokens) again on the same address once up returns.
+// Restart closes the server's listener and connections, calls down (the
+// outage; may be nil), then serves the same server (same tokens) again on
+// the same address.
 func (i *IDP) Restart(tb testing.TB, down func()) {
 	tb.Helper()
 	addr := i.Srv.Listener.Addr().String()
@@ -129,6 +130,7 @@ type LogSink struct {
 // NewLogSink returns an empty sink.
 func NewLogSink() *LogSink { return &LogSink{changed: make(chan struct{})} }
 
+// Write records p and wakes WaitFor.
 func (l *LogSink) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -138,6 +140,7 @@ func (l *LogSink) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// String is everything written so far.
 func (l *LogSink) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -21,8 +21,8 @@ func TestIdPFaults(t *testing.T) {
 		name    string
 		handler http.HandlerFunc // nil: connection refused
 		want    want
-		// heldCalls, when set, is the number of upstream calls the whole
-		// case may make: a 429 holds every later introspection.
+		// held: a 429 holds every later introspection, so the whole case
+		// makes one upstream call.
 		held bool
 		log  string // a log message the fault must produce
 	}{
