@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Kind is a kind of request, named for what it must get.
@@ -72,6 +74,9 @@ type Driver struct {
 	// Workers is the number of concurrent clients; each sends one request
 	// after another.
 	Workers int
+	// Rate, when positive, paces all workers together to that many requests
+	// per second: a steady load rather than as much as the machine takes.
+	Rate float64
 	// Pool provides the active tokens.
 	Pool *Pool
 	Mix  Mix
@@ -125,6 +130,10 @@ func (d *Driver) Run(ctx context.Context) *Result {
 	var mu sync.Mutex
 	res := &Result{Statuses: map[Kind]map[int]int64{}}
 	var requests, errs, unexpected atomic.Int64
+	var pace *rate.Limiter
+	if d.Rate > 0 {
+		pace = rate.NewLimiter(rate.Limit(d.Rate), max(1, int(d.Rate/100)))
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range d.Workers {
@@ -133,6 +142,9 @@ func (d *Driver) Run(ctx context.Context) *Result {
 			defer wg.Done()
 			local := map[Kind]map[int]int64{}
 			for ctx.Err() == nil {
+				if pace != nil && pace.Wait(ctx) != nil {
+					break
+				}
 				k := kinds[rand.IntN(len(kinds))]
 				status, err := d.send(ctx, client, k)
 				if err != nil && ctx.Err() != nil {

@@ -2,9 +2,12 @@ package soak_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,6 +29,11 @@ func TestSoak(t *testing.T) {
 	workers := 16
 	if n, err := strconv.Atoi(os.Getenv("SOAK_WORKERS")); err == nil && n > 0 {
 		workers = n
+	}
+	// Steady load, with headroom on a small shared machine; 0 = as fast as it goes.
+	rps := 500.0
+	if r, err := strconv.ParseFloat(os.Getenv("SOAK_RPS"), 64); err == nil && r >= 0 {
+		rps = r
 	}
 	o := stacktest.StartOPA(t)
 	idp := stacktest.StartIDP(t, 2*time.Millisecond)
@@ -66,7 +74,7 @@ func TestSoak(t *testing.T) {
 		}
 	}()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
-	d := &soak.Driver{Traffic: gw.Traffic, Workers: workers, Pool: pool, Client: client}
+	d := &soak.Driver{Traffic: gw.Traffic, Workers: workers, Rate: rps, Pool: pool, Client: client}
 	run := func(dur time.Duration) *soak.Result {
 		ctx, cancel := context.WithTimeout(context.Background(), dur)
 		defer cancel()
@@ -92,7 +100,8 @@ func TestSoak(t *testing.T) {
 		end.Goroutines, end.Pooled, base.Goroutines, base.Pooled, soak.MiB(end.Heap), soak.MiB(base.Heap))
 
 	if warm.Unexpected+warm.Errors+res.Unexpected+res.Errors != 0 {
-		t.Errorf("unexpected answers: warm-up %d + %d errors, soak %d + %d errors", warm.Unexpected, warm.Errors, res.Unexpected, res.Errors)
+		t.Errorf("unexpected answers: warm-up %d + %d errors, soak %d + %d errors; authgate's warnings and errors:\n%s",
+			warm.Unexpected, warm.Errors, res.Unexpected, res.Errors, warnings(gw.Logs.String()))
 	}
 	if res.Requests < int64(dur.Seconds()) {
 		t.Errorf("only %d requests", res.Requests)
@@ -111,4 +120,26 @@ func TestSoak(t *testing.T) {
 	if err := gw.Stop(); err != nil {
 		t.Errorf("authgate Run: %v", err)
 	}
+}
+
+// warnings counts authgate's WARN and ERROR log lines by message.
+func warnings(logs string) string {
+	counts := map[string]int{}
+	var order []string
+	for _, line := range strings.Split(logs, "\n") {
+		var m struct{ Level, Msg, Err, From, To string }
+		if json.Unmarshal([]byte(line), &m) != nil || (m.Level != "WARN" && m.Level != "ERROR") {
+			continue
+		}
+		k := m.Level + " " + m.Msg + " " + m.From + ">" + m.To + " " + m.Err
+		if counts[k] == 0 {
+			order = append(order, k)
+		}
+		counts[k]++
+	}
+	var b strings.Builder
+	for _, k := range order {
+		fmt.Fprintf(&b, "  %6d× %s\n", counts[k], k)
+	}
+	return b.String()
 }
