@@ -56,5 +56,11 @@ BENCHCOUNT ?= 6
 bench: $(BIN)/opa $(BIN)/benchstat
 	OPA_BIN=$(BIN)/opa $(GO) test -run='^$$' -bench=. -benchmem -count=$(BENCHCOUNT) ./internal/... ./pkg/...
 
+## soak: authgate under steady mixed load for SOAK_DURATION (default 2m) on loopback;
+## fails on any unexpected status or when goroutines or heap do not return to baseline.
+SOAK_DURATION ?= 2m
+soak: $(BIN)/opa
+	SOAK_DURATION=$(SOAK_DURATION) OPA_BIN=$(BIN)/opa $(GO) test -count=1 -v -timeout 60m -run '^TestSoak$$' ./test/soak/
+
 clean:
 	rm -rf $(BIN)

@@ -23,15 +23,14 @@ import (
 	"github.com/authgate/authgate/pkg/opa"
 )
 
-// Server limits on both listeners. MaxHeaderBytes stays well above
-// gateway.MaxTokenBytes so that an over-long token gets a clear 401 rather
-// than Go's bare 431.
+// Server limits on both listeners (READ_HEADER_TIMEOUT is configured).
+// MaxHeaderBytes stays well above gateway.MaxTokenBytes so that an over-long
+// token gets a clear 401 rather than Go's bare 431.
 const (
-	readHeaderTimeout = 10 * time.Second
-	readTimeout       = 30 * time.Second
-	writeTimeout      = 30 * time.Second
-	idleTimeout       = 120 * time.Second
-	maxHeaderBytes    = 64 << 10
+	readTimeout    = 30 * time.Second
+	writeTimeout   = 30 * time.Second
+	idleTimeout    = 120 * time.Second
+	maxHeaderBytes = 64 << 10
 )
 
 // Run runs authgate until ctx ends or SIGINT/SIGTERM arrives, then shuts
@@ -57,11 +56,12 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer adminLn.Close()
 
-	gw, err := build(cfg, log)
+	gw, closeIdle, err := build(cfg, log)
 	if err != nil {
 		return err
 	}
-	servers := []*http.Server{newServer(gw.Traffic(), log), newServer(gw.Admin(), log)}
+	defer closeIdle() // no upstream connection outlives Run
+	servers := []*http.Server{newServer(gw.Traffic(), log, cfg), newServer(gw.Admin(), log, cfg)}
 	errc := make(chan error, len(servers))
 	for i, ln := range []net.Listener{trafficLn, adminLn} {
 		go func() { errc <- servers[i].Serve(ln) }()
@@ -90,10 +90,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	return nil
 }
 
-func newServer(h http.Handler, log *slog.Logger) *http.Server {
+func newServer(h http.Handler, log *slog.Logger, cfg *config.Config) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: readHeaderTimeout,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
 		IdleTimeout:       idleTimeout,
@@ -103,12 +103,22 @@ func newServer(h http.Handler, log *slog.Logger) *http.Server {
 }
 
 // build makes the clients, breakers and cache from cfg.
-func build(cfg *config.Config, log *slog.Logger) (*gateway.Gateway, error) {
+// closeIdle closes the upstream connections left idle.
+func build(cfg *config.Config, log *slog.Logger) (gw *gateway.Gateway, closeIdle func(), err error) {
+	warnPlainHTTP(cfg, log)
+	idpT, err := idpTransport(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	opaT, err := opaTransport(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
 	// No http.Client.Timeout: every call carries a context deadline
 	// (OKTA_TIMEOUT in the cache, OPA_TIMEOUT in the check), and a client
 	// timeout would add a timer per request on the hot path.
-	idpHTTP := &http.Client{Transport: newTransport()}
-	opaHTTP := &http.Client{Transport: newTransport()}
+	idpHTTP := &http.Client{Transport: idpT}
+	opaHTTP := &http.Client{Transport: opaT}
 
 	onChange := func(name string, from, to breaker.State) {
 		log.Warn("circuit breaker state changed", "upstream", name, "from", from.String(), "to", to.String())
@@ -125,23 +135,32 @@ func build(cfg *config.Config, log *slog.Logger) (*gateway.Gateway, error) {
 		AuthMethod:   cfg.OktaAuthMethod,
 		HTTPClient:   idpHTTP,
 	}
-	verifier := &authn.Guarded{
+	var verifier authn.Verifier = &authn.Guarded{
 		Next:    &authn.Introspection{Client: client, Audience: cfg.OktaAudience},
 		Breaker: idpBreaker,
 	}
+	if cfg.OktaMaxRPS > 0 {
+		// Under the cache (cached tokens never spend the budget), above the
+		// breaker (our own refusals are not upstream failures).
+		verifier = authn.NewRateLimited(verifier, cfg.OktaMaxRPS, nil)
+	}
+	stale := &staleLog{log: log, interval: 10 * time.Second}
 	cache, err := authn.NewCache(verifier, authn.CacheSettings{
-		Size:        cfg.CacheSize,
-		TTL:         cfg.CacheTTL,
-		NegativeTTL: cfg.CacheNegativeTTL,
-		Timeout:     cfg.OktaTimeout,
+		Size:         cfg.CacheSize,
+		TTL:          cfg.CacheTTL,
+		NegativeTTL:  cfg.CacheNegativeTTL,
+		Timeout:      cfg.OktaTimeout,
+		StaleIfError: cfg.CacheStaleIfError,
+		OnStale:      stale.served,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("CACHE_SIZE: %w", err)
+		return nil, nil, fmt.Errorf("CACHE_SIZE: %w", err)
 	}
 	health, err := healthURL(cfg.OPAAuthzURL)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	closeIdle = func() { idpT.CloseIdleConnections(); opaT.CloseIdleConnections() }
 	return gateway.New(gateway.Deps{
 		Tokens:       cache,
 		OPA:          &opa.Client{URL: cfg.OPAAuthzURL, HTTPClient: opaHTTP},
@@ -155,7 +174,7 @@ func build(cfg *config.Config, log *slog.Logger) (*gateway.Gateway, error) {
 
 		DecisionCacheTTL:  cfg.DecisionCacheTTL,
 		DecisionCacheSize: cfg.CacheSize,
-	}), nil
+	}), closeIdle, nil
 }
 
 // newTransport is a keep-alive pool sized for a gateway: the default of two

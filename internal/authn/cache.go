@@ -21,6 +21,7 @@ const (
 	Miss      Lookup = iota // this call introspected
 	Hit                     // answered from a live entry
 	Coalesced               // waited for another call's introspection
+	Stale                   // the server could not answer; served a recently expired entry (StaleIfError)
 )
 
 func (l Lookup) String() string {
@@ -29,6 +30,8 @@ func (l Lookup) String() string {
 		return "hit"
 	case Coalesced:
 		return "coalesced"
+	case Stale:
+		return "stale"
 	}
 	return "miss"
 }
@@ -50,6 +53,12 @@ type CacheSettings struct {
 	Now func() time.Time
 	// OnEvict, when set, is called when an entry is pushed out for room.
 	OnEvict func()
+	// StaleIfError, when positive, lets an active entry that TTL ended
+	// answer for that much longer while Next is Unavailable (never past the
+	// token's exp). Zero serves nothing stale.
+	StaleIfError time.Duration
+	// OnStale, when set, is called for each answer served stale.
+	OnStale func()
 }
 
 // Cache is a Verifier that remembers answers by the SHA-256 of the token and
@@ -59,9 +68,14 @@ type Cache struct {
 	next     Verifier
 	settings CacheSettings
 	now      func() time.Time
-	pos      *lru.Cache[[sha256.Size]byte, *Token] // lives until Token.CachedUntil
+	pos      *lru.Cache[[sha256.Size]byte, posEntry] // lives until tok.CachedUntil
 	neg      *lru.Cache[[sha256.Size]byte, negEntry]
 	flight   singleflight.Group
+}
+
+type posEntry struct {
+	tok        *Token
+	staleUntil int64 // unix nanos; <= tok.CachedUntil when it may not be served stale
 }
 
 type negEntry struct {
@@ -78,7 +92,7 @@ func NewCache(next Verifier, s CacheSettings) (*Cache, error) {
 		c.now = time.Now
 	}
 	var err error
-	if c.pos, err = lru.New[[sha256.Size]byte, *Token](s.Size); err != nil {
+	if c.pos, err = lru.New[[sha256.Size]byte, posEntry](s.Size); err != nil {
 		return nil, err
 	}
 	if c.neg, err = lru.New[[sha256.Size]byte, negEntry](max(s.Size/4, 1)); err != nil {
@@ -120,13 +134,18 @@ func (c *Cache) miss(ctx context.Context, token string, key [sha256.Size]byte) (
 		ran = true
 		// Another caller may have stored the answer between our get and now.
 		if t, err, ok := c.get(key); ok {
-			return t, err
+			return flightResult{tok: t}, err
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.settings.Timeout)
 		defer cancel()
 		t, err := c.next.Verify(ctx, token)
+		if fault.Is(err, fault.Unavailable) {
+			if t, ok := c.stale(key); ok {
+				return flightResult{tok: t, stale: true}, nil
+			}
+		}
 		c.store(key, t, err)
-		return t, err
+		return flightResult{tok: t}, err
 	})
 	select {
 	case r := <-ch:
@@ -134,8 +153,14 @@ func (c *Cache) miss(ctx context.Context, token string, key [sha256.Size]byte) (
 		if ran {
 			how = Miss
 		}
-		t, _ := r.Val.(*Token)
-		return t, how, r.Err
+		res, _ := r.Val.(flightResult)
+		if res.stale {
+			how = Stale
+			if c.settings.OnStale != nil {
+				c.settings.OnStale()
+			}
+		}
+		return res.tok, how, r.Err
 	case <-ctx.Done():
 		return nil, Miss, &fault.Error{Kind: fault.Unavailable, Code: "temporarily_unavailable",
 			Description: "request cancelled while waiting for the authorization server", Err: ctx.Err()}
@@ -144,11 +169,13 @@ func (c *Cache) miss(ctx context.Context, token string, key [sha256.Size]byte) (
 
 func (c *Cache) get(key [sha256.Size]byte) (*Token, error, bool) {
 	now := c.now().UnixNano()
-	if t, ok := c.pos.Get(key); ok {
-		if now < t.CachedUntil {
-			return t, nil, true
+	if e, ok := c.pos.Get(key); ok {
+		if now < e.tok.CachedUntil {
+			return e.tok, nil, true
 		}
-		c.pos.Remove(key)
+		if now >= e.staleUntil {
+			c.pos.Remove(key)
+		}
 	}
 	if e, ok := c.neg.Peek(key); ok {
 		if now < e.deadline {
@@ -169,11 +196,12 @@ func (c *Cache) store(key [sha256.Size]byte, t *Token, err error) {
 			}
 		}
 		t.CachedUntil = deadline.UnixNano()
-		c.added(c.pos.Add(key, t))
+		c.added(c.pos.Add(key, posEntry{tok: t, staleUntil: staleUntil(deadline, t.Exp, c.settings.StaleIfError)}))
 		return
 	}
 	var fe *fault.Error
 	if errors.As(err, &fe) && fe.Kind == fault.Unauthenticated {
+		c.pos.Remove(key) // a stale entry must not outlive a definite "no"
 		c.added(c.neg.Add(key, negEntry{err: fe, deadline: now.Add(c.settings.NegativeTTL).UnixNano()}))
 	}
 }

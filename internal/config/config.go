@@ -53,6 +53,16 @@ type Config struct {
 
 	// Performance.
 	DecisionCacheTTL time.Duration `env:"DECISION_CACHE_TTL" envDefault:"0s"` // 0 = off
+
+	// Reliability and security: see security.go.
+	OktaMaxRPS        float64       `env:"OKTA_MAX_RPS" envDefault:"0"`          // introspections per second; 0 = unlimited
+	CacheStaleIfError time.Duration `env:"CACHE_STALE_IF_ERROR" envDefault:"0s"` // 0 = off
+	AllowInsecureHTTP bool          `env:"ALLOW_INSECURE_HTTP" envDefault:"false"`
+	OktaCAFile        string        `env:"OKTA_CA_FILE"`
+	OPACAFile         string        `env:"OPA_CA_FILE"`
+	OPAClientCertFile string        `env:"OPA_CLIENT_CERT_FILE"`
+	OPAClientKeyFile  string        `env:"OPA_CLIENT_KEY_FILE"`
+	ReadHeaderTimeout time.Duration `env:"READ_HEADER_TIMEOUT" envDefault:"10s"`
 }
 
 // IntrospectURL is OKTA_INTROSPECT_URL, or the Okta default under the issuer.
@@ -252,6 +262,7 @@ func (c *Config) problems() []string {
 			add("%s: must be at least 1", f.name)
 		}
 	}
+	p = append(p, c.securityProblems()...)
 	return p
 }
 

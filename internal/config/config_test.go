@@ -63,6 +63,7 @@ func defaults() config.Config {
 		OPABreakerFailures:     5,
 		OPABreakerOpenTimeout:  30 * time.Second,
 		ShutdownTimeout:        15 * time.Second,
+		ReadHeaderTimeout:      10 * time.Second,
 	}
 }
 

@@ -12,19 +12,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/authgate/authgate/internal/opatest"
+	"github.com/authgate/authgate/internal/stacktest"
 )
 
-func startOPA(t *testing.T) *opatest.Server {
-	return opatest.Start(t, opatest.RepoRoot(t)+"/opa-policies")
-}
-
 func TestRequestPath(t *testing.T) {
-	o := startOPA(t)
-	i := startIDP(t, 0)
-	gw := startGateway(t, stackEnv(i, o))
-	hello := i.token(t, "read_sayhello")
-	secretOnly := i.token(t, "read_saysecret")
+	o := stacktest.StartOPA(t)
+	i := stacktest.StartIDP(t, 0)
+	gw := stacktest.StartGateway(t, stacktest.StackEnv(i, o))
+	hello := i.Token(t, "read_sayhello")
+	secretOnly := i.Token(t, "read_saysecret")
 
 	cases := []struct {
 		name, path, token string
@@ -44,62 +40,62 @@ func TestRequestPath(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := get(t, gw.traffic+tc.path, tc.token)
-			if r.status != tc.status {
-				t.Fatalf("status %d, want %d (body %s)", r.status, tc.status, r.body)
+			r := stacktest.Get(t, gw.Traffic+tc.path, tc.token)
+			if r.Status != tc.status {
+				t.Fatalf("status %d, want %d (body %s)", r.Status, tc.status, r.Body)
 			}
-			if tc.body != "" && r.body != tc.body {
-				t.Errorf("body %s, want %s", r.body, tc.body)
+			if tc.body != "" && r.Body != tc.body {
+				t.Errorf("body %s, want %s", r.Body, tc.body)
 			}
 			if tc.code != "" {
-				if got := r.errorCode(t); got != tc.code {
+				if got := r.ErrorCode(t); got != tc.code {
 					t.Errorf("error %q, want %q", got, tc.code)
 				}
 			}
-			if got := r.header.Get("WWW-Authenticate"); got != tc.challenge {
+			if got := r.Header.Get("WWW-Authenticate"); got != tc.challenge {
 				t.Errorf("WWW-Authenticate %q, want %q", got, tc.challenge)
 			}
 		})
 	}
 
 	t.Run("health", func(t *testing.T) {
-		if r := get(t, gw.admin+"/healthz", ""); r.status != 200 {
-			t.Errorf("/healthz: %d", r.status)
+		if r := stacktest.Get(t, gw.Admin+"/healthz", ""); r.Status != 200 {
+			t.Errorf("/healthz: %d", r.Status)
 		}
-		r := get(t, gw.admin+"/readyz", "")
-		if r.status != 200 || strings.TrimSpace(r.body) != `{"idp":"ok","opa":"ok"}` {
-			t.Errorf("/readyz: %d %s", r.status, r.body)
+		r := stacktest.Get(t, gw.Admin+"/readyz", "")
+		if r.Status != 200 || strings.TrimSpace(r.Body) != `{"idp":"ok","opa":"ok"}` {
+			t.Errorf("/readyz: %d %s", r.Status, r.Body)
 		}
 	})
 
 	t.Run("admin paths are not on the traffic listener", func(t *testing.T) {
-		if r := get(t, gw.traffic+"/healthz", ""); r.status != 404 {
-			t.Errorf("traffic /healthz: %d", r.status)
+		if r := stacktest.Get(t, gw.Traffic+"/healthz", ""); r.Status != 404 {
+			t.Errorf("traffic /healthz: %d", r.Status)
 		}
 	})
 
-	if err := gw.stop(); err != nil {
+	if err := gw.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	gw.assertNoLeaks(t, hello, secretOnly, gatewaySecret, demoSecret)
+	gw.AssertNoLeaks(t, hello, secretOnly, stacktest.GatewaySecret, stacktest.DemoSecret)
 }
 
 func TestClientSecretPost(t *testing.T) {
-	o := startOPA(t)
-	i := startIDP(t, 0)
-	env := stackEnv(i, o)
+	o := stacktest.StartOPA(t)
+	i := stacktest.StartIDP(t, 0)
+	env := stacktest.StackEnv(i, o)
 	env["OKTA_AUTH_METHOD"] = "client_secret_post"
-	gw := startGateway(t, env)
-	if r := get(t, gw.traffic+"/sayhello", i.token(t, "read_sayhello")); r.status != 200 {
-		t.Fatalf("status %d: %s", r.status, r.body)
+	gw := stacktest.StartGateway(t, env)
+	if r := stacktest.Get(t, gw.Traffic+"/sayhello", i.Token(t, "read_sayhello")); r.Status != 200 {
+		t.Fatalf("status %d: %s", r.Status, r.Body)
 	}
 }
 
 func TestCoalescing(t *testing.T) {
-	o := startOPA(t)
-	i := startIDP(t, 200*time.Millisecond) // an Okta-like round trip keeps the misses overlapping
-	gw := startGateway(t, stackEnv(i, o))
-	tok := i.token(t, "read_sayhello")
+	o := stacktest.StartOPA(t)
+	i := stacktest.StartIDP(t, 200*time.Millisecond) // an Okta-like round trip keeps the misses overlapping
+	gw := stacktest.StartGateway(t, stacktest.StackEnv(i, o))
+	tok := i.Token(t, "read_sayhello")
 	before := i.IntrospectCalls()
 
 	const n = 100
@@ -111,7 +107,7 @@ func TestCoalescing(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			statuses[k] = get(t, gw.traffic+"/sayhello", tok).status
+			statuses[k] = stacktest.Get(t, gw.Traffic+"/sayhello", tok).Status
 		}()
 	}
 	close(start)
@@ -127,35 +123,35 @@ func TestCoalescing(t *testing.T) {
 }
 
 func TestRevokedTokenRejectedAfterCacheTTL(t *testing.T) {
-	o := startOPA(t)
-	i := startIDP(t, 0)
-	env := stackEnv(i, o)
+	o := stacktest.StartOPA(t)
+	i := stacktest.StartIDP(t, 0)
+	env := stacktest.StackEnv(i, o)
 	env["CACHE_TTL"] = "300ms"
-	gw := startGateway(t, env)
-	tok := i.token(t, "read_sayhello")
-	if r := get(t, gw.traffic+"/sayhello", tok); r.status != 200 {
-		t.Fatalf("before revocation: %d", r.status)
+	gw := stacktest.StartGateway(t, env)
+	tok := i.Token(t, "read_sayhello")
+	if r := stacktest.Get(t, gw.Traffic+"/sayhello", tok); r.Status != 200 {
+		t.Fatalf("before revocation: %d", r.Status)
 	}
 	i.Revoke(tok)
-	eventually(t, 10*time.Second, "revoked token rejected once its entry ends", func() bool {
-		return get(t, gw.traffic+"/sayhello", tok).status == 401
+	stacktest.Eventually(t, 10*time.Second, "revoked token rejected once its entry ends", func() bool {
+		return stacktest.Get(t, gw.Traffic+"/sayhello", tok).Status == 401
 	})
 }
 
 func TestEntryLifetimeBoundedByExp(t *testing.T) {
-	o := startOPA(t)
-	i := startIDP(t, 0)
-	gw := startGateway(t, stackEnv(i, o)) // CACHE_TTL stays 5m
-	tok, err := i.Issue(demoClient, []string{"read_sayhello"}, time.Second)
+	o := stacktest.StartOPA(t)
+	i := stacktest.StartIDP(t, 0)
+	gw := stacktest.StartGateway(t, stacktest.StackEnv(i, o)) // CACHE_TTL stays 5m
+	tok, err := i.Issue(stacktest.DemoClient, []string{"read_sayhello"}, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := get(t, gw.traffic+"/sayhello", tok); r.status != 200 {
-		t.Fatalf("fresh token: %d", r.status)
+	if r := stacktest.Get(t, gw.Traffic+"/sayhello", tok); r.Status != 200 {
+		t.Fatalf("fresh token: %d", r.Status)
 	}
 	calls := i.IntrospectCalls()
-	eventually(t, 10*time.Second, "expired token rejected although CACHE_TTL is 5m", func() bool {
-		return get(t, gw.traffic+"/sayhello", tok).status == 401
+	stacktest.Eventually(t, 10*time.Second, "expired token rejected although CACHE_TTL is 5m", func() bool {
+		return stacktest.Get(t, gw.Traffic+"/sayhello", tok).Status == 401
 	})
 	if i.IntrospectCalls() <= calls {
 		t.Errorf("token past exp was not introspected again")
@@ -163,61 +159,61 @@ func TestEntryLifetimeBoundedByExp(t *testing.T) {
 }
 
 func TestIdPDown(t *testing.T) {
-	o := startOPA(t)
-	i := startIDP(t, 0)
-	env := stackEnv(i, o)
+	o := stacktest.StartOPA(t)
+	i := stacktest.StartIDP(t, 0)
+	env := stacktest.StackEnv(i, o)
 	env["OKTA_BREAKER_FAILURES"] = "2"
 	env["OKTA_BREAKER_OPEN_TIMEOUT"] = "1m"
-	gw := startGateway(t, env)
-	cached := i.token(t, "read_sayhello")
-	fresh := i.token(t, "read_sayhello")
-	if r := get(t, gw.traffic+"/sayhello", cached); r.status != 200 {
-		t.Fatalf("before: %d", r.status)
+	gw := stacktest.StartGateway(t, env)
+	cached := i.Token(t, "read_sayhello")
+	fresh := i.Token(t, "read_sayhello")
+	if r := stacktest.Get(t, gw.Traffic+"/sayhello", cached); r.Status != 200 {
+		t.Fatalf("before: %d", r.Status)
 	}
-	i.srv.Close()
+	i.Srv.Close()
 
 	for range 3 { // enough failures to open the breaker
-		r := get(t, gw.traffic+"/sayhello", fresh)
-		if r.status != 503 || r.header.Get("Retry-After") == "" || r.errorCode(t) != "temporarily_unavailable" {
-			t.Fatalf("IdP down: %d Retry-After=%q %s", r.status, r.header.Get("Retry-After"), r.body)
+		r := stacktest.Get(t, gw.Traffic+"/sayhello", fresh)
+		if r.Status != 503 || r.Header.Get("Retry-After") == "" || r.ErrorCode(t) != "temporarily_unavailable" {
+			t.Fatalf("IdP down: %d Retry-After=%q %s", r.Status, r.Header.Get("Retry-After"), r.Body)
 		}
 	}
-	if r := get(t, gw.traffic+"/sayhello", cached); r.status != 200 {
-		t.Errorf("cached token while the IdP is down: %d", r.status)
+	if r := stacktest.Get(t, gw.Traffic+"/sayhello", cached); r.Status != 200 {
+		t.Errorf("cached token while the IdP is down: %d", r.Status)
 	}
-	r := get(t, gw.admin+"/readyz", "")
-	if r.status != 200 || !strings.Contains(r.body, `"idp":"breaker open"`) {
-		t.Errorf("/readyz with the IdP breaker open: %d %s", r.status, r.body)
+	r := stacktest.Get(t, gw.Admin+"/readyz", "")
+	if r.Status != 200 || !strings.Contains(r.Body, `"idp":"breaker open"`) {
+		t.Errorf("/readyz with the IdP breaker open: %d %s", r.Status, r.Body)
 	}
-	gw.assertNoLeaks(t, cached, fresh, gatewaySecret)
+	gw.AssertNoLeaks(t, cached, fresh, stacktest.GatewaySecret)
 }
 
 func TestOPADown(t *testing.T) {
-	o := startOPA(t)
-	i := startIDP(t, 0)
-	gw := startGateway(t, stackEnv(i, o))
-	tok := i.token(t, "read_sayhello")
-	if r := get(t, gw.traffic+"/sayhello", tok); r.status != 200 {
-		t.Fatalf("before: %d", r.status)
+	o := stacktest.StartOPA(t)
+	i := stacktest.StartIDP(t, 0)
+	gw := stacktest.StartGateway(t, stacktest.StackEnv(i, o))
+	tok := i.Token(t, "read_sayhello")
+	if r := stacktest.Get(t, gw.Traffic+"/sayhello", tok); r.Status != 200 {
+		t.Fatalf("before: %d", r.Status)
 	}
 	o.Stop()
-	r := get(t, gw.traffic+"/sayhello", tok)
-	if r.status != 503 || r.header.Get("Retry-After") == "" {
-		t.Fatalf("OPA down: %d Retry-After=%q %s", r.status, r.header.Get("Retry-After"), r.body)
+	r := stacktest.Get(t, gw.Traffic+"/sayhello", tok)
+	if r.Status != 503 || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("OPA down: %d Retry-After=%q %s", r.Status, r.Header.Get("Retry-After"), r.Body)
 	}
-	if r := get(t, gw.admin+"/readyz", ""); r.status != 503 {
-		t.Errorf("/readyz with OPA down: %d %s", r.status, r.body)
+	if r := stacktest.Get(t, gw.Admin+"/readyz", ""); r.Status != 503 {
+		t.Errorf("/readyz with OPA down: %d %s", r.Status, r.Body)
 	}
 	o.Restart(t)
-	eventually(t, 10*time.Second, "allowed again after OPA restarts", func() bool {
-		return get(t, gw.traffic+"/sayhello", tok).status == 200
+	stacktest.Eventually(t, 10*time.Second, "allowed again after OPA restarts", func() bool {
+		return stacktest.Get(t, gw.Traffic+"/sayhello", tok).Status == 200
 	})
 }
 
 // TestOtherRFC7662Server puts authgate in front of an introspection
 // endpoint shaped unlike Okta's: another path, aud as an array, extra members.
 func TestOtherRFC7662Server(t *testing.T) {
-	o := startOPA(t)
+	o := stacktest.StartOPA(t)
 	as := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/as/token/introspection" || r.ParseForm() != nil {
 			http.NotFound(w, r)
@@ -245,19 +241,19 @@ func TestOtherRFC7662Server(t *testing.T) {
 		"OKTA_CLIENT_ID":      "gw",
 		"OKTA_CLIENT_SECRET":  "s3cret",
 		"OKTA_AUDIENCE":       "authgate",
-		"OPA_AUTHZ_URL":       o.URL + decisionPath,
+		"OPA_AUTHZ_URL":       o.URL + stacktest.DecisionPath,
 	}
-	gw := startGateway(t, env)
-	if r := get(t, gw.traffic+"/sayhello", "good-token"); r.status != 200 {
-		t.Errorf("good token: %d %s", r.status, r.body)
+	gw := stacktest.StartGateway(t, env)
+	if r := stacktest.Get(t, gw.Traffic+"/sayhello", "good-token"); r.Status != 200 {
+		t.Errorf("good token: %d %s", r.Status, r.Body)
 	}
-	if r := get(t, gw.traffic+"/sayhello", "other-token"); r.status != 401 {
-		t.Errorf("inactive token: %d %s", r.status, r.body)
+	if r := stacktest.Get(t, gw.Traffic+"/sayhello", "other-token"); r.Status != 401 {
+		t.Errorf("inactive token: %d %s", r.Status, r.Body)
 	}
 
 	env["OKTA_AUDIENCE"] = "someone-else"
-	gw2 := startGateway(t, env)
-	if r := get(t, gw2.traffic+"/sayhello", "good-token"); r.status != 401 || !strings.Contains(r.body, "audience") {
-		t.Errorf("wrong audience: %d %s", r.status, r.body)
+	gw2 := stacktest.StartGateway(t, env)
+	if r := stacktest.Get(t, gw2.Traffic+"/sayhello", "good-token"); r.Status != 401 || !strings.Contains(r.Body, "audience") {
+		t.Errorf("wrong audience: %d %s", r.Status, r.Body)
 	}
 }

@@ -1,0 +1,85 @@
+package app
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+
+	"github.com/authgate/authgate/internal/config"
+)
+
+// idpTransport is the pool for the authorization server, trusting
+// OKTA_CA_FILE in addition to the system roots when it is set.
+func idpTransport(cfg *config.Config) (*http.Transport, error) {
+	t := newTransport()
+	if cfg.OktaCAFile != "" {
+		pool, err := caPool(cfg.OktaCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("OKTA_CA_FILE: %w", err)
+		}
+		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return t, nil
+}
+
+// opaTransport is the pool for OPA: OPA_CA_FILE for a private CA,
+// OPA_CLIENT_CERT_FILE and OPA_CLIENT_KEY_FILE for mTLS.
+func opaTransport(cfg *config.Config) (*http.Transport, error) {
+	t := newTransport()
+	if cfg.OPACAFile == "" && cfg.OPAClientCertFile == "" {
+		return t, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.OPACAFile != "" {
+		pool, err := caPool(cfg.OPACAFile)
+		if err != nil {
+			return nil, fmt.Errorf("OPA_CA_FILE: %w", err)
+		}
+		tc.RootCAs = pool
+	}
+	if cfg.OPAClientCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.OPAClientCertFile, cfg.OPAClientKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("OPA_CLIENT_CERT_FILE, OPA_CLIENT_KEY_FILE: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	t.TLSClientConfig = tc
+	return t, nil
+}
+
+// caPool is the system roots plus the PEM certificates in path: a private
+// CA is added to, not substituted for, the public ones.
+func caPool(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, errors.New(path + ": no PEM certificate found")
+	}
+	return pool, nil
+}
+
+// warnPlainHTTP logs what config allowed but an operator should know: OPA
+// over plain http to another host (the sidecar convention, but decisions
+// and claims then cross a network in clear), and an insecure IdP URL
+// accepted through ALLOW_INSECURE_HTTP.
+func warnPlainHTTP(cfg *config.Config, log *slog.Logger) {
+	if config.PlainHTTPNonLoopback(cfg.OPAAuthzURL) {
+		log.Warn("OPA_AUTHZ_URL is plain http to a host that is not loopback: token claims and decisions cross the network in clear", "opa_authz_url", cfg.OPAAuthzURL)
+	}
+	for _, u := range []struct{ name, val string }{{"OKTA_ISSUER", cfg.OktaIssuer}, {"OKTA_INTROSPECT_URL", cfg.OktaIntrospectURL}} {
+		if config.PlainHTTPNonLoopback(u.val) {
+			log.Warn(u.name+" is plain http to a host that is not loopback (ALLOW_INSECURE_HTTP=true): the client secret and tokens cross the network in clear", "url", u.val)
+		}
+	}
+}
