@@ -67,7 +67,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		go func() { errc <- servers[i].Serve(ln) }()
 	}
 	log.Info("authgate listening", "traffic", trafficLn.Addr().String(), "admin", adminLn.Addr().String(),
-		"introspect_url", cfg.IntrospectURL(), "opa_authz_url", cfg.OPAAuthzURL)
+		"introspect_url", cfg.IntrospectURL(), "opa_authz_url", cfg.OPAAuthzURL, "upstream_url", cfg.UpstreamURL)
 
 	select {
 	case err := <-errc:
@@ -139,7 +139,7 @@ func build(cfg *config.Config, log *slog.Logger) (*gateway.Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	return gateway.New(gateway.Deps{
+	deps := gateway.Deps{
 		Tokens:       cache,
 		OPA:          &opa.Client{URL: cfg.OPAAuthzURL, HTTPClient: opaHTTP},
 		OPABreaker:   opaBreaker,
@@ -149,7 +149,34 @@ func build(cfg *config.Config, log *slog.Logger) (*gateway.Gateway, error) {
 		HTTPClient:   opaHTTP,
 		SendToken:    cfg.OPASendToken,
 		Log:          log,
-	}), nil
+	}
+	if err := modeDeps(cfg, &deps); err != nil {
+		return nil, err
+	}
+	return gateway.New(deps), nil
+}
+
+// modeDeps fills in the gateway-mode settings (README, "Gateway modes").
+func modeDeps(cfg *config.Config, d *gateway.Deps) error {
+	if cfg.UpstreamURL != "" {
+		u, err := url.Parse(cfg.UpstreamURL)
+		if err != nil {
+			return errors.New("UPSTREAM_URL: not a URL")
+		}
+		d.Upstream = u
+	}
+	d.UpstreamTimeout = cfg.UpstreamTimeout
+	d.UpstreamStripAuthorization = cfg.UpstreamStripAuthorization
+	for _, p := range cfg.PublicPathRules() {
+		d.PublicPaths = append(d.PublicPaths, gateway.PublicPath{Method: p.Method, Path: p.Path, Prefix: p.Prefix})
+	}
+	d.TrustedProxies = cfg.TrustedProxyPrefixes()
+	d.Identity = gateway.IdentityHeaders{
+		Subject:  cfg.IdentityHeaderSubject,
+		ClientID: cfg.IdentityHeaderClientID,
+		Scopes:   cfg.IdentityHeaderScopes,
+	}
+	return nil
 }
 
 // newTransport is a keep-alive pool sized for a gateway: the default of two

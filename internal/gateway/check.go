@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"net/http"
 	"net/url"
 	"time"
 
@@ -18,45 +19,70 @@ const (
 	outcomeNoToken      = "no_token"
 	outcomeBadRequest   = "bad_request"
 	outcomeUnavailable  = "unavailable"
+	outcomePublic       = "public" // PUBLIC_PATHS: not checked
 )
 
 // check is the middleware that protects a route: bearer token, then
-// introspection (cached), then the policy decision.
+// introspection (cached), then the policy decision. PUBLIC_PATHS bypass it.
 func (g *Gateway) check() echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			rec := recordOf(c)
-			if err := g.authorize(c, rec); err != nil {
+			req := c.Request()
+			if isPublic(g.deps.PublicPaths, req.Method, req.URL.Path) {
+				rec.outcome, rec.reason = outcomePublic, "public path"
+				return next(c)
+			}
+			gr, err := g.authorize(c, rec, g.requestFacts)
+			if err != nil {
 				rec.outcome, rec.reason = failureOutcome(err)
 				return err
 			}
 			rec.outcome = outcomeAllow
+			c.Set(grantKey, gr)
+			if gr.decision.rich != nil {
+				addHeaders(c.Response().Header(), gr.decision.rich.responseHeaders)
+			}
 			return next(c)
 		}
 	}
 }
 
-// authorize decides one request, filling rec as it goes.
-func (g *Gateway) authorize(c echo.Context, rec *record) error {
+// requestFacts describes the request itself to OPA (serve and proxy modes);
+// its path has been cleaned by cleanRequestPath.
+func (g *Gateway) requestFacts(req *http.Request) (*facts, error) {
+	query, err := url.ParseQuery(req.URL.RawQuery)
+	if err != nil {
+		return nil, &fault.Error{Kind: fault.BadRequest, Code: "invalid_request", Description: "malformed query string"}
+	}
+	o := g.trusted.originOf(req)
+	return &facts{method: req.Method, path: req.URL.Path, query: query, header: req.Header,
+		host: o.host, scheme: o.scheme, remoteAddr: o.remoteAddr, mode: g.mode}, nil
+}
+
+// authorize decides one request, filling rec as it goes. describe says
+// what the request is (the request itself, or the one a proxy asks about);
+// the token is always the request's own Authorization header.
+func (g *Gateway) authorize(c echo.Context, rec *record, describe func(*http.Request) (*facts, error)) (*grant, error) {
 	req := c.Request()
 	raw, err := bearerToken(req.Header)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	query, err := url.ParseQuery(req.URL.RawQuery)
+	f, err := describe(req)
 	if err != nil {
-		return &fault.Error{Kind: fault.BadRequest, Code: "invalid_request", Description: "malformed query string"}
+		return nil, err
 	}
 	start := time.Now()
 	tok, lookup, err := g.deps.Tokens.Lookup(req.Context(), raw)
 	rec.introspect, rec.lookup, rec.looked = time.Since(start), lookup, true
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rec.subject, rec.clientID = tok.Subject, tok.ClientID
 
 	bp := bufPool.Get().(*[]byte)
-	body := appendInput((*bp)[:0], &facts{method: req.Method, path: req.URL.Path, query: query, header: req.Header}, tok, raw, g.deps.SendToken)
+	body := appendInput((*bp)[:0], f, tok, raw, g.deps.SendToken)
 	start = time.Now()
 	ctx, cancel := context.WithTimeout(req.Context(), g.deps.OPATimeout)
 	d, err := g.decider.decide(ctx, body)
@@ -65,15 +91,19 @@ func (g *Gateway) authorize(c echo.Context, rec *record) error {
 	if err != nil {
 		// The transport may still hold body after a failed call; only a
 		// completed one gives it back.
-		return err
+		return nil, err
 	}
 	*bp = body
 	bufPool.Put(bp)
 	rec.decisionID = d.id
 	if !d.allowed {
-		return &fault.Error{Kind: fault.Forbidden, Code: errPolicyDenied.Code, Description: errPolicyDenied.Description, Err: denyReason(d.reason)}
+		denied := &fault.Error{Kind: fault.Forbidden, Code: errPolicyDenied.Code, Description: errPolicyDenied.Description, Err: denyReason(d.reason)}
+		if d.rich != nil {
+			return nil, &policyAnswer{denied: denied, rich: d.rich}
+		}
+		return nil, denied
 	}
-	return nil
+	return &grant{token: tok, decision: d}, nil
 }
 
 // denyReason keeps why OPA denied (undefined, not a boolean, false) for the log.

@@ -1,0 +1,107 @@
+package gateway
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/authgate/authgate/internal/fault"
+)
+
+// verifyPrefix is the forward-auth endpoint on ADMIN_ADDR.
+const verifyPrefix = "/verify"
+
+// handleVerify is the forward-auth endpoint that nginx auth_request, Traefik
+// ForwardAuth and Envoy's HTTP ext_authz call. It decides the request the
+// proxy describes and answers 200 with the identity headers, 401, 403 (or
+// the policy's own deny), 400 or 503. It never passes anything anywhere.
+func (g *Gateway) handleVerify() echo.HandlerFunc {
+	id := g.deps.Identity
+	return func(c echo.Context) error {
+		rec := recordOf(c)
+		f, err := g.verifyFacts(c.Request())
+		if err != nil {
+			rec.outcome, rec.reason = failureOutcome(err)
+			return err
+		}
+		if isPublic(g.deps.PublicPaths, f.method, f.path) {
+			rec.outcome, rec.reason = outcomePublic, "public path"
+			return c.NoContent(http.StatusOK)
+		}
+		gr, err := g.authorize(c, rec, func(*http.Request) (*facts, error) { return f, nil })
+		if err != nil {
+			rec.outcome, rec.reason = failureOutcome(err)
+			return err
+		}
+		rec.outcome = outcomeAllow
+		h := c.Response().Header()
+		id.set(h, gr.token)
+		if r := gr.decision.rich; r != nil {
+			for k, vs := range r.headers {
+				h[k] = vs
+			}
+			addHeaders(h, r.responseHeaders)
+		}
+		return c.NoContent(http.StatusOK)
+	}
+}
+
+// verifyFacts reads the original request a proxy asks about:
+//
+//   - method: X-Forwarded-Method (Traefik), X-Original-Method (nginx
+//     convention), else the request's own method (Envoy);
+//   - URI: X-Forwarded-Uri (Traefik), X-Original-URI (nginx), else the path
+//     after /verify and the query of the request itself (Envoy's
+//     path_prefix);
+//   - host, scheme, remote address: X-Forwarded-Host/Proto/For when the
+//     caller is one of TRUSTED_PROXIES, else the request's own.
+//
+// The path is cleaned exactly as on the traffic listener.
+func (g *Gateway) verifyFacts(req *http.Request) (*facts, error) {
+	method := firstHeader(req.Header, "X-Forwarded-Method", "X-Original-Method")
+	if method == "" {
+		method = req.Method
+	}
+	if !validHeaderName(method) { // a method is a token, like a header name
+		return nil, &fault.Error{Kind: fault.BadRequest, Code: "invalid_request", Description: "original method malformed"}
+	}
+	uri := firstHeader(req.Header, "X-Forwarded-Uri", "X-Original-Uri")
+	if uri == "" {
+		uri = strings.TrimPrefix(req.URL.EscapedPath(), verifyPrefix)
+		if uri == "" || uri[0] != '/' {
+			uri = "/" + uri
+		}
+		if req.URL.RawQuery != "" {
+			uri += "?" + req.URL.RawQuery
+		}
+	}
+	if !strings.HasPrefix(uri, "/") {
+		return nil, errBadPath("original URI must start with /")
+	}
+	u, err := url.ParseRequestURI(uri)
+	if err != nil {
+		return nil, errBadPath("original URI malformed")
+	}
+	path, err := cleanPath(u)
+	if err != nil {
+		return nil, err
+	}
+	query, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return nil, &fault.Error{Kind: fault.BadRequest, Code: "invalid_request", Description: "malformed query string"}
+	}
+	o := g.trusted.originOf(req)
+	return &facts{method: strings.ToUpper(method), path: path, query: query, header: req.Header,
+		host: o.host, scheme: o.scheme, remoteAddr: o.remoteAddr, mode: modeVerify}, nil
+}
+
+func firstHeader(h http.Header, names ...string) string {
+	for _, n := range names {
+		if v := strings.TrimSpace(h.Get(n)); v != "" {
+			return v
+		}
+	}
+	return ""
+}
