@@ -44,7 +44,7 @@ func startIDP(t *testing.T, latency time.Duration) *idp {
 		Issuer: issuer,
 		Clients: []devidp.Client{
 			{ID: gatewayClient, Secret: gatewaySecret},
-			{ID: demoClient, Secret: demoSecret, Scopes: []string{"read_sayhello", "read_saysecret"}},
+			{ID: demoClient, Secret: demoSecret, Scopes: []string{"read_sayhello", "read_saysecret", "api_read", "api_write"}},
 		},
 		Latency: latency,
 	})
