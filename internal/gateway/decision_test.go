@@ -84,4 +84,3 @@ func TestIdentityStrip(t *testing.T) {
 		t.Errorf("after strip: %v", h)
 	}
 }
-

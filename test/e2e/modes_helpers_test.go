@@ -64,7 +64,7 @@ func startModesOPA(t *testing.T) *opatest.Server {
 // seen is what the upstream received.
 type seen struct {
 	Method, Path, RawPath, Query, Host string
-	Header                                 http.Header
+	Header                             http.Header
 }
 
 // upstream is a test service behind authgate. It counts every request it
