@@ -99,15 +99,44 @@ func (g *Gateway) handleProxy() echo.HandlerFunc {
 		}
 		if gr := grantOf(c); gr != nil {
 			id.set(req.Header, gr.token)
+			var policy http.Header
 			if gr.decision.rich != nil {
-				for k, vs := range gr.decision.rich.headers {
+				policy = gr.decision.rich.headers
+				for k, vs := range policy {
 					req.Header[k] = vs // replaces what the client sent
 				}
+			}
+			if len(req.Header["Connection"]) > 0 {
+				keepOwnHeaders(req.Header, id, policy)
 			}
 		}
 		g.proxy.ServeHTTP(c.Response(), req)
 		return nil
 	}
+}
+
+// keepOwnHeaders drops from the Connection header the names of the headers
+// authgate sets: the proxy removes the headers listed there as hop-by-hop,
+// and a client must not be able to have its identity removed on the way.
+func keepOwnHeaders(h http.Header, id IdentityHeaders, policy http.Header) {
+	var keep []string
+	for _, v := range h["Connection"] {
+		for tok := range strings.SplitSeq(v, ",") {
+			tok = strings.TrimSpace(tok)
+			own := strings.EqualFold(tok, id.Subject) || strings.EqualFold(tok, id.ClientID) || strings.EqualFold(tok, id.Scopes)
+			if _, ok := policy[http.CanonicalHeaderKey(tok)]; ok {
+				own = true
+			}
+			if tok != "" && !own {
+				keep = append(keep, tok)
+			}
+		}
+	}
+	if len(keep) == 0 {
+		delete(h, "Connection")
+		return
+	}
+	h["Connection"] = []string{strings.Join(keep, ", ")}
 }
 
 // upstreamError answers a failed upstream exchange: 504 when the upstream

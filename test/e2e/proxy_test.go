@@ -65,6 +65,13 @@ func TestProxy(t *testing.T) {
 				t.Errorf("upstream %s: %q, want only %q (headers %v)", name, s.Header.Values(name), want, s.Header)
 			}
 		}
+		// Nor can it have its identity dropped as a hop-by-hop header.
+		if r := raw(t, gw.traffic, "GET", "/api/items", with(bearer(reader), "Connection", "keep-alive, X-Auth-Subject, x-authz-scope")); r.status != 200 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+		if s := up.seen(); s.Header.Get("X-Auth-Subject") != "demo" || s.Header.Get("X-Authz-Scope") != "api_read" {
+			t.Errorf("identity listed in Connection was dropped: %v", s.Header)
+		}
 		if got := s.Header.Get("X-Forwarded-For"); got != "127.0.0.1" {
 			t.Errorf("X-Forwarded-For from an untrusted client believed: %q", got)
 		}
