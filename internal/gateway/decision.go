@@ -260,6 +260,18 @@ func (ih IdentityHeaders) set(h http.Header, t *authn.Token) {
 	setOrDel(h, ih.Scopes, strings.Join(t.Scopes, " "))
 }
 
+// setAll writes all three identity headers into h, empty ones included:
+// some proxies copy only the headers present in the answer (Envoy's
+// allowed_upstream_headers), and would otherwise let a client's own copy of
+// an absent one through.
+func (ih IdentityHeaders) setAll(h http.Header, t *authn.Token) {
+	for _, p := range [][2]string{{ih.Subject, t.Subject}, {ih.ClientID, t.ClientID}, {ih.Scopes, strings.Join(t.Scopes, " ")}} {
+		if p[0] != "" {
+			h.Set(p[0], p[1])
+		}
+	}
+}
+
 // strip removes the identity headers from h: a client must never send them.
 // Spellings with "_" for "-" go too, since CGI-style frameworks read
 // X_Auth_Subject and X-Auth-Subject as the same variable.

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/authgate/authgate/internal/authn"
 )
 
 func TestParseObject(t *testing.T) {
@@ -82,5 +84,20 @@ func TestIdentityStrip(t *testing.T) {
 	id.strip(h)
 	if !reflect.DeepEqual(h, http.Header{"Accept": {"*/*"}}) {
 		t.Errorf("after strip: %v", h)
+	}
+}
+
+func TestIdentitySet(t *testing.T) {
+	id := IdentityHeaders{Subject: "X-Auth-Subject", ClientID: "X-Auth-Client-Id", Scopes: "X-Auth-Scopes"}
+	tok := &authn.Token{Subject: "alice", Scopes: nil}
+	proxied := http.Header{}
+	id.set(proxied, tok)
+	if !reflect.DeepEqual(proxied, http.Header{"X-Auth-Subject": {"alice"}}) {
+		t.Errorf("set: %v", proxied)
+	}
+	answer := http.Header{}
+	id.setAll(answer, tok)
+	if !reflect.DeepEqual(answer, http.Header{"X-Auth-Subject": {"alice"}, "X-Auth-Client-Id": {""}, "X-Auth-Scopes": {""}}) {
+		t.Errorf("setAll: %v", answer)
 	}
 }

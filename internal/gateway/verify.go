@@ -37,7 +37,7 @@ func (g *Gateway) handleVerify() echo.HandlerFunc {
 		}
 		rec.outcome = outcomeAllow
 		h := c.Response().Header()
-		id.set(h, gr.token)
+		id.setAll(h, gr.token)
 		if r := gr.decision.rich; r != nil {
 			for k, vs := range r.headers {
 				h[k] = vs
