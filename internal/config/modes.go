@@ -122,6 +122,9 @@ func (c *Config) modeProblems() []string {
 		}
 	}
 	for _, s := range c.TrustedProxies {
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
 		if _, err := parsePrefix(s); err != nil {
 			add("TRUSTED_PROXIES: %q is not a CIDR (10.0.0.0/8) or an IP address", strings.TrimSpace(s))
 		}

@@ -48,7 +48,7 @@ func TestModeValues(t *testing.T) {
 		"UPSTREAM_STRIP_AUTHORIZATION": "true",
 		"UPSTREAM_TIMEOUT":             "5s",
 		"PUBLIC_PATHS":                 "GET /health, OPTIONS /*,/static/*",
-		"TRUSTED_PROXIES":              "10.0.0.0/8, 192.168.1.7, ::1",
+		"TRUSTED_PROXIES":              "10.0.0.0/8, 192.168.1.7, ::1,",
 		"IDENTITY_HEADER_SUBJECT":      "X-User",
 	})
 	if err != nil {
