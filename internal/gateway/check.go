@@ -51,13 +51,26 @@ func (g *Gateway) check() echo.MiddlewareFunc {
 // requestFacts describes the request itself to OPA (serve and proxy modes);
 // its path has been cleaned by cleanRequestPath.
 func (g *Gateway) requestFacts(req *http.Request) (*facts, error) {
-	query, err := url.ParseQuery(req.URL.RawQuery)
+	query, err := parseQuery(req.URL.RawQuery)
 	if err != nil {
-		return nil, &fault.Error{Kind: fault.BadRequest, Code: "invalid_request", Description: "malformed query string"}
+		return nil, err
 	}
 	o := g.trusted.originOf(req)
 	return &facts{method: req.Method, path: req.URL.Path, query: query, header: req.Header,
 		host: o.host, scheme: o.scheme, remoteAddr: o.remoteAddr, mode: g.mode}, nil
+}
+
+// parseQuery parses a query string for the OPA input; an empty one costs
+// nothing.
+func parseQuery(raw string) (url.Values, error) {
+	if raw == "" {
+		return nil, nil
+	}
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return nil, &fault.Error{Kind: fault.BadRequest, Code: "invalid_request", Description: "malformed query string"}
+	}
+	return q, nil
 }
 
 // authorize decides one request, filling rec as it goes. describe says

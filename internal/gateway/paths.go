@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -142,15 +143,23 @@ func (t trustedProxies) originOf(req *http.Request) origin {
 	if req.TLS != nil {
 		o.scheme = "https"
 	}
-	ap, err := netip.ParseAddrPort(req.RemoteAddr)
+	host, _, err := net.SplitHostPort(req.RemoteAddr)
 	if err != nil {
-		o.remoteAddr, o.peer = req.RemoteAddr, req.RemoteAddr
+		host = req.RemoteAddr
+	}
+	o.peer, o.remoteAddr = host, host
+	if len(t) == 0 {
+		return o // the common case: no parsing, no allocation
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil {
 		return o
 	}
-	peer := ap.Addr().Unmap()
-	o.peer = peer.String()
-	o.remoteAddr = o.peer
-	if len(t) == 0 || !t.contains(peer) {
+	peer = peer.Unmap()
+	if peer.Is4() && strings.Contains(host, ":") { // an IPv4-mapped IPv6 address
+		o.peer, o.remoteAddr = peer.String(), peer.String()
+	}
+	if !t.contains(peer) {
 		return o
 	}
 	o.peerTrusted = true

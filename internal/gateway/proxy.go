@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"strings"
 	"time"
 
@@ -103,7 +104,7 @@ func (g *Gateway) handleProxy() echo.HandlerFunc {
 			if gr.decision.rich != nil {
 				policy = gr.decision.rich.headers
 				for k, vs := range policy {
-					req.Header[k] = vs // replaces what the client sent
+					req.Header[k] = slices.Clone(vs) // replaces what the client sent
 				}
 			}
 			if len(req.Header["Connection"]) > 0 {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -40,7 +41,7 @@ func (g *Gateway) handleVerify() echo.HandlerFunc {
 		id.setAll(h, gr.token)
 		if r := gr.decision.rich; r != nil {
 			for k, vs := range r.headers {
-				h[k] = vs
+				h[k] = slices.Clone(vs)
 			}
 			addHeaders(h, r.responseHeaders)
 		}
@@ -88,9 +89,9 @@ func (g *Gateway) verifyFacts(req *http.Request) (*facts, error) {
 	if err != nil {
 		return nil, err
 	}
-	query, err := url.ParseQuery(u.RawQuery)
+	query, err := parseQuery(u.RawQuery)
 	if err != nil {
-		return nil, &fault.Error{Kind: fault.BadRequest, Code: "invalid_request", Description: "malformed query string"}
+		return nil, err
 	}
 	o := g.trusted.originOf(req)
 	return &facts{method: strings.ToUpper(method), path: path, query: query, header: req.Header,
