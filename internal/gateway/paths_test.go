@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -118,4 +119,39 @@ func TestOriginOf(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzCleanPath checks that an accepted path is clean, and that cleaning is
+// idempotent: what the upstream gets (the canonical encoding of the result)
+// cleans to itself, so policy and upstream read the same path.
+func FuzzCleanPath(f *testing.F) {
+	for _, s := range []string{"/a/b", "//a//b/", "/a/%2e%2e/b", "/a%2Fb", "/%61", "/a;b/..;/c", "/a%252e", "/.well-known/x", "/a%20b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, target string) {
+		u, err := url.ParseRequestURI(target)
+		if err != nil || u.Opaque != "" || u.Host != "" {
+			return
+		}
+		p, err := cleanPath(u)
+		if err != nil {
+			return
+		}
+		if !strings.HasPrefix(p, "/") || strings.Contains(p, "//") || strings.ContainsAny(p, "\\\x00") {
+			t.Fatalf("%q cleaned to %q", target, p)
+		}
+		for _, seg := range strings.Split(p, "/") {
+			if name, _, _ := strings.Cut(seg, ";"); name == "." || name == ".." {
+				t.Fatalf("%q cleaned to %q, which has a dot segment", target, p)
+			}
+		}
+		sent := (&url.URL{Path: p}).EscapedPath()
+		again, err := url.ParseRequestURI(sent)
+		if err != nil {
+			t.Fatalf("%q: upstream path %q does not parse: %v", target, sent, err)
+		}
+		if q, err := cleanPath(again); err != nil || q != p {
+			t.Fatalf("%q: upstream path %q cleans to %q (%v), want %q", target, sent, q, err, p)
+		}
+	})
 }
