@@ -62,6 +62,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	servers := []*http.Server{newServer(gw.Traffic(), log), newServer(gw.Admin(), log)}
+	if cfg.UpstreamURL != "" {
+		// The write deadline runs from the end of the request headers: the
+		// wait for the upstream's answer must not eat the time to relay it.
+		servers[0].WriteTimeout = writeTimeout + cfg.UpstreamTimeout
+	}
 	errc := make(chan error, len(servers))
 	for i, ln := range []net.Listener{trafficLn, adminLn} {
 		go func() { errc <- servers[i].Serve(ln) }()

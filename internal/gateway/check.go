@@ -39,7 +39,9 @@ func (g *Gateway) check() echo.MiddlewareFunc {
 				return err
 			}
 			rec.outcome = outcomeAllow
-			c.Set(grantKey, gr)
+			if g.proxy != nil {
+				c.Set(grantKey, gr) // for handleProxy
+			}
 			if gr.decision.rich != nil {
 				addHeaders(c.Response().Header(), gr.decision.rich.responseHeaders)
 			}
