@@ -36,7 +36,9 @@ type fakeOPA struct {
 
 var _ Querier = (*fakeOPA)(nil)
 
-func (f *fakeOPA) Query(ctx context.Context, body []byte) (opa.Result, error) { return f.QueryFn(ctx, body) }
+func (f *fakeOPA) Query(ctx context.Context, body []byte) (opa.Result, error) {
+	return f.QueryFn(ctx, body)
+}
 
 // newTestGateway builds a gateway whose policy answers result (a JSON
 // value) and records each OPA input in inputs.
