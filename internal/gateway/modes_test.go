@@ -18,25 +18,25 @@ import (
 	"github.com/authgate/authgate/pkg/opa"
 )
 
-// fakeTokens is a TokenVerifier that knows one good token.
-type fakeTokens struct {
+// stubTokens is a TokenVerifier that knows one good token.
+type stubTokens struct {
 	LookupFn func(ctx context.Context, token string) (*authn.Token, authn.Lookup, error)
 }
 
-var _ TokenVerifier = (*fakeTokens)(nil)
+var _ TokenVerifier = (*stubTokens)(nil)
 
-func (f *fakeTokens) Lookup(ctx context.Context, token string) (*authn.Token, authn.Lookup, error) {
+func (f *stubTokens) Lookup(ctx context.Context, token string) (*authn.Token, authn.Lookup, error) {
 	return f.LookupFn(ctx, token)
 }
 
-// fakeOPA is a Querier that answers a fixed result and keeps the last input.
-type fakeOPA struct {
+// stubOPA is a Querier that answers a fixed result and keeps the last input.
+type stubOPA struct {
 	QueryFn func(ctx context.Context, body []byte) (opa.Result, error)
 }
 
-var _ Querier = (*fakeOPA)(nil)
+var _ Querier = (*stubOPA)(nil)
 
-func (f *fakeOPA) Query(ctx context.Context, body []byte) (opa.Result, error) {
+func (f *stubOPA) Query(ctx context.Context, body []byte) (opa.Result, error) {
 	return f.QueryFn(ctx, body)
 }
 
@@ -45,13 +45,13 @@ func (f *fakeOPA) Query(ctx context.Context, body []byte) (opa.Result, error) {
 func newTestGateway(t *testing.T, result string, inputs *[]map[string]any, with func(*Deps)) *Gateway {
 	t.Helper()
 	d := Deps{
-		Tokens: &fakeTokens{LookupFn: func(_ context.Context, tok string) (*authn.Token, authn.Lookup, error) {
+		Tokens: &stubTokens{LookupFn: func(_ context.Context, tok string) (*authn.Token, authn.Lookup, error) {
 			if tok != "good" {
 				return nil, 0, &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token", Description: "token is not active"}
 			}
 			return &authn.Token{Subject: "alice", ClientID: "app", Scopes: []string{"a", "b"}, Claims: json.RawMessage(`{"active":true}`)}, 0, nil
 		}},
-		OPA: &fakeOPA{QueryFn: func(_ context.Context, body []byte) (opa.Result, error) {
+		OPA: &stubOPA{QueryFn: func(_ context.Context, body []byte) (opa.Result, error) {
 			var in struct{ Input map[string]any }
 			if err := json.Unmarshal(body, &in); err != nil {
 				t.Errorf("OPA input is not JSON: %v\n%s", err, body)
