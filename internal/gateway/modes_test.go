@@ -157,6 +157,9 @@ func TestProxyUnknownMethod(t *testing.T) {
 	if w := serve(g.Traffic(), "MKCOL", "/dav/x", map[string]string{"Authorization": "Bearer good"}); w.Code != 200 || w.Body.String() != "MKCOL" {
 		t.Errorf("MKCOL: %d %s", w.Code, w.Body)
 	}
+	if w := serve(g.Traffic(), "GET", "/", map[string]string{"Authorization": "Bearer good"}); w.Code != 200 || w.Body.String() != "GET" {
+		t.Errorf("GET /: %d %s", w.Code, w.Body)
+	}
 	if w := serve(g.Traffic(), "BREW", "/pot", map[string]string{"Authorization": "Bearer good"}); w.Code != 405 {
 		t.Errorf("BREW: %d %s", w.Code, w.Body)
 	}
