@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/fault"
 )
 
@@ -33,33 +34,40 @@ func (g *Gateway) check() echo.MiddlewareFunc {
 				rec.outcome, rec.reason = outcomePublic, "public path"
 				return next(c)
 			}
-			gr, err := g.authorize(c, rec, g.requestFacts)
+			var f facts
+			err := g.describeRequest(req, &f)
+			var tok *authn.Token
+			var d decision
+			if err == nil {
+				tok, d, err = g.authorize(c, rec, &f)
+			}
 			if err != nil {
 				rec.outcome, rec.reason = failureOutcome(err)
 				return err
 			}
 			rec.outcome = outcomeAllow
 			if g.proxy != nil {
-				c.Set(grantKey, gr) // for handleProxy
+				c.Set(grantKey, &grant{token: tok, decision: d}) // for handleProxy
 			}
-			if gr.decision.rich != nil {
-				addHeaders(c.Response().Header(), gr.decision.rich.responseHeaders)
+			if d.rich != nil {
+				addHeaders(c.Response().Header(), d.rich.responseHeaders)
 			}
 			return next(c)
 		}
 	}
 }
 
-// requestFacts describes the request itself to OPA (serve and proxy modes);
-// its path has been cleaned by cleanRequestPath.
-func (g *Gateway) requestFacts(req *http.Request) (*facts, error) {
+// describeRequest describes the request itself to OPA (serve and proxy
+// modes); its path has been cleaned by cleanRequestPath.
+func (g *Gateway) describeRequest(req *http.Request, f *facts) error {
 	query, err := parseQuery(req.URL.RawQuery)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	o := g.trusted.originOf(req)
-	return &facts{method: req.Method, path: req.URL.Path, query: query, header: req.Header,
-		host: o.host, scheme: o.scheme, remoteAddr: o.remoteAddr, mode: g.mode}, nil
+	*f = facts{method: req.Method, path: req.URL.Path, query: query, header: req.Header,
+		host: o.host, scheme: o.scheme, remoteAddr: o.remoteAddr, mode: g.mode}
+	return nil
 }
 
 // parseQuery parses a query string for the OPA input; an empty one costs
@@ -75,24 +83,20 @@ func parseQuery(raw string) (url.Values, error) {
 	return q, nil
 }
 
-// authorize decides one request, filling rec as it goes. describe says
-// what the request is (the request itself, or the one a proxy asks about);
-// the token is always the request's own Authorization header.
-func (g *Gateway) authorize(c echo.Context, rec *record, describe func(*http.Request) (*facts, error)) (*grant, error) {
+// authorize decides the request that f describes (the request itself, or
+// the one a proxy asks about), filling rec as it goes. The token is always
+// the request's own Authorization header.
+func (g *Gateway) authorize(c echo.Context, rec *record, f *facts) (*authn.Token, decision, error) {
 	req := c.Request()
 	raw, err := bearerToken(req.Header)
 	if err != nil {
-		return nil, err
-	}
-	f, err := describe(req)
-	if err != nil {
-		return nil, err
+		return nil, decision{}, err
 	}
 	start := time.Now()
 	tok, lookup, err := g.deps.Tokens.Lookup(req.Context(), raw)
 	rec.introspect, rec.lookup, rec.looked = time.Since(start), lookup, true
 	if err != nil {
-		return nil, err
+		return nil, decision{}, err
 	}
 	rec.subject, rec.clientID = tok.Subject, tok.ClientID
 
@@ -106,7 +110,7 @@ func (g *Gateway) authorize(c echo.Context, rec *record, describe func(*http.Req
 	if err != nil {
 		// The transport may still hold body after a failed call; only a
 		// completed one gives it back.
-		return nil, err
+		return nil, decision{}, err
 	}
 	*bp = body
 	bufPool.Put(bp)
@@ -114,11 +118,11 @@ func (g *Gateway) authorize(c echo.Context, rec *record, describe func(*http.Req
 	if !d.allowed {
 		denied := &fault.Error{Kind: fault.Forbidden, Code: errPolicyDenied.Code, Description: errPolicyDenied.Description, Err: denyReason(d.reason)}
 		if d.rich != nil {
-			return nil, &policyAnswer{denied: denied, rich: d.rich}
+			return nil, decision{}, &policyAnswer{denied: denied, rich: d.rich}
 		}
-		return nil, denied
+		return nil, decision{}, denied
 	}
-	return &grant{token: tok, decision: d}, nil
+	return tok, d, nil
 }
 
 // denyReason keeps why OPA denied (undefined, not a boolean, false) for the log.

@@ -77,9 +77,10 @@ func cleanPath(u *url.URL) (string, error) {
 	return b.String(), nil
 }
 
-// cleanRequestPath is the traffic listener's first middleware (Echo Pre, so
-// before routing): it replaces the request's path by its cleaned form or
-// answers 400.
+// cleanRequestPath is proxy mode's first route middleware: it replaces the
+// request's path by its cleaned form, which the check and the upstream then
+// read, or answers 400. (Route-level rather than Echo's Pre: no per-request
+// closures, and the middleware that observes every request sees these too.)
 func cleanRequestPath() echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {

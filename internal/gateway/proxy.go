@@ -75,7 +75,7 @@ func (g *Gateway) newProxy() http.Handler {
 	}
 }
 
-// stripInbound removes, before anything reads the request, the identity
+// stripInbound removes, before the check reads the request, the identity
 // headers a client might have forged: neither the policy nor the upstream
 // may ever see them.
 func (g *Gateway) stripInbound() echo.MiddlewareFunc {

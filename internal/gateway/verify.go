@@ -22,7 +22,8 @@ func (g *Gateway) handleVerify() echo.HandlerFunc {
 	id := g.deps.Identity
 	return func(c echo.Context) error {
 		rec := recordOf(c)
-		f, err := g.verifyFacts(c.Request())
+		var f facts
+		err := g.describeForwarded(c.Request(), &f)
 		if err != nil {
 			rec.outcome, rec.reason = failureOutcome(err)
 			return err
@@ -31,15 +32,15 @@ func (g *Gateway) handleVerify() echo.HandlerFunc {
 			rec.outcome, rec.reason = outcomePublic, "public path"
 			return c.NoContent(http.StatusOK)
 		}
-		gr, err := g.authorize(c, rec, func(*http.Request) (*facts, error) { return f, nil })
+		tok, d, err := g.authorize(c, rec, &f)
 		if err != nil {
 			rec.outcome, rec.reason = failureOutcome(err)
 			return err
 		}
 		rec.outcome = outcomeAllow
 		h := c.Response().Header()
-		id.setAll(h, gr.token)
-		if r := gr.decision.rich; r != nil {
+		id.setAll(h, tok)
+		if r := d.rich; r != nil {
 			for k, vs := range r.headers {
 				h[k] = slices.Clone(vs)
 			}
@@ -49,7 +50,7 @@ func (g *Gateway) handleVerify() echo.HandlerFunc {
 	}
 }
 
-// verifyFacts reads the original request a proxy asks about:
+// describeForwarded reads the original request a proxy asks about:
 //
 //   - method: X-Forwarded-Method (Traefik), X-Original-Method (nginx
 //     convention), else the request's own method (Envoy);
@@ -60,13 +61,13 @@ func (g *Gateway) handleVerify() echo.HandlerFunc {
 //     caller is one of TRUSTED_PROXIES, else the request's own.
 //
 // The path is cleaned exactly as on the traffic listener.
-func (g *Gateway) verifyFacts(req *http.Request) (*facts, error) {
+func (g *Gateway) describeForwarded(req *http.Request, f *facts) error {
 	method := firstHeader(req.Header, "X-Forwarded-Method", "X-Original-Method")
 	if method == "" {
 		method = req.Method
 	}
 	if !validHeaderName(method) { // a method is a token, like a header name
-		return nil, &fault.Error{Kind: fault.BadRequest, Code: "invalid_request", Description: "original method malformed"}
+		return &fault.Error{Kind: fault.BadRequest, Code: "invalid_request", Description: "original method malformed"}
 	}
 	uri := firstHeader(req.Header, "X-Forwarded-Uri", "X-Original-Uri")
 	if uri == "" {
@@ -79,23 +80,24 @@ func (g *Gateway) verifyFacts(req *http.Request) (*facts, error) {
 		}
 	}
 	if !strings.HasPrefix(uri, "/") {
-		return nil, errBadPath("original URI must start with /")
+		return errBadPath("original URI must start with /")
 	}
 	u, err := url.ParseRequestURI(uri)
 	if err != nil {
-		return nil, errBadPath("original URI malformed")
+		return errBadPath("original URI malformed")
 	}
 	path, err := cleanPath(u)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	query, err := parseQuery(u.RawQuery)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	o := g.trusted.originOf(req)
-	return &facts{method: strings.ToUpper(method), path: path, query: query, header: req.Header,
-		host: o.host, scheme: o.scheme, remoteAddr: o.remoteAddr, mode: modeVerify}, nil
+	*f = facts{method: strings.ToUpper(method), path: path, query: query, header: req.Header,
+		host: o.host, scheme: o.scheme, remoteAddr: o.remoteAddr, mode: modeVerify}
+	return nil
 }
 
 func firstHeader(h http.Header, names ...string) string {
