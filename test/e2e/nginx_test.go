@@ -57,6 +57,10 @@ http {
             proxy_set_header Content-Length "";
             proxy_set_header X-Original-Method $request_method;
             proxy_set_header X-Original-URI    $request_uri;
+            # nginx passes the client's other headers on: drop the ones that
+            # could describe another request (authgate refuses a conflict).
+            proxy_set_header X-Forwarded-Method "";
+            proxy_set_header X-Forwarded-Uri    "";
             proxy_set_header X-Forwarded-Host  $host;
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_set_header X-Forwarded-For   $remote_addr;
@@ -200,6 +204,8 @@ func TestNginxForwardAuth(t *testing.T) {
 		{name: "unknown token", method: "GET", path: "/api/items", header: bearer("bm9wZQ"), status: 401,
 			challenge: `Bearer realm="authgate", error="invalid_token", error_description="token is not active"`},
 		{name: "deny", method: "POST", path: "/api/items", header: bearer(reader), status: 403},
+		{name: "deny, whatever the client claims the request is", method: "POST", path: "/api/items",
+			header: with(bearer(reader), "X-Forwarded-Uri", "/api/items", "X-Forwarded-Method", "GET", "X-Original-URI", "/api/items", "X-Original-Method", "GET"), status: 403},
 		{name: "deny outside the API", method: "GET", path: "/admin", header: bearer(reader), status: 403},
 		// nginx passes only 401 and 403 from auth_request: the policy's 404
 		// becomes 500 (README, "Forward-auth").

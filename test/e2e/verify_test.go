@@ -33,7 +33,7 @@ func TestVerify(t *testing.T) {
 			want:   map[string]string{"X-Seen-Method": "DELETE", "X-Seen-Path": "/n/x", "X-Seen-Query": `{"y":["2"]}`, "X-Seen-Host": "app.example", "X-Seen-Scheme": "http"}},
 		{name: "Envoy path_prefix", method: "PUT", path: "/verify/e/x?z=3", header: bearer(tok),
 			want: map[string]string{"X-Seen-Method": "PUT", "X-Seen-Path": "/e/x", "X-Seen-Query": `{"z":["3"]}`, "X-Seen-Host": adminHost}},
-		{name: "Envoy root", method: "GET", path: "/verify", header: bearer(tok),
+		{name: "Envoy root", method: "GET", path: "/verify/", header: bearer(tok),
 			want: map[string]string{"X-Seen-Method": "GET", "X-Seen-Path": "/", "X-Seen-Remote": "127.0.0.1"}},
 	}
 	for _, tc := range cases {
@@ -66,6 +66,19 @@ func TestVerify(t *testing.T) {
 			challenge: `Bearer realm="authgate", error="invalid_request", error_description="path not accepted: encoded slash"`},
 		{name: "absolute URI", path: "/verify", header: with(bearer(tok), "X-Original-URI", "http://evil.example/a"), status: 400, code: "invalid_request",
 			challenge: `Bearer realm="authgate", error="invalid_request", error_description="path not accepted: original URI must start with /"`},
+		{name: "no original URI", path: "/verify", header: bearer(tok), status: 400, code: "invalid_request",
+			challenge: `Bearer realm="authgate", error="invalid_request", error_description="no original URI: send X-Forwarded-Uri or X-Original-URI, or ask /verify/{path}"`},
+		// A proxy passes the client's other headers on: a client must not be
+		// able to choose the request that gets decided.
+		{name: "Traefik and nginx headers disagree", path: "/verify", header: with(bearer(tok), "X-Forwarded-Uri", "/public", "X-Original-URI", "/admin"),
+			status: 400, code: "invalid_request",
+			challenge: `Bearer realm="authgate", error="invalid_request", error_description="original request ambiguous: X-Forwarded-Uri and X-Original-Uri disagree"`},
+		{name: "methods disagree", path: "/verify", header: with(bearer(tok), "X-Forwarded-Uri", "/a", "X-Forwarded-Method", "GET", "X-Original-Method", "DELETE"),
+			status: 400, code: "invalid_request",
+			challenge: `Bearer realm="authgate", error="invalid_request", error_description="original request ambiguous: X-Forwarded-Method and X-Original-Method disagree"`},
+		{name: "headers on an Envoy-style path", path: "/verify/admin", header: with(bearer(tok), "X-Forwarded-Uri", "/public"),
+			status: 400, code: "invalid_request",
+			challenge: `Bearer realm="authgate", error="invalid_request", error_description="original request ambiguous: X-Forwarded-* or X-Original-* request headers on an Envoy-style /verify/ path"`},
 		{name: "deny with a 2xx status becomes 403", path: "/verify", header: with(bearer(tok), "X-Forwarded-Uri", "/odd/ok-status"), status: 403},
 	}
 	for _, tc := range failures {
@@ -82,6 +95,27 @@ func TestVerify(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("the same header twice", func(t *testing.T) {
+		r := raw(t, gw.admin, "GET", "/verify", with(bearer(tok), "X-Forwarded-Uri", "/admin", "X-Forwarded-uri", "/public"))
+		if r.status != 400 || !strings.Contains(r.body, "given twice") {
+			t.Errorf("%d %s", r.status, r.body)
+		}
+	})
+
+	t.Run("same values agree", func(t *testing.T) {
+		r := do(t, "GET", gw.admin+"/verify", with(bearer(tok), "X-Forwarded-Uri", "/a", "X-Original-URI", "/a"), nil)
+		if r.status != 200 || r.header.Get("X-Seen-Path") != "/a" {
+			t.Errorf("%d %s", r.status, r.body)
+		}
+	})
+
+	t.Run("method taken as is", func(t *testing.T) {
+		r := do(t, "GET", gw.admin+"/verify", with(bearer(tok), "X-Forwarded-Uri", "/a", "X-Forwarded-Method", "get"), nil)
+		if r.status != 200 || r.header.Get("X-Seen-Method") != "get" {
+			t.Errorf("%d %s %v", r.status, r.body, r.header)
+		}
+	})
 
 	t.Run("public path", func(t *testing.T) {
 		r := do(t, "GET", gw.admin+"/verify", map[string]string{"X-Forwarded-Uri": "/health", "X-Forwarded-Method": "GET"}, nil)
