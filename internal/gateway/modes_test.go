@@ -164,3 +164,22 @@ func TestProxyUnknownMethod(t *testing.T) {
 		t.Errorf("BREW: %d %s", w.Code, w.Body)
 	}
 }
+
+func TestProxyUpstreamBasePath(t *testing.T) {
+	var got string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.URL.RequestURI() }))
+	defer up.Close()
+	u, _ := url.Parse(up.URL + "/base")
+	var inputs []map[string]any
+	g := newTestGateway(t, "true", &inputs, func(d *Deps) { d.Upstream, d.UpstreamTimeout = u, time.Second })
+	w := serve(g.Traffic(), "GET", "//x//a%20b?y=1&y=2", map[string]string{"Authorization": "Bearer good"})
+	if w.Code != 200 {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	if got != "/base/x/a%20b?y=1&y=2" {
+		t.Errorf("upstream got %q", got)
+	}
+	if len(inputs) != 1 || inputs[0]["path"] != "/x/a b" || inputs[0]["mode"] != "proxy" {
+		t.Errorf("OPA input %v", inputs)
+	}
+}
