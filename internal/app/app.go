@@ -62,12 +62,17 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer closeIdle() // no upstream connection outlives Run
 	servers := []*http.Server{newServer(gw.Traffic(), log, cfg), newServer(gw.Admin(), log, cfg)}
+	if cfg.UpstreamURL != "" {
+		// The write deadline runs from the end of the request headers: the
+		// wait for the upstream's answer must not eat the time to relay it.
+		servers[0].WriteTimeout = writeTimeout + cfg.UpstreamTimeout
+	}
 	errc := make(chan error, len(servers))
 	for i, ln := range []net.Listener{trafficLn, adminLn} {
 		go func() { errc <- servers[i].Serve(ln) }()
 	}
 	log.Info("authgate listening", "traffic", trafficLn.Addr().String(), "admin", adminLn.Addr().String(),
-		"introspect_url", cfg.IntrospectURL(), "opa_authz_url", cfg.OPAAuthzURL)
+		"introspect_url", cfg.IntrospectURL(), "opa_authz_url", cfg.OPAAuthzURL, "upstream_url", cfg.UpstreamURL)
 
 	select {
 	case err := <-errc:
@@ -161,7 +166,7 @@ func build(cfg *config.Config, log *slog.Logger) (gw *gateway.Gateway, closeIdle
 		return nil, nil, err
 	}
 	closeIdle = func() { idpT.CloseIdleConnections(); opaT.CloseIdleConnections() }
-	return gateway.New(gateway.Deps{
+	deps := gateway.Deps{
 		Tokens:       cache,
 		OPA:          &opa.Client{URL: cfg.OPAAuthzURL, HTTPClient: opaHTTP},
 		OPABreaker:   opaBreaker,
@@ -174,7 +179,34 @@ func build(cfg *config.Config, log *slog.Logger) (gw *gateway.Gateway, closeIdle
 
 		DecisionCacheTTL:  cfg.DecisionCacheTTL,
 		DecisionCacheSize: cfg.CacheSize,
-	}), closeIdle, nil
+	}
+	if err := modeDeps(cfg, &deps); err != nil {
+		return nil, nil, err
+	}
+	return gateway.New(deps), closeIdle, nil
+}
+
+// modeDeps fills in the gateway-mode settings (README, "Gateway modes").
+func modeDeps(cfg *config.Config, d *gateway.Deps) error {
+	if cfg.UpstreamURL != "" {
+		u, err := url.Parse(cfg.UpstreamURL)
+		if err != nil {
+			return errors.New("UPSTREAM_URL: not a URL")
+		}
+		d.Upstream = u
+	}
+	d.UpstreamTimeout = cfg.UpstreamTimeout
+	d.UpstreamStripAuthorization = cfg.UpstreamStripAuthorization
+	for _, p := range cfg.PublicPathRules() {
+		d.PublicPaths = append(d.PublicPaths, gateway.PublicPath{Method: p.Method, Path: p.Path, Prefix: p.Prefix})
+	}
+	d.TrustedProxies = cfg.TrustedProxyPrefixes()
+	d.Identity = gateway.IdentityHeaders{
+		Subject:  cfg.IdentityHeaderSubject,
+		ClientID: cfg.IdentityHeaderClientID,
+		Scopes:   cfg.IdentityHeaderScopes,
+	}
+	return nil
 }
 
 // newTransport is a keep-alive pool sized for a gateway: the default of two

@@ -63,6 +63,17 @@ type Config struct {
 	OPAClientCertFile string        `env:"OPA_CLIENT_CERT_FILE"`
 	OPAClientKeyFile  string        `env:"OPA_CLIENT_KEY_FILE"`
 	ReadHeaderTimeout time.Duration `env:"READ_HEADER_TIMEOUT" envDefault:"10s"`
+
+	// Gateway modes (README, "Gateway modes"). UPSTREAM_URL set means reverse
+	// proxy mode: the demo routes are off and every request is proxied.
+	UpstreamURL                string        `env:"UPSTREAM_URL"`
+	UpstreamStripAuthorization bool          `env:"UPSTREAM_STRIP_AUTHORIZATION" envDefault:"false"`
+	UpstreamTimeout            time.Duration `env:"UPSTREAM_TIMEOUT" envDefault:"30s"`
+	PublicPaths                []string      `env:"PUBLIC_PATHS" envSeparator:","`
+	TrustedProxies             []string      `env:"TRUSTED_PROXIES" envSeparator:","`
+	IdentityHeaderSubject      string        `env:"IDENTITY_HEADER_SUBJECT" envDefault:"X-Auth-Subject"`
+	IdentityHeaderClientID     string        `env:"IDENTITY_HEADER_CLIENT_ID" envDefault:"X-Auth-Client-Id"`
+	IdentityHeaderScopes       string        `env:"IDENTITY_HEADER_SCOPES" envDefault:"X-Auth-Scopes"`
 }
 
 // IntrospectURL is OKTA_INTROSPECT_URL, or the Okta default under the issuer.
@@ -263,6 +274,7 @@ func (c *Config) problems() []string {
 		}
 	}
 	p = append(p, c.securityProblems()...)
+	p = append(p, c.modeProblems()...)
 	return p
 }
 

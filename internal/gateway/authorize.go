@@ -25,8 +25,9 @@ type decider struct {
 // decision is the verdict on one request.
 type decision struct {
 	allowed bool
-	id      string // OPA's decision_id, when decision logging is on
-	reason  string // why a deny, for the access log
+	id      string        // OPA's decision_id, when decision logging is on
+	reason  string        // why a deny, for the access log
+	rich    *richDecision // set by an object decision (decision.go)
 }
 
 var errPolicyDenied = &fault.Error{Kind: fault.Forbidden, Code: "access_denied", Description: "denied by policy"}
@@ -53,6 +54,10 @@ func (d *decider) decide(ctx context.Context, body []byte) (decision, error) {
 	case !r.Defined:
 		d.log.Warn("opa decision undefined; denying (is OPA_AUTHZ_URL the right rule?)")
 		return decision{id: r.DecisionID, reason: "policy decision undefined"}, nil
+	case r.Value[0] == '{':
+		d := parseObject(r.Value, d.log)
+		d.id = r.DecisionID
+		return d, nil
 	case string(r.Value) != "false":
 		d.log.Warn("opa decision is not a boolean; denying", "bytes", len(r.Value))
 		return decision{id: r.DecisionID, reason: "policy decision not a boolean"}, nil

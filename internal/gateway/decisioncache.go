@@ -8,8 +8,10 @@ import (
 	"github.com/authgate/authgate/internal/authn"
 )
 
-// decisionCache remembers OPA's verdict per token, method and path, for
-// policies that depend on nothing else (DECISION_CACHE_TTL). A policy change
+// decisionCache remembers OPA's verdict per token, method and path (and
+// gateway mode), for policies that depend on nothing else
+// (DECISION_CACHE_TTL): not on the query, headers, host, scheme, remote
+// address or time. A policy change
 // takes effect for a cached pair only when its entry ends.
 //
 // The key holds the *authn.Token of the introspection cache rather than the
@@ -23,8 +25,8 @@ type decisionCache struct {
 }
 
 type decisionKey struct {
-	tok          *authn.Token
-	method, path string
+	tok                *authn.Token
+	method, path, mode string
 }
 
 type cachedDecision struct {
@@ -40,8 +42,8 @@ func newDecisionCache(size int, ttl time.Duration, now func() time.Time) *decisi
 	return &decisionCache{ttl: ttl, now: now, cache: c}
 }
 
-func (c *decisionCache) get(tok *authn.Token, method, path string) (decision, bool) {
-	k := decisionKey{tok, method, path}
+func (c *decisionCache) get(tok *authn.Token, f *facts) (decision, bool) {
+	k := decisionKey{tok, f.method, f.path, f.mode}
 	e, ok := c.cache.Get(k)
 	if !ok {
 		return decision{}, false
@@ -54,10 +56,11 @@ func (c *decisionCache) get(tok *authn.Token, method, path string) (decision, bo
 	return e.d, true
 }
 
-func (c *decisionCache) put(tok *authn.Token, method, path string, d decision) {
-	if tok.CachedUntil == 0 {
-		return // the token itself was not cached
+func (c *decisionCache) put(tok *authn.Token, f *facts, d decision) {
+	now := c.now()
+	deadline := min(now.Add(c.ttl).UnixNano(), tok.CachedUntil)
+	if deadline <= now.UnixNano() {
+		return // the token's own entry has ended (or it was never cached)
 	}
-	deadline := min(c.now().Add(c.ttl).UnixNano(), tok.CachedUntil)
-	c.cache.Add(decisionKey{tok, method, path}, cachedDecision{d: d, deadline: deadline})
+	c.cache.Add(decisionKey{tok, f.method, f.path, f.mode}, cachedDecision{d: d, deadline: deadline})
 }

@@ -34,6 +34,13 @@ func errorHandler(log *slog.Logger, now func() time.Time) echo.HTTPErrorHandler 
 		if c.Response().Committed {
 			return
 		}
+		var pa *policyAnswer
+		if errors.As(err, &pa) {
+			if err := pa.write(c); err != nil {
+				log.Debug("writing policy answer", "err", err)
+			}
+			return
+		}
 		status, body := http.StatusInternalServerError, errorBody{Error: "internal_error", ErrorDescription: "internal error"}
 		h := c.Response().Header()
 		var fe *fault.Error

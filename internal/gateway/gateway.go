@@ -7,6 +7,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -44,6 +46,14 @@ type Deps struct {
 	Log               *slog.Logger
 	// Now is the clock for Retry-After; nil means time.Now.
 	Now func() time.Time
+
+	// Gateway modes (proxy.go, verify.go). Upstream set means proxy mode.
+	Upstream                   *url.URL
+	UpstreamTimeout            time.Duration
+	UpstreamStripAuthorization bool
+	PublicPaths                []PublicPath
+	TrustedProxies             []netip.Prefix
+	Identity                   IdentityHeaders
 }
 
 // Gateway holds the two HTTP handlers.
@@ -53,6 +63,9 @@ type Gateway struct {
 	decisions *decisionCache // nil when off
 	traffic   *echo.Echo
 	admin     *echo.Echo
+	mode      string         // modeServe or modeProxy, for the OPA input
+	trusted   trustedProxies // TRUSTED_PROXIES
+	proxy     http.Handler   // the upstream's reverse proxy, in proxy mode
 }
 
 // New builds the gateway and its routes.
@@ -68,6 +81,11 @@ func New(d Deps) *Gateway {
 		decider: &decider{opa: d.OPA, breaker: d.OPABreaker, log: d.Log},
 		traffic: newEcho(d),
 		admin:   newEcho(d),
+		mode:    modeServe,
+		trusted: d.TrustedProxies,
+	}
+	if d.Upstream != nil {
+		g.mode, g.proxy = modeProxy, g.newProxy()
 	}
 	if d.DecisionCacheTTL > 0 {
 		g.decisions = newDecisionCache(max(d.DecisionCacheSize, 1), d.DecisionCacheTTL, d.Now)

@@ -220,7 +220,7 @@ func TestRequestPath(t *testing.T) {
 			status: 403, error: "access_denied", challenge: "-", opaCalls: -1, warn: "opa decision undefined",
 		},
 		{
-			name: "policy not a boolean", opa: func(t *testing.T) Querier { return opaServer(t, 200, `{"result":{"allow":true}}`) },
+			name: "policy not a boolean", opa: func(t *testing.T) Querier { return opaServer(t, 200, `{"result":[true]}`) },
 			target: "/sayhello", authorization: "Bearer " + goodToken,
 			status: 403, error: "access_denied", challenge: "-", opaCalls: -1, warn: "opa decision is not a boolean",
 		},

@@ -20,6 +20,10 @@ type facts struct {
 	path   string
 	query  url.Values
 	header http.Header
+	// Where the request came from (TRUSTED_PROXIES decide whether the
+	// X-Forwarded-* headers count) and how authgate met it.
+	host, scheme, remoteAddr string
+	mode                     string // modeServe, modeProxy or modeVerify
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
@@ -36,6 +40,14 @@ func appendInput(b []byte, f *facts, t *authn.Token, rawToken string, sendToken 
 	b = appendString(b, f.path)
 	b = append(b, `,"api":`...)
 	b = appendString(b, f.path)
+	b = append(b, `,"host":`...)
+	b = appendString(b, f.host)
+	b = append(b, `,"scheme":`...)
+	b = appendString(b, f.scheme)
+	b = append(b, `,"remote_addr":`...)
+	b = appendString(b, f.remoteAddr)
+	b = append(b, `,"mode":`...)
+	b = appendString(b, f.mode)
 	b = append(b, `,"query":{`...)
 	first := true
 	for k, vs := range f.query {

@@ -23,6 +23,10 @@ type opaInput struct {
 	Token   json.RawMessage     `json:"token"`
 	Scopes  []string            `json:"scopes"`
 	Subject string              `json:"subject"`
+	Host    string              `json:"host"`
+	Scheme  string              `json:"scheme"`
+	Remote  string              `json:"remote_addr"`
+	Mode    string              `json:"mode"`
 	JWT     *struct {
 		TokenValue string `json:"tokenValue"`
 	} `json:"jwt"`
@@ -40,7 +44,7 @@ func decodeInput(t *testing.T, doc []byte, withJWT bool) opaInput {
 		t.Fatalf("input is not {\"input\":{...}}: %v: %s", err, doc)
 	}
 	members := slices.Sorted(maps.Keys(outer["input"]))
-	want := []string{"api", "headers", "method", "path", "query", "scopes", "subject", "token"}
+	want := []string{"api", "headers", "host", "method", "mode", "path", "query", "remote_addr", "scheme", "scopes", "subject", "token"}
 	if withJWT {
 		want = append(want, "jwt")
 		slices.Sort(want)

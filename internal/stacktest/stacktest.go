@@ -57,7 +57,7 @@ func StartIDP(tb testing.TB, latency time.Duration) *IDP {
 		Issuer: issuer,
 		Clients: []devidp.Client{
 			{ID: GatewayClient, Secret: GatewaySecret},
-			{ID: DemoClient, Secret: DemoSecret, Scopes: []string{"read_sayhello", "read_saysecret"}},
+			{ID: DemoClient, Secret: DemoSecret, Scopes: []string{"read_sayhello", "read_saysecret", "api_read", "api_write"}},
 		},
 		Latency: latency,
 	})

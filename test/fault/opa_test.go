@@ -28,7 +28,7 @@ func TestOPAFaults(t *testing.T) {
 		{name: "null result", handler: status(200, `{"result":null}`), want: denied},
 		{name: "string result", handler: status(200, `{"result":"true"}`), want: denied},
 		{name: "number result", handler: status(200, `{"result":1}`), want: denied},
-		{name: "object result", handler: status(200, `{"result":{"allow":true}}`), want: denied},
+		{name: "object result without a boolean allowed", handler: status(200, `{"result":{"allowed":"yes","allow":1}}`), want: denied},
 		{name: "array result", handler: status(200, `{"result":[true]}`), want: denied},
 		{name: "false", handler: status(200, `{"result":false}`), want: denied},
 		{name: "slower than OPA_TIMEOUT", handler: slow(time.Second, status(200, `{"result":true}`)), want: unavailable},

@@ -1,0 +1,175 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"strings"
+)
+
+// PublicPath is one PUBLIC_PATHS entry: requests it matches bypass the check.
+type PublicPath struct {
+	// Method is an HTTP method, or "" for any method.
+	Method string
+	// Path is the exact path, or the prefix (ending in "/") when Prefix is set.
+	Path   string
+	Prefix bool
+}
+
+// ParsePublicPath parses "[METHOD ]PATH", where PATH is an exact path
+// ("/health") or a prefix ending in "/*" ("/static/*", "/*"). Paths are
+// matched against the cleaned path, so they must be clean themselves: no
+// "//", no "." or ".." segments, no percent-encoding.
+func ParsePublicPath(s string) (PublicPath, error) {
+	var p PublicPath
+	fields := strings.Fields(s)
+	switch len(fields) {
+	case 1:
+		p.Path = fields[0]
+	case 2:
+		p.Method, p.Path = fields[0], fields[1]
+		for _, c := range p.Method {
+			if c < 'A' || c > 'Z' {
+				return p, fmt.Errorf("%q: method must be upper-case letters, e.g. GET", s)
+			}
+		}
+	default:
+		return p, fmt.Errorf("%q: want [METHOD ]PATH, e.g. \"GET /health\" or \"OPTIONS /*\"", s)
+	}
+	if strings.HasSuffix(p.Path, "/*") {
+		p.Path, p.Prefix = p.Path[:len(p.Path)-1], true
+	}
+	switch {
+	case !strings.HasPrefix(p.Path, "/"):
+		return p, fmt.Errorf("%q: path must start with /", s)
+	case strings.ContainsAny(p.Path, "*%\\?#"):
+		return p, fmt.Errorf("%q: path may hold * only as a final /*, and no %%, \\, ? or #", s)
+	case strings.Contains(p.Path, "//"):
+		return p, fmt.Errorf("%q: path must not contain //", s)
+	}
+	for _, seg := range strings.Split(p.Path, "/") {
+		if seg == "." || seg == ".." {
+			return p, fmt.Errorf("%q: path must not contain . or .. segments", s)
+		}
+	}
+	return p, nil
+}
+
+// PublicPathRules returns PUBLIC_PATHS parsed; Load has validated it.
+func (c *Config) PublicPathRules() []PublicPath {
+	var out []PublicPath
+	for _, s := range c.PublicPaths {
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
+		if p, err := ParsePublicPath(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// TrustedProxyPrefixes returns TRUSTED_PROXIES parsed; Load has validated
+// it. A bare address stands for itself (/32 or /128).
+func (c *Config) TrustedProxyPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range c.TrustedProxies {
+		if p, err := parsePrefix(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return p, err
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// modeProblems checks the gateway-mode variables.
+func (c *Config) modeProblems() []string {
+	var p []string
+	add := func(format string, a ...any) { p = append(p, fmt.Sprintf(format, a...)) }
+	if c.UpstreamURL != "" {
+		if err := checkURL(c.UpstreamURL); err != nil {
+			add("UPSTREAM_URL: %v", err)
+		} else if u, _ := url.Parse(c.UpstreamURL); u.RawQuery != "" || u.Fragment != "" {
+			add("UPSTREAM_URL: must not have a query or a fragment")
+		} else if u.Host == c.ListenAddr || u.Host == c.AdminAddr {
+			add("UPSTREAM_URL: points at authgate itself (%s): every request would loop", u.Host)
+		}
+	}
+	if c.UpstreamTimeout <= 0 {
+		add("UPSTREAM_TIMEOUT: must be a positive duration, got %s", c.UpstreamTimeout)
+	}
+	for _, s := range c.PublicPaths {
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
+		if _, err := ParsePublicPath(s); err != nil {
+			add("PUBLIC_PATHS: %v", err)
+		}
+	}
+	for _, s := range c.TrustedProxies {
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
+		if _, err := parsePrefix(s); err != nil {
+			add("TRUSTED_PROXIES: %q is not a CIDR (10.0.0.0/8) or an IP address", strings.TrimSpace(s))
+		}
+	}
+	seen := map[string]string{}
+	for _, h := range []struct{ name, val string }{
+		{"IDENTITY_HEADER_SUBJECT", c.IdentityHeaderSubject},
+		{"IDENTITY_HEADER_CLIENT_ID", c.IdentityHeaderClientID},
+		{"IDENTITY_HEADER_SCOPES", c.IdentityHeaderScopes},
+	} {
+		if err := checkHeaderName(h.val); err != nil {
+			add("%s: %v", h.name, err)
+			continue
+		}
+		key := strings.ToLower(h.val)
+		if other, ok := seen[key]; ok {
+			add("%s: same header as %s (%s)", h.name, other, h.val)
+		}
+		seen[key] = h.name
+	}
+	return p
+}
+
+// reservedHeaders cannot carry identity: HTTP itself or authgate needs them.
+var reservedHeaders = map[string]bool{
+	"authorization": true, "proxy-authorization": true, "cookie": true, "host": true,
+	"connection": true, "content-length": true, "content-type": true, "transfer-encoding": true,
+	"upgrade": true, "te": true, "trailer": true, "keep-alive": true, "proxy-connection": true,
+	"x-forwarded-for": true, "x-forwarded-host": true, "x-forwarded-proto": true, "forwarded": true,
+}
+
+func checkHeaderName(s string) error {
+	if s == "" {
+		return errors.New("must be a header name, got an empty value")
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return fmt.Errorf("%q is not a header name (letters, digits, - and _)", s)
+		}
+	}
+	if reservedHeaders[strings.ToLower(s)] {
+		return fmt.Errorf("%q is reserved by HTTP or authgate", s)
+	}
+	return nil
+}

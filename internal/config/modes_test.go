@@ -1,0 +1,122 @@
+package config
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// load runs Load with the required variables plus env, and no env file.
+func load(t *testing.T, env map[string]string) (*Config, error) {
+	t.Helper()
+	envFile := filepath.Join(t.TempDir(), "empty.env")
+	if err := os.WriteFile(envFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	full := map[string]string{
+		"ENV_FILE":           envFile,
+		"OKTA_ISSUER":        "https://example.okta.com/oauth2/default",
+		"OKTA_CLIENT_ID":     "authgate",
+		"OKTA_CLIENT_SECRET": "s3cret",
+		"OPA_AUTHZ_URL":      "http://127.0.0.1:8181/v1/data/gateway/authz/decision",
+	}
+	for k, v := range env {
+		full[k] = v
+	}
+	return Load(func(k string) string { return full[k] })
+}
+
+func TestModeDefaults(t *testing.T) {
+	c, err := load(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.UpstreamURL != "" || c.UpstreamStripAuthorization || c.UpstreamTimeout != 30*time.Second ||
+		c.PublicPathRules() != nil || c.TrustedProxyPrefixes() != nil ||
+		c.IdentityHeaderSubject != "X-Auth-Subject" || c.IdentityHeaderClientID != "X-Auth-Client-Id" || c.IdentityHeaderScopes != "X-Auth-Scopes" {
+		t.Errorf("defaults: %+v", c)
+	}
+}
+
+func TestModeValues(t *testing.T) {
+	c, err := load(t, map[string]string{
+		"UPSTREAM_URL":                 "http://10.0.0.5:8080/base",
+		"UPSTREAM_STRIP_AUTHORIZATION": "true",
+		"UPSTREAM_TIMEOUT":             "5s",
+		"PUBLIC_PATHS":                 "GET /health, OPTIONS /*,/static/*",
+		"TRUSTED_PROXIES":              "10.0.0.0/8, 192.168.1.7, ::1,",
+		"IDENTITY_HEADER_SUBJECT":      "X-User",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPublic := []PublicPath{{Method: "GET", Path: "/health"}, {Method: "OPTIONS", Path: "/", Prefix: true}, {Path: "/static/", Prefix: true}}
+	if got := c.PublicPathRules(); !reflect.DeepEqual(got, wantPublic) {
+		t.Errorf("PUBLIC_PATHS: %+v", got)
+	}
+	wantProxies := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32"), netip.MustParsePrefix("::1/128")}
+	if got := c.TrustedProxyPrefixes(); !reflect.DeepEqual(got, wantProxies) {
+		t.Errorf("TRUSTED_PROXIES: %v", got)
+	}
+	if !c.UpstreamStripAuthorization || c.UpstreamTimeout != 5*time.Second || c.IdentityHeaderSubject != "X-User" {
+		t.Errorf("%+v", c)
+	}
+}
+
+func TestModeProblems(t *testing.T) {
+	cases := []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"upstream not a URL", map[string]string{"UPSTREAM_URL": "10.0.0.5:8080"},
+			[]string{"UPSTREAM_URL: not a URL"}},
+		{"upstream not http", map[string]string{"UPSTREAM_URL": "ftp://up/"},
+			[]string{`UPSTREAM_URL: must be an http or https URL, got scheme "ftp"`}},
+		{"upstream with a query", map[string]string{"UPSTREAM_URL": "http://up/?a=1"},
+			[]string{"UPSTREAM_URL: must not have a query or a fragment"}},
+		{"upstream is authgate", map[string]string{"UPSTREAM_URL": "http://127.0.0.1:8086/"},
+			[]string{"UPSTREAM_URL: points at authgate itself (127.0.0.1:8086): every request would loop"}},
+		{"timeout", map[string]string{"UPSTREAM_TIMEOUT": "0s"},
+			[]string{"UPSTREAM_TIMEOUT: must be a positive duration, got 0s"}},
+		{"strip not a boolean", map[string]string{"UPSTREAM_STRIP_AUTHORIZATION": "yes"},
+			[]string{`UPSTREAM_STRIP_AUTHORIZATION: not a boolean (true or false): strconv.ParseBool: parsing "yes": invalid syntax`}},
+		{"public paths", map[string]string{"PUBLIC_PATHS": "GET health,get /x,/a/../b,/a/*/b,GET /a /b,/a%2Fb"},
+			[]string{
+				`PUBLIC_PATHS: "GET health": path must start with /`,
+				`PUBLIC_PATHS: "get /x": method must be upper-case letters, e.g. GET`,
+				`PUBLIC_PATHS: "/a/../b": path must not contain . or .. segments`,
+				`PUBLIC_PATHS: "/a/*/b": path may hold * only as a final /*, and no %, \, ? or #`,
+				`PUBLIC_PATHS: "GET /a /b": want [METHOD ]PATH, e.g. "GET /health" or "OPTIONS /*"`,
+				`PUBLIC_PATHS: "/a%2Fb": path may hold * only as a final /*, and no %, \, ? or #`,
+			}},
+		{"trusted proxies", map[string]string{"TRUSTED_PROXIES": "10.0.0.0/33, localhost"},
+			[]string{
+				`TRUSTED_PROXIES: "10.0.0.0/33" is not a CIDR (10.0.0.0/8) or an IP address`,
+				`TRUSTED_PROXIES: "localhost" is not a CIDR (10.0.0.0/8) or an IP address`,
+			}},
+		{"identity headers", map[string]string{"IDENTITY_HEADER_SUBJECT": "X User", "IDENTITY_HEADER_CLIENT_ID": "Authorization", "IDENTITY_HEADER_SCOPES": "x-auth-subject"},
+			[]string{
+				`IDENTITY_HEADER_SUBJECT: "X User" is not a header name (letters, digits, - and _)`,
+				`IDENTITY_HEADER_CLIENT_ID: "Authorization" is reserved by HTTP or authgate`,
+			}},
+		{"identity headers collide", map[string]string{"IDENTITY_HEADER_SCOPES": "x-auth-subject"},
+			[]string{"IDENTITY_HEADER_SCOPES: same header as IDENTITY_HEADER_SUBJECT (x-auth-subject)"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := load(t, tc.env)
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %v, want problems", err)
+			}
+			if !reflect.DeepEqual(ce.Problems, tc.want) {
+				t.Errorf("problems:\n%q\nwant:\n%q", ce.Problems, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,206 @@
+package gateway
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/authgate/authgate/internal/fault"
+)
+
+// One path for everything: the path OPA sees, the path PUBLIC_PATHS matches,
+// the path Echo routes on and the path sent upstream are the same cleaned
+// path, so that no encoding trick can make a request look like one path to
+// the policy and another to the upstream. Rules (README, "Paths"):
+//
+//   - rejected with 400: an encoded slash (%2F), backslash (%5C) or percent
+//     sign (%25, i.e. double encoding), a raw backslash, control characters
+//     (also when encoded: %00, %0A...), a "." or ".." segment, whether written
+//     plainly or encoded (%2e, %2E%2e...), also with a ";..." suffix (the
+//     "..;" that Tomcat treats as ".."), and a path not starting with "/";
+//   - normalised: runs of "/" become one "/"; any other percent-encoding is
+//     decoded, and the upstream gets the canonical encoding of the result.
+
+// errBadPath is the answer to a path that could be read two ways.
+func errBadPath(why string) error {
+	return &fault.Error{Kind: fault.BadRequest, Code: "invalid_request", Description: "path not accepted: " + why}
+}
+
+// cleanPath returns the cleaned, decoded path of u. Errors are *fault.Error
+// of kind BadRequest.
+func cleanPath(u *url.URL) (string, error) {
+	raw := u.EscapedPath()
+	for i := 0; i+2 < len(raw); i++ {
+		if raw[i] != '%' {
+			continue
+		}
+		switch strings.ToUpper(raw[i+1 : i+3]) {
+		case "2F":
+			return "", errBadPath("encoded slash")
+		case "5C":
+			return "", errBadPath("encoded backslash")
+		case "25":
+			return "", errBadPath("encoded percent sign")
+		}
+	}
+	p := u.Path
+	if !strings.HasPrefix(p, "/") {
+		return "", errBadPath("must start with /")
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c < 0x20 || c == 0x7f || c == '\\' {
+			return "", errBadPath("control character or backslash")
+		}
+	}
+	if !strings.Contains(p, "//") && !strings.Contains(p, "/.") {
+		return p, nil // the common case: nothing to clean
+	}
+	var b strings.Builder
+	b.Grow(len(p))
+	for _, seg := range strings.Split(p[1:], "/") {
+		if seg == "" {
+			continue
+		}
+		if name, _, _ := strings.Cut(seg, ";"); name == "." || name == ".." {
+			return "", errBadPath("dot segment")
+		}
+		b.WriteByte('/')
+		b.WriteString(seg)
+	}
+	if b.Len() == 0 || strings.HasSuffix(p, "/") {
+		b.WriteByte('/')
+	}
+	return b.String(), nil
+}
+
+// cleanRequestPath is proxy mode's first route middleware: it replaces the
+// request's path by its cleaned form, which the check and the upstream then
+// read, or answers 400. (Route-level rather than Echo's Pre: no per-request
+// closures, and the middleware that observes every request sees these too.)
+func cleanRequestPath() echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			req := c.Request()
+			p, err := cleanPath(req.URL)
+			if err != nil {
+				rec := recordOf(c)
+				rec.outcome, rec.reason = failureOutcome(err)
+				return err
+			}
+			req.URL.Path, req.URL.RawPath = p, ""
+			return next(c)
+		}
+	}
+}
+
+// PublicPath is one PUBLIC_PATHS rule.
+type PublicPath struct {
+	Method string // "" for any; "GET" also matches HEAD
+	Path   string // exact path, or prefix ending in "/" when Prefix
+	Prefix bool
+}
+
+// isPublic reports whether a request for method and (cleaned) path bypasses
+// the check.
+func isPublic(rules []PublicPath, method, path string) bool {
+	for _, r := range rules {
+		if r.Method != "" && r.Method != method && (r.Method != http.MethodGet || method != http.MethodHead) {
+			continue
+		}
+		if r.Prefix && strings.HasPrefix(path, r.Path) || !r.Prefix && path == r.Path {
+			return true
+		}
+	}
+	return false
+}
+
+// origin is where a request came from, as far as authgate can tell: the
+// X-Forwarded-For/Host/Proto headers are believed only when the connection
+// comes from one of TRUSTED_PROXIES.
+type origin struct {
+	host, scheme, remoteAddr string
+	peerTrusted              bool
+	peer                     string // the connection's own IP address
+}
+
+// trustedProxies are the TRUSTED_PROXIES prefixes.
+type trustedProxies []netip.Prefix
+
+func (t trustedProxies) contains(a netip.Addr) bool {
+	for _, p := range t {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (t trustedProxies) originOf(req *http.Request) origin {
+	o := origin{host: req.Host, scheme: "http"}
+	if req.TLS != nil {
+		o.scheme = "https"
+	}
+	host, _, err := net.SplitHostPort(req.RemoteAddr)
+	if err != nil {
+		host = req.RemoteAddr
+	}
+	o.peer, o.remoteAddr = host, host
+	if len(t) == 0 {
+		return o // the common case: no parsing, no allocation
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil {
+		return o
+	}
+	peer = peer.Unmap()
+	if peer.Is4() && strings.Contains(host, ":") { // an IPv4-mapped IPv6 address
+		o.peer, o.remoteAddr = peer.String(), peer.String()
+	}
+	if !t.contains(peer) {
+		return o
+	}
+	o.peerTrusted = true
+	// The client is the right-most address that is not a trusted proxy:
+	// everything to its left was written by someone we cannot vouch for.
+	client := peer
+	hops := listValues(req.Header["X-Forwarded-For"])
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(hops[i])
+		if err != nil {
+			break
+		}
+		client = a.Unmap()
+		if !t.contains(client) {
+			break
+		}
+	}
+	o.remoteAddr = client.String()
+	// Host and Proto: the value the nearest trusted proxy wrote (last one).
+	if hs := listValues(req.Header["X-Forwarded-Host"]); len(hs) > 0 && hs[len(hs)-1] != "" {
+		o.host = hs[len(hs)-1]
+	}
+	if ps := listValues(req.Header["X-Forwarded-Proto"]); len(ps) > 0 {
+		switch p := strings.ToLower(ps[len(ps)-1]); p {
+		case "http", "https":
+			o.scheme = p
+		}
+	}
+	return o
+}
+
+// listValues splits comma-separated header values into trimmed elements.
+func listValues(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for e := range strings.SplitSeq(v, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,157 @@
+package gateway
+
+import (
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+func TestCleanPath(t *testing.T) {
+	cases := []struct {
+		uri, want string // want "" means rejected
+	}{
+		{"/sayhello", "/sayhello"},
+		{"/", "/"},
+		{"/a/b/", "/a/b/"},
+		{"//a///b", "/a/b"},
+		{"/a//", "/a/"},
+		{"/.well-known/x", "/.well-known/x"},
+		{"/a%20b", "/a b"},
+		{"/%61dmin", "/admin"}, // an encoded unreserved character is the character
+		{"/a;b", "/a;b"},
+		{"/a/../admin", ""},
+		{"/a/./b", ""},
+		{"/..", ""},
+		{"/a/%2e%2e/admin", ""},
+		{"/a/%2E%2e/admin", ""},
+		{"/a/.%2e/admin", ""},
+		{"/a/%2e/b", ""},
+		{"/public/..;/admin", ""},
+		{"/public/.;x/admin", ""},
+		{"/a%2Fb", ""},
+		{"/a%2fb", ""},
+		{"/a/%2e%2e%2fadmin", ""},
+		{"/a%5Cb", ""},
+		{"/a%5c..%5cadmin", ""},
+		{"/a\\b", ""},
+		{"/a%252e%252e/admin", ""},
+		{"/a%25", ""},
+		{"/a%00b", ""},
+		{"/a%0d%0aX-Injected:1", ""},
+	}
+	for _, tc := range cases {
+		u, err := url.ParseRequestURI(tc.uri)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.uri, err)
+		}
+		got, err := cleanPath(u)
+		switch {
+		case tc.want == "" && err == nil:
+			t.Errorf("%s: accepted as %q, want rejected", tc.uri, got)
+		case tc.want != "" && err != nil:
+			t.Errorf("%s: rejected (%v), want %q", tc.uri, err, tc.want)
+		case got != tc.want:
+			t.Errorf("%s: %q, want %q", tc.uri, got, tc.want)
+		}
+	}
+}
+
+func TestIsPublic(t *testing.T) {
+	rules := []PublicPath{
+		{Method: "GET", Path: "/health"},
+		{Method: "OPTIONS", Path: "/", Prefix: true},
+		{Path: "/static/", Prefix: true},
+	}
+	cases := []struct {
+		method, path string
+		want         bool
+	}{
+		{"GET", "/health", true},
+		{"HEAD", "/health", true},
+		{"POST", "/health", false},
+		{"GET", "/health/x", false},
+		{"GET", "/healthz", false},
+		{"OPTIONS", "/anything/at/all", true},
+		{"DELETE", "/static/a.css", true},
+		{"GET", "/static", false},
+		{"GET", "/staticx", false},
+	}
+	for _, tc := range cases {
+		if got := isPublic(rules, tc.method, tc.path); got != tc.want {
+			t.Errorf("%s %s: %v, want %v", tc.method, tc.path, got, tc.want)
+		}
+	}
+}
+
+func TestOriginOf(t *testing.T) {
+	trusted := trustedProxies{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	cases := []struct {
+		name, remote, xff, xfh, xfp string
+		want                        origin
+	}{
+		{name: "untrusted peer ignores headers", remote: "203.0.113.9:5000", xff: "1.2.3.4", xfh: "evil.example", xfp: "https",
+			want: origin{host: "api.example", scheme: "http", remoteAddr: "203.0.113.9", peer: "203.0.113.9"}},
+		{name: "trusted peer", remote: "10.1.2.3:5000", xff: "198.51.100.7", xfh: "public.example", xfp: "https",
+			want: origin{host: "public.example", scheme: "https", remoteAddr: "198.51.100.7", peer: "10.1.2.3", peerTrusted: true}},
+		{name: "forged left-most hop skipped", remote: "10.1.2.3:5000", xff: "6.6.6.6, 198.51.100.7, 10.9.9.9",
+			want: origin{host: "api.example", scheme: "http", remoteAddr: "198.51.100.7", peer: "10.1.2.3", peerTrusted: true}},
+		{name: "all hops trusted", remote: "10.1.2.3:5000", xff: "10.4.4.4",
+			want: origin{host: "api.example", scheme: "http", remoteAddr: "10.4.4.4", peer: "10.1.2.3", peerTrusted: true}},
+		{name: "garbage hop stops the walk", remote: "10.1.2.3:5000", xff: "198.51.100.7, nonsense",
+			want: origin{host: "api.example", scheme: "http", remoteAddr: "10.1.2.3", peer: "10.1.2.3", peerTrusted: true}},
+		{name: "bad proto ignored", remote: "[::1]:5000", xfp: "gopher",
+			want: origin{host: "api.example", scheme: "http", remoteAddr: "::1", peer: "::1", peerTrusted: true}},
+		{name: "last host and proto win", remote: "10.1.2.3:5000", xfh: "a.example, b.example", xfp: "http, https",
+			want: origin{host: "b.example", scheme: "https", remoteAddr: "10.1.2.3", peer: "10.1.2.3", peerTrusted: true}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req := &http.Request{RemoteAddr: tc.remote, Host: "api.example", Header: http.Header{}}
+			for k, v := range map[string]string{"X-Forwarded-For": tc.xff, "X-Forwarded-Host": tc.xfh, "X-Forwarded-Proto": tc.xfp} {
+				if v != "" {
+					req.Header.Set(k, v)
+				}
+			}
+			if got := trusted.originOf(req); got != tc.want {
+				t.Errorf("got %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzCleanPath checks that an accepted path is clean, and that cleaning is
+// idempotent: what the upstream gets (the canonical encoding of the result)
+// cleans to itself, so policy and upstream read the same path.
+func FuzzCleanPath(f *testing.F) {
+	for _, s := range []string{"/a/b", "//a//b/", "/a/%2e%2e/b", "/a%2Fb", "/%61", "/a;b/..;/c", "/a%252e", "/.well-known/x", "/a%20b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, target string) {
+		u, err := url.ParseRequestURI(target)
+		if err != nil || u.Opaque != "" || u.Host != "" {
+			return
+		}
+		p, err := cleanPath(u)
+		if err != nil {
+			return
+		}
+		if !strings.HasPrefix(p, "/") || strings.Contains(p, "//") || strings.ContainsAny(p, "\\\x00") {
+			t.Fatalf("%q cleaned to %q", target, p)
+		}
+		for _, seg := range strings.Split(p, "/") {
+			if name, _, _ := strings.Cut(seg, ";"); name == "." || name == ".." {
+				t.Fatalf("%q cleaned to %q, which has a dot segment", target, p)
+			}
+		}
+		sent := (&url.URL{Path: p}).EscapedPath()
+		again, err := url.ParseRequestURI(sent)
+		if err != nil {
+			t.Fatalf("%q: upstream path %q does not parse: %v", target, sent, err)
+		}
+		if q, err := cleanPath(again); err != nil || q != p {
+			t.Fatalf("%q: upstream path %q cleans to %q (%v), want %q", target, sent, q, err, p)
+		}
+	})
+}

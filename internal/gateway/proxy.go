@@ -1,0 +1,162 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
+
+// Modes, as the OPA input's "mode" names them.
+const (
+	modeServe  = "serve"  // authgate's own demo routes
+	modeProxy  = "proxy"  // reverse proxy to UPSTREAM_URL
+	modeVerify = "verify" // forward-auth: a proxy asks about a request
+)
+
+// proxyMethods are the methods proxy mode and /verify route: Echo's Any
+// covers a fixed list only, and a gateway should pass WebDAV and other
+// registered methods too. Anything else gets 405.
+var proxyMethods = []string{
+	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+	http.MethodDelete, http.MethodOptions, http.MethodTrace,
+	"PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "REPORT", "SEARCH",
+	"PURGE", "QUERY", "LINK", "UNLINK",
+}
+
+// newProxy builds the one reverse proxy to UPSTREAM_URL, at startup.
+// UPSTREAM_TIMEOUT bounds connecting and waiting for the response headers;
+// a streamed body may take longer (the server's own timeouts bound it).
+func (g *Gateway) newProxy() http.Handler {
+	d := g.deps
+	target := d.Upstream
+	dialer := &net.Dialer{Timeout: d.UpstreamTimeout, KeepAlive: 30 * time.Second}
+	transport := &http.Transport{
+		Proxy:                 nil, // never through HTTP_PROXY: the upstream is named exactly
+		DialContext:           dialer.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   512,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   d.UpstreamTimeout,
+		ResponseHeaderTimeout: d.UpstreamTimeout,
+		ExpectContinueTimeout: time.Second,
+	}
+	return &httputil.ReverseProxy{
+		// Rewrite (not Director): the client's X-Forwarded-* and hop-by-hop
+		// headers are already gone from Out when it runs.
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target) // path: the cleaned one; Host: the upstream's
+			o := g.trusted.originOf(pr.In)
+			xff := o.peer
+			if o.peerTrusted {
+				if prior := pr.In.Header["X-Forwarded-For"]; len(prior) > 0 {
+					xff = strings.Join(prior, ", ") + ", " + xff
+				}
+			} else {
+				pr.Out.Header.Del("Forwarded")
+				pr.Out.Header.Del("X-Real-Ip")
+			}
+			pr.Out.Header.Set("X-Forwarded-For", xff)
+			pr.Out.Header.Set("X-Forwarded-Host", o.host)
+			pr.Out.Header.Set("X-Forwarded-Proto", o.scheme)
+		},
+		Transport:    transport,
+		ErrorHandler: g.upstreamError,
+		ErrorLog:     slog.NewLogLogger(d.Log.Handler(), slog.LevelWarn),
+	}
+}
+
+// stripInbound removes, before the check reads the request, the identity
+// headers a client might have forged: neither the policy nor the upstream
+// may ever see them.
+func (g *Gateway) stripInbound() echo.MiddlewareFunc {
+	id := g.deps.Identity
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			id.strip(c.Request().Header)
+			return next(c)
+		}
+	}
+}
+
+// handleProxy sends a checked (or public) request to the upstream, with the
+// caller's identity and the policy's headers on allow.
+func (g *Gateway) handleProxy() echo.HandlerFunc {
+	id := g.deps.Identity
+	stripAuthz := g.deps.UpstreamStripAuthorization
+	return func(c echo.Context) error {
+		req := c.Request()
+		if stripAuthz {
+			req.Header.Del("Authorization")
+		}
+		if gr := grantOf(c); gr != nil {
+			id.set(req.Header, gr.token)
+			var policy http.Header
+			if gr.decision.rich != nil {
+				policy = gr.decision.rich.headers
+				for k, vs := range policy {
+					req.Header[k] = slices.Clone(vs) // replaces what the client sent
+				}
+			}
+			if len(req.Header["Connection"]) > 0 {
+				keepOwnHeaders(req.Header, id, policy)
+			}
+		}
+		g.proxy.ServeHTTP(c.Response(), req)
+		return nil
+	}
+}
+
+// keepOwnHeaders drops from the Connection header the names of the headers
+// authgate sets: the proxy removes the headers listed there as hop-by-hop,
+// and a client must not be able to have its identity removed on the way.
+func keepOwnHeaders(h http.Header, id IdentityHeaders, policy http.Header) {
+	var keep []string
+	for _, v := range h["Connection"] {
+		for tok := range strings.SplitSeq(v, ",") {
+			tok = strings.TrimSpace(tok)
+			own := strings.EqualFold(tok, id.Subject) || strings.EqualFold(tok, id.ClientID) || strings.EqualFold(tok, id.Scopes)
+			if _, ok := policy[http.CanonicalHeaderKey(tok)]; ok {
+				own = true
+			}
+			if tok != "" && !own {
+				keep = append(keep, tok)
+			}
+		}
+	}
+	if len(keep) == 0 {
+		delete(h, "Connection")
+		return
+	}
+	h["Connection"] = []string{strings.Join(keep, ", ")}
+}
+
+// upstreamError answers a failed upstream exchange: 504 when the upstream
+// did not answer within UPSTREAM_TIMEOUT, else 502. Bodies are JSON like
+// every other error answer.
+func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	status, body := http.StatusBadGateway, errorBody{Error: "bad_gateway", ErrorDescription: "upstream unavailable"}
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		status, body = http.StatusGatewayTimeout, errorBody{Error: "gateway_timeout", ErrorDescription: "upstream did not answer in time"}
+	}
+	if r.Context().Err() != nil {
+		g.deps.Log.Debug("client went away during the upstream exchange", "method", r.Method, "path", r.URL.Path)
+	} else {
+		g.deps.Log.Warn("upstream exchange failed", "status", status, "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	w.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		json.NewEncoder(w).Encode(body)
+	}
+}
