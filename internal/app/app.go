@@ -19,6 +19,7 @@ import (
 	"github.com/authgate/authgate/internal/breaker"
 	"github.com/authgate/authgate/internal/config"
 	"github.com/authgate/authgate/internal/gateway"
+	"github.com/authgate/authgate/internal/requestid"
 	"github.com/authgate/authgate/pkg/introspect"
 	"github.com/authgate/authgate/pkg/opa"
 )
@@ -37,6 +38,10 @@ const (
 // Run runs authgate until ctx ends or SIGINT/SIGTERM arrives, then shuts
 // down gracefully. getenv is the process environment; logs go to stdout.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	return run(ctx, args, getenv, stdout, options{})
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, opt options) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
@@ -44,7 +49,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stdout, nil))
+	log := newLogger(cfg, stdout)
 
 	trafficLn, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
@@ -57,11 +62,15 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer adminLn.Close()
 
-	gw, err := build(cfg, log)
+	tel, err := newTelemetry(ctx, cfg, log, opt)
 	if err != nil {
 		return err
 	}
-	servers := []*http.Server{newServer(gw.Traffic(), log), newServer(gw.Admin(), log)}
+	gw, err := build(cfg, log, tel)
+	if err != nil {
+		return err
+	}
+	servers := []*http.Server{newServer(tel.traffic(gw.Traffic()), log), newServer(gw.Admin(), log)}
 	errc := make(chan error, len(servers))
 	for i, ln := range []net.Listener{trafficLn, adminLn} {
 		go func() { errc <- servers[i].Serve(ln) }()
@@ -83,6 +92,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			errs = append(errs, err)
 		}
 	}
+	if err := tel.shutdown(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("flushing spans: %w", err))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
@@ -103,13 +115,11 @@ func newServer(h http.Handler, log *slog.Logger) *http.Server {
 }
 
 // build makes the clients, breakers and cache from cfg.
-func build(cfg *config.Config, log *slog.Logger) (*gateway.Gateway, error) {
-	idpHTTP := &http.Client{Transport: newTransport(), Timeout: cfg.OktaTimeout}
-	opaHTTP := &http.Client{Transport: newTransport(), Timeout: cfg.OPATimeout}
+func build(cfg *config.Config, log *slog.Logger, tel *telemetry) (*gateway.Gateway, error) {
+	idpHTTP := &http.Client{Transport: tel.transport(newTransport(), "introspect"), Timeout: cfg.OktaTimeout}
+	opaHTTP := &http.Client{Transport: tel.transport(newTransport(), "opa decision"), Timeout: cfg.OPATimeout}
 
-	onChange := func(name string, from, to breaker.State) {
-		log.Warn("circuit breaker state changed", "upstream", name, "from", from.String(), "to", to.String())
-	}
+	onChange := tel.breakerChange
 	idpBreaker := breaker.New(breaker.Settings{Name: "idp", Failures: cfg.OktaBreakerFailures,
 		OpenTimeout: cfg.OktaBreakerOpenTimeout, IsFailure: authn.IsUpstreamFailure, OnStateChange: onChange})
 	opaBreaker := breaker.New(breaker.Settings{Name: "opa", Failures: cfg.OPABreakerFailures,
@@ -121,9 +131,12 @@ func build(cfg *config.Config, log *slog.Logger) (*gateway.Gateway, error) {
 		ClientSecret: cfg.OktaClientSecret,
 		AuthMethod:   cfg.OktaAuthMethod,
 		HTTPClient:   idpHTTP,
+
+		RequestHeader: requestid.SetHeader,
 	}
 	verifier := &authn.Guarded{
-		Next:    &authn.Introspection{Client: client, Audience: cfg.OktaAudience},
+		Next: &authn.Introspection{Client: client, Audience: cfg.OktaAudience,
+			OnResult: tel.metrics.Introspection, OnRateLimit: tel.metrics.RateLimit},
 		Breaker: idpBreaker,
 	}
 	cache, err := authn.NewCache(verifier, authn.CacheSettings{
@@ -131,6 +144,7 @@ func build(cfg *config.Config, log *slog.Logger) (*gateway.Gateway, error) {
 		TTL:         cfg.CacheTTL,
 		NegativeTTL: cfg.CacheNegativeTTL,
 		Timeout:     cfg.OktaTimeout,
+		OnEvict:     tel.metrics.CacheEvicted,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("CACHE_SIZE: %w", err)
@@ -139,9 +153,13 @@ func build(cfg *config.Config, log *slog.Logger) (*gateway.Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	return gateway.New(gateway.Deps{
+	tel.metrics.WatchCache(cache.Len)
+	tel.metrics.WatchBreaker(idpBreaker)
+	tel.metrics.WatchBreaker(opaBreaker)
+	opaClient := &opa.Client{URL: cfg.OPAAuthzURL, HTTPClient: opaHTTP, RequestHeader: requestid.SetHeader}
+	return gateway.New(tel.gatewayDeps(gateway.Deps{
 		Tokens:       cache,
-		OPA:          &opa.Client{URL: cfg.OPAAuthzURL, HTTPClient: opaHTTP},
+		OPA:          &observedOPA{next: opaClient, observe: tel.metrics.OPA},
 		OPABreaker:   opaBreaker,
 		IdPBreaker:   idpBreaker,
 		OPATimeout:   cfg.OPATimeout,
@@ -149,7 +167,7 @@ func build(cfg *config.Config, log *slog.Logger) (*gateway.Gateway, error) {
 		HTTPClient:   opaHTTP,
 		SendToken:    cfg.OPASendToken,
 		Log:          log,
-	}), nil
+	}, cfg)), nil
 }
 
 // newTransport is a keep-alive pool sized for a gateway: the default of two

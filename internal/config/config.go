@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/url"
 	"reflect"
@@ -50,6 +51,17 @@ type Config struct {
 	OPABreakerOpenTimeout  time.Duration `env:"OPA_BREAKER_OPEN_TIMEOUT" envDefault:"30s"`
 
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"15s"`
+
+	// Observability (issue 4).
+	LogLevel  string `env:"LOG_LEVEL" envDefault:"info"`  // debug, info, warn, error
+	LogFormat string `env:"LOG_FORMAT" envDefault:"json"` // json or text
+	PProf     bool   `env:"PPROF" envDefault:"false"`     // /debug/pprof/ on ADMIN_ADDR
+	// Tracing is on when either OTLP endpoint is set (OTLP over HTTP). The
+	// other standard OTEL_* variables (headers, timeout, sampler, service
+	// name, ...) are read by the OpenTelemetry SDK from the process environment.
+	OTelEndpoint       string `env:"OTEL_EXPORTER_OTLP_ENDPOINT"`
+	OTelTracesEndpoint string `env:"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"`
+	OTelSDKDisabled    bool   `env:"OTEL_SDK_DISABLED" envDefault:"false"`
 }
 
 // IntrospectURL is OKTA_INTROSPECT_URL, or the Okta default under the issuer.
@@ -58,6 +70,35 @@ func (c *Config) IntrospectURL() string {
 		return c.OktaIntrospectURL
 	}
 	return strings.TrimSuffix(c.OktaIssuer, "/") + "/v1/introspect"
+}
+
+// Level is LOG_LEVEL as a slog level.
+func (c *Config) Level() slog.Level {
+	switch strings.ToLower(c.LogLevel) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// TracesURL is the OTLP/HTTP URL spans are sent to, or "" when tracing is
+// off: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as is, else
+// OTEL_EXPORTER_OTLP_ENDPOINT with the signal path /v1/traces appended, as
+// the OpenTelemetry specification says.
+func (c *Config) TracesURL() string {
+	switch {
+	case c.OTelSDKDisabled:
+		return ""
+	case c.OTelTracesEndpoint != "":
+		return c.OTelTracesEndpoint
+	case c.OTelEndpoint != "":
+		return strings.TrimSuffix(c.OTelEndpoint, "/") + "/v1/traces"
+	}
+	return ""
 }
 
 // Load reads the configuration. getenv is the process environment; the env
@@ -228,6 +269,27 @@ func (c *Config) problems() []string {
 	}{{"OKTA_BREAKER_FAILURES", c.OktaBreakerFailures}, {"OPA_BREAKER_FAILURES", c.OPABreakerFailures}} {
 		if f.val < 1 {
 			add("%s: must be at least 1", f.name)
+		}
+	}
+
+	// Observability (issue 4).
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		add("LOG_LEVEL: must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		add("LOG_FORMAT: must be json or text, got %q", c.LogFormat)
+	}
+	for _, e := range []struct{ name, val string }{
+		{"OTEL_EXPORTER_OTLP_ENDPOINT", c.OTelEndpoint}, {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", c.OTelTracesEndpoint},
+	} {
+		if e.val != "" {
+			if err := checkURL(e.val); err != nil {
+				add("%s: %v", e.name, err)
+			}
 		}
 	}
 	return p

@@ -25,7 +25,8 @@ type record struct {
 
 const recordKey = "authgate.record"
 
-// recordOf returns the request's record, creating it on first use.
+// recordOf returns the request's record, creating it on first use. On the
+// traffic listener the observe middleware has put one there already.
 func recordOf(c echo.Context) *record {
 	if r, ok := c.Get(recordKey).(*record); ok {
 		return r

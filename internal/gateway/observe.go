@@ -1,0 +1,171 @@
+package gateway
+
+import (
+	"log/slog"
+	"net/http"
+	"net/http/pprof"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/authgate/authgate/internal/authn"
+	"github.com/authgate/authgate/internal/requestid"
+)
+
+// Metrics is what the gateway reports of each request it answers on the
+// traffic listener.
+type Metrics interface {
+	// Request counts an answered request; route is the route template, ""
+	// when no route matched.
+	Request(route, method string, code int, d time.Duration)
+	// Decision counts a checked request by outcome (allow, deny, ...).
+	Decision(outcome string)
+	// CacheLookup counts how the token cache answered.
+	CacheLookup(l authn.Lookup)
+}
+
+// AccessLogMsg is the msg of access-log lines.
+const AccessLogMsg = "request"
+
+var recordPool = sync.Pool{New: func() any { return new(record) }}
+
+// observe is the outermost middleware of the traffic listener. It settles
+// the request id (the client's when well formed, else a new one) and puts
+// it on the request (so that the policy input and upstreams see it), on the
+// response, and in the context (for the IdP and OPA calls); after the
+// handler it reads the request's record for the metrics and the access log.
+func (g *Gateway) observe() echo.MiddlewareFunc {
+	log, m, tracing := g.deps.Log, g.deps.Metrics, g.deps.Tracing
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			req := c.Request()
+			ids, _ := requestid.FromHeader(req.Header)
+			req.Header[requestid.Header] = ids
+			c.Response().Header()[requestid.Header] = ids
+			ctx := requestid.NewContext(req.Context(), ids)
+			c.SetRequest(req.WithContext(ctx))
+			rec := recordPool.Get().(*record)
+			c.Set(recordKey, rec)
+
+			if err := next(c); err != nil {
+				c.Error(err) // answer now, so that the status is known below
+			}
+
+			d := time.Since(start)
+			resp := c.Response()
+			route := c.Path()
+			if m != nil {
+				m.Request(route, req.Method, resp.Status, d)
+				if rec.outcome != "" {
+					m.Decision(rec.outcome)
+				}
+				if rec.looked {
+					m.CacheLookup(rec.lookup)
+				}
+			}
+			var span trace.Span
+			if tracing {
+				span = trace.SpanFromContext(ctx)
+				annotate(span, route, req.Method, ids[0], rec)
+			}
+			if log.Enabled(ctx, slog.LevelInfo) {
+				accessLog(log, req, route, ids[0], resp, d, rec, span)
+			}
+			*rec = record{}
+			recordPool.Put(rec)
+			return nil
+		}
+	}
+}
+
+// annotate names the request's span after its route, which the tracing
+// handler around the router cannot know, and adds what the check learned.
+func annotate(span trace.Span, route, method, id string, rec *record) {
+	if !span.IsRecording() {
+		return
+	}
+	if route == "" {
+		route = "unmatched"
+	}
+	span.SetName(method + " " + route)
+	span.SetAttributes(attribute.String("http.route", route), attribute.String("authgate.request_id", id))
+	if rec.outcome != "" {
+		span.SetAttributes(attribute.String("authgate.outcome", rec.outcome))
+	}
+	if rec.looked {
+		span.SetAttributes(attribute.String("authgate.cache", rec.lookup.String()))
+	}
+	if rec.outcome == outcomeUnavailable {
+		span.SetStatus(codes.Error, rec.reason)
+	}
+}
+
+// accessLog writes the request's line. It never holds the token: only what
+// the record and the response say.
+func accessLog(log *slog.Logger, req *http.Request, route, id string, resp *echo.Response, d time.Duration, rec *record, span trace.Span) {
+	if route == "" {
+		route = "unmatched"
+	}
+	var a [18]slog.Attr
+	n := 0
+	add := func(attr slog.Attr) { a[n] = attr; n++ }
+	add(slog.String("request_id", id))
+	add(slog.String("method", req.Method))
+	add(slog.String("route", route))
+	add(slog.Int("status", resp.Status))
+	add(slog.Float64("duration_ms", ms(d)))
+	add(slog.Int64("bytes", resp.Size))
+	add(slog.String("remote_addr", req.RemoteAddr))
+	if rec.outcome != "" {
+		add(slog.String("outcome", rec.outcome))
+	}
+	if rec.reason != "" {
+		add(slog.String("reason", rec.reason))
+	}
+	if rec.subject != "" {
+		add(slog.String("subject", rec.subject))
+	}
+	if rec.clientID != "" {
+		add(slog.String("client_id", rec.clientID))
+	}
+	if rec.looked {
+		add(slog.String("cache", rec.lookup.String()))
+		add(slog.Float64("introspect_ms", ms(rec.introspect)))
+	}
+	if rec.opa != 0 {
+		add(slog.Float64("opa_ms", ms(rec.opa)))
+	}
+	if rec.decisionID != "" {
+		add(slog.String("decision_id", rec.decisionID))
+	}
+	if span != nil {
+		if sc := span.SpanContext(); sc.HasTraceID() {
+			add(slog.String("trace_id", sc.TraceID().String()))
+		}
+	}
+	log.LogAttrs(req.Context(), slog.LevelInfo, AccessLogMsg, a[:n]...)
+}
+
+// ms is d in milliseconds, to the microsecond.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// handlePprof serves net/http/pprof's pages under /debug/pprof/.
+func handlePprof() echo.HandlerFunc {
+	index := http.HandlerFunc(pprof.Index)
+	named := map[string]http.HandlerFunc{
+		"cmdline": pprof.Cmdline, "profile": pprof.Profile, "symbol": pprof.Symbol, "trace": pprof.Trace,
+	}
+	return func(c echo.Context) error {
+		h := index
+		if n, ok := named[c.Param("*")]; ok {
+			h = n
+		}
+		h.ServeHTTP(c.Response(), c.Request())
+		return nil
+	}
+}
