@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"log/slog"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -21,6 +22,8 @@ type record struct {
 	introspect time.Duration // time spent in the token lookup
 	opa        time.Duration // time spent asking OPA
 	decisionID string
+
+	attrs [16]slog.Attr // the access log's attributes, reused with the record
 }
 
 const recordKey = "authgate.record"
