@@ -35,7 +35,9 @@ type fakeOPA struct {
 	QueryFn func(ctx context.Context, body []byte) (opa.Result, error)
 }
 
-func (f *fakeOPA) Query(ctx context.Context, body []byte) (opa.Result, error) { return f.QueryFn(ctx, body) }
+func (f *fakeOPA) Query(ctx context.Context, body []byte) (opa.Result, error) {
+	return f.QueryFn(ctx, body)
+}
 
 var _ Querier = (*fakeOPA)(nil)
 
