@@ -115,7 +115,9 @@ func TestTracing(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			logs := &syncBuffer{}
 			done := make(chan error, 1)
-			go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, logs, options{spanExporter: exp}) }()
+			go func() {
+				done <- run(ctx, nil, func(k string) string { return env[k] }, logs, options{spanExporter: exp})
+			}()
 			addr := listening(t, logs, done)
 
 			req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/sayhello", nil)
