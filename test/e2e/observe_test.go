@@ -1,0 +1,265 @@
+package e2e
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// metricsPage is one scrape of /metrics.
+type metricsPage map[string]*dto.MetricFamily
+
+func scrape(t *testing.T, g *gateway) metricsPage {
+	t.Helper()
+	resp, err := http.Get(g.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("/metrics: %d", resp.StatusCode)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("/metrics is not the text exposition format: %v", err)
+	}
+	return mfs
+}
+
+// value is the sample of name whose labels include labels ("k=v" pairs);
+// a histogram gives its count. Missing series read as -1.
+func (p metricsPage) value(name string, labels ...string) float64 {
+	mf := p[name]
+	if mf == nil {
+		return -1
+	}
+next:
+	for _, m := range mf.GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		for _, kv := range labels {
+			k, v, _ := strings.Cut(kv, "=")
+			if have[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue()
+		case m.Gauge != nil:
+			return m.Gauge.GetValue()
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount())
+		}
+	}
+	return -1
+}
+
+// runScenarios drives the request path through allow, cache hit, deny,
+// invalid and missing tokens, an unknown route, a coalesced miss and an
+// IdP outage that opens the breaker. It returns every token it used.
+func runScenarios(t *testing.T, gw *gateway, i *idp) []string {
+	t.Helper()
+	a := i.token(t, "read_sayhello")
+	b := i.token(t, "read_sayhello")
+	c := i.token(t, "read_sayhello")
+
+	req, _ := http.NewRequest(http.MethodGet, gw.traffic+"/sayhello", nil)
+	req.Header.Set("Authorization", "Bearer "+a)
+	req.Header.Set("X-Request-Id", "e2e-allow-1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("X-Request-Id") != "e2e-allow-1" {
+		t.Fatalf("allow: %d, X-Request-Id %q", resp.StatusCode, resp.Header.Get("X-Request-Id"))
+	}
+	for _, s := range []struct {
+		name, path, token string
+		status            int
+	}{
+		{"cache hit", "/sayhello", a, 200},
+		{"deny", "/saysecret", a, 403},
+		{"inactive", "/sayhello", "bm90LWEtcmVhbC10b2tlbg", 401},
+		{"malformed", "/sayhello", "a,b", 401},
+		{"no token", "/sayhello", "", 401},
+		{"unknown route", "/nope", a, 404},
+	} {
+		r := get(t, gw.traffic+s.path, s.token)
+		if r.status != s.status {
+			t.Fatalf("%s: %d, want %d (%s)", s.name, r.status, s.status, r.body)
+		}
+		if id := r.header.Get("X-Request-Id"); len(id) != 32 {
+			t.Errorf("%s: generated X-Request-Id %q", s.name, id)
+		}
+	}
+
+	const n = 20 // concurrent first requests for one token: one miss, the rest coalesced
+	var wg sync.WaitGroup
+	statuses := make([]int, n)
+	start := make(chan struct{})
+	for k := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			statuses[k] = get(t, gw.traffic+"/sayhello", b).status
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for k, s := range statuses {
+		if s != 200 {
+			t.Fatalf("coalesced request %d: %d", k, s)
+		}
+	}
+
+	i.srv.Close() // the IdP goes away: OKTA_BREAKER_FAILURES=2 failures open the breaker
+	for k := range 3 {
+		if r := get(t, gw.traffic+"/sayhello", c); r.status != 503 {
+			t.Fatalf("IdP down, request %d: %d", k, r.status)
+		}
+	}
+	return []string{a, b, c}
+}
+
+func TestMetricsAndAccessLog(t *testing.T) {
+	o := startOPA(t)
+	i := startIDP(t, 200*time.Millisecond) // keeps the concurrent misses overlapping
+	env := stackEnv(i, o)
+	env["CACHE_SIZE"] = "1"
+	env["OKTA_BREAKER_FAILURES"] = "2"
+	env["OKTA_BREAKER_OPEN_TIMEOUT"] = "1m"
+	gw := startGateway(t, env)
+
+	before := scrape(t, gw)
+	if v := before.value("authgate_decisions_total", "outcome=allow"); v != 0 {
+		t.Fatalf("decisions{allow} before any request: %v (series must exist at 0)", v)
+	}
+	tokens := runScenarios(t, gw, i)
+	m := scrape(t, gw)
+
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"authgate_decisions_total", []string{"outcome=allow"}, 22},
+		{"authgate_decisions_total", []string{"outcome=deny"}, 1},
+		{"authgate_decisions_total", []string{"outcome=invalid_token"}, 2},
+		{"authgate_decisions_total", []string{"outcome=no_token"}, 1},
+		{"authgate_decisions_total", []string{"outcome=unavailable"}, 3},
+		{"authgate_decisions_total", []string{"outcome=bad_request"}, 0},
+		{"authgate_cache_requests_total", []string{"result=hit"}, 2},
+		{"authgate_introspection_requests_total", []string{"result=active"}, 2},
+		{"authgate_introspection_requests_total", []string{"result=inactive"}, 1},
+		{"authgate_introspection_requests_total", []string{"result=error"}, 2},
+		{"authgate_introspection_duration_seconds", nil, 5},
+		{"authgate_opa_requests_total", []string{"result=allow"}, 22},
+		{"authgate_opa_requests_total", []string{"result=deny"}, 1},
+		{"authgate_opa_duration_seconds", nil, 23},
+		{"authgate_http_requests_total", []string{"route=/sayhello", "method=GET", "code=200"}, 22},
+		{"authgate_http_requests_total", []string{"route=/saysecret", "method=GET", "code=403"}, 1},
+		{"authgate_http_requests_total", []string{"route=/sayhello", "method=GET", "code=401"}, 3},
+		{"authgate_http_requests_total", []string{"route=/sayhello", "method=GET", "code=503"}, 3},
+		{"authgate_http_requests_total", []string{"route=unmatched", "method=GET", "code=404"}, 1},
+		{"authgate_http_request_duration_seconds", []string{"route=/sayhello"}, 28},
+		{"authgate_breaker_state", []string{"upstream=idp"}, 2},
+		{"authgate_breaker_state", []string{"upstream=opa"}, 0},
+		{"authgate_breaker_transitions_total", []string{"upstream=idp", "to=open"}, 1},
+		{"authgate_breaker_transitions_total", []string{"upstream=opa", "to=open"}, 0},
+	} {
+		if got := m.value(c.name, c.labels...); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	miss, coalesced := m.value("authgate_cache_requests_total", "result=miss"), m.value("authgate_cache_requests_total", "result=coalesced")
+	// a, the inactive token, b (once or more), c three times.
+	if coalesced < 1 || miss+coalesced != 25 {
+		t.Errorf("cache miss %v + coalesced %v, want 25 with at least one coalesced", miss, coalesced)
+	}
+	if v := m.value("authgate_cache_evictions_total"); v < 1 {
+		t.Errorf("evictions %v with a one-entry cache", v)
+	}
+	if v := m.value("authgate_cache_entries"); v < 1 {
+		t.Errorf("cache entries %v", v)
+	}
+	for _, name := range []string{"go_goroutines", "process_resident_memory_bytes"} {
+		if m[name] == nil {
+			t.Errorf("%s missing", name)
+		}
+	}
+	if r := get(t, gw.traffic+"/metrics", ""); r.status != 404 {
+		t.Errorf("/metrics on the traffic listener: %d", r.status)
+	}
+
+	if err := gw.stop(); err != nil {
+		t.Fatal(err)
+	}
+	lines := accessLines(t, gw)
+	if len(lines) != 31 { // 7 single requests, 20 coalesced, 3 while the IdP is down, /metrics
+		t.Errorf("%d access-log lines for 31 requests", len(lines))
+	}
+	if l := lines[0]; l["request_id"] != "e2e-allow-1" || l["outcome"] != "allow" || l["cache"] != "miss" ||
+		l["subject"] != demoClient || l["client_id"] != demoClient || l["route"] != "/sayhello" || l["status"] != 200.0 {
+		t.Errorf("allow line: %v", l)
+	}
+	gw.assertNoLeaks(t, append(tokens, gatewaySecret, demoSecret)...)
+}
+
+// accessLines returns authgate's access-log lines, in order.
+func accessLines(t *testing.T, g *gateway) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(g.logs.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line is not JSON: %q", l)
+		}
+		if m["msg"] == "request" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// TestNoSecretsInLogs runs the scenarios at the most verbose level, in both
+// log formats, with the settings that put the most secrets in play (the
+// client secret in the form, the raw token in the OPA input), and checks
+// that no token and no client secret reaches any log line.
+func TestNoSecretsInLogs(t *testing.T) {
+	for _, format := range []string{"json", "text"} {
+		t.Run(format, func(t *testing.T) {
+			o := startOPA(t)
+			i := startIDP(t, 0)
+			env := stackEnv(i, o)
+			env["LOG_LEVEL"] = "debug"
+			env["LOG_FORMAT"] = format
+			env["OKTA_AUTH_METHOD"] = "client_secret_post"
+			env["OPA_SEND_TOKEN"] = "true"
+			env["OKTA_BREAKER_FAILURES"] = "2"
+			gw := startGateway(t, env)
+			tokens := runScenarios(t, gw, i)
+			o.Stop() // and OPA goes away too: its errors are logged
+			get(t, gw.traffic+"/sayhello", tokens[1])
+			if err := gw.stop(); err != nil {
+				t.Fatal(err)
+			}
+			if n := strings.Count(gw.logs.String(), "\n"); n < 30 {
+				t.Fatalf("only %d log lines", n)
+			}
+			gw.assertNoLeaks(t, append(tokens, gatewaySecret, demoSecret)...)
+		})
+	}
+}
