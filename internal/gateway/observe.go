@@ -125,10 +125,7 @@ func accessLog(log *slog.Logger, req *http.Request, route, id string, resp *echo
 		slog.String("request_id", id),
 		slog.String("method", req.Method),
 		slog.String("route", route),
-		slog.Int("status", resp.Status),
-		slog.Float64("duration_ms", ms(d)),
-		slog.Int64("bytes", resp.Size),
-		slog.String("remote_addr", req.RemoteAddr))
+		slog.Int("status", resp.Status))
 	if rec.outcome != "" {
 		a = append(a, slog.String("outcome", rec.outcome))
 	}
@@ -150,6 +147,10 @@ func accessLog(log *slog.Logger, req *http.Request, route, id string, resp *echo
 	if rec.decisionID != "" {
 		a = append(a, slog.String("decision_id", rec.decisionID))
 	}
+	a = append(a,
+		slog.Float64("duration_ms", ms(d)),
+		slog.Int64("bytes", resp.Size),
+		slog.String("remote_addr", req.RemoteAddr))
 	if span != nil {
 		if sc := span.SpanContext(); sc.HasTraceID() {
 			a = append(a, slog.String("trace_id", sc.TraceID().String()))

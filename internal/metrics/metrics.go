@@ -86,8 +86,10 @@ type Metrics struct {
 	transitions     *prometheus.CounterVec
 	opaRequests     map[string]prometheus.Counter
 	opaDuration     prometheus.Histogram
-	rateLimit       prometheus.Gauge
-	rateLimitRemain prometheus.Gauge
+	// Without labels, as vectors: no series until the server has sent the
+	// headers, rather than a 0 that reads as "limit reached".
+	rateLimit       *prometheus.GaugeVec
+	rateLimitRemain *prometheus.GaugeVec
 
 	reg prometheus.Registerer
 }
@@ -158,14 +160,14 @@ func New(reg prometheus.Registerer) *Metrics {
 		Buckets: upstreamBuckets,
 	})
 
-	m.rateLimit = prometheus.NewGauge(prometheus.GaugeOpts{
+	m.rateLimit = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "authgate_idp_rate_limit_limit",
 		Help: "The authorization server's rate limit (X-Rate-Limit-Limit of its last answer that had one).",
-	})
-	m.rateLimitRemain = prometheus.NewGauge(prometheus.GaugeOpts{
+	}, nil)
+	m.rateLimitRemain = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "authgate_idp_rate_limit_remaining",
 		Help: "Requests left in the authorization server's current rate-limit window (X-Rate-Limit-Remaining of its last answer that had one).",
-	})
+	}, nil)
 
 	reg.MustRegister(m.requests, m.duration, m.decisions, introspections, m.introspectionD,
 		cache, m.cacheEvictions, m.transitions, opaRequests, m.opaDuration, m.rateLimit, m.rateLimitRemain,
@@ -283,10 +285,10 @@ func (m *Metrics) Introspection(result string, d time.Duration) {
 // signature is authn.Introspection's OnRateLimit.
 func (m *Metrics) RateLimit(rl introspect.RateLimit) {
 	if rl.Limit >= 0 {
-		m.rateLimit.Set(float64(rl.Limit))
+		m.rateLimit.WithLabelValues().Set(float64(rl.Limit))
 	}
 	if rl.Remaining >= 0 {
-		m.rateLimitRemain.Set(float64(rl.Remaining))
+		m.rateLimitRemain.WithLabelValues().Set(float64(rl.Remaining))
 	}
 }
 

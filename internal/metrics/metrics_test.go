@@ -75,8 +75,8 @@ func TestCounters(t *testing.T) {
 		{m.opaRequests["allow"], 1},
 		{m.opaRequests["undefined"], 1},
 		{m.cacheEvictions, 1},
-		{m.rateLimit, 1200},
-		{m.rateLimitRemain, 1187},
+		{m.rateLimit.WithLabelValues(), 1200},
+		{m.rateLimitRemain.WithLabelValues(), 1187},
 		{m.transitions.WithLabelValues("idp", "open"), 1},
 		{m.transitions.WithLabelValues("opa", "open"), 0},
 	} {
@@ -86,6 +86,18 @@ func TestCounters(t *testing.T) {
 	}
 	if n := testutil.CollectAndCount(m.introspectionD); n != 1 {
 		t.Errorf("introspection histogram: %d", n)
+	}
+}
+
+func TestRateLimitAbsentUntilKnown(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg)
+	if n, err := testutil.GatherAndCount(reg, "authgate_idp_rate_limit_remaining", "authgate_idp_rate_limit_limit"); err != nil || n != 0 {
+		t.Fatalf("%d rate-limit series before the server sent any (%v)", n, err)
+	}
+	m.RateLimit(introspect.RateLimit{Limit: 600, Remaining: 0})
+	if n, _ := testutil.GatherAndCount(reg, "authgate_idp_rate_limit_remaining", "authgate_idp_rate_limit_limit"); n != 2 {
+		t.Fatalf("%d rate-limit series", n)
 	}
 }
 
@@ -134,6 +146,7 @@ func TestEveryNameRegistered(t *testing.T) {
 	m.Request("/x", "GET", 200, 0)
 	m.Introspection("active", 0)
 	m.OPA("allow", 0)
+	m.RateLimit(introspect.RateLimit{Limit: 1, Remaining: 1})
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
