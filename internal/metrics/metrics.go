@@ -79,13 +79,13 @@ type Metrics struct {
 	decisions      *prometheus.CounterVec
 	decisionByName map[string]prometheus.Counter
 
-	introspections  map[string]prometheus.Counter
-	introspectionD  prometheus.Histogram
-	cache           [3]prometheus.Counter // by authn.Lookup
-	cacheEvictions  prometheus.Counter
-	transitions     *prometheus.CounterVec
-	opaRequests     map[string]prometheus.Counter
-	opaDuration     prometheus.Histogram
+	introspections map[string]prometheus.Counter
+	introspectionD prometheus.Histogram
+	cache          [3]prometheus.Counter // by authn.Lookup
+	cacheEvictions prometheus.Counter
+	transitions    *prometheus.CounterVec
+	opaRequests    map[string]prometheus.Counter
+	opaDuration    prometheus.Histogram
 	// Without labels, as vectors: no series until the server has sent the
 	// headers, rather than a 0 that reads as "limit reached".
 	rateLimit       *prometheus.GaugeVec
