@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"time"
 
@@ -76,4 +77,17 @@ func BenchmarkCheckQuiet(b *testing.B) {
 	d.Metrics = metrics.New(prometheus.NewRegistry())
 	d.Log = slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	benchServe(b, d)
+}
+
+// BenchmarkAccessLog is the cost of one access-log line, JSON to io.Discard.
+func BenchmarkAccessLog(b *testing.B) {
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	req := httptest.NewRequest(http.MethodGet, "/sayhello", nil)
+	resp := echo.NewResponse(httptest.NewRecorder(), echo.New())
+	resp.Status, resp.Size = 200, 27
+	rec := &record{outcome: "allow", subject: "demo", clientID: "demo", looked: true, introspect: time.Microsecond, opa: time.Millisecond}
+	b.ReportAllocs()
+	for b.Loop() {
+		accessLog(log, req, "/sayhello", "3fcbcf2804aafb7d20bc7172f63889e6", resp, time.Millisecond, rec, nil)
+	}
 }

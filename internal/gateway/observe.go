@@ -35,11 +35,12 @@ const AccessLogMsg = "request"
 // exactly one request.
 var recordPool = sync.Pool{New: func() any { return new(record) }}
 
-// reset clears r for its next request, keeping the attribute array.
+// reset clears r for its next request. Field by field: copying the whole
+// record would copy the attribute array, with a write barrier per pointer.
 func (r *record) reset() {
-	attrs := r.attrs
-	clear(attrs[:])
-	*r = record{attrs: attrs}
+	clear(r.attrs[:]) // drop references to the request's strings
+	r.outcome, r.reason, r.subject, r.clientID, r.decisionID = "", "", "", "", ""
+	r.lookup, r.looked, r.introspect, r.opa = 0, false, 0, 0
 }
 
 // observe is the outermost middleware of the traffic listener. It settles
