@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/authgate/authgate/internal/breaker"
 	"github.com/authgate/authgate/internal/config"
@@ -101,7 +102,11 @@ func (t *telemetry) transport(rt http.RoundTripper, name string) http.RoundTripp
 		return rt
 	}
 	return otelhttp.NewTransport(rt, t.otelOptions(
-		otelhttp.WithSpanNameFormatter(func(string, *http.Request) string { return name }))...)
+		otelhttp.WithSpanNameFormatter(func(string, *http.Request) string { return name }),
+		// Only calls made for a traced request: /readyz's OPA health checks
+		// would otherwise start a trace each.
+		otelhttp.WithFilter(func(r *http.Request) bool { return trace.SpanContextFromContext(r.Context()).IsValid() }),
+	)...)
 }
 
 // traffic wraps the traffic handler in a server span that continues the
