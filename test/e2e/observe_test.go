@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/authgate/authgate/internal/devidp"
 )
 
 // metricsPage is one scrape of /metrics.
@@ -261,5 +264,42 @@ func TestNoSecretsInLogs(t *testing.T) {
 			}
 			gw.assertNoLeaks(t, append(tokens, gatewaySecret, demoSecret)...)
 		})
+	}
+}
+
+// TestRateLimitGauges: the IdP's X-Rate-Limit-* headers reach the gauges.
+func TestRateLimitGauges(t *testing.T) {
+	o := startOPA(t)
+	srv := httptest.NewUnstartedServer(nil)
+	issuer := "http://" + srv.Listener.Addr().String() + "/oauth2/default"
+	s, err := devidp.New(devidp.Config{
+		Issuer: issuer,
+		Clients: []devidp.Client{
+			{ID: gatewayClient, Secret: gatewaySecret},
+			{ID: demoClient, Secret: demoSecret, Scopes: []string{"read_sayhello"}},
+		},
+		RateLimit: 600,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = s.Handler()
+	srv.Start()
+	t.Cleanup(srv.Close)
+	i := &idp{Server: s, srv: srv, issuer: issuer}
+	gw := startGateway(t, stackEnv(i, o))
+
+	if m := scrape(t, gw); m.value("authgate_idp_rate_limit_remaining") != -1 {
+		t.Errorf("rate-limit gauge present before any introspection")
+	}
+	if r := get(t, gw.traffic+"/sayhello", i.token(t, "read_sayhello")); r.status != 200 {
+		t.Fatalf("status %d", r.status)
+	}
+	m := scrape(t, gw)
+	if v := m.value("authgate_idp_rate_limit_limit"); v != 600 {
+		t.Errorf("limit %v, want 600", v)
+	}
+	if v := m.value("authgate_idp_rate_limit_remaining"); v < 590 || v >= 600 {
+		t.Errorf("remaining %v, want a little under 600", v)
 	}
 }
