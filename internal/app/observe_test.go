@@ -15,6 +15,8 @@ import (
 
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/authgate/authgate/internal/config"
 )
 
 // keptSpans is an in-memory exporter whose spans survive the provider's
@@ -208,4 +210,29 @@ func names(spans tracetest.SpanStubs) []string {
 		out = append(out, s.Name)
 	}
 	return out
+}
+
+func TestNewLogger(t *testing.T) {
+	for _, c := range []struct {
+		format, level string
+		wantInfo      bool
+		prefix        string
+	}{
+		{"json", "info", true, `{"time":`},
+		{"text", "info", true, "time="},
+		{"json", "warn", false, `{"time":`},
+		{"text", "debug", true, "time="},
+	} {
+		var b bytes.Buffer
+		log := newLogger(&config.Config{LogFormat: c.format, LogLevel: c.level}, &b)
+		log.Info("hello", "k", "v")
+		log.Error("boom")
+		lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+		if want := map[bool]int{true: 2, false: 1}[c.wantInfo]; len(lines) != want {
+			t.Errorf("%s/%s: %d lines, want %d: %q", c.format, c.level, len(lines), want, lines)
+		}
+		if !strings.HasPrefix(lines[0], c.prefix) {
+			t.Errorf("%s: line %q", c.format, lines[0])
+		}
+	}
 }

