@@ -54,10 +54,9 @@ func (g *Gateway) observe() echo.MiddlewareFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
 			req := c.Request()
-			ids, _ := requestid.FromHeader(req.Header)
+			ctx, ids := requestid.Attach(req.Context(), req.Header)
 			req.Header[requestid.Header] = ids
 			c.Response().Header()[requestid.Header] = ids
-			ctx := requestid.NewContext(req.Context(), ids)
 			c.SetRequest(req.WithContext(ctx))
 			rec := recordPool.Get().(*record)
 			c.Set(recordKey, rec)

@@ -53,14 +53,12 @@ type box struct {
 
 const hexDigits = "0123456789abcdef"
 
-// New returns a fresh id, 32 lower-case hex digits (128 random bits), as a
-// header value ready to share between the request and the response.
+// fill makes a fresh id in b: 32 lower-case hex digits, 128 random bits.
 // Why math/rand/v2: its top-level source is the runtime's per-thread
 // ChaCha8, seeded from the operating system; ids need to be unique and
 // unguessable enough to correlate logs, not secret, and crypto/rand per
 // request would cost a system call under some kernels.
-func New() []string {
-	b := new(box)
+func (b *box) fill() []string {
 	hi, lo := rand.Uint64(), rand.Uint64()
 	for i := 0; i < 16; i++ {
 		b.buf[15-i] = hexDigits[hi&0xf]
@@ -74,6 +72,9 @@ func New() []string {
 	return b.vals[:]
 }
 
+// New returns a fresh id as a one-element header value.
+func New() []string { return new(box).fill() }
+
 // FromHeader returns the request's id values when exactly one well-formed
 // id was sent, else a new one; fresh says which.
 func FromHeader(h http.Header) (vals []string, fresh bool) {
@@ -86,10 +87,12 @@ func FromHeader(h http.Header) (vals []string, fresh bool) {
 type ctxKey struct{}
 
 // idContext carries the id; a type of its own rather than
-// context.WithValue, so that attaching it costs one allocation, not two.
+// context.WithValue, and with room for a generated id, so that settling a
+// request's id costs one allocation.
 type idContext struct {
 	context.Context
 	vals []string // one element, shared read-only with the request's header
+	box  box
 }
 
 func (c *idContext) Value(key any) any {
@@ -103,6 +106,19 @@ func (c *idContext) Value(key any) any {
 // as New and FromHeader return it, which must not be modified afterwards.
 func NewContext(ctx context.Context, vals []string) context.Context {
 	return &idContext{Context: ctx, vals: vals[:1:1]}
+}
+
+// Attach settles the id of a request with header h, as FromHeader does, and
+// returns ctx carrying it and the one-element header value to share between
+// the request and the response (not to be modified). One allocation.
+func Attach(ctx context.Context, h http.Header) (context.Context, []string) {
+	c := &idContext{Context: ctx}
+	if v := h[Header]; len(v) == 1 && Valid(v[0]) {
+		c.vals = v[:1:1]
+	} else {
+		c.vals = c.box.fill()
+	}
+	return c, c.vals
 }
 
 // FromContext returns the id ctx carries, if any.

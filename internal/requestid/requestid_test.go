@@ -103,6 +103,21 @@ func TestContext(t *testing.T) {
 	}
 }
 
+func TestAttach(t *testing.T) {
+	h := http.Header{Header: {"client-1"}}
+	ctx, vals := Attach(context.Background(), h)
+	if id, _ := FromContext(ctx); id != "client-1" || vals[0] != "client-1" {
+		t.Errorf("kept %q / %q", id, vals)
+	}
+	ctx, vals = Attach(context.Background(), http.Header{Header: {"bad id"}})
+	if id, _ := FromContext(ctx); id != vals[0] || len(id) != 32 || !Valid(id) {
+		t.Errorf("generated %q / %q", id, vals)
+	}
+	if a := testing.AllocsPerRun(100, func() { Attach(context.Background(), http.Header{}) }); a > 1 {
+		t.Errorf("Attach: %v allocations, want 1", a)
+	}
+}
+
 func BenchmarkNew(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
