@@ -278,7 +278,7 @@ func (c *Config) problems() []string {
 	default:
 		add("LOG_LEVEL: must be debug, info, warn or error, got %q", c.LogLevel)
 	}
-	switch c.LogFormat {
+	switch strings.ToLower(c.LogFormat) {
 	case "json", "text":
 	default:
 		add("LOG_FORMAT: must be json or text, got %q", c.LogFormat)

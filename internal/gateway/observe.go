@@ -31,6 +31,10 @@ type Metrics interface {
 // AccessLogMsg is the msg of access-log lines.
 const AccessLogMsg = "request"
 
+// unmatchedRoute names the route of a request that matched none, in the
+// access log and the span (as the metrics do).
+const unmatchedRoute = "unmatched"
+
 // recordPool recycles records: the observe middleware owns each one for
 // exactly one request.
 var recordPool = sync.Pool{New: func() any { return new(record) }}
@@ -99,7 +103,7 @@ func annotate(span trace.Span, route, method, id string, rec *record) {
 		return
 	}
 	if route == "" {
-		route = "unmatched"
+		route = unmatchedRoute
 	}
 	span.SetName(method + " " + route)
 	span.SetAttributes(attribute.String("http.route", route), attribute.String("authgate.request_id", id))
@@ -118,7 +122,7 @@ func annotate(span trace.Span, route, method, id string, rec *record) {
 // the record and the response say.
 func accessLog(log *slog.Logger, req *http.Request, route, id string, resp *echo.Response, d time.Duration, rec *record, span trace.Span) {
 	if route == "" {
-		route = "unmatched"
+		route = unmatchedRoute
 	}
 	a := rec.attrs[:0]
 	a = append(a,
