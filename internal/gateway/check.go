@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"time"
 
@@ -82,19 +83,33 @@ type denyReason string
 func (r denyReason) Error() string { return string(r) }
 
 // failureOutcome classifies a failed check for the access log and metrics.
+// The reason is short: what went wrong, then the upstream's cause when
+// there is one (e.g. "policy denied", "token is not active",
+// "opa unavailable: opa: breaker open").
 func failureOutcome(err error) (outcome, reason string) {
-	switch fault.KindOf(err) {
+	var fe *fault.Error
+	if !errors.As(err, &fe) {
+		return "error", err.Error()
+	}
+	reason = fe.Description
+	switch fe.Kind {
 	case fault.BadRequest:
-		return outcomeBadRequest, err.Error()
+		return outcomeBadRequest, reason
 	case fault.Unauthenticated:
-		if err == errNoToken {
+		if fe == errNoToken {
 			return outcomeNoToken, "no bearer token"
 		}
-		return outcomeInvalidToken, err.Error()
+		return outcomeInvalidToken, reason
 	case fault.Forbidden:
-		return outcomeDeny, err.Error()
+		if fe.Err != nil {
+			reason = fe.Err.Error() // why OPA denied
+		}
+		return outcomeDeny, reason
 	case fault.Unavailable:
-		return outcomeUnavailable, err.Error()
+		if fe.Err != nil {
+			reason += ": " + fe.Err.Error()
+		}
+		return outcomeUnavailable, reason
 	}
 	return "error", err.Error()
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -241,8 +243,11 @@ func TestAccessLog(t *testing.T) {
 			t.Errorf("allow line lacks %s: %v", k, lines[0])
 		}
 	}
-	if r, _ := lines[1]["reason"].(string); !strings.Contains(r, "policy denied") {
+	if r := lines[1]["reason"]; r != "policy denied" {
 		t.Errorf("deny reason %q", r)
+	}
+	if r := lines[3]["reason"]; r != "token is not active" {
+		t.Errorf("inactive reason %q", r)
 	}
 	for _, k := range []string{"outcome", "subject", "cache", "opa_ms"} {
 		if _, ok := lines[4][k]; ok {
@@ -315,5 +320,28 @@ func TestAdminEndpoints(t *testing.T) {
 	full.Traffic().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	if w.Code != 404 {
 		t.Errorf("/metrics on the traffic listener: %d", w.Code)
+	}
+}
+
+func TestFailureOutcome(t *testing.T) {
+	for _, c := range []struct {
+		err             error
+		outcome, reason string
+	}{
+		{errNoToken, "no_token", "no bearer token"},
+		{&fault.Error{Kind: fault.BadRequest, Code: "invalid_request", Description: "empty bearer token"}, "bad_request", "empty bearer token"},
+		{&fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token", Description: "token expired"}, "invalid_token", "token expired"},
+		{&fault.Error{Kind: fault.Forbidden, Code: "access_denied", Description: "denied by policy", Err: denyReason("policy decision undefined")},
+			"deny", "policy decision undefined"},
+		{&fault.Error{Kind: fault.Unavailable, Code: "temporarily_unavailable", Description: "opa unavailable", Err: fmt.Errorf("opa: %w", breaker.ErrOpen)},
+			"unavailable", "opa unavailable: opa: breaker open"},
+		{&fault.Error{Kind: fault.Unavailable, Code: "temporarily_unavailable", Description: "authorization server rate limit reached"},
+			"unavailable", "authorization server rate limit reached"},
+		{errors.New("boom"), "error", "boom"},
+	} {
+		o, r := failureOutcome(c.err)
+		if o != c.outcome || r != c.reason {
+			t.Errorf("%v: %q %q, want %q %q", c.err, o, r, c.outcome, c.reason)
+		}
 	}
 }
