@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"net/url"
 	"time"
 
@@ -81,35 +80,3 @@ func (g *Gateway) authorize(c echo.Context, rec *record) error {
 type denyReason string
 
 func (r denyReason) Error() string { return string(r) }
-
-// failureOutcome classifies a failed check for the access log and metrics.
-// The reason is short: what went wrong, then the upstream's cause when
-// there is one (e.g. "policy denied", "token is not active",
-// "opa unavailable: opa: breaker open").
-func failureOutcome(err error) (outcome, reason string) {
-	var fe *fault.Error
-	if !errors.As(err, &fe) {
-		return "error", err.Error()
-	}
-	reason = fe.Description
-	switch fe.Kind {
-	case fault.BadRequest:
-		return outcomeBadRequest, reason
-	case fault.Unauthenticated:
-		if fe == errNoToken {
-			return outcomeNoToken, "no bearer token"
-		}
-		return outcomeInvalidToken, reason
-	case fault.Forbidden:
-		if fe.Err != nil {
-			reason = fe.Err.Error() // why OPA denied
-		}
-		return outcomeDeny, reason
-	case fault.Unavailable:
-		if fe.Err != nil {
-			reason += ": " + fe.Err.Error()
-		}
-		return outcomeUnavailable, reason
-	}
-	return "error", err.Error()
-}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
@@ -13,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/authgate/authgate/internal/authn"
+	"github.com/authgate/authgate/internal/fault"
 	"github.com/authgate/authgate/internal/requestid"
 )
 
@@ -169,6 +171,39 @@ func accessLog(log *slog.Logger, req *http.Request, route, id string, resp *echo
 
 // ms is d in milliseconds, to the microsecond.
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// failureOutcome classifies a failed check for the access log and metrics
+// (called by check, kept here beside the log that reads it).
+// The reason is short: what went wrong, then the upstream's cause when
+// there is one (e.g. "policy denied", "token is not active",
+// "opa unavailable: opa: breaker open").
+func failureOutcome(err error) (outcome, reason string) {
+	var fe *fault.Error
+	if !errors.As(err, &fe) {
+		return "error", err.Error()
+	}
+	reason = fe.Description
+	switch fe.Kind {
+	case fault.BadRequest:
+		return outcomeBadRequest, reason
+	case fault.Unauthenticated:
+		if fe == errNoToken {
+			return outcomeNoToken, "no bearer token"
+		}
+		return outcomeInvalidToken, reason
+	case fault.Forbidden:
+		if fe.Err != nil {
+			reason = fe.Err.Error() // why OPA denied
+		}
+		return outcomeDeny, reason
+	case fault.Unavailable:
+		if fe.Err != nil {
+			reason += ": " + fe.Err.Error()
+		}
+		return outcomeUnavailable, reason
+	}
+	return "error", err.Error()
+}
 
 // handlePprof serves net/http/pprof's pages under /debug/pprof/.
 func handlePprof() echo.HandlerFunc {
