@@ -11,11 +11,11 @@ func (g *Gateway) routes() {
 	g.traffic.GET("/saysecret", handleMessage("This is a secret"), check)
 
 	g.admin.GET("/healthz", handleHealthz())
-	g.admin.GET("/readyz", g.handleReadyz())
 	if g.deps.MetricsHandler != nil {
 		g.admin.GET("/metrics", echo.WrapHandler(g.deps.MetricsHandler))
 	}
 	if g.deps.PProf {
 		g.admin.Any("/debug/pprof/*", handlePprof())
 	}
+	g.admin.GET("/readyz", g.handleReadyz())
 }
