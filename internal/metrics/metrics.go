@@ -81,7 +81,8 @@ type Metrics struct {
 
 	introspections map[string]prometheus.Counter
 	introspectionD prometheus.Histogram
-	cache          [3]prometheus.Counter // by authn.Lookup
+	cache          [3]prometheus.Counter // by authn.Lookup: miss, hit, coalesced
+	cacheVec       *prometheus.CounterVec
 	cacheEvictions prometheus.Counter
 	transitions    *prometheus.CounterVec
 	opaRequests    map[string]prometheus.Counter
@@ -131,6 +132,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		Name: "authgate_cache_requests_total",
 		Help: "Token lookups by how the cache answered: hit, miss (this request introspected), coalesced (waited for another request's introspection).",
 	}, []string{"result"})
+	m.cacheVec = cache
 	for _, l := range []authn.Lookup{authn.Miss, authn.Hit, authn.Coalesced} {
 		m.cache[l] = cache.WithLabelValues(l.String())
 	}
@@ -265,11 +267,15 @@ func (m *Metrics) Decision(outcome string) {
 	m.decisions.WithLabelValues(outcome).Inc()
 }
 
-// CacheLookup counts how the cache answered one token lookup.
+// CacheLookup counts how the cache answered one token lookup. Results
+// beyond the three pre-resolved ones (such as a stale answer) are counted
+// under their name, a series that appears when first used.
 func (m *Metrics) CacheLookup(l authn.Lookup) {
 	if int(l) < len(m.cache) {
 		m.cache[l].Inc()
+		return
 	}
+	m.cacheVec.WithLabelValues(l.String()).Inc()
 }
 
 // Introspection counts one call to the introspection endpoint; its

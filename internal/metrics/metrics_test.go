@@ -49,6 +49,7 @@ func TestCounters(t *testing.T) {
 	m.CacheLookup(authn.Coalesced)
 	m.CacheLookup(authn.Miss)
 	m.CacheLookup(authn.Hit)
+	m.CacheLookup(authn.Lookup(9)) // a result this version does not name: counted by its String
 	m.Introspection("active", 20*time.Millisecond)
 	m.Introspection("error", time.Second)
 	m.OPA("allow", time.Millisecond)
@@ -67,7 +68,7 @@ func TestCounters(t *testing.T) {
 		{m.decisionByName["unavailable"], 0},
 		{m.decisions.WithLabelValues("error"), 1},
 		{m.cache[authn.Hit], 2},
-		{m.cache[authn.Miss], 1},
+		{m.cache[authn.Miss], 2},
 		{m.cache[authn.Coalesced], 1},
 		{m.introspections["active"], 1},
 		{m.introspections["error"], 1},
