@@ -238,7 +238,7 @@ func TestAccessLog(t *testing.T) {
 			}
 		}
 	}
-	for _, k := range []string{"time", "request_id", "duration_ms", "bytes", "introspect_ms", "opa_ms"} {
+	for _, k := range []string{"time", "request_id", "duration", "bytes", "introspect_duration", "opa_duration"} {
 		if _, ok := lines[0][k]; !ok {
 			t.Errorf("allow line lacks %s: %v", k, lines[0])
 		}
@@ -249,7 +249,7 @@ func TestAccessLog(t *testing.T) {
 	if r := lines[3]["reason"]; r != "token is not active" {
 		t.Errorf("inactive reason %q", r)
 	}
-	for _, k := range []string{"outcome", "subject", "cache", "opa_ms"} {
+	for _, k := range []string{"outcome", "subject", "cache", "opa_duration"} {
 		if _, ok := lines[4][k]; ok {
 			t.Errorf("unmatched route line has %s: %v", k, lines[4])
 		}
