@@ -62,6 +62,10 @@ type Config struct {
 	OTelEndpoint       string `env:"OTEL_EXPORTER_OTLP_ENDPOINT"`
 	OTelTracesEndpoint string `env:"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"`
 	OTelSDKDisabled    bool   `env:"OTEL_SDK_DISABLED" envDefault:"false"`
+	OTelTracesExporter string `env:"OTEL_TRACES_EXPORTER"` // otlp (default) or none
+	// Only OTLP over HTTP is built in; these are checked, not chosen.
+	OTelProtocol       string `env:"OTEL_EXPORTER_OTLP_PROTOCOL"`
+	OTelTracesProtocol string `env:"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"`
 }
 
 // IntrospectURL is OKTA_INTROSPECT_URL, or the Okta default under the issuer.
@@ -91,7 +95,7 @@ func (c *Config) Level() slog.Level {
 // the OpenTelemetry specification says.
 func (c *Config) TracesURL() string {
 	switch {
-	case c.OTelSDKDisabled:
+	case c.OTelSDKDisabled, c.OTelTracesExporter == "none":
 		return ""
 	case c.OTelTracesEndpoint != "":
 		return c.OTelTracesEndpoint
@@ -290,6 +294,18 @@ func (c *Config) problems() []string {
 			if err := checkURL(e.val); err != nil {
 				add("%s: %v", e.name, err)
 			}
+		}
+	}
+	switch c.OTelTracesExporter {
+	case "", "otlp", "none":
+	default:
+		add("OTEL_TRACES_EXPORTER: must be otlp or none, got %q", c.OTelTracesExporter)
+	}
+	for _, e := range []struct{ name, val string }{
+		{"OTEL_EXPORTER_OTLP_PROTOCOL", c.OTelProtocol}, {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", c.OTelTracesProtocol},
+	} {
+		if e.val != "" && e.val != "http/protobuf" {
+			add("%s: only http/protobuf is supported (OTLP over HTTP, port 4318), got %q", e.name, e.val)
 		}
 	}
 	return p

@@ -36,6 +36,11 @@ func TestObservabilityConfig(t *testing.T) {
 		{"otlp endpoint", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, ""},
 		{"bad otlp endpoint", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"},
 			`OTEL_EXPORTER_OTLP_ENDPOINT: must be an http or https URL, got scheme "collector"`},
+		{"exporter none", map[string]string{"OTEL_TRACES_EXPORTER": "none"}, ""},
+		{"bad exporter", map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}, `OTEL_TRACES_EXPORTER: must be otlp or none, got "zipkin"`},
+		{"http protocol", map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, ""},
+		{"grpc protocol", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"},
+			`OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: only http/protobuf is supported (OTLP over HTTP, port 4318), got "grpc"`},
 		{"bad traces endpoint", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "grpc://collector:4317"},
 			`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: must be an http or https URL, got scheme "grpc"`},
 	}
@@ -70,6 +75,7 @@ func TestLevelAndTracesURL(t *testing.T) {
 		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://t.example/x"},
 			slog.LevelInfo, "https://t.example/x"},
 		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_SDK_DISABLED": "true"}, slog.LevelInfo, ""},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "none"}, slog.LevelInfo, ""},
 	} {
 		cfg, err := Load(observeEnv(c.env))
 		if err != nil {
