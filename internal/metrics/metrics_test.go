@@ -181,3 +181,40 @@ func BenchmarkRequest(b *testing.B) {
 		m.CacheLookup(authn.Hit)
 	}
 }
+
+// TestRequestConcurrent races the copy-on-write route and code tables.
+func TestRequestConcurrent(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg)
+	routes := []string{"/a", "/b", "", "/c"}
+	codes := []int{200, 401, 403, 503}
+	done := make(chan struct{})
+	for g := range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 500 {
+				m.Request(routes[(g+i)%len(routes)], "GET", codes[i%len(codes)], time.Millisecond)
+			}
+		}()
+	}
+	for range 8 {
+		<-done
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total float64
+	series := 0
+	for _, mf := range mfs {
+		if mf.GetName() == "authgate_http_requests_total" {
+			for _, s := range mf.GetMetric() {
+				total += s.GetCounter().GetValue()
+				series++
+			}
+		}
+	}
+	if total != 8*500 || series != len(routes)*len(codes) {
+		t.Errorf("total %v in %d series, want %d in %d", total, series, 8*500, len(routes)*len(codes))
+	}
+}
