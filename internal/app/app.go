@@ -19,6 +19,7 @@ import (
 	"github.com/authgate/authgate/internal/breaker"
 	"github.com/authgate/authgate/internal/config"
 	"github.com/authgate/authgate/internal/gateway"
+	"github.com/authgate/authgate/internal/requestid"
 	"github.com/authgate/authgate/pkg/introspect"
 	"github.com/authgate/authgate/pkg/opa"
 )
@@ -36,6 +37,10 @@ const (
 // Run runs authgate until ctx ends or SIGINT/SIGTERM arrives, then shuts
 // down gracefully. getenv is the process environment; logs go to stdout.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	return run(ctx, args, getenv, stdout, options{})
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, opt options) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
@@ -43,7 +48,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stdout, nil))
+	log := newLogger(cfg, stdout)
 
 	trafficLn, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
@@ -56,12 +61,16 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer adminLn.Close()
 
-	gw, closeIdle, err := build(cfg, log)
+	tel, err := newTelemetry(ctx, cfg, log, opt)
+	if err != nil {
+		return err
+	}
+	gw, closeIdle, err := build(cfg, log, tel)
 	if err != nil {
 		return err
 	}
 	defer closeIdle() // no upstream connection outlives Run
-	servers := []*http.Server{newServer(gw.Traffic(), log, cfg), newServer(gw.Admin(), log, cfg)}
+	servers := []*http.Server{newServer(tel.traffic(gw.Traffic()), log, cfg), newServer(gw.Admin(), log, cfg)}
 	if cfg.UpstreamURL != "" {
 		// The write deadline runs from the end of the request headers: the
 		// wait for the upstream's answer must not eat the time to relay it.
@@ -88,6 +97,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			errs = append(errs, err)
 		}
 	}
+	if err := tel.shutdown(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("flushing spans: %w", err))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
@@ -109,7 +121,7 @@ func newServer(h http.Handler, log *slog.Logger, cfg *config.Config) *http.Serve
 
 // build makes the clients, breakers and cache from cfg.
 // closeIdle closes the upstream connections left idle.
-func build(cfg *config.Config, log *slog.Logger) (gw *gateway.Gateway, closeIdle func(), err error) {
+func build(cfg *config.Config, log *slog.Logger, tel *telemetry) (gw *gateway.Gateway, closeIdle func(), err error) {
 	warnPlainHTTP(cfg, log)
 	idpT, err := idpTransport(cfg)
 	if err != nil {
@@ -122,12 +134,10 @@ func build(cfg *config.Config, log *slog.Logger) (gw *gateway.Gateway, closeIdle
 	// No http.Client.Timeout: every call carries a context deadline
 	// (OKTA_TIMEOUT in the cache, OPA_TIMEOUT in the check), and a client
 	// timeout would add a timer per request on the hot path.
-	idpHTTP := &http.Client{Transport: idpT}
-	opaHTTP := &http.Client{Transport: opaT}
+	idpHTTP := &http.Client{Transport: tel.transport(idpT, "introspect")}
+	opaHTTP := &http.Client{Transport: tel.transport(opaT, "opa decision")}
 
-	onChange := func(name string, from, to breaker.State) {
-		log.Warn("circuit breaker state changed", "upstream", name, "from", from.String(), "to", to.String())
-	}
+	onChange := tel.breakerChange
 	idpBreaker := breaker.New(breaker.Settings{Name: "idp", Failures: cfg.OktaBreakerFailures,
 		OpenTimeout: cfg.OktaBreakerOpenTimeout, IsFailure: authn.IsUpstreamFailure, OnStateChange: onChange})
 	opaBreaker := breaker.New(breaker.Settings{Name: "opa", Failures: cfg.OPABreakerFailures,
@@ -139,9 +149,12 @@ func build(cfg *config.Config, log *slog.Logger) (gw *gateway.Gateway, closeIdle
 		ClientSecret: cfg.OktaClientSecret,
 		AuthMethod:   cfg.OktaAuthMethod,
 		HTTPClient:   idpHTTP,
+
+		RequestHeader: requestid.SetHeader,
 	}
 	var verifier authn.Verifier = &authn.Guarded{
-		Next:    &authn.Introspection{Client: client, Audience: cfg.OktaAudience},
+		Next: &authn.Introspection{Client: client, Audience: cfg.OktaAudience,
+			OnResult: tel.metrics.Introspection, OnRateLimit: tel.metrics.RateLimit},
 		Breaker: idpBreaker,
 	}
 	if cfg.OktaMaxRPS > 0 {
@@ -157,6 +170,7 @@ func build(cfg *config.Config, log *slog.Logger) (gw *gateway.Gateway, closeIdle
 		Timeout:      cfg.OktaTimeout,
 		StaleIfError: cfg.CacheStaleIfError,
 		OnStale:      stale.served,
+		OnEvict:      tel.metrics.CacheEvicted,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("CACHE_SIZE: %w", err)
@@ -166,9 +180,13 @@ func build(cfg *config.Config, log *slog.Logger) (gw *gateway.Gateway, closeIdle
 		return nil, nil, err
 	}
 	closeIdle = func() { idpT.CloseIdleConnections(); opaT.CloseIdleConnections() }
+	tel.metrics.WatchCache(cache.Len)
+	tel.metrics.WatchBreaker(idpBreaker)
+	tel.metrics.WatchBreaker(opaBreaker)
+	opaClient := &opa.Client{URL: cfg.OPAAuthzURL, HTTPClient: opaHTTP, RequestHeader: requestid.SetHeader}
 	deps := gateway.Deps{
 		Tokens:       cache,
-		OPA:          &opa.Client{URL: cfg.OPAAuthzURL, HTTPClient: opaHTTP},
+		OPA:          &observedOPA{next: opaClient, observe: tel.metrics.OPA},
 		OPABreaker:   opaBreaker,
 		IdPBreaker:   idpBreaker,
 		OPATimeout:   cfg.OPATimeout,
@@ -183,7 +201,7 @@ func build(cfg *config.Config, log *slog.Logger) (gw *gateway.Gateway, closeIdle
 	if err := modeDeps(cfg, &deps); err != nil {
 		return nil, nil, err
 	}
-	return gateway.New(deps), closeIdle, nil
+	return gateway.New(tel.gatewayDeps(deps, cfg)), closeIdle, nil
 }
 
 // modeDeps fills in the gateway-mode settings (README, "Gateway modes").

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/url"
 	"reflect"
@@ -74,6 +75,20 @@ type Config struct {
 	IdentityHeaderSubject      string        `env:"IDENTITY_HEADER_SUBJECT" envDefault:"X-Auth-Subject"`
 	IdentityHeaderClientID     string        `env:"IDENTITY_HEADER_CLIENT_ID" envDefault:"X-Auth-Client-Id"`
 	IdentityHeaderScopes       string        `env:"IDENTITY_HEADER_SCOPES" envDefault:"X-Auth-Scopes"`
+	// Observability (issue 4).
+	LogLevel  string `env:"LOG_LEVEL" envDefault:"info"`  // debug, info, warn, error
+	LogFormat string `env:"LOG_FORMAT" envDefault:"json"` // json or text
+	PProf     bool   `env:"PPROF" envDefault:"false"`     // /debug/pprof/ on ADMIN_ADDR
+	// Tracing is on when either OTLP endpoint is set (OTLP over HTTP). The
+	// other standard OTEL_* variables (headers, timeout, sampler, service
+	// name, ...) are read by the OpenTelemetry SDK from the process environment.
+	OTelEndpoint       string `env:"OTEL_EXPORTER_OTLP_ENDPOINT"`
+	OTelTracesEndpoint string `env:"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"`
+	OTelSDKDisabled    bool   `env:"OTEL_SDK_DISABLED" envDefault:"false"`
+	OTelTracesExporter string `env:"OTEL_TRACES_EXPORTER"` // otlp (default) or none
+	// Only OTLP over HTTP is built in; these are checked, not chosen.
+	OTelProtocol       string `env:"OTEL_EXPORTER_OTLP_PROTOCOL"`
+	OTelTracesProtocol string `env:"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"`
 }
 
 // IntrospectURL is OKTA_INTROSPECT_URL, or the Okta default under the issuer.
@@ -82,6 +97,35 @@ func (c *Config) IntrospectURL() string {
 		return c.OktaIntrospectURL
 	}
 	return strings.TrimSuffix(c.OktaIssuer, "/") + "/v1/introspect"
+}
+
+// Level is LOG_LEVEL as a slog level.
+func (c *Config) Level() slog.Level {
+	switch strings.ToLower(c.LogLevel) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// TracesURL is the OTLP/HTTP URL spans are sent to, or "" when tracing is
+// off: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as is, else
+// OTEL_EXPORTER_OTLP_ENDPOINT with the signal path /v1/traces appended, as
+// the OpenTelemetry specification says.
+func (c *Config) TracesURL() string {
+	switch {
+	case c.OTelSDKDisabled, c.OTelTracesExporter == "none":
+		return ""
+	case c.OTelTracesEndpoint != "":
+		return c.OTelTracesEndpoint
+	case c.OTelEndpoint != "":
+		return strings.TrimSuffix(c.OTelEndpoint, "/") + "/v1/traces"
+	}
+	return ""
 }
 
 // Load reads the configuration. getenv is the process environment; the env
@@ -275,6 +319,39 @@ func (c *Config) problems() []string {
 	}
 	p = append(p, c.securityProblems()...)
 	p = append(p, c.modeProblems()...)
+
+	// Observability (issue 4).
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		add("LOG_LEVEL: must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	switch strings.ToLower(c.LogFormat) {
+	case "json", "text":
+	default:
+		add("LOG_FORMAT: must be json or text, got %q", c.LogFormat)
+	}
+	for _, e := range []struct{ name, val string }{
+		{"OTEL_EXPORTER_OTLP_ENDPOINT", c.OTelEndpoint}, {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", c.OTelTracesEndpoint},
+	} {
+		if e.val != "" {
+			if err := checkURL(e.val); err != nil {
+				add("%s: %v", e.name, err)
+			}
+		}
+	}
+	switch c.OTelTracesExporter {
+	case "", "otlp", "none":
+	default:
+		add("OTEL_TRACES_EXPORTER: must be otlp or none, got %q", c.OTelTracesExporter)
+	}
+	for _, e := range []struct{ name, val string }{
+		{"OTEL_EXPORTER_OTLP_PROTOCOL", c.OTelProtocol}, {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", c.OTelTracesProtocol},
+	} {
+		if e.val != "" && e.val != "http/protobuf" {
+			add("%s: only http/protobuf is supported (OTLP over HTTP, port 4318), got %q", e.name, e.val)
+		}
+	}
 	return p
 }
 

@@ -64,6 +64,12 @@ func defaults() config.Config {
 		OPABreakerOpenTimeout:  30 * time.Second,
 		ShutdownTimeout:        15 * time.Second,
 		ReadHeaderTimeout:      10 * time.Second,
+		UpstreamTimeout:        30 * time.Second,
+		IdentityHeaderSubject:  "X-Auth-Subject",
+		IdentityHeaderClientID: "X-Auth-Client-Id",
+		IdentityHeaderScopes:   "X-Auth-Scopes",
+		LogLevel:               "info",
+		LogFormat:              "json",
 	}
 }
 

@@ -146,21 +146,3 @@ func (g *Gateway) ask(ctx context.Context, rec *record, f *facts, tok *authn.Tok
 type denyReason string
 
 func (r denyReason) Error() string { return string(r) }
-
-// failureOutcome classifies a failed check for the access log and metrics.
-func failureOutcome(err error) (outcome, reason string) {
-	switch fault.KindOf(err) {
-	case fault.BadRequest:
-		return outcomeBadRequest, err.Error()
-	case fault.Unauthenticated:
-		if err == errNoToken {
-			return outcomeNoToken, "no bearer token"
-		}
-		return outcomeInvalidToken, err.Error()
-	case fault.Forbidden:
-		return outcomeDeny, err.Error()
-	case fault.Unavailable:
-		return outcomeUnavailable, err.Error()
-	}
-	return "error", err.Error()
-}

@@ -26,6 +26,17 @@ type TokenVerifier interface {
 
 // Deps are the gateway's dependencies, built by the caller.
 type Deps struct {
+	// Observability (issue 4).
+	// Metrics, when set, is told of every request answered on the traffic listener.
+	Metrics Metrics
+	// MetricsHandler, when set, serves GET /metrics on the admin listener.
+	MetricsHandler http.Handler
+	// PProf serves net/http/pprof under /debug/pprof/ on the admin listener.
+	PProf bool
+	// Tracing says that the traffic handler runs inside a tracing handler
+	// (otelhttp): the request's span is then named after its route.
+	Tracing bool
+
 	Tokens     TokenVerifier
 	OPA        Querier
 	OPABreaker *breaker.Breaker

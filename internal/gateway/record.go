@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"log/slog"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -21,11 +22,14 @@ type record struct {
 	introspect time.Duration // time spent in the token lookup
 	opa        time.Duration // time spent asking OPA
 	decisionID string
+
+	attrs [16]slog.Attr // the access log's attributes, reused with the record
 }
 
 const recordKey = "authgate.record"
 
-// recordOf returns the request's record, creating it on first use.
+// recordOf returns the request's record, creating it on first use. On the
+// traffic listener the observe middleware has put one there already.
 func recordOf(c echo.Context) *record {
 	if r, ok := c.Get(recordKey).(*record); ok {
 		return r

@@ -1,7 +1,11 @@
 package gateway
 
+import "github.com/labstack/echo/v4"
+
 // routes lists every route of both listeners.
 func (g *Gateway) routes() {
+	g.traffic.Use(g.observe()) // outermost: request id, metrics, access log
+
 	check := g.check()
 	if g.proxy != nil {
 		// Proxy mode: every path and method. Route-level middleware, in
@@ -16,7 +20,15 @@ func (g *Gateway) routes() {
 	}
 
 	g.admin.GET("/healthz", handleHealthz())
+	if g.deps.MetricsHandler != nil {
+		g.admin.GET("/metrics", echo.WrapHandler(g.deps.MetricsHandler))
+	}
+	if g.deps.PProf {
+		g.admin.Any("/debug/pprof/*", handlePprof())
+	}
 	g.admin.GET("/readyz", g.handleReadyz())
-	g.admin.Match(proxyMethods, verifyPrefix, g.handleVerify())
-	g.admin.Match(proxyMethods, verifyPrefix+"/*", g.handleVerify())
+	// Forward-auth decisions are requests like any other: logged and counted.
+	observe := g.observe()
+	g.admin.Match(proxyMethods, verifyPrefix, g.handleVerify(), observe)
+	g.admin.Match(proxyMethods, verifyPrefix+"/*", g.handleVerify(), observe)
 }

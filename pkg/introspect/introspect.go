@@ -44,8 +44,13 @@ type Client struct {
 	HTTPClient *http.Client
 	// MaxResponseBytes bounds the answer; zero means DefaultMaxResponseBytes.
 	MaxResponseBytes int64
-	// Header is added to every request (e.g. X-Request-Id); may be nil.
+	// Header is added to every request; may be nil.
 	Header http.Header
+	// RequestHeader, when set, is called for each request with the call's
+	// context and may add headers that vary per call (e.g. the X-Request-Id
+	// of the request being served). It runs before Content-Type, Accept
+	// and Authorization are set, so it cannot change them.
+	RequestHeader func(ctx context.Context, h http.Header)
 }
 
 // Response is an introspection answer. Members RFC 7662 names are parsed;
@@ -134,6 +139,9 @@ func (c *Client) Introspect(ctx context.Context, token string) (*Response, error
 	}
 	for k, v := range c.Header {
 		req.Header[k] = v
+	}
+	if c.RequestHeader != nil {
+		c.RequestHeader(ctx, req.Header)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")

@@ -29,6 +29,10 @@ type Client struct {
 	HTTPClient *http.Client
 	// MaxResponseBytes bounds the answer; zero means DefaultMaxResponseBytes.
 	MaxResponseBytes int64
+	// RequestHeader, when set, is called for each query with the call's
+	// context and may add headers that vary per call (e.g. the X-Request-Id
+	// of the request being served). It runs before Content-Type is set.
+	RequestHeader func(ctx context.Context, h http.Header)
 }
 
 // Result is OPA's answer to a decision query.
@@ -96,6 +100,9 @@ func (c *Client) Query(ctx context.Context, body []byte) (Result, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(body))
 	if err != nil {
 		return Result{}, &Error{Err: errors.New("bad decision URL")}
+	}
+	if c.RequestHeader != nil {
+		c.RequestHeader(ctx, req.Header)
 	}
 	req.Header["Content-Type"] = contentTypeJSON
 	hc := c.HTTPClient

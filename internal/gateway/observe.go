@@ -1,0 +1,224 @@
+package gateway
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/pprof"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/authgate/authgate/internal/authn"
+	"github.com/authgate/authgate/internal/fault"
+	"github.com/authgate/authgate/internal/requestid"
+)
+
+// Metrics is what the gateway reports of each request it answers on the
+// traffic listener.
+type Metrics interface {
+	// Request counts an answered request; route is the route template, ""
+	// when no route matched.
+	Request(route, method string, code int, d time.Duration)
+	// Decision counts a checked request by outcome (allow, deny, ...).
+	Decision(outcome string)
+	// CacheLookup counts how the token cache answered.
+	CacheLookup(l authn.Lookup)
+}
+
+// AccessLogMsg is the msg of access-log lines.
+const AccessLogMsg = "request"
+
+// unmatchedRoute names the route of a request that matched none, in the
+// access log and the span (as the metrics do).
+const unmatchedRoute = "unmatched"
+
+// recordPool recycles records: the observe middleware owns each one for
+// exactly one request.
+var recordPool = sync.Pool{New: func() any { return new(record) }}
+
+// reset clears r for its next request. Field by field: copying the whole
+// record would copy the attribute array, with a write barrier per pointer.
+func (r *record) reset() {
+	clear(r.attrs[:]) // drop references to the request's strings
+	r.outcome, r.reason, r.subject, r.clientID, r.decisionID = "", "", "", "", ""
+	r.lookup, r.looked, r.introspect, r.opa = 0, false, 0, 0
+}
+
+// observe is the outermost middleware of the traffic listener. It settles
+// the request id (the client's when well formed, else a new one) and puts
+// it on the request (so that the policy input and upstreams see it), on the
+// response, and in the context (for the IdP and OPA calls); after the
+// handler it reads the request's record for the metrics and the access log.
+func (g *Gateway) observe() echo.MiddlewareFunc {
+	log, m, tracing := g.deps.Log, g.deps.Metrics, g.deps.Tracing
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			req := c.Request()
+			ctx, ids := requestid.Attach(req.Context(), req.Header)
+			req.Header[requestid.Header] = ids
+			c.Response().Header()[requestid.Header] = ids
+			c.SetRequest(req.WithContext(ctx))
+			rec := recordPool.Get().(*record)
+			c.Set(recordKey, rec)
+
+			if err := next(c); err != nil {
+				c.Error(err) // answer now, so that the status is known below
+			}
+
+			d := time.Since(start)
+			resp := c.Response()
+			route := c.Path()
+			if m != nil {
+				m.Request(route, req.Method, resp.Status, d)
+				if rec.outcome != "" {
+					m.Decision(rec.outcome)
+				}
+				if rec.looked {
+					m.CacheLookup(rec.lookup)
+				}
+			}
+			var span trace.Span
+			if tracing {
+				span = trace.SpanFromContext(ctx)
+				annotate(span, route, req.Method, ids[0], rec)
+			}
+			if log.Enabled(ctx, slog.LevelInfo) {
+				accessLog(log, req, route, ids[0], resp, d, rec, span)
+			}
+			rec.reset()
+			recordPool.Put(rec)
+			return nil
+		}
+	}
+}
+
+// annotate names the request's span after its route, which the tracing
+// handler around the router cannot know, and adds what the check learned.
+func annotate(span trace.Span, route, method, id string, rec *record) {
+	if !span.IsRecording() {
+		return
+	}
+	if route == "" {
+		route = unmatchedRoute
+	}
+	span.SetName(method + " " + route)
+	span.SetAttributes(attribute.String("http.route", route), attribute.String("authgate.request_id", id))
+	if rec.outcome != "" {
+		span.SetAttributes(attribute.String("authgate.outcome", rec.outcome))
+	}
+	if rec.looked {
+		span.SetAttributes(attribute.String("authgate.cache", rec.lookup.String()))
+	}
+	if rec.outcome == outcomeUnavailable {
+		span.SetStatus(codes.Error, rec.reason)
+	}
+}
+
+// accessLog writes the request's line. It never holds the token: only what
+// the record and the response say.
+func accessLog(log *slog.Logger, req *http.Request, route, id string, resp *echo.Response, d time.Duration, rec *record, span trace.Span) {
+	if route == "" {
+		route = unmatchedRoute
+	}
+	a := rec.attrs[:0]
+	a = append(a,
+		slog.String("request_id", id),
+		slog.String("method", req.Method),
+		slog.String("route", route),
+		slog.Int("status", resp.Status))
+	if rec.outcome != "" {
+		a = append(a, slog.String("outcome", rec.outcome))
+	}
+	if rec.reason != "" {
+		a = append(a, slog.String("reason", rec.reason))
+	}
+	if rec.subject != "" {
+		a = append(a, slog.String("subject", rec.subject))
+	}
+	if rec.clientID != "" {
+		a = append(a, slog.String("client_id", rec.clientID))
+	}
+	if rec.looked {
+		a = append(a, slog.String("cache", rec.lookup.String()), slog.Duration("introspect_duration", rec.introspect))
+	}
+	if rec.opa != 0 {
+		a = append(a, slog.Duration("opa_duration", rec.opa))
+	}
+	if rec.decisionID != "" {
+		a = append(a, slog.String("decision_id", rec.decisionID))
+	}
+	a = append(a,
+		slog.Duration("duration", d),
+		slog.Int64("bytes", resp.Size),
+		slog.String("remote_addr", req.RemoteAddr))
+	if span != nil {
+		if sc := span.SpanContext(); sc.HasTraceID() {
+			a = append(a, slog.String("trace_id", sc.TraceID().String()))
+		}
+	}
+	// One group without a key, which handlers inline: the attributes stay
+	// in the pooled record instead of a slice slog would allocate for more
+	// than five. The built-in handlers format synchronously, so the record
+	// can be reused once Handle returns. The handler is called directly,
+	// with no caller PC: Logger.LogAttrs would walk the stack for one.
+	// Durations are slog Durations: integer nanoseconds in JSON (slog
+	// formats a float through encoding/json), "1.5ms" in text.
+	r := slog.NewRecord(time.Now(), slog.LevelInfo, AccessLogMsg, 0)
+	r.AddAttrs(slog.Attr{Value: slog.GroupValue(a...)})
+	log.Handler().Handle(req.Context(), r) //nolint:errcheck // nowhere to report a failed log write
+}
+
+// failureOutcome classifies a failed check for the access log and metrics
+// (called by check, kept here beside the log that reads it).
+// The reason is short: what went wrong, then the upstream's cause when
+// there is one (e.g. "policy denied", "token is not active",
+// "opa unavailable: opa: breaker open").
+func failureOutcome(err error) (outcome, reason string) {
+	var fe *fault.Error
+	if !errors.As(err, &fe) {
+		return "error", err.Error()
+	}
+	reason = fe.Description
+	switch fe.Kind {
+	case fault.BadRequest:
+		return outcomeBadRequest, reason
+	case fault.Unauthenticated:
+		if fe == errNoToken {
+			return outcomeNoToken, "no bearer token"
+		}
+		return outcomeInvalidToken, reason
+	case fault.Forbidden:
+		if fe.Err != nil {
+			reason = fe.Err.Error() // why OPA denied
+		}
+		return outcomeDeny, reason
+	case fault.Unavailable:
+		if fe.Err != nil {
+			reason += ": " + fe.Err.Error()
+		}
+		return outcomeUnavailable, reason
+	}
+	return "error", err.Error()
+}
+
+// handlePprof serves net/http/pprof's pages under /debug/pprof/.
+func handlePprof() echo.HandlerFunc {
+	index := http.HandlerFunc(pprof.Index)
+	named := map[string]http.HandlerFunc{
+		"cmdline": pprof.Cmdline, "profile": pprof.Profile, "symbol": pprof.Symbol, "trace": pprof.Trace,
+	}
+	return func(c echo.Context) error {
+		h := index
+		if n, ok := named[c.Param("*")]; ok {
+			h = n
+		}
+		h.ServeHTTP(c.Response(), c.Request())
+		return nil
+	}
+}
