@@ -30,6 +30,14 @@ wait_for() { # url name
   exit 1
 }
 
+in_use() { (echo > "/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
+for addr in "$OPA_ADDR" "$IDP_ADDR" "$TRAFFIC" "$ADMIN"; do
+  if in_use "$addr"; then
+    echo "stack: $addr is already in use (is a stack already running? stop it first)" >&2
+    exit 1
+  fi
+done
+
 "$BIN/opa" run --server --addr "$OPA_ADDR" --log-level error opa-policies &
 pids+=($!)
 DEVIDP_ADDR=$IDP_ADDR "$BIN/devidp" ${DEVIDP_ARGS:-} &

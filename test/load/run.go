@@ -46,7 +46,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	}
 	defer os.RemoveAll(work)
 	var procs procs
-	defer procs.stopAll()
+	defer func() { procs.stopAll() }() // the processes started from here on
 
 	env := []string{"ENV_FILE=.env.example"}
 	if ready("http://" + adminAddr + "/readyz") {
@@ -99,7 +99,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	h := hey{bin: bin + "/hey"}
 	auth := "Authorization: Bearer " + token
 	n, c := o.requests, o.concurrency
-	unsat := []string{"-n", "5000", "-c", "10", "-q", "100"} // 10 workers x 100 req/s, 5 s
+	unsat := []string{"-n", "3000", "-c", "10", "-q", "100"} // 10 workers x 100 req/s, 3 s
 	scenarios := []scenario{
 		{name: "opa-direct", args: []string{"-n", itoa(n), "-c", itoa(c), "-m", "POST", "-T", "application/json", "-D", inputFile, "http://" + opaAddr + decisionPath}},
 		{name: "minimal-hop", args: []string{"-n", itoa(n), "-c", itoa(c), "http://" + minihopAddr + "/"}},
@@ -111,9 +111,9 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		{name: "bad-token", introspect: true, args: []string{"-n", itoa(n), "-c", itoa(c), "-H", "Authorization: Bearer bm90LWEtdG9rZW4", "http://" + trafficAddr + "/sayhello"}},
 	}
 	// The unsaturated pair compares latencies a fraction of a millisecond
-	// apart on a shared machine: run them alternately, three times, and keep
+	// apart on a shared machine: run them alternately, five times, and keep
 	// the median.
-	for range 3 {
+	for range 5 {
 		scenarios = append(scenarios,
 			scenario{name: "minimal-hop unsat", args: append(unsat, "http://"+minihopAddr+"/")},
 			scenario{name: "hot unsat", introspect: true, args: append(unsat, "-H", auth, "http://"+trafficAddr+"/sayhello")})
