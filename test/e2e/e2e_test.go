@@ -99,24 +99,7 @@ func TestCoalescing(t *testing.T) {
 	before := i.IntrospectCalls()
 
 	const n = 100
-	var wg sync.WaitGroup
-	statuses := make([]int, n)
-	start := make(chan struct{})
-	for k := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			statuses[k] = stacktest.Get(t, gw.Traffic+"/sayhello", tok).Status
-		}()
-	}
-	close(start)
-	wg.Wait()
-	for k, s := range statuses {
-		if s != 200 {
-			t.Fatalf("request %d: status %d", k, s)
-		}
-	}
+	allAtOnce(t, n, gw.Traffic+"/sayhello", tok)
 	if got := i.IntrospectCalls() - before; got != 1 {
 		t.Errorf("%d concurrent first requests made %d introspections, want 1", n, got)
 	}
@@ -255,5 +238,29 @@ func TestOtherRFC7662Server(t *testing.T) {
 	gw2 := stacktest.StartGateway(t, env)
 	if r := stacktest.Get(t, gw2.Traffic+"/sayhello", "good-token"); r.Status != 401 || !strings.Contains(r.Body, "audience") {
 		t.Errorf("wrong audience: %d %s", r.Status, r.Body)
+	}
+}
+
+// allAtOnce sends n GETs with token at the same moment and fails unless
+// every one is allowed.
+func allAtOnce(t *testing.T, n int, url, token string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	statuses := make([]int, n)
+	start := make(chan struct{})
+	for k := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			statuses[k] = stacktest.Get(t, url, token).Status
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for k, s := range statuses {
+		if s != 200 {
+			t.Fatalf("request %d of %d sent at once: status %d", k, n, s)
+		}
 	}
 }

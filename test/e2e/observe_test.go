@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -112,24 +111,7 @@ func runScenarios(t *testing.T, gw *stacktest.Gateway, i *stacktest.IDP) []strin
 	}
 
 	const n = 20 // concurrent first requests for one token: one miss, the rest coalesced
-	var wg sync.WaitGroup
-	statuses := make([]int, n)
-	start := make(chan struct{})
-	for k := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			statuses[k] = stacktest.Get(t, gw.Traffic+"/sayhello", b).Status
-		}()
-	}
-	close(start)
-	wg.Wait()
-	for k, s := range statuses {
-		if s != 200 {
-			t.Fatalf("coalesced request %d: %d", k, s)
-		}
-	}
+	allAtOnce(t, n, gw.Traffic+"/sayhello", b)
 
 	i.Srv.Close() // the IdP goes away: OKTA_BREAKER_FAILURES=2 failures open the breaker
 	for k := range 3 {
