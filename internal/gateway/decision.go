@@ -277,11 +277,48 @@ func (ih IdentityHeaders) setAll(h http.Header, t *authn.Token) {
 // X_Auth_Subject and X-Auth-Subject as the same variable.
 func (ih IdentityHeaders) strip(h http.Header) {
 	for k := range h {
-		n := strings.ReplaceAll(k, "_", "-")
-		if strings.EqualFold(n, ih.Subject) || strings.EqualFold(n, ih.ClientID) || strings.EqualFold(n, ih.Scopes) {
+		if ih.named(k) {
 			delete(h, k)
 		}
 	}
+}
+
+// named reports whether k is one of the identity headers' names, comparing
+// case-insensitively and with "_" read as "-" on both sides (a configured
+// name may itself have an underscore).
+func (ih IdentityHeaders) named(k string) bool {
+	for _, n := range [...]string{ih.Subject, ih.ClientID, ih.Scopes} {
+		if n != "" && sameHeaderName(k, n) {
+			return true
+		}
+	}
+	return false
+}
+
+func sameHeaderName(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x == '_' {
+			x = '-'
+		}
+		if y == '_' {
+			y = '-'
+		}
+		if x != y && lower(x) != lower(y) {
+			return false
+		}
+	}
+	return true
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 func setOrDel(h http.Header, name, val string) {

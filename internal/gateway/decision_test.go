@@ -76,14 +76,28 @@ func TestParseObject(t *testing.T) {
 }
 
 func TestIdentityStrip(t *testing.T) {
-	id := IdentityHeaders{Subject: "X-Auth-Subject", ClientID: "X-Auth-Client-Id", Scopes: "X-Auth-Scopes"}
-	h := http.Header{
-		"X-Auth-Subject": {"forged"}, "X_auth_subject": {"forged"}, "X-Auth-Scopes": {"admin"},
-		"X-Auth-Client-Id": {"x"}, "Accept": {"*/*"},
+	cases := []struct {
+		name string
+		id   IdentityHeaders
+		in   http.Header
+	}{
+		{"defaults", IdentityHeaders{Subject: "X-Auth-Subject", ClientID: "X-Auth-Client-Id", Scopes: "X-Auth-Scopes"}, http.Header{
+			"X-Auth-Subject": {"forged"}, "X_auth_subject": {"forged"}, "X-Auth-Scopes": {"admin"}, "X-Auth-Client-Id": {"x"},
+		}},
+		{"configured name with an underscore", IdentityHeaders{Subject: "X_User"}, http.Header{
+			"X-User": {"forged"}, "X_user": {"forged"}, "X_USER": {"forged"},
+		}},
 	}
-	id.strip(h)
-	if !reflect.DeepEqual(h, http.Header{"Accept": {"*/*"}}) {
-		t.Errorf("after strip: %v", h)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := tc.in.Clone()
+			h["Accept"] = []string{"*/*"}
+			h["X-Users"] = []string{"kept"}
+			tc.id.strip(h)
+			if want := (http.Header{"Accept": {"*/*"}, "X-Users": {"kept"}}); !reflect.DeepEqual(h, want) {
+				t.Errorf("after strip: %v, want %v", h, want)
+			}
+		})
 	}
 }
 

@@ -183,3 +183,21 @@ func TestProxyUpstreamBasePath(t *testing.T) {
 		t.Errorf("OPA input %v", inputs)
 	}
 }
+
+// A public path answered by /verify still names every identity header, empty,
+// so that a proxy copying them (Envoy's allowed_upstream_headers) replaces a
+// client's forged copies instead of passing them on.
+func TestVerifyPublicPathEmptiesIdentity(t *testing.T) {
+	g := newTestGateway(t, `false`, nil, func(d *Deps) {
+		d.PublicPaths = []PublicPath{{Path: "/health"}}
+	})
+	w := serve(g.Admin(), "GET", "/verify/health", map[string]string{"X-Auth-Subject": "admin"})
+	if w.Code != 200 {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	for _, k := range []string{"X-Auth-Subject", "X-Auth-Client-Id", "X-Auth-Scopes"} {
+		if vs, ok := w.Header()[k]; !ok || len(vs) != 1 || vs[0] != "" {
+			t.Errorf("%s: %q, want present and empty", k, vs)
+		}
+	}
+}

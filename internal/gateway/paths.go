@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -20,8 +21,9 @@ import (
 //   - rejected with 400: an encoded slash (%2F), backslash (%5C) or percent
 //     sign (%25, i.e. double encoding), a raw backslash, control characters
 //     (also when encoded: %00, %0A...), a "." or ".." segment, whether written
-//     plainly or encoded (%2e, %2E%2e...), also with a ";..." suffix (the
-//     "..;" that Tomcat treats as ".."), and a path not starting with "/";
+//     plainly or encoded (%2e, %2E%2e...), a ";" anywhere, plain or encoded
+//     (Tomcat and Spring read "/admin;x" as "/admin" and "..;" as ".."), bytes
+//     that are not UTF-8, and a path not starting with "/";
 //   - normalised: runs of "/" become one "/"; any other percent-encoding is
 //     decoded, and the upstream gets the canonical encoding of the result.
 
@@ -33,7 +35,13 @@ func errBadPath(why string) error {
 // cleanPath returns the cleaned, decoded path of u. Errors are *fault.Error
 // of kind BadRequest.
 func cleanPath(u *url.URL) (string, error) {
-	raw := u.EscapedPath()
+	// The path as the client wrote it. Not EscapedPath: when RawPath holds a
+	// character it does not expect (a "{", say), EscapedPath re-encodes the
+	// decoded Path and a %2F in the original is lost.
+	raw := u.RawPath
+	if raw == "" {
+		raw = u.EscapedPath()
+	}
 	for i := 0; i+2 < len(raw); i++ {
 		if raw[i] != '%' {
 			continue
@@ -52,9 +60,15 @@ func cleanPath(u *url.URL) (string, error) {
 		return "", errBadPath("must start with /")
 	}
 	for i := 0; i < len(p); i++ {
-		if c := p[i]; c < 0x20 || c == 0x7f || c == '\\' {
+		switch c := p[i]; {
+		case c < 0x20 || c == 0x7f || c == '\\':
 			return "", errBadPath("control character or backslash")
+		case c == ';':
+			return "", errBadPath("semicolon (path parameter)")
 		}
+	}
+	if !utf8.ValidString(p) {
+		return "", errBadPath("not UTF-8")
 	}
 	if !strings.Contains(p, "//") && !strings.Contains(p, "/.") {
 		return p, nil // the common case: nothing to clean
@@ -65,7 +79,7 @@ func cleanPath(u *url.URL) (string, error) {
 		if seg == "" {
 			continue
 		}
-		if name, _, _ := strings.Cut(seg, ";"); name == "." || name == ".." {
+		if seg == "." || seg == ".." {
 			return "", errBadPath("dot segment")
 		}
 		b.WriteByte('/')
@@ -165,20 +179,22 @@ func (t trustedProxies) originOf(req *http.Request) origin {
 	}
 	o.peerTrusted = true
 	// The client is the right-most address that is not a trusted proxy:
-	// everything to its left was written by someone we cannot vouch for.
-	client := peer
+	// everything to its left was written by someone we cannot vouch for. A
+	// hop that is not an address leaves the client unknown (""), never the
+	// proxy's own address, which a policy might trust.
+	o.remoteAddr = peer.String()
 	hops := listValues(req.Header["X-Forwarded-For"])
 	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(hops[i])
-		if err != nil {
+		a, ok := hopAddr(hops[i])
+		if !ok {
+			o.remoteAddr = ""
 			break
 		}
-		client = a.Unmap()
-		if !t.contains(client) {
+		o.remoteAddr = a.String()
+		if !t.contains(a) {
 			break
 		}
 	}
-	o.remoteAddr = client.String()
 	// Host and Proto: the value the nearest trusted proxy wrote (last one).
 	if hs := listValues(req.Header["X-Forwarded-Host"]); len(hs) > 0 && hs[len(hs)-1] != "" {
 		o.host = hs[len(hs)-1]
@@ -190,6 +206,18 @@ func (t trustedProxies) originOf(req *http.Request) origin {
 		}
 	}
 	return o
+}
+
+// hopAddr reads one X-Forwarded-For element: an address, or an address with
+// a port ("192.0.2.1:443", "[2001:db8::1]:443"), which some proxies write.
+func hopAddr(s string) (netip.Addr, bool) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap(), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	return netip.Addr{}, false
 }
 
 // listValues splits comma-separated header values into trimmed elements.

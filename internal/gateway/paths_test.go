@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestCleanPath(t *testing.T) {
@@ -20,7 +21,14 @@ func TestCleanPath(t *testing.T) {
 		{"/.well-known/x", "/.well-known/x"},
 		{"/a%20b", "/a b"},
 		{"/%61dmin", "/admin"}, // an encoded unreserved character is the character
-		{"/a;b", "/a;b"},
+		{"/a;b", ""},
+		{"/admin;jsessionid=x", ""},
+		{"/admin%3Bx", ""},
+		{"/a%2Fb{", ""}, // RawPath that EscapedPath would not use
+		{"/a%5cb{", ""},
+		{"/a%2e%2e{/admin", "/a..{/admin"},
+		{"/a%ff", ""},
+		{"/caf%C3%A9", "/café"},
 		{"/a/../admin", ""},
 		{"/a/./b", ""},
 		{"/..", ""},
@@ -99,8 +107,12 @@ func TestOriginOf(t *testing.T) {
 			want: origin{host: "api.example", scheme: "http", remoteAddr: "198.51.100.7", peer: "10.1.2.3", peerTrusted: true}},
 		{name: "all hops trusted", remote: "10.1.2.3:5000", xff: "10.4.4.4",
 			want: origin{host: "api.example", scheme: "http", remoteAddr: "10.4.4.4", peer: "10.1.2.3", peerTrusted: true}},
-		{name: "garbage hop stops the walk", remote: "10.1.2.3:5000", xff: "198.51.100.7, nonsense",
-			want: origin{host: "api.example", scheme: "http", remoteAddr: "10.1.2.3", peer: "10.1.2.3", peerTrusted: true}},
+		{name: "garbage hop leaves the client unknown", remote: "10.1.2.3:5000", xff: "198.51.100.7, nonsense",
+			want: origin{host: "api.example", scheme: "http", remoteAddr: "", peer: "10.1.2.3", peerTrusted: true}},
+		{name: "hop with a port", remote: "10.1.2.3:5000", xff: "198.51.100.7:4711",
+			want: origin{host: "api.example", scheme: "http", remoteAddr: "198.51.100.7", peer: "10.1.2.3", peerTrusted: true}},
+		{name: "IPv6 hop with a port", remote: "10.1.2.3:5000", xff: "[2001:db8::7]:4711, 10.4.4.4",
+			want: origin{host: "api.example", scheme: "http", remoteAddr: "2001:db8::7", peer: "10.1.2.3", peerTrusted: true}},
 		{name: "bad proto ignored", remote: "[::1]:5000", xfp: "gopher",
 			want: origin{host: "api.example", scheme: "http", remoteAddr: "::1", peer: "::1", peerTrusted: true}},
 		{name: "last host and proto win", remote: "10.1.2.3:5000", xfh: "a.example, b.example", xfp: "http, https",
@@ -125,7 +137,7 @@ func TestOriginOf(t *testing.T) {
 // idempotent: what the upstream gets (the canonical encoding of the result)
 // cleans to itself, so policy and upstream read the same path.
 func FuzzCleanPath(f *testing.F) {
-	for _, s := range []string{"/a/b", "//a//b/", "/a/%2e%2e/b", "/a%2Fb", "/%61", "/a;b/..;/c", "/a%252e", "/.well-known/x", "/a%20b"} {
+	for _, s := range []string{"/a/b", "//a//b/", "/a/%2e%2e/b", "/a%2Fb", "/%61", "/a;b/..;/c", "/a%252e", "/.well-known/x", "/a%20b", "/a%2Fb{", "/%ff"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, target string) {
@@ -137,11 +149,11 @@ func FuzzCleanPath(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !strings.HasPrefix(p, "/") || strings.Contains(p, "//") || strings.ContainsAny(p, "\\\x00") {
+		if !strings.HasPrefix(p, "/") || strings.Contains(p, "//") || strings.ContainsAny(p, "\\\x00;") || !utf8.ValidString(p) {
 			t.Fatalf("%q cleaned to %q", target, p)
 		}
 		for _, seg := range strings.Split(p, "/") {
-			if name, _, _ := strings.Cut(seg, ";"); name == "." || name == ".." {
+			if seg == "." || seg == ".." {
 				t.Fatalf("%q cleaned to %q, which has a dot segment", target, p)
 			}
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/fault"
 )
 
@@ -30,6 +31,9 @@ func (g *Gateway) handleVerify() echo.HandlerFunc {
 		}
 		if isPublic(g.deps.PublicPaths, f.method, f.path) {
 			rec.outcome, rec.reason = outcomePublic, "public path"
+			// Empty identity headers, so that a proxy copying them over the
+			// client's (Envoy's allowed_upstream_headers) drops forged ones.
+			id.setAll(c.Response().Header(), &authn.Token{})
 			return c.NoContent(http.StatusOK)
 		}
 		tok, d, err := g.authorize(c, rec, &f)
