@@ -11,12 +11,12 @@ func (g *Gateway) routes() {
 		// Proxy mode: every path and method. Route-level middleware, in
 		// order: one cleaned path for policy and upstream, forged identity
 		// headers out, then the check.
-		g.traffic.Match(proxyMethods, "/*", g.handleProxy(), cleanRequestPath(), g.stripInbound(), check)
+		g.traffic.Match(proxyMethods, "/*", chain(g.handleProxy(), cleanRequestPath(), g.stripInbound(), check))
 	} else {
 		// Exact routes: Echo matches the raw path, so a route matches only
 		// when the raw path is already clean.
-		g.traffic.GET("/sayhello", handleMessage("Hello there!!"), check)
-		g.traffic.GET("/saysecret", handleMessage("This is a secret"), check)
+		g.traffic.GET("/sayhello", chain(handleMessage("Hello there!!"), check))
+		g.traffic.GET("/saysecret", chain(handleMessage("This is a secret"), check))
 	}
 
 	g.admin.GET("/healthz", handleHealthz())
@@ -28,7 +28,16 @@ func (g *Gateway) routes() {
 	}
 	g.admin.GET("/readyz", g.handleReadyz())
 	// Forward-auth decisions are requests like any other: logged and counted.
-	observe := g.observe()
-	g.admin.Match(proxyMethods, verifyPrefix, g.handleVerify(), observe)
-	g.admin.Match(proxyMethods, verifyPrefix+"/*", g.handleVerify(), observe)
+	verify := chain(g.handleVerify(), g.observe())
+	g.admin.Match(proxyMethods, verifyPrefix, verify)
+	g.admin.Match(proxyMethods, verifyPrefix+"/*", verify)
+}
+
+// chain wraps h in mw, the first outermost, once at startup: Echo v4 applies
+// route-level middleware anew on every request, a closure per middleware.
+func chain(h echo.HandlerFunc, mw ...echo.MiddlewareFunc) echo.HandlerFunc {
+	for i := len(mw) - 1; i >= 0; i-- {
+		h = mw[i](h)
+	}
+	return h
 }
