@@ -111,9 +111,10 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		{name: "bad-token", introspect: true, args: []string{"-n", itoa(n), "-c", itoa(c), "-H", "Authorization: Bearer bm90LWEtdG9rZW4", "http://" + trafficAddr + "/sayhello"}},
 	}
 	// The unsaturated pair compares latencies a fraction of a millisecond
-	// apart on a shared machine: run them alternately, five times, and keep
-	// the median.
-	for range 5 {
+	// apart on a shared machine: with hey, run them alternately, three times,
+	// and keep the median; then side by side (runPaired), which the verdict
+	// reads.
+	for range 3 {
 		scenarios = append(scenarios,
 			scenario{name: "minimal-hop unsat", args: append(unsat, "http://"+minihopAddr+"/")},
 			scenario{name: "hot unsat", introspect: true, args: append(unsat, "-H", auth, "http://"+trafficAddr+"/sayhello")})
@@ -142,6 +143,16 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		results = append(results, median(runs[name]))
 	}
 	before := introspections(ctx)
+	paired, err := runPaired(ctx, []pairTarget{
+		{name: "minimal-hop paired", url: "http://" + minihopAddr + "/"},
+		{name: "hot paired", url: "http://" + trafficAddr + "/sayhello", token: token},
+	}, 10, 100, 300)
+	if err != nil {
+		return fmt.Errorf("paired: %w", err)
+	}
+	paired[1].introspections = delta(before, introspections(ctx))
+	results = append(results, paired...)
+	before = introspections(ctx)
 	cold, err := runCold(ctx, "http://"+trafficAddr+"/sayhello", o.coldTokens, o.coldFanout)
 	if err != nil {
 		return fmt.Errorf("cold: %w", err)
