@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -46,5 +48,41 @@ func TestDecisionCacheBoundsEntries(t *testing.T) {
 				t.Errorf("get = %+v, %v; want cached %v", d, ok, tt.cached)
 			}
 		})
+	}
+}
+
+// TestAccessLogMarksCachedDecisions: a decision served from the decision
+// cache keeps OPA's decision_id, marked decision_cached, and has no
+// opa_duration; only the first request asks OPA.
+func TestAccessLogMarksCachedDecisions(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	tok := &authn.Token{Subject: "alice", ClientID: "demo", Scope: "read_sayhello", Scopes: []string{"read_sayhello"},
+		Claims:      json.RawMessage(`{"active":true,"scope":"read_sayhello","client_id":"demo","sub":"alice"}`),
+		CachedUntil: now.Add(time.Hour).UnixNano()}
+	o := newObserved(t, func(d *Deps) {
+		d.Now = func() time.Time { return now }
+		d.DecisionCacheTTL, d.DecisionCacheSize = time.Minute, 10
+		d.Tokens = &fakeTokens{LookupFn: func(context.Context, string) (*authn.Token, authn.Lookup, error) {
+			return tok, authn.Hit, nil
+		}}
+	})
+	for range 2 {
+		if w := o.do(http.MethodGet, "/sayhello", obsToken, nil); w.Code != 200 {
+			t.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+	}
+	if len(o.inputs) != 1 {
+		t.Fatalf("OPA asked %d times, want 1 (then cached)", len(o.inputs))
+	}
+	lines := o.lines(t)
+	if len(lines) != 2 {
+		t.Fatalf("%d lines for 2 requests:\n%s", len(lines), o.logs)
+	}
+	fresh, cached := lines[0], lines[1]
+	if fresh["decision_id"] != "dec-1" || fresh["decision_cached"] != nil || fresh["opa_duration"] == nil {
+		t.Errorf("fresh decision: %v; want decision_id dec-1, opa_duration, no decision_cached", fresh)
+	}
+	if cached["decision_id"] != "dec-1" || cached["decision_cached"] != true || cached["opa_duration"] != nil {
+		t.Errorf("cached decision: %v; want decision_id dec-1, decision_cached true, no opa_duration", cached)
 	}
 }
