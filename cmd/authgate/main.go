@@ -12,7 +12,7 @@ import (
 )
 
 func main() {
-	if err := app.Run(context.Background(), os.Args, os.Getenv, os.Stdout); err != nil {
+	if err := app.Run(context.Background(), os.Args, os.LookupEnv, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "authgate:", err)
 		os.Exit(1)
 	}

@@ -35,16 +35,18 @@ const (
 )
 
 // Run runs authgate until ctx ends or SIGINT/SIGTERM arrives, then shuts
-// down gracefully. getenv is the process environment; logs go to stdout.
-func Run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	return run(ctx, args, getenv, stdout, options{})
+// down gracefully. lookupEnv is the process environment (os.LookupEnv): a
+// variable set but empty is told from an unset one, so that it can override
+// the env file. Logs go to stdout.
+func Run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout io.Writer) error {
+	return run(ctx, args, lookupEnv, stdout, options{})
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, opt options) error {
+func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout io.Writer, opt options) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	cfg, err := config.Load(getenv)
+	cfg, err := config.Load(lookupEnv)
 	if err != nil {
 		return err
 	}

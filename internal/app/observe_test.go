@@ -119,7 +119,7 @@ func TestTracing(t *testing.T) {
 			logs := &syncBuffer{}
 			done := make(chan error, 1)
 			go func() {
-				done <- run(ctx, nil, func(k string) string { return env[k] }, logs, options{spanExporter: exp})
+				done <- run(ctx, nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, logs, options{spanExporter: exp})
 			}()
 			addr, admin := listening(t, logs, done)
 			if r, err := http.Get("http://" + admin + "/readyz"); err != nil || r.StatusCode != 200 {

@@ -35,6 +35,7 @@ type Settings struct {
 	// Failures is how many consecutive failures open the breaker.
 	Failures uint32
 	// OpenTimeout is how long it stays open before letting one probe through.
+	// It also bounds a hold: see Hold.
 	OpenTimeout time.Duration
 	// IsFailure says whether an error counts against the upstream; nil counts every error.
 	IsFailure func(error) bool
@@ -113,9 +114,23 @@ func (b *Breaker) Allow() (done func(error), err error) {
 	return done, nil
 }
 
+// MinMaxHold is the least a hold may last when OpenTimeout is shorter.
+const MinMaxHold = time.Minute
+
 // Hold refuses calls until the given time (a rate limit's reset). A later
-// time extends the hold; an earlier one does not shorten it.
+// time extends the hold; an earlier one does not shorten it. A time in the
+// past is ignored. The hold ends at most max(OpenTimeout, MinMaxHold) from
+// now: the time comes from the upstream (Retry-After, X-Rate-Limit-Reset),
+// and a wrong or hostile one (a day away) must not stop every call for that
+// long; once the hold ends, one call asks again and a new 429 holds anew.
 func (b *Breaker) Hold(until time.Time) {
+	now := b.now()
+	if !until.After(now) {
+		return
+	}
+	if limit := now.Add(max(b.openTimeout, MinMaxHold)); until.After(limit) {
+		until = limit
+	}
 	n := until.UnixNano()
 	for {
 		cur := b.holdUntil.Load()

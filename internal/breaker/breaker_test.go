@@ -236,3 +236,40 @@ func TestBreakerHoldIsSafeForConcurrentUse(t *testing.T) {
 		t.Errorf("HeldUntil = %v, want the latest %v", got, want)
 	}
 }
+
+func TestBreakerHoldIsBounded(t *testing.T) {
+	start := time.Unix(1_700_000_000, 0)
+	tests := []struct {
+		name        string
+		openTimeout time.Duration
+		hold        time.Duration // from now; negative is in the past
+		want        time.Duration // HeldUntil from now; 0 means no hold
+	}{
+		{"within the open timeout", 5 * time.Minute, 2 * time.Minute, 2 * time.Minute},
+		{"a day away, clamped to the open timeout", 5 * time.Minute, 24 * time.Hour, 5 * time.Minute},
+		{"a day away, short open timeout: clamped to a minute", 10 * time.Second, 24 * time.Hour, breaker.MinMaxHold},
+		{"under a minute with a short open timeout: kept", 10 * time.Second, 45 * time.Second, 45 * time.Second},
+		{"in the past: ignored", 5 * time.Minute, -time.Hour, 0},
+		{"now: ignored", 5 * time.Minute, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			now := start
+			b := breaker.New(breaker.Settings{Name: "idp", OpenTimeout: tt.openTimeout, Now: func() time.Time { return now }})
+			b.Hold(now.Add(tt.hold))
+			got := b.HeldUntil()
+			if tt.want == 0 {
+				if !got.IsZero() {
+					t.Fatalf("HeldUntil = %v, want no hold", got)
+				}
+				call(t, b, nil)
+				return
+			}
+			if want := now.Add(tt.want); !got.Equal(want) {
+				t.Fatalf("HeldUntil = %v, want %v", got, want)
+			}
+			now = now.Add(tt.want) // the clamped hold is over: calls go through
+			call(t, b, nil)
+		})
+	}
+}

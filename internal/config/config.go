@@ -128,21 +128,24 @@ func (c *Config) TracesURL() string {
 	return ""
 }
 
-// Load reads the configuration. getenv is the process environment; the env
-// file named by ENV_FILE (default ".env", only when present) fills in what the
-// process environment does not set. The error names every bad variable.
-func Load(getenv func(string) string) (*Config, error) {
+// Load reads the configuration. lookup is the process environment, read as
+// os.LookupEnv reads it; the env file named by ENV_FILE (default ".env", only
+// when present) fills in what the process environment does not set. A
+// variable set in the process wins even when empty, so that X= in the
+// environment can override the file: it then takes its default, or stays
+// empty (and a required one is reported). The error names every bad variable.
+func Load(lookup func(string) (string, bool)) (*Config, error) {
 	var c Config
 	keys, err := envKeys(&c)
 	if err != nil {
 		return nil, err
 	}
-	environ, err := readEnvFile(getenv)
+	environ, err := readEnvFile(lookup)
 	if err != nil {
 		return nil, err
 	}
 	for _, k := range keys {
-		if v := getenv(k); v != "" {
+		if v, ok := lookup(k); ok {
 			environ[k] = v
 		}
 	}
@@ -175,8 +178,9 @@ func (e *Error) Error() string {
 	return "invalid configuration:\n  " + strings.Join(e.Problems, "\n  ")
 }
 
-func readEnvFile(getenv func(string) string) (map[string]string, error) {
-	path, explicit := getenv("ENV_FILE"), true
+func readEnvFile(lookup func(string) (string, bool)) (map[string]string, error) {
+	path, _ := lookup("ENV_FILE")
+	explicit := true
 	if path == "" {
 		path, explicit = ".env", false
 	}
@@ -196,7 +200,7 @@ func readEnvFile(getenv func(string) string) (map[string]string, error) {
 	}
 }
 
-// envKeys lists the variable names Config reads, so that a getenv function
+// envKeys lists the variable names Config reads, so that a lookup function
 // (rather than a whole environment) is enough to load it.
 func envKeys(c *Config) ([]string, error) {
 	params, err := env.GetFieldParams(c)

@@ -39,8 +39,9 @@ func with(vars ...string) map[string]string {
 	return m
 }
 
-func getenv(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
+// lookup is m as the process environment, read as os.LookupEnv reads it.
+func lookup(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 }
 
 // defaults is the configuration required() loads to.
@@ -302,7 +303,7 @@ func TestLoad(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Chdir(t.TempDir()) // no stray .env
-			c, err := config.Load(getenv(tt.env))
+			c, err := config.Load(lookup(tt.env))
 			checkErr(t, err, tt.wantErr)
 			if tt.wantErr != nil {
 				if c != nil {
@@ -321,17 +322,17 @@ func TestLoad(t *testing.T) {
 	}
 }
 
-// TestLoadIgnoresProcessEnvironment checks that only getenv is consulted.
+// TestLoadIgnoresProcessEnvironment checks that only lookup is consulted.
 func TestLoadIgnoresProcessEnvironment(t *testing.T) {
 	t.Chdir(t.TempDir())
 	t.Setenv("OKTA_CLIENT_ID", "from-os")
 	t.Setenv("OKTA_TIMEOUT", "9s")
-	c, err := config.Load(getenv(with("OKTA_CLIENT_ID", "from-getenv")))
+	c, err := config.Load(lookup(with("OKTA_CLIENT_ID", "from-lookup")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.OktaClientID != "from-getenv" || c.OktaTimeout != 3*time.Second {
-		t.Errorf("OktaClientID, OktaTimeout = %q, %v; want from-getenv, 3s", c.OktaClientID, c.OktaTimeout)
+	if c.OktaClientID != "from-lookup" || c.OktaTimeout != 3*time.Second {
+		t.Errorf("OktaClientID, OktaTimeout = %q, %v; want from-lookup, 3s", c.OktaClientID, c.OktaTimeout)
 	}
 }
 
@@ -367,11 +368,30 @@ func TestLoadEnvFile(t *testing.T) {
 		{
 			name:    "process environment wins over the file",
 			envFile: file,
-			env:     map[string]string{"OKTA_CLIENT_ID": "from-env", "CACHE_SIZE": "7", "OKTA_TIMEOUT": ""},
+			env:     map[string]string{"OKTA_CLIENT_ID": "from-env", "CACHE_SIZE": "7"},
 			want: func(c *config.Config) {
 				fromFile(c)
 				c.OktaClientID = "from-env"
 				c.CacheSize = 7
+			},
+		},
+		{
+			// Set but empty in the process is not absent: the file's 7s
+			// gives way to the default.
+			name:    "empty in the process overrides the file",
+			envFile: file,
+			env:     map[string]string{"OKTA_TIMEOUT": ""},
+			want: func(c *config.Config) {
+				fromFile(c)
+				c.OktaTimeout = 3 * time.Second
+			},
+		},
+		{
+			name:    "empty in the process overrides a required variable from the file",
+			envFile: file,
+			env:     map[string]string{"OKTA_CLIENT_ID": ""},
+			wantErr: func(string) []string {
+				return []string{"OKTA_CLIENT_ID: required, must not be empty"}
 			},
 		},
 		{
@@ -461,7 +481,7 @@ func TestLoadEnvFile(t *testing.T) {
 				}
 				env["ENV_FILE"] = path
 			}
-			c, err := config.Load(getenv(env))
+			c, err := config.Load(lookup(env))
 			if tt.wantErr != nil {
 				checkErr(t, err, tt.wantErr(path))
 				return
@@ -490,7 +510,7 @@ func TestSecretNeverInErrors(t *testing.T) {
 		with("ENV_FILE", "/nonexistent/authgate.env"),
 	}
 	for _, env := range envs {
-		_, err := config.Load(getenv(env))
+		_, err := config.Load(lookup(env))
 		if err == nil {
 			t.Fatalf("Load(%v) succeeded", env)
 		}
@@ -525,7 +545,7 @@ func TestIntrospectURL(t *testing.T) {
 		{required(), "https://example.okta.com/oauth2/default/v1/introspect"},
 		{with("OKTA_INTROSPECT_URL", "https://example.okta.com/oauth2/v1/introspect"), "https://example.okta.com/oauth2/v1/introspect"},
 	} {
-		c, err := config.Load(getenv(tt.env))
+		c, err := config.Load(lookup(tt.env))
 		if err != nil {
 			t.Fatal(err)
 		}

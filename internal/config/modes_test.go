@@ -27,7 +27,7 @@ func load(t *testing.T, env map[string]string) (*Config, error) {
 	for k, v := range env {
 		full[k] = v
 	}
-	return Load(func(k string) string { return full[k] })
+	return Load(func(k string) (string, bool) { v, ok := full[k]; return v, ok })
 }
 
 func TestModeDefaults(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 )
 
 // observeEnv is a valid configuration plus the given variables.
-func observeEnv(extra map[string]string) func(string) string {
+func observeEnv(extra map[string]string) func(string) (string, bool) {
 	env := map[string]string{
 		"ENV_FILE":           "/dev/null",
 		"OKTA_ISSUER":        "https://example.okta.com/oauth2/default",
@@ -18,7 +18,7 @@ func observeEnv(extra map[string]string) func(string) string {
 	for k, v := range extra {
 		env[k] = v
 	}
-	return func(k string) string { return env[k] }
+	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 }
 
 func TestObservabilityConfig(t *testing.T) {

@@ -28,7 +28,7 @@ func loadWith(t *testing.T, env map[string]string) (*config.Config, error) {
 	for k, v := range env {
 		full[k] = v
 	}
-	return config.Load(func(k string) string { return full[k] })
+	return config.Load(func(k string) (string, bool) { v, ok := full[k]; return v, ok })
 }
 
 func TestSecurityDefaults(t *testing.T) {
@@ -109,11 +109,11 @@ func TestEnvExampleDocumentsSecuritySettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := config.Load(func(k string) string {
+	c, err := config.Load(func(k string) (string, bool) {
 		if k == "ENV_FILE" {
-			return example
+			return example, true
 		}
-		return ""
+		return "", false
 	})
 	if err != nil {
 		t.Fatal(err)

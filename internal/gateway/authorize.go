@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
+	"time"
 
 	"github.com/authgate/authgate/internal/breaker"
 	"github.com/authgate/authgate/internal/fault"
@@ -20,6 +22,36 @@ type decider struct {
 	opa     Querier
 	breaker *breaker.Breaker
 	log     *slog.Logger
+	now     func() time.Time
+
+	// Warnings about answers a policy gives for every request once it gives
+	// them at all, one per kind (see warnLimit).
+	warnUndefined, warnNotBoolean, warnNoAllowed warnLimit
+}
+
+// warnEvery is the least time between two lines of one kind of warning.
+const warnEvery = 10 * time.Second
+
+// warnLimit lets one kind of warning through at most once per warnEvery. A
+// wrong OPA_AUTHZ_URL or a policy that answers an object without a boolean
+// allowed does so for every request: a line each would flood the log under
+// load. The next line that passes says in "suppressed" how many were
+// dropped since the previous one. Metrics still count every decision.
+type warnLimit struct {
+	next       atomic.Int64 // unix nanos before which lines are dropped
+	suppressed atomic.Int64
+}
+
+func (w *warnLimit) warn(log *slog.Logger, now time.Time, msg string, args ...any) {
+	n := w.next.Load()
+	if now.UnixNano() < n || !w.next.CompareAndSwap(n, now.Add(warnEvery).UnixNano()) {
+		w.suppressed.Add(1)
+		return
+	}
+	if s := w.suppressed.Swap(0); s > 0 {
+		args = append(args, "suppressed", s)
+	}
+	log.Warn(msg, args...)
 }
 
 // decision is the verdict on one request.
@@ -52,14 +84,17 @@ func (d *decider) decide(ctx context.Context, body []byte) (decision, error) {
 	case r.Allowed():
 		return decision{allowed: true, id: r.DecisionID}, nil
 	case !r.Defined:
-		d.log.Warn("opa decision undefined; denying (is OPA_AUTHZ_URL the right rule?)")
+		d.warnUndefined.warn(d.log, d.now(), "opa decision undefined; denying (is OPA_AUTHZ_URL the right rule?)")
 		return decision{id: r.DecisionID, reason: "policy decision undefined"}, nil
 	case r.Value[0] == '{':
-		d := parseObject(r.Value, d.log)
-		d.id = r.DecisionID
-		return d, nil
+		o := parseObject(r.Value, d.log)
+		if o.reason == reasonNoAllowed {
+			d.warnNoAllowed.warn(d.log, d.now(), "opa decision object has no boolean allowed (or allow); denying")
+		}
+		o.id = r.DecisionID
+		return o, nil
 	case string(r.Value) != "false":
-		d.log.Warn("opa decision is not a boolean; denying", "bytes", len(r.Value))
+		d.warnNotBoolean.warn(d.log, d.now(), "opa decision is not a boolean; denying", "bytes", len(r.Value))
 		return decision{id: r.DecisionID, reason: "policy decision not a boolean"}, nil
 	}
 	return decision{id: r.DecisionID, reason: "policy denied"}, nil

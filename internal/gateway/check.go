@@ -112,7 +112,9 @@ func (g *Gateway) authorize(c echo.Context, rec *record, f *facts) (*authn.Token
 			g.decisions.put(tok, f, d)
 		}
 	}
-	rec.decisionID = d.id
+	// A cached decision keeps OPA's decision_id, which names the decision
+	// made for an earlier request: the access log marks it as reused.
+	rec.decisionID, rec.cached = d.id, cached
 	if !d.allowed {
 		denied := &fault.Error{Kind: fault.Forbidden, Code: errPolicyDenied.Code, Description: errPolicyDenied.Description, Err: denyReason(d.reason)}
 		if d.rich != nil {

@@ -47,6 +47,9 @@ type richDecision struct {
 	bodyType        string      // Content-Type of body when the policy named none
 }
 
+// reasonNoAllowed is the deny reason of an object without a boolean allowed.
+const reasonNoAllowed = "policy decision has no boolean allowed"
+
 // parseObject reads an object decision. A decision it cannot use denies:
 // failing closed is the only safe reading of a policy that says something
 // unexpected. Problems are logged, never shown to the client.
@@ -67,8 +70,7 @@ func parseObject(raw []byte, log *slog.Logger) decision {
 	case "false":
 		d.reason = "policy denied"
 	default:
-		log.Warn("opa decision object has no boolean allowed (or allow); denying")
-		d.reason = "policy decision has no boolean allowed"
+		d.reason = reasonNoAllowed // logged by the decider, rate-limited
 	}
 	var err error
 	if d.rich.headers, err = parseHeaders(o.Headers); err != nil {

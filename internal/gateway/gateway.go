@@ -55,7 +55,8 @@ type Deps struct {
 	DecisionCacheTTL  time.Duration
 	DecisionCacheSize int
 	Log               *slog.Logger
-	// Now is the clock for Retry-After; nil means time.Now.
+	// Now is the clock for Retry-After, the decision cache and the
+	// decider's rate-limited warnings; nil means time.Now.
 	Now func() time.Time
 
 	// Gateway modes (proxy.go, verify.go). Upstream set means proxy mode.
@@ -89,7 +90,7 @@ func New(d Deps) *Gateway {
 	}
 	g := &Gateway{
 		deps:    d,
-		decider: &decider{opa: d.OPA, breaker: d.OPABreaker, log: d.Log},
+		decider: &decider{opa: d.OPA, breaker: d.OPABreaker, log: d.Log, now: d.Now},
 		traffic: newEcho(d),
 		admin:   newEcho(d),
 		mode:    modeServe,

@@ -45,7 +45,7 @@ var recordPool = sync.Pool{New: func() any { return new(record) }}
 // record would copy the attribute array, with a write barrier per pointer.
 func (r *record) reset() {
 	clear(r.attrs[:]) // drop references to the request's strings
-	r.outcome, r.reason, r.subject, r.clientID, r.decisionID = "", "", "", "", ""
+	r.outcome, r.reason, r.subject, r.clientID, r.decisionID, r.cached = "", "", "", "", "", false
 	r.lookup, r.looked, r.introspect, r.opa = 0, false, 0, 0
 }
 
@@ -152,6 +152,9 @@ func accessLog(log *slog.Logger, req *http.Request, route, id string, resp *echo
 	}
 	if rec.decisionID != "" {
 		a = append(a, slog.String("decision_id", rec.decisionID))
+	}
+	if rec.cached {
+		a = append(a, slog.Bool("decision_cached", true))
 	}
 	a = append(a,
 		slog.Duration("duration", d),

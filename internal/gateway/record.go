@@ -22,6 +22,7 @@ type record struct {
 	introspect time.Duration // time spent in the token lookup
 	opa        time.Duration // time spent asking OPA
 	decisionID string
+	cached     bool // the decision came from the decision cache: decisionID is an earlier request's
 
 	attrs [16]slog.Attr // the access log's attributes, reused with the record
 }

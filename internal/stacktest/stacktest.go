@@ -212,7 +212,8 @@ func StartGateway(tb testing.TB, env map[string]string) *Gateway {
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := NewLogSink()
 	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx, nil, func(k string) string { return full[k] }, logs) }()
+	lookup := func(k string) (string, bool) { v, ok := full[k]; return v, ok }
+	go func() { done <- app.Run(ctx, nil, lookup, logs) }()
 	line := logs.WaitFor(tb, "authgate listening", done)
 	var once sync.Once
 	var runErr error

@@ -136,7 +136,7 @@ func runErr(t *testing.T, e map[string]string) error {
 	e["LISTEN_ADDR"], e["ADMIN_ADDR"] = "127.0.0.1:0", "127.0.0.1:0"
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err := app.Run(ctx, nil, func(k string) string { return e[k] }, io.Discard)
+	err := app.Run(ctx, nil, func(k string) (string, bool) { v, ok := e[k]; return v, ok }, io.Discard)
 	if ctx.Err() != nil {
 		t.Fatal("authgate started; want a startup error")
 	}
