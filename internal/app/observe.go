@@ -6,7 +6,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -161,35 +160,11 @@ func (o *observedOPA) Query(ctx context.Context, body []byte) (opa.Result, error
 	case err != nil:
 	case !r.Defined:
 		result = "undefined"
-	case r.Allowed(), objectAllowed(r.Value):
+	case r.Allowed(), gateway.ObjectAllowed(r.Value):
 		result = "allow"
 	default:
 		result = "deny"
 	}
 	o.observe(result, time.Since(start))
 	return r, err
-}
-
-// objectAllowed reports whether v is an object decision (opa-envoy-plugin's
-// shape, {"allowed": true, ...}) whose allowed (or, without it, allow) is
-// true, read as the gateway reads it (gateway/decision.go). The metric
-// counts what the policy answered: an object the gateway then refuses for
-// another reason (bad headers) still counts as allow here, and as a deny in
-// authgate_decisions_total.
-func objectAllowed(v json.RawMessage) bool {
-	if len(v) == 0 || v[0] != '{' {
-		return false
-	}
-	var o struct {
-		Allowed json.RawMessage `json:"allowed"`
-		Allow   json.RawMessage `json:"allow"`
-	}
-	if json.Unmarshal(v, &o) != nil {
-		return false
-	}
-	allowed := o.Allowed
-	if allowed == nil {
-		allowed = o.Allow
-	}
-	return string(allowed) == "true"
 }

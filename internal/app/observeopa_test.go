@@ -42,6 +42,7 @@ func TestObservedOPAResult(t *testing.T) {
 		{"object denied", defined(`{"allowed":false,"http_status":404}`), nil, "deny"},
 		{"object without allowed", defined(`{"headers":{}}`), nil, "deny"},
 		{"object with a string allowed", defined(`{"allowed":"true"}`), nil, "deny"},
+		{"object with another spelling of allowed", defined(`{"allowed":false,"ALLOWED":true}`), nil, "deny"},
 		{"number", defined(`1`), nil, "deny"},
 	}
 	for _, tt := range tests {

@@ -27,15 +27,29 @@ import (
 // else denies, logged. Unknown members are ignored. A boolean result never
 // reaches this file: it stays on pkg/opa's no-decode path.
 
-// objectResult is the wire shape of an object decision. Members are kept raw
-// and read one by one, so a decision costs no generic map.
-type objectResult struct {
-	Allowed              json.RawMessage `json:"allowed"`
-	Allow                json.RawMessage `json:"allow"`
-	HTTPStatus           json.RawMessage `json:"http_status"`
-	Headers              json.RawMessage `json:"headers"`
-	ResponseHeadersToAdd json.RawMessage `json:"response_headers_to_add"`
-	Body                 json.RawMessage `json:"body"`
+// objectResult is an object decision's members, read by their exact names:
+// encoding/json's struct decoding folds case, and would read
+// {"allowed": false, "ALLOWED": true} as allowed. Members are kept raw and
+// read one by one.
+type objectResult map[string]json.RawMessage
+
+// allowed is the decision's allowed member, or allow when there is none.
+func (o objectResult) allowed() json.RawMessage {
+	if a, ok := o["allowed"]; ok {
+		return a
+	}
+	return o["allow"]
+}
+
+// ObjectAllowed reports whether raw is an object decision that allows, read
+// exactly as the gateway reads it (a decision the gateway then refuses for
+// another reason, bad headers say, still reports true).
+func ObjectAllowed(raw []byte) bool {
+	if len(raw) == 0 || raw[0] != '{' {
+		return false
+	}
+	var o objectResult
+	return json.Unmarshal(raw, &o) == nil && string(o.allowed()) == "true"
 }
 
 // richDecision is what an object decision adds to allow or deny.
@@ -59,12 +73,8 @@ func parseObject(raw []byte, log *slog.Logger) decision {
 		log.Warn("opa decision object unreadable; denying", "err", err)
 		return decision{reason: "policy decision unreadable"}
 	}
-	allowed := o.Allowed
-	if allowed == nil {
-		allowed = o.Allow
-	}
 	d := decision{rich: &richDecision{}}
-	switch string(allowed) {
+	switch string(o.allowed()) {
 	case "true":
 		d.allowed = true
 	case "false":
@@ -73,26 +83,26 @@ func parseObject(raw []byte, log *slog.Logger) decision {
 		d.reason = reasonNoAllowed // logged by the decider, rate-limited
 	}
 	var err error
-	if d.rich.headers, err = parseHeaders(o.Headers); err != nil {
+	if d.rich.headers, err = parseHeaders(o["headers"]); err != nil {
 		log.Warn("opa decision: bad headers; denying", "err", err)
 		return decision{reason: "policy decision has bad headers"}
 	}
-	if d.rich.responseHeaders, err = parseHeaders(o.ResponseHeadersToAdd); err != nil {
+	if d.rich.responseHeaders, err = parseHeaders(o["response_headers_to_add"]); err != nil {
 		log.Warn("opa decision: bad response_headers_to_add; denying", "err", err)
 		return decision{reason: "policy decision has bad response_headers_to_add"}
 	}
 	if d.allowed {
 		return d // http_status and body shape a deny only
 	}
-	if len(o.HTTPStatus) > 0 && string(o.HTTPStatus) != "null" {
-		s, err := strconv.Atoi(string(o.HTTPStatus))
+	if st := o["http_status"]; len(st) > 0 && string(st) != "null" {
+		s, err := strconv.Atoi(string(st))
 		if err != nil || s < 400 || s > 599 {
-			log.Warn("opa decision: a deny must have a 4xx or 5xx http_status; answering 403", "http_status", string(o.HTTPStatus))
+			log.Warn("opa decision: a deny must have a 4xx or 5xx http_status; answering 403", "http_status", string(st))
 		} else {
 			d.rich.status = s
 		}
 	}
-	switch b := bytes.TrimSpace(o.Body); {
+	switch b := bytes.TrimSpace(o["body"]); {
 	case len(b) == 0 || string(b) == "null":
 	case b[0] == '"':
 		var s string

@@ -27,6 +27,11 @@ func TestParseObject(t *testing.T) {
 			rich: &richDecision{status: 404}},
 		{name: "non-boolean allowed denies", raw: `{"allowed":"yes"}`, reason: "policy decision has no boolean allowed",
 			rich: &richDecision{}},
+		// Member names are exact: encoding/json's case folding must not
+		// let another spelling decide.
+		{name: "ALLOWED is not allowed", raw: `{"allowed":false,"ALLOWED":true}`, reason: "policy denied", rich: &richDecision{}},
+		{name: "Allowed alone denies", raw: `{"Allowed":true}`, reason: "policy decision has no boolean allowed", rich: &richDecision{}},
+		{name: "Http_Status is not http_status", raw: `{"allowed":false,"Http_Status":404}`, reason: "policy denied", rich: &richDecision{}},
 		{name: "unknown keys ignored", raw: `{"allowed":true,"reason":"x","extra":{"a":[1]}}`, allowed: true, rich: &richDecision{}},
 		{name: "headers to upstream", raw: `{"allowed":true,"headers":{"X-Tenant":"acme","x-roles":["a","b"]}}`, allowed: true,
 			rich: &richDecision{headers: http.Header{"X-Tenant": {"acme"}, "X-Roles": {"a", "b"}}}},
