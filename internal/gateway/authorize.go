@@ -26,7 +26,13 @@ type decider struct {
 
 	// Warnings about answers a policy gives for every request once it gives
 	// them at all, one per kind (see warnLimit).
-	warnUndefined, warnNotBoolean, warnNoAllowed warnLimit
+	warnUndefined, warnNotBoolean, warnNoAllowed, warnObjectLimit warnLimit
+}
+
+// warnObject is parseObject's warning: one line per warnEvery for all the
+// ways an object decision can be unusable.
+func (d *decider) warnObject(msg string, args ...any) {
+	d.warnObjectLimit.warn(d.log, d.now(), msg, args...)
 }
 
 // warnEvery is the least time between two lines of one kind of warning.
@@ -87,7 +93,7 @@ func (d *decider) decide(ctx context.Context, body []byte) (decision, error) {
 		d.warnUndefined.warn(d.log, d.now(), "opa decision undefined; denying (is OPA_AUTHZ_URL the right rule?)")
 		return decision{id: r.DecisionID, reason: "policy decision undefined"}, nil
 	case r.Value[0] == '{':
-		o := parseObject(r.Value, d.log)
+		o := parseObject(r.Value, d.warnObject)
 		if o.reason == reasonNoAllowed {
 			d.warnNoAllowed.warn(d.log, d.now(), "opa decision object has no boolean allowed (or allow); denying")
 		}

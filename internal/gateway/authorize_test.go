@@ -20,11 +20,13 @@ func TestPolicyWarningsAreRateLimited(t *testing.T) {
 		undefinedMsg  = "opa decision undefined; denying (is OPA_AUTHZ_URL the right rule?)"
 		notBooleanMsg = "opa decision is not a boolean; denying"
 		noAllowedMsg  = "opa decision object has no boolean allowed (or allow); denying"
+		badHeadersMsg = "opa decision: bad headers; denying"
 	)
 	answers := map[string]opa.Result{
 		undefinedMsg:  {},
 		notBooleanMsg: {Defined: true, Value: json.RawMessage(`[true]`)},
 		noAllowedMsg:  {Defined: true, Value: json.RawMessage(`{"http_status":404}`)},
+		badHeadersMsg: {Defined: true, Value: json.RawMessage(`{"allowed":true,"headers":{"X A":"a"}}`)},
 	}
 	now := time.Unix(1_700_000_000, 0)
 	var current opa.Result
@@ -59,7 +61,8 @@ func TestPolicyWarningsAreRateLimited(t *testing.T) {
 	send(undefinedMsg, n)
 	send(notBooleanMsg, 3)
 	send(noAllowedMsg, 3)
-	for msg, want := range map[string]int{undefinedMsg: 1, notBooleanMsg: 1, noAllowedMsg: 1} {
+	send(badHeadersMsg, 3)
+	for msg, want := range map[string]int{undefinedMsg: 1, notBooleanMsg: 1, noAllowedMsg: 1, badHeadersMsg: 1} {
 		if got := warnings(msg); len(got) != want || got[0] != 0 {
 			t.Errorf("%q: %d lines (suppressed %v) for its first requests, want %d without suppressed", msg, len(got), got, want)
 		}
@@ -79,7 +82,7 @@ func TestPolicyWarningsAreRateLimited(t *testing.T) {
 
 	o.metrics.mu.Lock()
 	defer o.metrics.mu.Unlock()
-	if got, want := strings.Count(strings.Join(o.metrics.decisions, " "), "deny"), n+3+3+1+2; got != want {
+	if got, want := strings.Count(strings.Join(o.metrics.decisions, " "), "deny"), n+3+3+3+1+2; got != want {
 		t.Errorf("%d denies counted, want %d (every request)", got, want)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -66,11 +65,12 @@ const reasonNoAllowed = "policy decision has no boolean allowed"
 
 // parseObject reads an object decision. A decision it cannot use denies:
 // failing closed is the only safe reading of a policy that says something
-// unexpected. Problems are logged, never shown to the client.
-func parseObject(raw []byte, log *slog.Logger) decision {
+// unexpected. Problems go to warn (the decider's, rate-limited: a policy that
+// answers one badly answers every request so), never to the client.
+func parseObject(raw []byte, warn func(msg string, args ...any)) decision {
 	var o objectResult
 	if err := json.Unmarshal(raw, &o); err != nil {
-		log.Warn("opa decision object unreadable; denying", "err", err)
+		warn("opa decision object unreadable; denying", "err", err)
 		return decision{reason: "policy decision unreadable"}
 	}
 	d := decision{rich: &richDecision{}}
@@ -84,11 +84,11 @@ func parseObject(raw []byte, log *slog.Logger) decision {
 	}
 	var err error
 	if d.rich.headers, err = parseHeaders(o["headers"]); err != nil {
-		log.Warn("opa decision: bad headers; denying", "err", err)
+		warn("opa decision: bad headers; denying", "err", err)
 		return decision{reason: "policy decision has bad headers"}
 	}
 	if d.rich.responseHeaders, err = parseHeaders(o["response_headers_to_add"]); err != nil {
-		log.Warn("opa decision: bad response_headers_to_add; denying", "err", err)
+		warn("opa decision: bad response_headers_to_add; denying", "err", err)
 		return decision{reason: "policy decision has bad response_headers_to_add"}
 	}
 	if d.allowed {
@@ -97,7 +97,7 @@ func parseObject(raw []byte, log *slog.Logger) decision {
 	if st := o["http_status"]; len(st) > 0 && string(st) != "null" {
 		s, err := strconv.Atoi(string(st))
 		if err != nil || s < 400 || s > 599 {
-			log.Warn("opa decision: a deny must have a 4xx or 5xx http_status; answering 403", "http_status", string(st))
+			warn("opa decision: a deny must have a 4xx or 5xx http_status; answering 403", "http_status", string(st))
 		} else {
 			d.rich.status = s
 		}
@@ -107,7 +107,7 @@ func parseObject(raw []byte, log *slog.Logger) decision {
 	case b[0] == '"':
 		var s string
 		if json.Unmarshal(b, &s) != nil {
-			log.Warn("opa decision: body unreadable; ignored")
+			warn("opa decision: body unreadable; ignored")
 			break
 		}
 		d.rich.body = []byte(s)

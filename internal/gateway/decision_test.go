@@ -67,7 +67,7 @@ func TestParseObject(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs bytes.Buffer
-			d := parseObject([]byte(tc.raw), slog.New(slog.NewTextHandler(&logs, nil)))
+			d := parseObject([]byte(tc.raw), slog.New(slog.NewTextHandler(&logs, nil)).Warn)
 			if d.allowed != tc.allowed || d.reason != tc.reason {
 				t.Errorf("allowed %v reason %q, want %v %q", d.allowed, d.reason, tc.allowed, tc.reason)
 			}
