@@ -166,6 +166,12 @@ func (g *Guarded) Verify(ctx context.Context, token string) (*Token, error) {
 	var ie *introspect.Error
 	if errors.As(err, &ie) && ie.StatusCode == http.StatusTooManyRequests && !ie.RetryAfter.IsZero() {
 		g.Breaker.Hold(ie.RetryAfter)
+		// This answer's Retry-After is the hold as bounded, like every
+		// answer while it lasts, not the server's possibly far-off time.
+		var fe *fault.Error
+		if errors.As(err, &fe) {
+			fe.RetryAfter = g.Breaker.HeldUntil()
+		}
 	}
 	return t, err
 }

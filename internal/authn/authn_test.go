@@ -394,6 +394,23 @@ func TestGuarded429HoldsUntilReset(t *testing.T) {
 	}
 }
 
+// A reset a day away holds (and is announced) only as long as the breaker's
+// bound, the first answer included.
+func TestGuarded429FarResetIsBounded(t *testing.T) {
+	clk := newClock()
+	g, _, b := guarded(t, func(context.Context, string) (*introspect.Response, error) {
+		return nil, &introspect.Error{StatusCode: 429, RetryAfter: clk.Now().Add(24 * time.Hour)}
+	}, clk.Now)
+	_, err := g.Verify(context.Background(), "tok")
+	var fe *fault.Error
+	if !errors.As(err, &fe) || fe.RetryAfter.IsZero() || !fe.RetryAfter.Equal(b.HeldUntil()) {
+		t.Fatalf("429: err = %v, want RetryAfter = HeldUntil %v", err, b.HeldUntil())
+	}
+	if d := fe.RetryAfter.Sub(clk.Now()); d > time.Hour {
+		t.Errorf("Retry-After %v from now, want the bounded hold", d)
+	}
+}
+
 func TestGuarded429WithoutResetDoesNotHold(t *testing.T) {
 	g, _, b := guarded(t, func(context.Context, string) (*introspect.Response, error) {
 		return nil, &introspect.Error{StatusCode: 429}
