@@ -21,8 +21,8 @@ import (
 type Token struct {
 	Subject  string // sub, else client_id
 	ClientID string
-	Scope    string   // space-separated, as introspected
-	Scopes   []string // Scope split on spaces
+	Scope    string   // Scopes joined by single spaces (the introspected string when it already is)
+	Scopes   []string // the introspected scope split on white space
 	Exp      int64    // seconds since the epoch; 0 when the server gave none
 	// Claims is the introspection answer as the server sent it (compacted).
 	Claims json.RawMessage
@@ -105,11 +105,16 @@ func (in *Introspection) Verify(ctx context.Context, token string) (*Token, erro
 	if sub == "" {
 		sub = r.ClientID
 	}
+	scopes := strings.Fields(r.Scope)
+	scope := r.Scope
+	if j := strings.Join(scopes, " "); j != scope {
+		scope = j
+	}
 	return &Token{
 		Subject:  sub,
 		ClientID: r.ClientID,
-		Scope:    r.Scope,
-		Scopes:   strings.Fields(r.Scope),
+		Scope:    scope,
+		Scopes:   scopes,
 		Exp:      r.Exp,
 		Claims:   r.Raw,
 	}, nil

@@ -41,12 +41,22 @@ func TestIntrospectionVerifyActive(t *testing.T) {
 		{
 			name: "sub is the subject",
 			body: fmt.Sprintf(`{"active":true,"sub":"alice@example.com","client_id":"app","scope":"read_sayhello  openid","exp":%d,"custom":{"a":[1,2]}}`, exp),
-			want: authn.Token{Subject: "alice@example.com", ClientID: "app", Scope: "read_sayhello  openid", Scopes: []string{"read_sayhello", "openid"}, Exp: exp},
+			want: authn.Token{Subject: "alice@example.com", ClientID: "app", Scope: "read_sayhello openid", Scopes: []string{"read_sayhello", "openid"}, Exp: exp},
 		},
 		{
 			name: "client_id when there is no sub",
 			body: `{"active":true,"client_id":"svc","scope":"read_saysecret"}`,
 			want: authn.Token{Subject: "svc", ClientID: "svc", Scope: "read_saysecret", Scopes: []string{"read_saysecret"}},
+		},
+		{
+			name: "scope already normalised is kept",
+			body: `{"active":true,"client_id":"svc","scope":"a b"}`,
+			want: authn.Token{Subject: "svc", ClientID: "svc", Scope: "a b", Scopes: []string{"a", "b"}},
+		},
+		{
+			name: "odd white space in scope normalised",
+			body: `{"active":true,"client_id":"svc","scope":" a\tb  c "}`,
+			want: authn.Token{Subject: "svc", ClientID: "svc", Scope: "a b c", Scopes: []string{"a", "b", "c"}},
 		},
 		{
 			name: "no scope",

@@ -47,7 +47,7 @@ func (g *Gateway) check() echo.MiddlewareFunc {
 			}
 			rec.outcome = outcomeAllow
 			if g.proxy != nil {
-				c.Set(grantKey, &grant{token: tok, decision: d}) // for handleProxy
+				rec.grant, rec.granted = grant{token: tok, decision: d}, true // for handleProxy
 			}
 			if d.rich != nil {
 				addHeaders(c.Response().Header(), d.rich.responseHeaders)

@@ -250,13 +250,13 @@ type grant struct {
 	decision decision
 }
 
-const grantKey = "authgate.grant"
-
 // grantOf returns the request's grant, or nil when it was not checked (a
-// public path).
+// public path). It lives in the pooled record: no allocation per request.
 func grantOf(c echo.Context) *grant {
-	g, _ := c.Get(grantKey).(*grant)
-	return g
+	if rec := recordOf(c); rec.granted {
+		return &rec.grant
+	}
+	return nil
 }
 
 // IdentityHeaders name the headers that carry the caller's identity to the
@@ -269,7 +269,7 @@ type IdentityHeaders struct {
 func (ih IdentityHeaders) set(h http.Header, t *authn.Token) {
 	setOrDel(h, ih.Subject, t.Subject)
 	setOrDel(h, ih.ClientID, t.ClientID)
-	setOrDel(h, ih.Scopes, strings.Join(t.Scopes, " "))
+	setOrDel(h, ih.Scopes, t.Scope)
 }
 
 // setAll writes all three identity headers into h, empty ones included:
@@ -277,7 +277,7 @@ func (ih IdentityHeaders) set(h http.Header, t *authn.Token) {
 // allowed_upstream_headers), and would otherwise let a client's own copy of
 // an absent one through.
 func (ih IdentityHeaders) setAll(h http.Header, t *authn.Token) {
-	for _, p := range [][2]string{{ih.Subject, t.Subject}, {ih.ClientID, t.ClientID}, {ih.Scopes, strings.Join(t.Scopes, " ")}} {
+	for _, p := range [][2]string{{ih.Subject, t.Subject}, {ih.ClientID, t.ClientID}, {ih.Scopes, t.Scope}} {
 		if p[0] != "" {
 			h.Set(p[0], p[1])
 		}

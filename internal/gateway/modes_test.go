@@ -49,7 +49,7 @@ func newTestGateway(t *testing.T, result string, inputs *[]map[string]any, with 
 			if tok != "good" {
 				return nil, 0, &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token", Description: "token is not active"}
 			}
-			return &authn.Token{Subject: "alice", ClientID: "app", Scopes: []string{"a", "b"}, Claims: json.RawMessage(`{"active":true}`)}, 0, nil
+			return &authn.Token{Subject: "alice", ClientID: "app", Scope: "a b", Scopes: []string{"a", "b"}, Claims: json.RawMessage(`{"active":true}`)}, 0, nil
 		}},
 		OPA: &stubOPA{QueryFn: func(_ context.Context, body []byte) (opa.Result, error) {
 			var in struct{ Input map[string]any }

@@ -47,6 +47,7 @@ func (r *record) reset() {
 	clear(r.attrs[:]) // drop references to the request's strings
 	r.outcome, r.reason, r.subject, r.clientID, r.decisionID, r.cached = "", "", "", "", "", false
 	r.lookup, r.looked, r.introspect, r.opa = 0, false, 0, 0
+	r.grant, r.granted = grant{}, false
 }
 
 // observe is the outermost middleware of the traffic listener. It settles

@@ -22,7 +22,9 @@ type record struct {
 	introspect time.Duration // time spent in the token lookup
 	opa        time.Duration // time spent asking OPA
 	decisionID string
-	cached     bool // the decision came from the decision cache: decisionID is an earlier request's
+	cached     bool  // the decision came from the decision cache: decisionID is an earlier request's
+	grant      grant // an allowed request's token and decision, for the proxy handler
+	granted    bool  // grant is set
 
 	attrs [16]slog.Attr // the access log's attributes, reused with the record
 }
