@@ -188,7 +188,7 @@ func build(cfg *config.Config, log *slog.Logger, tel *telemetry) (gw *gateway.Ga
 	opaClient := &opa.Client{URL: cfg.OPAAuthzURL, HTTPClient: opaHTTP, RequestHeader: requestid.SetHeader}
 	deps := gateway.Deps{
 		Tokens:       cache,
-		OPA:          &observedOPA{next: opaClient, observe: tel.metrics.OPA},
+		OPA:          opaClient,
 		OPABreaker:   opaBreaker,
 		IdPBreaker:   idpBreaker,
 		OPATimeout:   cfg.OPATimeout,

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -28,7 +27,6 @@ import (
 	"github.com/authgate/authgate/internal/config"
 	"github.com/authgate/authgate/internal/gateway"
 	"github.com/authgate/authgate/internal/metrics"
-	"github.com/authgate/authgate/pkg/opa"
 )
 
 // newLogger builds the logger LOG_LEVEL and LOG_FORMAT ask for.
@@ -144,27 +142,4 @@ func (t *telemetry) gatewayDeps(d gateway.Deps, cfg *config.Config) gateway.Deps
 	d.PProf = cfg.PProf
 	d.Tracing = t.tracing()
 	return d
-}
-
-// observedOPA counts and times each decision query.
-type observedOPA struct {
-	next    gateway.Querier
-	observe func(result string, d time.Duration)
-}
-
-func (o *observedOPA) Query(ctx context.Context, body []byte) (opa.Result, error) {
-	start := time.Now()
-	r, err := o.next.Query(ctx, body)
-	result := "error"
-	switch {
-	case err != nil:
-	case !r.Defined:
-		result = "undefined"
-	case r.Allowed(), gateway.ObjectAllowed(r.Value):
-		result = "allow"
-	default:
-		result = "deny"
-	}
-	o.observe(result, time.Since(start))
-	return r, err
 }

@@ -23,6 +23,7 @@ type decider struct {
 	breaker *breaker.Breaker
 	log     *slog.Logger
 	now     func() time.Time
+	metrics Metrics // nil: not counted
 
 	// Warnings about answers a policy gives for every request once it gives
 	// them at all, one per kind (see warnLimit).
@@ -77,31 +78,56 @@ func (d *decider) decide(ctx context.Context, body []byte) (decision, error) {
 	if err != nil {
 		return decision{}, err
 	}
+	start := time.Now()
 	r, err := d.opa.Query(ctx, body)
+	took := time.Since(start)
 	if err != nil {
 		err = &fault.Error{Kind: fault.Unavailable, Code: "temporarily_unavailable",
 			Description: "policy engine unavailable", Err: err}
 	}
 	done(err)
 	if err != nil {
+		d.count("error", took)
 		return decision{}, err
 	}
+	dec := d.read(r)
+	switch {
+	case !r.Defined:
+		d.count("undefined", took)
+	case dec.allowed:
+		d.count("allow", took)
+	default:
+		d.count("deny", took)
+	}
+	return dec, nil
+}
+
+// count reports one answered query to the metrics. An object decision
+// counts by the verdict drawn from it, so it is decoded once.
+func (d *decider) count(result string, took time.Duration) {
+	if d.metrics != nil {
+		d.metrics.OPA(result, took)
+	}
+}
+
+// read turns OPA's answer into allow or deny.
+func (d *decider) read(r opa.Result) decision {
 	switch {
 	case r.Allowed():
-		return decision{allowed: true, id: r.DecisionID}, nil
+		return decision{allowed: true, id: r.DecisionID}
 	case !r.Defined:
 		d.warnUndefined.warn(d.log, d.now(), "opa decision undefined; denying (is OPA_AUTHZ_URL the right rule?)")
-		return decision{id: r.DecisionID, reason: "policy decision undefined"}, nil
+		return decision{id: r.DecisionID, reason: "policy decision undefined"}
 	case r.Value[0] == '{':
 		o := parseObject(r.Value, d.warnObject)
 		if o.reason == reasonNoAllowed {
 			d.warnNoAllowed.warn(d.log, d.now(), "opa decision object has no boolean allowed (or allow); denying")
 		}
 		o.id = r.DecisionID
-		return o, nil
+		return o
 	case string(r.Value) != "false":
 		d.warnNotBoolean.warn(d.log, d.now(), "opa decision is not a boolean; denying", "bytes", len(r.Value))
-		return decision{id: r.DecisionID, reason: "policy decision not a boolean"}, nil
+		return decision{id: r.DecisionID, reason: "policy decision not a boolean"}
 	}
-	return decision{id: r.DecisionID, reason: "policy denied"}, nil
+	return decision{id: r.DecisionID, reason: "policy denied"}
 }

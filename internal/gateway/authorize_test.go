@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -84,5 +85,45 @@ func TestPolicyWarningsAreRateLimited(t *testing.T) {
 	defer o.metrics.mu.Unlock()
 	if got, want := strings.Count(strings.Join(o.metrics.decisions, " "), "deny"), n+3+3+3+1+2; got != want {
 		t.Errorf("%d denies counted, want %d (every request)", got, want)
+	}
+}
+
+// TestOPAResultCounted: authgate_opa_requests_total counts each query that
+// reached OPA by the verdict drawn from it; an object decision by its
+// allowed (or allow) member, read exactly, and a deny when unusable.
+func TestOPAResultCounted(t *testing.T) {
+	defined := func(v string) opa.Result { return opa.Result{Defined: true, Value: json.RawMessage(v)} }
+	tests := []struct {
+		name   string
+		result opa.Result
+		err    error
+		want   string
+	}{
+		{"true", defined(`true`), nil, "allow"},
+		{"false", defined(`false`), nil, "deny"},
+		{"undefined", opa.Result{}, nil, "undefined"},
+		{"error", opa.Result{}, errors.New("opa: status 500"), "error"},
+		{"object allowed", defined(`{"allowed":true,"headers":{"X-Tenant":"acme"}}`), nil, "allow"},
+		{"object allow (APISIX, Kong)", defined(`{"allow":true}`), nil, "allow"},
+		{"object allowed wins over allow", defined(`{"allowed":false,"allow":true}`), nil, "deny"},
+		{"object denied", defined(`{"allowed":false,"http_status":404}`), nil, "deny"},
+		{"object without allowed", defined(`{"headers":{}}`), nil, "deny"},
+		{"object with a string allowed", defined(`{"allowed":"true"}`), nil, "deny"},
+		{"object with another spelling of allowed", defined(`{"allowed":false,"ALLOWED":true}`), nil, "deny"},
+		{"object allowed with unusable headers", defined(`{"allowed":true,"headers":{"X A":"a"}}`), nil, "deny"},
+		{"number", defined(`1`), nil, "deny"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := newObserved(t, func(d *Deps) {
+				d.OPA = &fakeOPA{QueryFn: func(context.Context, []byte) (opa.Result, error) { return tt.result, tt.err }}
+			})
+			o.do(http.MethodGet, "/sayhello", obsToken, nil)
+			o.metrics.mu.Lock()
+			defer o.metrics.mu.Unlock()
+			if got := o.metrics.opa; len(got) != 1 || got[0] != tt.want {
+				t.Errorf("OPA results %v, want [%s]", got, tt.want)
+			}
+		})
 	}
 }

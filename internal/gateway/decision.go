@@ -40,17 +40,6 @@ func (o objectResult) allowed() json.RawMessage {
 	return o["allow"]
 }
 
-// ObjectAllowed reports whether raw is an object decision that allows, read
-// exactly as the gateway reads it (a decision the gateway then refuses for
-// another reason, bad headers say, still reports true).
-func ObjectAllowed(raw []byte) bool {
-	if len(raw) == 0 || raw[0] != '{' {
-		return false
-	}
-	var o objectResult
-	return json.Unmarshal(raw, &o) == nil && string(o.allowed()) == "true"
-}
-
 // richDecision is what an object decision adds to allow or deny.
 type richDecision struct {
 	status          int         // on deny: the answer's status (4xx/5xx); 0 means 403
@@ -297,40 +286,16 @@ func (ih IdentityHeaders) strip(h http.Header) {
 
 // named reports whether k is one of the identity headers' names, comparing
 // case-insensitively and with "_" read as "-" on both sides (a configured
-// name may itself have an underscore).
+// name may itself have an underscore). ReplaceAll copies only a name that has
+// an underscore.
 func (ih IdentityHeaders) named(k string) bool {
+	k = strings.ReplaceAll(k, "_", "-")
 	for _, n := range [...]string{ih.Subject, ih.ClientID, ih.Scopes} {
-		if n != "" && sameHeaderName(k, n) {
+		if n != "" && strings.EqualFold(k, strings.ReplaceAll(n, "_", "-")) {
 			return true
 		}
 	}
 	return false
-}
-
-func sameHeaderName(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if x == '_' {
-			x = '-'
-		}
-		if y == '_' {
-			y = '-'
-		}
-		if x != y && lower(x) != lower(y) {
-			return false
-		}
-	}
-	return true
-}
-
-func lower(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
 }
 
 func setOrDel(h http.Header, name, val string) {

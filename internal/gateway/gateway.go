@@ -90,7 +90,7 @@ func New(d Deps) *Gateway {
 	}
 	g := &Gateway{
 		deps:    d,
-		decider: &decider{opa: d.OPA, breaker: d.OPABreaker, log: d.Log, now: d.Now},
+		decider: &decider{opa: d.OPA, breaker: d.OPABreaker, log: d.Log, now: d.Now, metrics: d.Metrics},
 		traffic: newEcho(d),
 		admin:   newEcho(d),
 		mode:    modeServe,

@@ -28,6 +28,9 @@ type Metrics interface {
 	Decision(outcome string)
 	// CacheLookup counts how the token cache answered.
 	CacheLookup(l authn.Lookup)
+	// OPA counts and times one decision query that reached OPA: result is
+	// allow, deny, undefined or error.
+	OPA(result string, d time.Duration)
 }
 
 // AccessLogMsg is the msg of access-log lines.

@@ -38,6 +38,7 @@ type fakeMetrics struct {
 	requests  []string // "route method code"
 	decisions []string
 	lookups   []authn.Lookup
+	opa       []string // results
 }
 
 func (f *fakeMetrics) Request(route, method string, code int, _ time.Duration) {
@@ -56,6 +57,12 @@ func (f *fakeMetrics) CacheLookup(l authn.Lookup) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lookups = append(f.lookups, l)
+}
+
+func (f *fakeMetrics) OPA(result string, _ time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.opa = append(f.opa, result)
 }
 
 var _ Metrics = (*fakeMetrics)(nil)
