@@ -156,7 +156,7 @@ func build(cfg *config.Config, log *slog.Logger, tel *telemetry) (gw *gateway.Ga
 	}
 	var verifier authn.Verifier = &authn.Guarded{
 		Next: &authn.Introspection{Client: client, Audience: cfg.OktaAudience,
-			OnResult: tel.metrics.Introspection, OnRateLimit: tel.metrics.RateLimit},
+			OnResult: tel.metrics.Introspection, OnRateLimit: tel.metrics.RateLimit, Log: log},
 		Breaker: idpBreaker,
 	}
 	if cfg.OktaMaxRPS > 0 {
