@@ -183,7 +183,8 @@ var _ Verifier = (*Guarded)(nil)
 // Unavailable error, except authgate's own misconfiguration (the server
 // answered) and its own budget refusals (the server was not asked).
 func IsUpstreamFailure(err error) bool {
-	return fault.Is(err, fault.Unavailable) && !errors.Is(err, ErrMisconfigured) && !errors.Is(err, ErrOverBudget)
+	return fault.Is(err, fault.Unavailable) && !errors.Is(err, ErrMisconfigured) &&
+		!errors.Is(err, ErrOverBudget) && !errors.Is(err, ErrClientOverBudget)
 }
 
 // Verify implements Verifier.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -62,4 +63,53 @@ func TestMisconfiguredLoggedOncePerWindow(t *testing.T) {
 	if got := errorLines(); len(got) != 2 || got[1] != 20 {
 		t.Errorf("after %v: ERROR lines suppressed %v, want [0 20]", warnEvery, got)
 	}
+}
+
+// TestLookupNamesTheClient: with LookupClient set, the token lookup's
+// context names the client as remote_addr does (TRUSTED_PROXIES honoured),
+// for OKTA_MAX_RPS_PER_CLIENT; without it, it names none.
+func TestLookupNamesTheClient(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		on      bool
+		trusted []netip.Prefix
+		xff     string
+		want    string
+	}{
+		{name: "off", want: "(none)"},
+		{name: "the peer", on: true, want: "192.0.2.7"},
+		{name: "the client behind a trusted proxy", on: true, trusted: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")},
+			xff: "198.51.100.9, 192.0.2.8", want: "198.51.100.9"},
+		{name: "X-Forwarded-For from an untrusted peer", on: true, xff: "198.51.100.9", want: "192.0.2.7"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := ""
+			o := newObserved(t, func(d *Deps) {
+				d.LookupClient, d.TrustedProxies = tc.on, tc.trusted
+				d.Tokens = &fakeTokens{LookupFn: func(ctx context.Context, _ string) (*authn.Token, authn.Lookup, error) {
+					addr, ok := authn.ClientOf(ctx)
+					if got = addr; !ok {
+						got = "(none)"
+					}
+					return nil, authn.Miss, &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token"}
+				}}
+			})
+			h := http.Header{}
+			if tc.xff != "" {
+				h.Set("X-Forwarded-For", tc.xff)
+			}
+			o.do(http.MethodGet, "/sayhello", obsToken, h)
+			if got != tc.want {
+				t.Errorf("client %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// BenchmarkCheckLookupClient is BenchmarkCheck with OKTA_MAX_RPS_PER_CLIENT
+// on: the client named in the lookup's context costs one allocation.
+func BenchmarkCheckLookupClient(b *testing.B) {
+	d := benchDeps()
+	d.LookupClient = true
+	benchServe(b, d)
 }
