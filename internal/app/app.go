@@ -34,6 +34,11 @@ const (
 	maxHeaderBytes = 64 << 10
 )
 
+// perClientLimiters bounds the clients OKTA_MAX_RPS_PER_CLIENT remembers
+// (about 200 bytes each): a flood of addresses evicts the oldest, which
+// then start again with a full burst, under the global budget still.
+const perClientLimiters = 16384
+
 // Run runs authgate until ctx ends or SIGINT/SIGTERM arrives, then shuts
 // down gracefully. lookupEnv is the process environment (os.LookupEnv): a
 // variable set but empty is told from an unset one, so that it can override
@@ -156,13 +161,22 @@ func build(cfg *config.Config, log *slog.Logger, tel *telemetry) (gw *gateway.Ga
 	}
 	var verifier authn.Verifier = &authn.Guarded{
 		Next: &authn.Introspection{Client: client, Audience: cfg.OktaAudience,
-			OnResult: tel.metrics.Introspection, OnRateLimit: tel.metrics.RateLimit},
+			OnResult: tel.metrics.Introspection, OnRateLimit: tel.metrics.RateLimit, Log: log},
 		Breaker: idpBreaker,
 	}
 	if cfg.OktaMaxRPS > 0 {
 		// Under the cache (cached tokens never spend the budget), above the
 		// breaker (our own refusals are not upstream failures).
-		verifier = authn.NewRateLimited(verifier, cfg.OktaMaxRPS, nil)
+		rl := authn.NewRateLimited(verifier, cfg.OktaMaxRPS, nil)
+		rl.OnRefuse = tel.metrics.GlobalBudgetRejected
+		verifier = rl
+	}
+	if cfg.OktaMaxRPSPerClient > 0 {
+		// Above the global budget: a client past its own limit spends none
+		// of everyone's.
+		cl := authn.NewClientLimited(verifier, cfg.OktaMaxRPSPerClient, perClientLimiters, nil)
+		cl.OnRefuse = tel.metrics.ClientBudgetRejected
+		verifier = cl
 	}
 	stale := &staleLog{log: log, interval: 10 * time.Second}
 	cache, err := authn.NewCache(verifier, authn.CacheSettings{
@@ -196,6 +210,8 @@ func build(cfg *config.Config, log *slog.Logger, tel *telemetry) (gw *gateway.Ga
 		HTTPClient:   opaHTTP,
 		SendToken:    cfg.OPASendToken,
 		Log:          log,
+
+		LookupClient: cfg.OktaMaxRPSPerClient > 0,
 
 		DecisionCacheTTL:  cfg.DecisionCacheTTL,
 		DecisionCacheSize: cfg.CacheSize,

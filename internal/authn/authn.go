@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -55,8 +56,14 @@ type Introspection struct {
 	Now func() time.Time
 	// OnRateLimit, when set, receives the server's X-Rate-Limit-* values.
 	OnRateLimit func(introspect.RateLimit)
-	// OnResult, when set, is told of each call: "active", "inactive" or "error".
+	// OnResult, when set, is told of each call: "active", "inactive" or
+	// "error". A 4xx the server gives for one token counts as inactive.
 	OnResult func(result string, d time.Duration)
+	// Log, when set, receives the server's error text (error,
+	// error_description) at debug level, redacted and bounded: it is the
+	// server's, may echo the token, and so never reaches an error or a
+	// line above debug.
+	Log *slog.Logger
 }
 
 var _ Verifier = (*Introspection)(nil)
@@ -69,21 +76,34 @@ func (in *Introspection) Verify(ctx context.Context, token string) (*Token, erro
 	}
 	start := time.Now()
 	r, err := in.Client.Introspect(ctx, token)
+	var ie *introspect.Error
+	if err != nil && errors.As(err, &ie) {
+		in.logServerText(ctx, ie, token)
+		ie = scrubbed(ie, token)
+		err = ie
+	}
 	if in.OnResult != nil {
 		res := "error"
-		if err == nil && r.Active {
+		switch {
+		case err == nil && r.Active:
 			res = "active"
-		} else if err == nil {
+		case err == nil, ie != nil && classify(ie) == rejectedToken:
 			res = "inactive"
 		}
 		in.OnResult(res, time.Since(start))
 	}
 	if err != nil {
-		var ie *introspect.Error
 		// A transport failure (StatusCode 0) carries a zero RateLimit, not
 		// the -1 of absent headers: the server said nothing.
-		if errors.As(err, &ie) && in.OnRateLimit != nil && ie.StatusCode != 0 && ie.RateLimit.Limit >= 0 {
+		if ie != nil && in.OnRateLimit != nil && ie.StatusCode != 0 && ie.RateLimit.Limit >= 0 {
 			in.OnRateLimit(ie.RateLimit)
+		}
+		if ie != nil && classify(ie) == rejectedToken {
+			// That token's answer, cached like active:false: a caller
+			// choosing tokens the server refuses must not look like an
+			// outage (the breaker) nor like authgate's configuration.
+			return nil, &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token",
+				Description: "token rejected by the authorization server", Err: ie}
 		}
 		return nil, unavailable(err)
 	}
@@ -125,8 +145,9 @@ func invalidToken(desc string) error {
 }
 
 // ErrMisconfigured marks an introspection refused for authgate's own
-// credentials or request (401/400/403 from the server): an operator problem,
-// never the caller's.
+// credentials or endpoint (invalid_client, 401/403, 404, ... from the
+// server): an operator problem, never the caller's, and not the server's
+// failure either, so it does not count against the breaker.
 var ErrMisconfigured = errors.New("authorization server rejected authgate's client credentials or request")
 
 func unavailable(err error) error {
@@ -134,10 +155,10 @@ func unavailable(err error) error {
 		Description: "authorization server unavailable", Err: err}
 	var ie *introspect.Error
 	if errors.As(err, &ie) {
-		switch ie.StatusCode {
-		case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden:
+		switch {
+		case classify(ie) == failedConfigured:
 			e.Err = errors.Join(ErrMisconfigured, err)
-		case http.StatusTooManyRequests:
+		case ie.StatusCode == http.StatusTooManyRequests:
 			e.Description = "authorization server rate limit reached"
 			e.RetryAfter = ie.RetryAfter
 		default:
@@ -148,8 +169,9 @@ func unavailable(err error) error {
 }
 
 // Guarded is a Verifier behind a circuit breaker. Only upstream failures
-// (Unavailable) count against the breaker; an inactive token is an answer.
-// A 429 holds further calls until the server's reset time.
+// count against the breaker (see IsUpstreamFailure); an inactive or
+// rejected token is an answer. A 429 holds further calls until the
+// server's reset time.
 type Guarded struct {
 	Next    Verifier
 	Breaker *breaker.Breaker
@@ -157,8 +179,13 @@ type Guarded struct {
 
 var _ Verifier = (*Guarded)(nil)
 
-// IsUpstreamFailure is the breaker's failure test for both upstreams.
-func IsUpstreamFailure(err error) bool { return fault.Is(err, fault.Unavailable) }
+// IsUpstreamFailure is the breaker's failure test for both upstreams: an
+// Unavailable error, except authgate's own misconfiguration (the server
+// answered) and its own budget refusals (the server was not asked).
+func IsUpstreamFailure(err error) bool {
+	return fault.Is(err, fault.Unavailable) && !errors.Is(err, ErrMisconfigured) &&
+		!errors.Is(err, ErrOverBudget) && !errors.Is(err, ErrClientOverBudget)
+}
 
 // Verify implements Verifier.
 func (g *Guarded) Verify(ctx context.Context, token string) (*Token, error) {

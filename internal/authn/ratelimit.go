@@ -24,6 +24,9 @@ type RateLimited struct {
 	next    Verifier
 	limiter *rate.Limiter
 	now     func() time.Time
+
+	// OnRefuse, when set, is called for each call refused.
+	OnRefuse func()
 }
 
 var _ Verifier = (*RateLimited)(nil)
@@ -45,6 +48,9 @@ func (l *RateLimited) Verify(ctx context.Context, token string) (*Token, error) 
 	r := l.limiter.ReserveN(now, 1)
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
+		if l.OnRefuse != nil {
+			l.OnRefuse()
+		}
 		return nil, &fault.Error{Kind: fault.Unavailable, Code: "temporarily_unavailable",
 			Description: "authorization server budget reached", RetryAfter: now.Add(d), Err: ErrOverBudget}
 	}

@@ -64,6 +64,9 @@ type Config struct {
 	OPAClientCertFile string        `env:"OPA_CLIENT_CERT_FILE"`
 	OPAClientKeyFile  string        `env:"OPA_CLIENT_KEY_FILE"`
 	ReadHeaderTimeout time.Duration `env:"READ_HEADER_TIMEOUT" envDefault:"10s"`
+	// Introspections per second for one client (remote_addr, IPv6 by /64),
+	// checked before OKTA_MAX_RPS; 0 = off.
+	OktaMaxRPSPerClient float64 `env:"OKTA_MAX_RPS_PER_CLIENT" envDefault:"0"`
 
 	// Gateway modes (README, "Gateway modes"). UPSTREAM_URL set means reverse
 	// proxy mode: the demo routes are off and every request is proxied.

@@ -9,12 +9,15 @@ import (
 )
 
 // securityProblems checks the reliability and security settings: the
-// introspection budget, stale-if-error, plain-http URLs and TLS files.
+// introspection budgets, stale-if-error, plain-http URLs and TLS files.
 func (c *Config) securityProblems() []string {
 	var p []string
 	add := func(format string, a ...any) { p = append(p, fmt.Sprintf(format, a...)) }
 	if c.OktaMaxRPS < 0 || math.IsNaN(c.OktaMaxRPS) || math.IsInf(c.OktaMaxRPS, 0) {
 		add("OKTA_MAX_RPS: must be 0 (unlimited) or a positive number of introspections per second, got %v", c.OktaMaxRPS)
+	}
+	if c.OktaMaxRPSPerClient < 0 || math.IsNaN(c.OktaMaxRPSPerClient) || math.IsInf(c.OktaMaxRPSPerClient, 0) {
+		add("OKTA_MAX_RPS_PER_CLIENT: must be 0 (off) or a positive number of introspections per second, got %v", c.OktaMaxRPSPerClient)
 	}
 	if c.CacheStaleIfError < 0 {
 		add("CACHE_STALE_IF_ERROR: must be 0 (off) or a positive duration, got %s", c.CacheStaleIfError)

@@ -36,7 +36,7 @@ func TestSecurityDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.OktaMaxRPS != 0 || c.CacheStaleIfError != 0 || c.AllowInsecureHTTP || c.ReadHeaderTimeout != 10*time.Second ||
+	if c.OktaMaxRPS != 0 || c.OktaMaxRPSPerClient != 0 || c.CacheStaleIfError != 0 || c.AllowInsecureHTTP || c.ReadHeaderTimeout != 10*time.Second ||
 		c.OktaCAFile != "" || c.OPACAFile != "" || c.OPAClientCertFile != "" || c.OPAClientKeyFile != "" {
 		t.Errorf("defaults: %+v", c)
 	}
@@ -55,6 +55,14 @@ func TestSecurityProblems(t *testing.T) {
 			want: []string{"OKTA_MAX_RPS: must be 0 (unlimited) or a positive number of introspections per second, got NaN"}},
 		{name: "rate not a number", env: map[string]string{"OKTA_MAX_RPS": "ten"},
 			want: []string{`OKTA_MAX_RPS: not a valid float64: strconv.ParseFloat: parsing "ten": invalid syntax`}},
+		{name: "per-client rate", env: map[string]string{"OKTA_MAX_RPS": "10", "OKTA_MAX_RPS_PER_CLIENT": "0.5"}},
+		{name: "per-client rate without a global one", env: map[string]string{"OKTA_MAX_RPS_PER_CLIENT": "2"}},
+		{name: "negative per-client rate", env: map[string]string{"OKTA_MAX_RPS_PER_CLIENT": "-0.5"},
+			want: []string{"OKTA_MAX_RPS_PER_CLIENT: must be 0 (off) or a positive number of introspections per second, got -0.5"}},
+		{name: "infinite per-client rate", env: map[string]string{"OKTA_MAX_RPS_PER_CLIENT": "+Inf"},
+			want: []string{"OKTA_MAX_RPS_PER_CLIENT: must be 0 (off) or a positive number of introspections per second, got +Inf"}},
+		{name: "per-client rate not a number", env: map[string]string{"OKTA_MAX_RPS_PER_CLIENT": "2/s"},
+			want: []string{`OKTA_MAX_RPS_PER_CLIENT: not a valid float64: strconv.ParseFloat: parsing "2/s": invalid syntax`}},
 		{name: "negative stale", env: map[string]string{"CACHE_STALE_IF_ERROR": "-1s"},
 			want: []string{"CACHE_STALE_IF_ERROR: must be 0 (off) or a positive duration, got -1s"}},
 		{name: "zero read header timeout", env: map[string]string{"READ_HEADER_TIMEOUT": "0s"},
@@ -122,12 +130,12 @@ func TestEnvExampleDocumentsSecuritySettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.OktaMaxRPS != d.OktaMaxRPS || c.CacheStaleIfError != d.CacheStaleIfError || c.AllowInsecureHTTP != d.AllowInsecureHTTP ||
+	if c.OktaMaxRPS != d.OktaMaxRPS || c.OktaMaxRPSPerClient != d.OktaMaxRPSPerClient || c.CacheStaleIfError != d.CacheStaleIfError || c.AllowInsecureHTTP != d.AllowInsecureHTTP ||
 		c.ReadHeaderTimeout != d.ReadHeaderTimeout || c.OktaCAFile != "" || c.OPACAFile != "" || c.OPAClientCertFile != "" || c.OPAClientKeyFile != "" {
 		t.Errorf(".env.example %+v differs from the defaults %+v", c, d)
 	}
 	b, _ := os.ReadFile(example)
-	for _, v := range []string{"OKTA_MAX_RPS", "CACHE_STALE_IF_ERROR", "ALLOW_INSECURE_HTTP", "OKTA_CA_FILE", "OPA_CA_FILE",
+	for _, v := range []string{"OKTA_MAX_RPS", "OKTA_MAX_RPS_PER_CLIENT", "CACHE_STALE_IF_ERROR", "ALLOW_INSECURE_HTTP", "OKTA_CA_FILE", "OPA_CA_FILE",
 		"OPA_CLIENT_CERT_FILE", "OPA_CLIENT_KEY_FILE", "READ_HEADER_TIMEOUT"} {
 		if !strings.Contains(string(b), "\n"+v+"=") {
 			t.Errorf(".env.example lacks %s", v)

@@ -50,6 +50,12 @@ type warnLimit struct {
 }
 
 func (w *warnLimit) warn(log *slog.Logger, now time.Time, msg string, args ...any) {
+	w.log(log, slog.LevelWarn, now, msg, args...)
+}
+
+// log is warn at another level (authgate's refused credentials are an
+// error, repeated for every request).
+func (w *warnLimit) log(log *slog.Logger, level slog.Level, now time.Time, msg string, args ...any) {
 	n := w.next.Load()
 	if now.UnixNano() < n || !w.next.CompareAndSwap(n, now.Add(warnEvery).UnixNano()) {
 		w.suppressed.Add(1)
@@ -58,7 +64,7 @@ func (w *warnLimit) warn(log *slog.Logger, now time.Time, msg string, args ...an
 	if s := w.suppressed.Swap(0); s > 0 {
 		args = append(args, "suppressed", s)
 	}
-	log.Warn(msg, args...)
+	log.Log(context.Background(), level, msg, args...)
 }
 
 // decision is the verdict on one request.

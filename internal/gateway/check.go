@@ -92,8 +92,12 @@ func (g *Gateway) authorize(c echo.Context, rec *record, f *facts) (*authn.Token
 	if err != nil {
 		return nil, decision{}, err
 	}
+	ctx := req.Context()
+	if g.deps.LookupClient {
+		ctx = authn.WithClient(ctx, f.remoteAddr)
+	}
 	start := time.Now()
-	tok, lookup, err := g.deps.Tokens.Lookup(req.Context(), raw)
+	tok, lookup, err := g.deps.Tokens.Lookup(ctx, raw)
 	rec.introspect, rec.lookup, rec.looked = time.Since(start), lookup, true
 	if err != nil {
 		return nil, decision{}, err

@@ -30,6 +30,8 @@ type errorBody struct {
 // errorHandler maps an error to its status, headers and JSON body. It is
 // the only place that does.
 func errorHandler(log *slog.Logger, now func() time.Time) echo.HTTPErrorHandler {
+	// Refused credentials refuse every request: one line per warnEvery.
+	var misconfigured warnLimit
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
@@ -50,7 +52,7 @@ func errorHandler(log *slog.Logger, now func() time.Time) echo.HTTPErrorHandler 
 			status, body = faultAnswer(fe, h, now)
 			switch {
 			case errors.Is(fe, authn.ErrMisconfigured):
-				log.Error("authorization server rejected authgate's credentials or request: check OKTA_CLIENT_ID, OKTA_CLIENT_SECRET, OKTA_AUTH_METHOD and OKTA_INTROSPECT_URL", "err", fe.Err)
+				misconfigured.log(log, slog.LevelError, now(), "authorization server rejected authgate's credentials or request: check OKTA_CLIENT_ID, OKTA_CLIENT_SECRET, OKTA_AUTH_METHOD and OKTA_INTROSPECT_URL", "err", fe.Err)
 			case fe.Kind == fault.Internal:
 				log.Error("internal error", "err", fe)
 			}

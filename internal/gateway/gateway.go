@@ -58,6 +58,10 @@ type Deps struct {
 	// Now is the clock for Retry-After, the decision cache and the
 	// decider's rate-limited warnings; nil means time.Now.
 	Now func() time.Time
+	// LookupClient names the client (remote_addr) in the context of each
+	// token lookup, with authn.WithClient, for OKTA_MAX_RPS_PER_CLIENT. Off,
+	// a lookup costs no allocation for it.
+	LookupClient bool
 
 	// Gateway modes (proxy.go, verify.go). Upstream set means proxy mode.
 	Upstream                   *url.URL

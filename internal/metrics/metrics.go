@@ -91,6 +91,8 @@ type Metrics struct {
 	// headers, rather than a 0 that reads as "limit reached".
 	rateLimit       *prometheus.GaugeVec
 	rateLimitRemain *prometheus.GaugeVec
+	budgetClient    prometheus.Counter
+	budgetGlobal    prometheus.Counter
 
 	reg prometheus.Registerer
 }
@@ -171,8 +173,14 @@ func New(reg prometheus.Registerer) *Metrics {
 		Help: "Requests left in the authorization server's current rate-limit window (X-Rate-Limit-Remaining of its last answer that had one).",
 	}, nil)
 
+	budget := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "authgate_introspection_budget_rejections_total",
+		Help: "Unknown tokens refused without asking the authorization server, by the budget spent: client (OKTA_MAX_RPS_PER_CLIENT) or global (OKTA_MAX_RPS).",
+	}, []string{"scope"})
+	m.budgetClient, m.budgetGlobal = budget.WithLabelValues("client"), budget.WithLabelValues("global")
+
 	reg.MustRegister(m.requests, m.duration, m.decisions, introspections, m.introspectionD,
-		cache, m.cacheEvictions, m.transitions, opaRequests, m.opaDuration, m.rateLimit, m.rateLimitRemain,
+		cache, m.cacheEvictions, m.transitions, opaRequests, m.opaDuration, m.rateLimit, m.rateLimitRemain, budget,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -286,6 +294,14 @@ func (m *Metrics) Introspection(result string, d time.Duration) {
 	}
 	m.introspectionD.Observe(d.Seconds())
 }
+
+// ClientBudgetRejected counts an unknown token refused because its client
+// spent its own budget (authn.ClientLimited's OnRefuse).
+func (m *Metrics) ClientBudgetRejected() { m.budgetClient.Inc() }
+
+// GlobalBudgetRejected counts an unknown token refused because the global
+// budget is spent (authn.RateLimited's OnRefuse).
+func (m *Metrics) GlobalBudgetRejected() { m.budgetGlobal.Inc() }
 
 // RateLimit records the authorization server's X-Rate-Limit-* values; its
 // signature is authn.Introspection's OnRateLimit.

@@ -163,6 +163,7 @@ func TestEveryNameRegistered(t *testing.T) {
 		"authgate_cache_entries", "authgate_cache_evictions_total", "authgate_breaker_state",
 		"authgate_breaker_transitions_total", "authgate_opa_requests_total", "authgate_opa_duration_seconds",
 		"authgate_idp_rate_limit_remaining", "authgate_idp_rate_limit_limit",
+		"authgate_introspection_budget_rejections_total",
 		"go_goroutines", "process_cpu_seconds_total",
 	} {
 		if !got[name] {
@@ -216,5 +217,28 @@ func TestRequestConcurrent(t *testing.T) {
 	}
 	if total != 8*500 || series != len(routes)*len(codes) {
 		t.Errorf("total %v in %d series, want %d in %d", total, series, 8*500, len(routes)*len(codes))
+	}
+}
+
+// TestBudgetRejections: authgate_introspection_budget_rejections_total has
+// both scopes at 0 from the start and counts each refusal by its scope.
+func TestBudgetRejections(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg)
+	want := `
+# HELP authgate_introspection_budget_rejections_total Unknown tokens refused without asking the authorization server, by the budget spent: client (OKTA_MAX_RPS_PER_CLIENT) or global (OKTA_MAX_RPS).
+# TYPE authgate_introspection_budget_rejections_total counter
+authgate_introspection_budget_rejections_total{scope="client"} 0
+authgate_introspection_budget_rejections_total{scope="global"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "authgate_introspection_budget_rejections_total"); err != nil {
+		t.Fatal(err)
+	}
+	m.ClientBudgetRejected()
+	m.ClientBudgetRejected()
+	m.GlobalBudgetRejected()
+	want = strings.NewReplacer(`"client"} 0`, `"client"} 2`, `"global"} 0`, `"global"} 1`).Replace(want)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "authgate_introspection_budget_rejections_total"); err != nil {
+		t.Error(err)
 	}
 }

@@ -86,7 +86,9 @@ type Error struct {
 	// StatusCode is the HTTP status, 0 when no answer was received.
 	StatusCode int
 	// Code and Description are the RFC 6749 error and error_description
-	// members, when the server sent them.
+	// members, when the server sent them (printable ASCII, bounded). They
+	// are the server's text and may echo the token introspected: Error
+	// includes them, so a caller that logs errors should drop them first.
 	Code        string
 	Description string
 	// RetryAfter is when the server asked to be called again (Retry-After,

@@ -1,6 +1,7 @@
 package fault_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -118,4 +119,89 @@ func TestOPABreakerCycle(t *testing.T) {
 	if got := opa.calls.Load(); got != 3 {
 		t.Errorf("%d decisions, want exactly one probe after opening", got-2)
 	}
+}
+
+// hostileIntrospection is an RFC 7662 server that answers 400
+// invalid_request for tokens starting with "hostile", its
+// error_description echoing the token; others as introspection does.
+func hostileIntrospection(status int, code string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok := r.PostFormValue("token")
+		if !strings.HasPrefix(tok, "hostile") {
+			introspection(w, r)
+			return
+		}
+		body, _ := json.Marshal(map[string]string{"error": code, "error_description": "the token " + tok + " is not one of ours"})
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		w.Write(body)
+	}
+}
+
+// TestCallerCannotOpenIdPBreaker: tokens the server answers 400 for, more
+// of them than OKTA_BREAKER_FAILURES, are each 401 invalid_token, cached
+// like inactive ones; the breaker stays closed and another user's new token
+// is allowed. The server's text, which echoes the token, is in no log line
+// at any level.
+func TestCallerCannotOpenIdPBreaker(t *testing.T) {
+	o := startOPA(t)
+	idp := newStandIn(t, hostileIntrospection(http.StatusBadRequest, "invalid_request"))
+	gw := stacktest.StartGateway(t, env(idp.srv.URL, o.URL, "OKTA_BREAKER_FAILURES", "3", "LOG_LEVEL", "debug"))
+	var hostile []string
+	for range 10 {
+		tok := "hostile-" + freshToken(false)
+		hostile = append(hostile, tok)
+		check(t, stacktest.Get(t, gw.Traffic+"/sayhello", tok), want{status: 401, code: "invalid_token"})
+	}
+	check(t, stacktest.Get(t, gw.Traffic+"/sayhello", hostile[0]), want{status: 401, code: "invalid_token"})
+	if got := idp.calls.Load(); got != 10 {
+		t.Errorf("%d introspections for 10 hostile tokens and one repeat, want 10 (the repeat is cached)", got)
+	}
+	if r := stacktest.Get(t, gw.Admin+"/readyz", ""); !strings.Contains(r.Body, `"idp":"ok"`) {
+		t.Errorf("per-token 400s opened the breaker: %s", r.Body)
+	}
+	check(t, stacktest.Get(t, gw.Traffic+"/sayhello", freshToken(true)), want{status: 200})
+	if len(gw.Logs.Lines("authorization server error")) == 0 {
+		t.Errorf("the server's error not logged at debug:\n%s", gw.Logs.String())
+	}
+	gw.AssertNoLeaks(t, hostile...)
+	serverTextOnlyAtDebug(t, gw)
+}
+
+// serverTextOnlyAtDebug fails if the server's error_description appears in
+// a log line above debug.
+func serverTextOnlyAtDebug(t *testing.T, gw *stacktest.Gateway) {
+	t.Helper()
+	for _, l := range strings.Split(gw.Logs.String(), "\n") {
+		if strings.Contains(l, "is not one of ours") && !strings.Contains(l, `"level":"DEBUG"`) {
+			t.Errorf("the server's text logged above debug: %s", l)
+		}
+	}
+}
+
+// TestInvalidClientLoggedOnce: authgate's credentials refused is a 503 for
+// every request, one ERROR line for a burst of them, no open breaker, and
+// the server's text nowhere in the logs.
+func TestInvalidClientLoggedOnce(t *testing.T) {
+	const msg = "authorization server rejected authgate's credentials or request: check OKTA_CLIENT_ID, OKTA_CLIENT_SECRET, OKTA_AUTH_METHOD and OKTA_INTROSPECT_URL"
+	o := startOPA(t)
+	idp := newStandIn(t, hostileIntrospection(http.StatusUnauthorized, "invalid_client"))
+	gw := stacktest.StartGateway(t, env(idp.srv.URL, o.URL, "OKTA_BREAKER_FAILURES", "3", "LOG_LEVEL", "debug"))
+	var sent []string
+	for range 20 {
+		tok := "hostile-" + freshToken(true)
+		sent = append(sent, tok)
+		check(t, stacktest.Get(t, gw.Traffic+"/sayhello", tok), want{status: 503, code: "temporarily_unavailable", retryAfter: "*"})
+	}
+	if got := idp.calls.Load(); got != 20 {
+		t.Errorf("%d introspections, want 20 (no open breaker, nothing cached)", got)
+	}
+	if n := len(gw.Logs.Lines(msg)); n != 1 {
+		t.Errorf("%d ERROR lines for 20 refusals within 10 s, want 1:\n%s", n, gw.Logs.String())
+	}
+	if r := stacktest.Get(t, gw.Admin+"/readyz", ""); !strings.Contains(r.Body, `"idp":"ok"`) {
+		t.Errorf("invalid_client opened the breaker: %s", r.Body)
+	}
+	gw.AssertNoLeaks(t, append(sent, stacktest.GatewaySecret)...)
+	serverTextOnlyAtDebug(t, gw)
 }

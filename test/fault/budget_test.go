@@ -1,6 +1,9 @@
 package fault_test
 
 import (
+	"net"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +48,9 @@ func TestIntrospectionBudget(t *testing.T) {
 	if r := stacktest.Get(t, gw.Admin+"/readyz", ""); !strings.Contains(r.Body, `"idp":"ok"`) {
 		t.Errorf("own budget refusals opened the breaker: %s", r.Body)
 	}
+	if m, line := stacktest.Get(t, gw.Admin+"/metrics", "").Body, `authgate_introspection_budget_rejections_total{scope="global"} `+strconv.Itoa(refused); !strings.Contains(m, "\n"+line+"\n") {
+		t.Errorf("/metrics lacks %q", line)
+	}
 	stacktest.Eventually(t, 3*time.Second, "an unknown token is introspected once the budget refills", func() bool {
 		return stacktest.Get(t, gw.Traffic+"/sayhello", freshToken(true)).Status == 200
 	})
@@ -86,5 +92,80 @@ func TestStaleIfError(t *testing.T) {
 			idp.set(status(200, `{"active":false}`))
 			check(t, stacktest.Get(t, gw.Traffic+"/sayhello", tok), want{status: 401, code: "invalid_token"})
 		})
+	}
+}
+
+// fromAddr is an HTTP client whose connections leave from the loopback
+// address ip, so that authgate sees another client.
+func fromAddr(t *testing.T, ip string) *http.Client {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	tr := &http.Transport{DialContext: d.DialContext}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
+func getFrom(t *testing.T, c *http.Client, url, token string) stacktest.Response {
+	t.Helper()
+	r, err := stacktest.TryGet(c, url, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestIntrospectionBudgetPerClient (OKTA_MAX_RPS_PER_CLIENT): one client
+// flooding garbage tokens is refused past its own limit with 503 and
+// Retry-After, its cached token still works, and another client's new
+// token is introspected and allowed; the refusals are counted by scope and
+// do not open the breaker.
+func TestIntrospectionBudgetPerClient(t *testing.T) {
+	o := startOPA(t)
+	idp := newStandIn(t, introspection)
+	gw := stacktest.StartGateway(t, env(idp.srv.URL, o.URL, "OKTA_MAX_RPS_PER_CLIENT", "2", "OKTA_MAX_RPS", "100",
+		"OKTA_BREAKER_FAILURES", "2"))
+	flood, other := fromAddr(t, "127.0.0.2"), fromAddr(t, "127.0.0.1")
+	cached := freshToken(true)
+	check(t, getFrom(t, flood, gw.Traffic+"/sayhello", cached), want{status: 200})
+
+	var introspected, refused int
+	start := time.Now()
+	for range 20 {
+		r := getFrom(t, flood, gw.Traffic+"/sayhello", freshToken(false))
+		switch r.Status {
+		case 401:
+			introspected++
+		default:
+			check(t, r, want{status: 503, code: "temporarily_unavailable", retryAfter: "1-1"})
+			if !strings.Contains(r.Body, "budget") {
+				t.Errorf("body %s does not say the budget is spent", r.Body)
+			}
+			refused++
+		}
+		check(t, getFrom(t, flood, gw.Traffic+"/sayhello", cached), want{status: 200})
+	}
+	// At most the burst (2, one spent on the cached token) plus what
+	// refilled meanwhile.
+	if limit := 1 + int(2*time.Since(start).Seconds()); introspected > limit || refused == 0 {
+		t.Errorf("%d refused, %d introspected in %s: the client's limit of 2/s did not hold", refused, introspected, time.Since(start))
+	}
+	// The other client is untouched: its new tokens are introspected.
+	for range 2 {
+		check(t, getFrom(t, other, gw.Traffic+"/sayhello", freshToken(true)), want{status: 200})
+	}
+	if got, want := idp.calls.Load(), int64(1+introspected+2); got != want {
+		t.Errorf("%d introspections, want %d: refused tokens must not reach the server", got, want)
+	}
+	if r := stacktest.Get(t, gw.Admin+"/readyz", ""); !strings.Contains(r.Body, `"idp":"ok"`) {
+		t.Errorf("per-client refusals opened the breaker: %s", r.Body)
+	}
+	m := stacktest.Get(t, gw.Admin+"/metrics", "").Body
+	for _, line := range []string{
+		`authgate_introspection_budget_rejections_total{scope="client"} ` + strconv.Itoa(refused),
+		`authgate_introspection_budget_rejections_total{scope="global"} 0`,
+	} {
+		if !strings.Contains(m, "\n"+line+"\n") {
+			t.Errorf("/metrics lacks %q", line)
+		}
 	}
 }

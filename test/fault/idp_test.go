@@ -52,7 +52,9 @@ func TestIdPFaults(t *testing.T) {
 		{name: "connection reset mid-body", handler: resetMidBody, want: unavailable},
 		{name: "401 invalid_client", handler: status(401, `{"error":"invalid_client","error_description":"Invalid value for 'client_id' parameter."}`),
 			want: unavailable, log: "authorization server rejected authgate's credentials or request: check OKTA_CLIENT_ID, OKTA_CLIENT_SECRET, OKTA_AUTH_METHOD and OKTA_INTROSPECT_URL"},
-		{name: "400 invalid_request", handler: status(400, `{"error":"invalid_request"}`), want: unavailable},
+		{name: "404 (wrong OKTA_INTROSPECT_URL)", handler: status(404, `{"errorCode":"E0000022","errorSummary":"The endpoint does not support the provided HTTP method"}`),
+			want: unavailable, log: "authorization server rejected authgate's credentials or request: check OKTA_CLIENT_ID, OKTA_CLIENT_SECRET, OKTA_AUTH_METHOD and OKTA_INTROSPECT_URL"},
+		// A 400 for one token is that token's answer: TestCallerCannotOpenIdPBreaker.
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
