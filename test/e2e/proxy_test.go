@@ -158,6 +158,9 @@ func TestProxy(t *testing.T) {
 			{"/api/internal%3bx/keys", reader, 400},
 			{"/health;/../api/items", "", 400},
 			{"/api%2Finternal/keys{", reader, 400},
+			{"/health%2fx`", "", 400},
+			{"/api%5Cinternal|", reader, 400},
+			{"/api%25internal^", reader, 400},
 			// Normalised, then judged as what they are: /api/internal/keys.
 			{"//api//internal//keys", reader, 404},
 			{"/api/%69nternal/keys", reader, 404},
