@@ -183,6 +183,19 @@ func (t trustedProxies) contains(a netip.Addr) bool {
 	return false
 }
 
+// trusts reports whether req's connection comes from one of the prefixes.
+func (t trustedProxies) trusts(req *http.Request) bool {
+	if len(t) == 0 {
+		return false // the common case: no parsing
+	}
+	host, _, err := net.SplitHostPort(req.RemoteAddr)
+	if err != nil {
+		host = req.RemoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && t.contains(a.Unmap())
+}
+
 func (t trustedProxies) originOf(req *http.Request) origin {
 	o := origin{host: req.Host, scheme: "http"}
 	if req.TLS != nil {

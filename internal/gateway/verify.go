@@ -28,6 +28,11 @@ func (g *Gateway) handleVerify() echo.HandlerFunc {
 			rec.outcome, rec.reason = failureOutcome(err)
 			return err
 		}
+		// Once the original request is read from them: the forwarding
+		// headers of an untrusted caller, a client's identity headers (a
+		// proxy passes them on) and hop-by-hop ones out of the policy's
+		// view, as in proxy mode.
+		g.scrub(c.Request())
 		if isPublic(g.deps.PublicPaths, f.method, f.path) {
 			rec.outcome, rec.reason = outcomePublic, "public path"
 			// Empty identity headers, so that a proxy copying them over the

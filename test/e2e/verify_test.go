@@ -114,6 +114,25 @@ func TestVerify(t *testing.T) {
 		}
 	})
 
+	// A proxy passes the client's headers on to /verify: the policy must not
+	// see a client's identity headers, nor headers named hop-by-hop.
+	t.Run("client identity headers hidden from the policy", func(t *testing.T) {
+		r := do(t, "GET", gw.Admin+"/verify", with(bearer(tok), "X-Forwarded-Uri", "/a", "X-Auth-Subject", "admin",
+			"X_Auth_Scopes", "admin", "x-auth-client-id", "root", "Connection", "X-Hop", "X-Hop", "1"), nil)
+		if r.Status != 200 {
+			t.Fatalf("%d %s", r.Status, r.Body)
+		}
+		names := "," + r.Header.Get("X-Seen-Header-Names") + ","
+		for _, k := range []string{"x-auth-subject", "x_auth_scopes", "x-auth-client-id", "x-hop"} {
+			if strings.Contains(names, ","+k+",") {
+				t.Errorf("the policy saw %s (%s)", k, names)
+			}
+		}
+		if !strings.Contains(names, ",x-forwarded-uri,") {
+			t.Errorf("a trusted proxy's x-forwarded-uri hidden from the policy: %s", names)
+		}
+	})
+
 	t.Run("the same header twice", func(t *testing.T) {
 		r := raw(t, gw.Admin, "GET", "/verify", with(bearer(tok), "X-Forwarded-Uri", "/admin", "X-Forwarded-uri", "/public"))
 		if r.Status != 400 || !strings.Contains(r.Body, "given twice") {
