@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -256,5 +257,79 @@ func TestVerifyStripsClientHeaders(t *testing.T) {
 	}
 	if in := inputs[0]["headers"].(map[string]any); in["x-forwarded-uri"] != "/a" || in["x-forwarded-host"] != "app.example" {
 		t.Errorf("trusted proxy's headers: %v", in)
+	}
+}
+
+// TestInputHeadersAllowList: with OPA_INPUT_HEADERS, only the listed
+// headers (any case) go into the input; the credentials never do.
+func TestInputHeadersAllowList(t *testing.T) {
+	var inputs []map[string]any
+	g := newTestGateway(t, "true", &inputs, func(d *Deps) { d.InputHeaders = []string{"user-agent", "X-TENANT", "x_legacy"} })
+	w := serveRaw(g.Traffic(), "GET", "/sayhello", "", [][2]string{
+		{"Authorization", "Bearer good"}, {"User-Agent", "curl/8"}, {"X-Tenant", "acme"}, {"X-Other", "no"}, {"X_legacy", "1"}, {"Cookie", "s=1"},
+	})
+	if w.Code != 200 || len(inputs) != 1 {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	got := inputs[0]["headers"].(map[string]any)
+	want := map[string]any{"user-agent": "curl/8", "x-tenant": "acme", "x_legacy": "1"}
+	if len(got) != len(want) {
+		t.Errorf("headers %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: %v, want %v", k, got[k], v)
+		}
+	}
+}
+
+// TestInputHeadersBounded: 2,000 small headers (or 64 KiB of them) would
+// make every decision many times slower; they get 431, OPA not asked.
+func TestInputHeadersBounded(t *testing.T) {
+	many := func(n, size int) [][2]string {
+		h := [][2]string{{"Authorization", "Bearer " + goodToken}}
+		for i := range n {
+			h = append(h, [2]string{fmt.Sprintf("X-Pad-%04d", i), strings.Repeat("a", size)})
+		}
+		return h
+	}
+	cases := []struct {
+		name    string
+		header  [][2]string
+		allowed []string // OPA_INPUT_HEADERS
+		status  int
+	}{
+		{name: "2,000 small headers", header: many(2000, 8), status: 431},
+		{name: "101 headers", header: many(101, 1), status: 431},
+		{name: "99 headers and X-Request-Id", header: many(99, 1), status: 200},
+		{name: "one header over 64 KiB", header: many(1, 64<<10), status: 431},
+		{name: "60 KiB in 10 headers", header: many(10, 6<<10), status: 200},
+		{name: "2,000 headers outside the allow-list", header: many(2000, 8), allowed: []string{"user-agent"}, status: 200},
+		{name: "a large cookie does not count", header: append(many(0, 0), [2]string{"Cookie", strings.Repeat("c=1; ", 20000)}), status: 200},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			q := answer(allow)
+			h := newHarness(t, q, func(d *Deps) { d.InputHeaders = tc.allowed })
+			for _, srv := range []struct {
+				handler http.Handler
+				target  string
+			}{{h.g.Traffic(), "/sayhello"}, {h.g.Admin(), "/verify/sayhello"}} {
+				before := q.calls.Load()
+				w := serveRaw(srv.handler, "GET", srv.target, "", tc.header)
+				if w.Code != tc.status {
+					t.Fatalf("%s: %d %s, want %d", srv.target, w.Code, w.Body, tc.status)
+				}
+				if tc.status != 431 {
+					continue
+				}
+				if q.calls.Load() != before {
+					t.Errorf("%s: OPA asked", srv.target)
+				}
+				if b := w.Body.String(); !strings.Contains(b, `"error":"request_header_fields_too_large"`) {
+					t.Errorf("%s: body %s", srv.target, b)
+				}
+			}
+		})
 	}
 }

@@ -1,9 +1,12 @@
 package e2e
 
 import (
-	"github.com/authgate/authgate/internal/stacktest"
+	"fmt"
+	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/authgate/authgate/internal/stacktest"
 )
 
 // TestVerify calls the forward-auth endpoint as Traefik, nginx and Envoy
@@ -216,5 +219,39 @@ func TestVerifyOPADown(t *testing.T) {
 	r := do(t, "GET", gw.Admin+"/verify", with(bearer(tok), "X-Forwarded-Uri", "/api/items"), nil)
 	if r.Status != 503 || r.Header.Get("Retry-After") == "" || r.ErrorCode(t) != "temporarily_unavailable" {
 		t.Errorf("%d %v %s", r.Status, r.Header, r.Body)
+	}
+}
+
+// TestOPAInputHeaders: OPA_INPUT_HEADERS limits the input's headers to the
+// listed ones, and a request with more headers than a policy should read
+// gets 431 before OPA is asked.
+func TestOPAInputHeaders(t *testing.T) {
+	o := startModesOPA(t)
+	i := stacktest.StartIDP(t, 0)
+	tok := i.Token(t, "api_read")
+	env := stacktest.StackEnv(i, o)
+	env["OPA_AUTHZ_URL"] = o.URL + echoDecision
+	env["OPA_INPUT_HEADERS"] = "User-Agent,x-tenant"
+	gw := stacktest.StartGateway(t, env)
+	r := do(t, "GET", gw.Admin+"/verify/a", with(bearer(tok), "User-Agent", "e2e", "X-Tenant", "acme", "X-Other", "1"), nil)
+	if r.Status != 200 || r.Header.Get("X-Seen-Header-Names") != "user-agent,x-tenant" {
+		t.Errorf("%d %q", r.Status, r.Header.Get("X-Seen-Header-Names"))
+	}
+
+	env["OPA_INPUT_HEADERS"] = ""
+	gw = stacktest.StartGateway(t, env)
+	h := bearer(tok)
+	for n := range 2000 {
+		h[fmt.Sprintf("X-Pad-%04d", n)] = "aaaaaaaa"
+	}
+	for _, base := range []string{gw.Admin + "/verify/a", gw.Traffic + "/sayhello"} {
+		u, _ := url.Parse(base)
+		r := raw(t, u.Scheme+"://"+u.Host, "GET", u.Path, h)
+		if r.Status != 431 || r.ErrorCode(t) != "request_header_fields_too_large" {
+			t.Errorf("%s: %d %s", base, r.Status, r.Body)
+		}
+	}
+	if r := do(t, "GET", gw.Admin+"/verify/a", bearer(tok), nil); r.Status != 200 {
+		t.Errorf("a usual request: %d %s", r.Status, r.Body)
 	}
 }
