@@ -57,6 +57,7 @@ FUZZTIME ?= 5s
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzBearerToken$$' -fuzztime=$(FUZZTIME) ./internal/gateway/
 	$(GO) test -run='^$$' -fuzz='^FuzzCleanPath$$' -fuzztime=$(FUZZTIME) ./internal/gateway/
+	$(GO) test -run='^$$' -fuzz='^FuzzVerifyPath$$' -fuzztime=$(FUZZTIME) ./internal/gateway/
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./pkg/introspect/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseResult$$' -fuzztime=$(FUZZTIME) ./pkg/opa/
 

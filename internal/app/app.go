@@ -209,6 +209,7 @@ func build(cfg *config.Config, log *slog.Logger, tel *telemetry) (gw *gateway.Ga
 		OPAHealthURL: health,
 		HTTPClient:   opaHTTP,
 		SendToken:    cfg.OPASendToken,
+		InputHeaders: cfg.OPAInputHeaderNames(),
 		Log:          log,
 
 		LookupClient: cfg.OktaMaxRPSPerClient > 0,

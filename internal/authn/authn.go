@@ -23,7 +23,7 @@ type Token struct {
 	Subject  string // sub, else client_id
 	ClientID string
 	Scope    string   // Scopes joined by single spaces (the introspected string when it already is)
-	Scopes   []string // the introspected scope split on white space
+	Scopes   []string // the introspected scope split on ASCII spaces (RFC 6749 3.3)
 	Exp      int64    // seconds since the epoch; 0 when the server gave none
 	// Claims is the introspection answer as the server sent it (compacted).
 	Claims json.RawMessage
@@ -121,11 +121,24 @@ func (in *Introspection) Verify(ctx context.Context, token string) (*Token, erro
 	case in.Audience != "" && !slices.Contains(r.Aud, in.Audience):
 		return nil, invalidToken("token audience not accepted")
 	}
+	// Identity goes into headers and logs: what authgate cannot pass on
+	// exactly is refused, never guessed at or cleaned up.
+	for _, name := range r.WrongType {
+		switch name {
+		case "sub", "client_id", "scope":
+			return nil, invalidToken("token " + name + " is not a string")
+		}
+	}
+	for _, m := range [...]struct{ name, val string }{{"sub", r.Sub}, {"client_id", r.ClientID}, {"scope", r.Scope}} {
+		if hasControl(m.val) {
+			return nil, invalidToken("token " + m.name + " has a control character")
+		}
+	}
 	sub := r.Sub
-	if sub == "" {
+	if sub == "" { // absent (or null, or ""): a client credentials token
 		sub = r.ClientID
 	}
-	scopes := strings.Fields(r.Scope)
+	scopes := splitScope(r.Scope)
 	scope := r.Scope
 	if j := strings.Join(scopes, " "); j != scope {
 		scope = j
@@ -138,6 +151,30 @@ func (in *Introspection) Verify(ctx context.Context, token string) (*Token, erro
 		Exp:      r.Exp,
 		Claims:   r.Raw,
 	}, nil
+}
+
+// splitScope splits an RFC 6749 section 3.3 scope string on ASCII spaces,
+// and only on them: strings.Fields would also split on U+00A0 and other
+// Unicode spaces, turning "read\u00a0admin" into a scope "admin".
+func splitScope(s string) []string {
+	out := make([]string, 0, strings.Count(s, " ")+1)
+	for tok := range strings.SplitSeq(s, " ") {
+		if tok != "" {
+			out = append(out, tok)
+		}
+	}
+	return out
+}
+
+// hasControl reports whether s holds a C0 control character (CR, LF, NUL,
+// tab...), DEL or a C1 control (U+0080 to U+009F).
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || 0x7f <= r && r <= 0x9f {
+			return true
+		}
+	}
+	return false
 }
 
 func invalidToken(desc string) error {

@@ -54,9 +54,31 @@ func TestIntrospectionVerifyActive(t *testing.T) {
 			want: authn.Token{Subject: "svc", ClientID: "svc", Scope: "a b", Scopes: []string{"a", "b"}},
 		},
 		{
-			name: "odd white space in scope normalised",
-			body: `{"active":true,"client_id":"svc","scope":" a\tb  c "}`,
+			name: "runs of spaces in scope normalised",
+			body: `{"active":true,"client_id":"svc","scope":" a b  c "}`,
 			want: authn.Token{Subject: "svc", ClientID: "svc", Scope: "a b c", Scopes: []string{"a", "b", "c"}},
+		},
+		{
+			// RFC 6749 3.3: scopes are separated by ASCII spaces only;
+			// strings.Fields also split on U+00A0 and made "admin" a scope.
+			name: "a no-break space is part of a scope",
+			body: `{"active":true,"client_id":"svc","scope":"read_sayhello\u00a0admin other"}`,
+			want: authn.Token{Subject: "svc", ClientID: "svc", Scope: "read_sayhello\u00a0admin other", Scopes: []string{"read_sayhello\u00a0admin", "other"}},
+		},
+		{
+			name: "other Unicode spaces too",
+			body: `{"active":true,"client_id":"svc","scope":"a\u2003b\u3000c"}`,
+			want: authn.Token{Subject: "svc", ClientID: "svc", Scope: "a\u2003b\u3000c", Scopes: []string{"a\u2003b\u3000c"}},
+		},
+		{
+			name: "sub null is an absent sub",
+			body: `{"active":true,"sub":null,"client_id":"svc"}`,
+			want: authn.Token{Subject: "svc", ClientID: "svc", Scopes: []string{}},
+		},
+		{
+			name: "non-ASCII identity passes",
+			body: `{"active":true,"sub":"jos\u00e9","client_id":"caf\u00e9"}`,
+			want: authn.Token{Subject: "jos\u00e9", ClientID: "caf\u00e9", Scopes: []string{}},
 		},
 		{
 			name: "no scope",
@@ -123,6 +145,22 @@ func TestIntrospectionVerifyInvalid(t *testing.T) {
 		{"aud array lacks it", `{"active":true,"sub":"a","aud":["api://other","api://authgate/"]}`, "api://authgate"},
 		{"aud absent", `{"active":true,"sub":"a"}`, "api://authgate"},
 		{"aud of the wrong type", `{"active":true,"sub":"a","aud":42}`, "api://authgate"},
+		// Identity that would go into headers: control characters refused,
+		// never sent (header injection, log forging).
+		{"CR LF in sub", `{"active":true,"sub":"alice\r\nX-Auth-Scopes: admin"}`, ""},
+		{"NUL in sub", `{"active":true,"sub":"alice\u0000"}`, ""},
+		{"LF in client_id", `{"active":true,"sub":"a","client_id":"app\nx"}`, ""},
+		{"tab in scope", `{"active":true,"sub":"a","scope":"read\tadmin"}`, ""},
+		{"DEL in scope", `{"active":true,"sub":"a","scope":"read\u007f"}`, ""},
+		{"C1 control in sub", `{"active":true,"sub":"a\u0085b"}`, ""},
+		{"escape in client_id, no sub", `{"active":true,"client_id":"\u001b[31msvc"}`, ""},
+		// A member of the wrong type is not guessed at: no fallback to client_id.
+		{"sub a number", `{"active":true,"sub":42,"client_id":"svc"}`, ""},
+		{"sub an object", `{"active":true,"sub":{"id":"admin"},"client_id":"svc"}`, ""},
+		{"sub an array", `{"active":true,"sub":["admin"],"client_id":"svc"}`, ""},
+		{"client_id a number", `{"active":true,"sub":"a","client_id":7}`, ""},
+		{"scope an array", `{"active":true,"sub":"a","scope":["admin"]}`, ""},
+		{"sub a boolean", `{"active":true,"sub":true,"client_id":"svc"}`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := answer(t, tc.body)

@@ -37,6 +37,10 @@ type Config struct {
 	OPAAuthzURL  string        `env:"OPA_AUTHZ_URL"`
 	OPATimeout   time.Duration `env:"OPA_TIMEOUT" envDefault:"1s"`
 	OPASendToken bool          `env:"OPA_SEND_TOKEN" envDefault:"false"`
+	// OPAInputHeaders, when set, are the only request headers put in the
+	// OPA input (names, case-insensitive). Default: every header but
+	// Authorization, Proxy-Authorization and Cookie.
+	OPAInputHeaders []string `env:"OPA_INPUT_HEADERS" envSeparator:","`
 
 	ListenAddr string `env:"LISTEN_ADDR" envDefault:"127.0.0.1:8086"`
 	AdminAddr  string `env:"ADMIN_ADDR" envDefault:"127.0.0.1:9086"`

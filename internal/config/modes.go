@@ -99,6 +99,19 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
+// OPAInputHeaderNames returns OPA_INPUT_HEADERS, trimmed, without empty
+// entries; nil when unset (every header but the credentials). Load has
+// validated it.
+func (c *Config) OPAInputHeaderNames() []string {
+	var out []string
+	for _, s := range c.OPAInputHeaders {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // modeProblems checks the gateway-mode variables.
 func (c *Config) modeProblems() []string {
 	var p []string
@@ -147,7 +160,31 @@ func (c *Config) modeProblems() []string {
 		}
 		seen[key] = h.name
 	}
+	for _, h := range c.OPAInputHeaderNames() {
+		switch {
+		case !isToken(h):
+			add("OPA_INPUT_HEADERS: %q is not a header name", h)
+		case credentialHeaders[strings.ToLower(h)]:
+			add("OPA_INPUT_HEADERS: %q carries credentials and never goes into the input (OPA_SEND_TOKEN sends the token)", h)
+		}
+	}
 	return p
+}
+
+// credentialHeaders never go into the OPA input, whatever OPA_INPUT_HEADERS says.
+var credentialHeaders = map[string]bool{"authorization": true, "proxy-authorization": true, "cookie": true}
+
+// isToken reports whether s is an RFC 9110 token, as header names are.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // reservedHeaders cannot carry identity: HTTP itself or authgate needs them.

@@ -42,6 +42,25 @@ func TestModeDefaults(t *testing.T) {
 	}
 }
 
+func TestOPAInputHeaders(t *testing.T) {
+	for _, tc := range []struct {
+		val  string
+		want []string
+	}{
+		{"", nil},
+		{" , ", nil},
+		{"User-Agent, x-tenant,,X_Legacy", []string{"User-Agent", "x-tenant", "X_Legacy"}},
+	} {
+		c, err := load(t, map[string]string{"OPA_INPUT_HEADERS": tc.val})
+		if err != nil {
+			t.Fatalf("%q: %v", tc.val, err)
+		}
+		if got := c.OPAInputHeaderNames(); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%q: %q, want %q", tc.val, got, tc.want)
+		}
+	}
+}
+
 func TestModeValues(t *testing.T) {
 	c, err := load(t, map[string]string{
 		"UPSTREAM_URL":                 "http://10.0.0.5:8080/base",
@@ -106,6 +125,14 @@ func TestModeProblems(t *testing.T) {
 			}},
 		{"identity headers collide", map[string]string{"IDENTITY_HEADER_SCOPES": "x-auth-subject"},
 			[]string{"IDENTITY_HEADER_SCOPES: same header as IDENTITY_HEADER_SUBJECT (x-auth-subject)"}},
+		{"OPA input headers", map[string]string{"OPA_INPUT_HEADERS": "user-agent, X Tenant,Authorization,cookie , proxy-authorization,x:y"},
+			[]string{
+				`OPA_INPUT_HEADERS: "X Tenant" is not a header name`,
+				`OPA_INPUT_HEADERS: "Authorization" carries credentials and never goes into the input (OPA_SEND_TOKEN sends the token)`,
+				`OPA_INPUT_HEADERS: "cookie" carries credentials and never goes into the input (OPA_SEND_TOKEN sends the token)`,
+				`OPA_INPUT_HEADERS: "proxy-authorization" carries credentials and never goes into the input (OPA_SEND_TOKEN sends the token)`,
+				`OPA_INPUT_HEADERS: "x:y" is not a header name`,
+			}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

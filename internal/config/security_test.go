@@ -37,7 +37,8 @@ func TestSecurityDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.OktaMaxRPS != 0 || c.OktaMaxRPSPerClient != 0 || c.CacheStaleIfError != 0 || c.AllowInsecureHTTP || c.ReadHeaderTimeout != 10*time.Second ||
-		c.OktaCAFile != "" || c.OPACAFile != "" || c.OPAClientCertFile != "" || c.OPAClientKeyFile != "" {
+		c.OktaCAFile != "" || c.OPACAFile != "" || c.OPAClientCertFile != "" || c.OPAClientKeyFile != "" ||
+		c.OPAInputHeaderNames() != nil {
 		t.Errorf("defaults: %+v", c)
 	}
 }
@@ -131,12 +132,13 @@ func TestEnvExampleDocumentsSecuritySettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.OktaMaxRPS != d.OktaMaxRPS || c.OktaMaxRPSPerClient != d.OktaMaxRPSPerClient || c.CacheStaleIfError != d.CacheStaleIfError || c.AllowInsecureHTTP != d.AllowInsecureHTTP ||
-		c.ReadHeaderTimeout != d.ReadHeaderTimeout || c.OktaCAFile != "" || c.OPACAFile != "" || c.OPAClientCertFile != "" || c.OPAClientKeyFile != "" {
+		c.ReadHeaderTimeout != d.ReadHeaderTimeout || c.OktaCAFile != "" || c.OPACAFile != "" || c.OPAClientCertFile != "" || c.OPAClientKeyFile != "" ||
+		c.OPAInputHeaderNames() != nil {
 		t.Errorf(".env.example %+v differs from the defaults %+v", c, d)
 	}
 	b, _ := os.ReadFile(example)
 	for _, v := range []string{"OKTA_MAX_RPS", "OKTA_MAX_RPS_PER_CLIENT", "CACHE_STALE_IF_ERROR", "ALLOW_INSECURE_HTTP", "OKTA_CA_FILE", "OPA_CA_FILE",
-		"OPA_CLIENT_CERT_FILE", "OPA_CLIENT_KEY_FILE", "READ_HEADER_TIMEOUT"} {
+		"OPA_CLIENT_CERT_FILE", "OPA_CLIENT_KEY_FILE", "READ_HEADER_TIMEOUT", "OPA_INPUT_HEADERS"} {
 		if !strings.Contains(string(b), "\n"+v+"=") {
 			t.Errorf(".env.example lacks %s", v)
 		}

@@ -17,6 +17,7 @@ const (
 	Unauthenticated             // no usable credentials: 401
 	Forbidden                   // the policy said no: 403
 	Unavailable                 // a dependency could not answer: 503
+	HeadersTooLarge             // too many or too large request headers to decide on: 431
 )
 
 func (k Kind) String() string {
@@ -29,6 +30,8 @@ func (k Kind) String() string {
 		return "forbidden"
 	case Unavailable:
 		return "unavailable"
+	case HeadersTooLarge:
+		return "headers_too_large"
 	}
 	return "internal"
 }

@@ -132,7 +132,12 @@ func (g *Gateway) authorize(c echo.Context, rec *record, f *facts) (*authn.Token
 // ask builds the OPA input for f and tok and asks for the decision.
 func (g *Gateway) ask(ctx context.Context, rec *record, f *facts, tok *authn.Token, raw string) (decision, error) {
 	bp := bufPool.Get().(*[]byte)
-	body := appendInput((*bp)[:0], f, tok, raw, g.deps.SendToken)
+	body, err := appendInput((*bp)[:0], f, tok, raw, g.input)
+	if err != nil {
+		*bp = body[:0]
+		bufPool.Put(bp)
+		return decision{}, err
+	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, g.deps.OPATimeout)
 	d, err := g.decider.decide(ctx, body)

@@ -93,6 +93,8 @@ func faultAnswer(e *fault.Error, h http.Header, now func() time.Time) (int, erro
 	case fault.Unavailable:
 		h.Set("Retry-After", retryAfterSeconds(e.RetryAfter, now()))
 		return http.StatusServiceUnavailable, body
+	case fault.HeadersTooLarge:
+		return http.StatusRequestHeaderFieldsTooLarge, body
 	}
 	return http.StatusInternalServerError, errorBody{Error: "internal_error", ErrorDescription: "internal error"}
 }

@@ -49,6 +49,10 @@ type Deps struct {
 	HTTPClient *http.Client
 	// SendToken puts the raw token in the OPA input as jwt.tokenValue.
 	SendToken bool
+	// InputHeaders, when set, are the only headers (names, any case) put in
+	// the OPA input; nil means every header but the credentials
+	// (OPA_INPUT_HEADERS).
+	InputHeaders []string
 	// DecisionCacheTTL, when positive, caches decisions per token, method
 	// and path for that long (never past the token's cache entry), in an
 	// LRU of DecisionCacheSize entries.
@@ -77,6 +81,7 @@ type Gateway struct {
 	deps      Deps
 	decider   *decider
 	decisions *decisionCache // nil when off
+	input     inputOptions   // how OPA inputs are written
 	traffic   *echo.Echo
 	admin     *echo.Echo
 	mode      string         // modeServe or modeProxy, for the OPA input
@@ -99,6 +104,7 @@ func New(d Deps) *Gateway {
 		admin:   newEcho(d),
 		mode:    modeServe,
 		trusted: d.TrustedProxies,
+		input:   newInputOptions(&d),
 	}
 	if d.Upstream != nil {
 		g.mode, g.proxy = modeProxy, g.newProxy()

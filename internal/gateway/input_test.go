@@ -83,7 +83,7 @@ func TestAppendInputFields(t *testing.T) {
 	f := &facts{method: "GET", path: "/sayhello", query: url.Values{"q": {"a", "b"}, "empty": {""}}, header: h}
 
 	for _, sendToken := range []bool{false, true} {
-		doc := appendInput(nil, f, testToken(), raw, sendToken)
+		doc, _ := appendInput(nil, f, testToken(), raw, inputOptions{sendToken: sendToken})
 		in := decodeInput(t, doc, sendToken)
 		if in.Method != "GET" || in.Path != "/sayhello" || in.API != "/sayhello" {
 			t.Errorf("method, path, api = %q, %q, %q", in.Method, in.Path, in.API)
@@ -118,7 +118,7 @@ func TestAppendInputFields(t *testing.T) {
 
 func TestAppendInputEmpty(t *testing.T) {
 	tok := &authn.Token{Claims: json.RawMessage(`{"active":true}`)}
-	doc := appendInput(nil, &facts{method: "GET", path: "/"}, tok, "t", false)
+	doc, _ := appendInput(nil, &facts{method: "GET", path: "/"}, tok, "t", inputOptions{})
 	in := decodeInput(t, doc, false)
 	if in.Query == nil || len(in.Query) != 0 || in.Headers == nil || len(in.Headers) != 0 {
 		t.Errorf("query, headers = %v, %v; want empty objects", in.Query, in.Headers)
@@ -130,7 +130,7 @@ func TestAppendInputEmpty(t *testing.T) {
 
 func TestAppendInputAppends(t *testing.T) {
 	prefix := []byte("keep me")
-	doc := appendInput(slices.Clip(prefix), &facts{method: "GET", path: "/"}, testToken(), "t", false)
+	doc, _ := appendInput(slices.Clip(prefix), &facts{method: "GET", path: "/"}, testToken(), "t", inputOptions{})
 	if !bytes.HasPrefix(doc, prefix) {
 		t.Fatalf("appendInput lost the buffer's contents: %s", doc)
 	}
@@ -182,7 +182,7 @@ func TestAppendInputRoundTrip(t *testing.T) {
 		h.Set("Authorization", "Bearer "+s)
 		tok := &authn.Token{Subject: s, Scopes: []string{s, "b"}, Claims: json.RawMessage(`{}`)}
 		f := &facts{method: s, path: s, query: url.Values{s: {s, s}}, header: h}
-		doc := appendInput(nil, f, tok, s, true)
+		doc, _ := appendInput(nil, f, tok, s, inputOptions{sendToken: true})
 		in := decodeInput(t, doc, true)
 
 		b, _ := json.Marshal(s)
@@ -199,7 +199,8 @@ func TestAppendInputRoundTrip(t *testing.T) {
 // Header names are lower-cased, even those escaped on the way.
 func TestAppendInputHeaderNames(t *testing.T) {
 	h := http.Header{"X-Request-Id": {"1"}, "ACCEPT": {"2"}, "X-Odd\"Name": {"3"}}
-	in := decodeInput(t, appendInput(nil, &facts{method: "GET", path: "/", header: h}, testToken(), "t", false), false)
+	doc, _ := appendInput(nil, &facts{method: "GET", path: "/", header: h}, testToken(), "t", inputOptions{})
+	in := decodeInput(t, doc, false)
 	want := map[string]string{"x-request-id": "1", "accept": "2", `x-odd"name`: "3"}
 	if !maps.Equal(in.Headers, want) {
 		t.Errorf("headers = %q, want %q", in.Headers, want)
@@ -213,7 +214,7 @@ func FuzzAppendInput(f *testing.F) {
 	f.Fuzz(func(t *testing.T, path, value, subject string) {
 		h := http.Header{"X-A": {value}}
 		tok := &authn.Token{Subject: subject, Scopes: strings.Fields(value), Claims: json.RawMessage(`{}`)}
-		doc := appendInput(nil, &facts{method: "GET", path: path, query: url.Values{value: {path}}, header: h}, tok, value, true)
+		doc, _ := appendInput(nil, &facts{method: "GET", path: path, query: url.Values{value: {path}}, header: h}, tok, value, inputOptions{sendToken: true})
 		if !json.Valid(doc) {
 			t.Fatalf("not valid JSON: %q", doc)
 		}
@@ -241,7 +242,7 @@ func BenchmarkAppendInput(b *testing.B) {
 	buf := make([]byte, 0, 2048)
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = appendInput(buf[:0], f, tok, "eyJhbGciOiJSUzI1NiJ9.e30.c2ln", false)
+		buf, _ = appendInput(buf[:0], f, tok, "eyJhbGciOiJSUzI1NiJ9.e30.c2ln", inputOptions{})
 	}
 	b.SetBytes(int64(len(buf)))
 }

@@ -193,7 +193,7 @@ func failureOutcome(err error) (outcome, reason string) {
 	}
 	reason = fe.Description
 	switch fe.Kind {
-	case fault.BadRequest:
+	case fault.BadRequest, fault.HeadersTooLarge:
 		return outcomeBadRequest, reason
 	case fault.Unauthenticated:
 		if fe == errNoToken {

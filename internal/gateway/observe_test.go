@@ -333,6 +333,7 @@ func TestFailureOutcome(t *testing.T) {
 			"unavailable", "opa unavailable: opa: breaker open"},
 		{&fault.Error{Kind: fault.Unavailable, Code: "temporarily_unavailable", Description: "authorization server rate limit reached"},
 			"unavailable", "authorization server rate limit reached"},
+		{errInputHeadersTooLarge, "bad_request", "request headers too large for the policy: over 100 fields or 64 KiB"},
 		{errors.New("boom"), "error", "boom"},
 	} {
 		o, r := failureOutcome(c.err)

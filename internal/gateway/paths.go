@@ -32,16 +32,43 @@ func errBadPath(why string) error {
 	return &fault.Error{Kind: fault.BadRequest, Code: "invalid_request", Description: "path not accepted: " + why}
 }
 
-// cleanPath returns the cleaned, decoded path of u. Errors are *fault.Error
-// of kind BadRequest.
-func cleanPath(u *url.URL) (string, error) {
-	// The path as the client wrote it. Not EscapedPath: when RawPath holds a
-	// character it does not expect (a "{", say), EscapedPath re-encodes the
-	// decoded Path and a %2F in the original is lost.
-	raw := u.RawPath
-	if raw == "" {
-		raw = u.EscapedPath()
+// rawPathOf is the path of req as the client wrote it: the request target
+// (RequestURI) up to its query, the scheme and authority of an
+// absolute-form target dropped. Not the URL's EscapedPath, which re-encodes
+// the decoded path when the raw one holds a character it does not expect
+// ("{", "|", "^", '"', "`"), so that a %2F is read as "/"; nor RawPath, which
+// net/url leaves empty when the default encoding gives the same string. A
+// request built in-process (no RequestURI) falls back to those.
+func rawPathOf(req *http.Request) string {
+	t := req.RequestURI
+	if t == "" {
+		if req.URL.RawPath != "" {
+			return req.URL.RawPath
+		}
+		return req.URL.EscapedPath()
 	}
+	if !strings.HasPrefix(t, "/") {
+		// absolute-form, scheme://authority[/path]; anything else ("*",
+		// authority-form) has no path and is refused by cleanRawPath.
+		if _, rest, ok := strings.Cut(t, "://"); ok {
+			t = ""
+			if i := strings.IndexByte(rest, '/'); i >= 0 {
+				t = rest[i:]
+			}
+		}
+	}
+	if i := strings.IndexByte(t, '?'); i >= 0 {
+		t = t[:i]
+	}
+	return t
+}
+
+// cleanRawPath returns the cleaned, decoded form of raw, a path as the
+// client wrote it (percent-encoded, no query). Errors are *fault.Error of
+// kind BadRequest. Every mode reads paths through it, from the raw request
+// target: the encoded characters that are refused are looked for in what
+// the client sent, never in a re-encoding of it.
+func cleanRawPath(raw string) (string, error) {
 	for i := 0; i+2 < len(raw); i++ {
 		if raw[i] != '%' {
 			continue
@@ -55,7 +82,10 @@ func cleanPath(u *url.URL) (string, error) {
 			return "", errBadPath("encoded percent sign")
 		}
 	}
-	p := u.Path
+	p, err := url.PathUnescape(raw)
+	if err != nil {
+		return "", errBadPath("malformed percent-encoding")
+	}
 	if !strings.HasPrefix(p, "/") {
 		return "", errBadPath("must start with /")
 	}
@@ -99,7 +129,7 @@ func cleanRequestPath() echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			req := c.Request()
-			p, err := cleanPath(req.URL)
+			p, err := cleanRawPath(rawPathOf(req))
 			if err != nil {
 				rec := recordOf(c)
 				rec.outcome, rec.reason = failureOutcome(err)
@@ -151,6 +181,19 @@ func (t trustedProxies) contains(a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// trusts reports whether req's connection comes from one of the prefixes.
+func (t trustedProxies) trusts(req *http.Request) bool {
+	if len(t) == 0 {
+		return false // the common case: no parsing
+	}
+	host, _, err := net.SplitHostPort(req.RemoteAddr)
+	if err != nil {
+		host = req.RemoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && t.contains(a.Unmap())
 }
 
 func (t trustedProxies) originOf(req *http.Request) origin {

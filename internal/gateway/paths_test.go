@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -48,13 +49,20 @@ func TestCleanPath(t *testing.T) {
 		{"/a%25", ""},
 		{"/a%00b", ""},
 		{"/a%0d%0aX-Injected:1", ""},
+		{"/a%zz", ""},
+		{"/a%2", ""},
+		{"/a%2F{", ""}, // whatever else the raw path holds
+		{"/a%2f|", ""},
+		{"/a%5C^", ""},
+		{"/a%25`", ""},
+		{`/a%2F"`, ""},
+		{"/a{|^`", "/a{|^`"},
+		{"", ""},
+		{"*", ""},
 	}
 	for _, tc := range cases {
-		u, err := url.ParseRequestURI(tc.uri)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.uri, err)
-		}
-		got, err := cleanPath(u)
+		raw, _, _ := strings.Cut(tc.uri, "?")
+		got, err := cleanRawPath(raw)
 		switch {
 		case tc.want == "" && err == nil:
 			t.Errorf("%s: accepted as %q, want rejected", tc.uri, got)
@@ -141,11 +149,8 @@ func FuzzCleanPath(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, target string) {
-		u, err := url.ParseRequestURI(target)
-		if err != nil || u.Opaque != "" || u.Host != "" {
-			return
-		}
-		p, err := cleanPath(u)
+		raw, _, _ := strings.Cut(target, "?")
+		p, err := cleanRawPath(raw)
 		if err != nil {
 			return
 		}
@@ -158,12 +163,61 @@ func FuzzCleanPath(f *testing.F) {
 			}
 		}
 		sent := (&url.URL{Path: p}).EscapedPath()
-		again, err := url.ParseRequestURI(sent)
-		if err != nil {
-			t.Fatalf("%q: upstream path %q does not parse: %v", target, sent, err)
-		}
-		if q, err := cleanPath(again); err != nil || q != p {
+		if q, err := cleanRawPath(sent); err != nil || q != p {
 			t.Fatalf("%q: upstream path %q cleans to %q (%v), want %q", target, sent, q, err, p)
+		}
+	})
+}
+
+// FuzzVerifyPath asks /verify about whatever path, Envoy style
+// (/verify/{path}) and Traefik style (X-Forwarded-Uri), through the server's
+// own request parser. A path that is decided was written without an encoded
+// slash, backslash or percent sign, is clean, and cleans to itself once
+// re-encoded: the proxy's upstream and the policy read the same path.
+func FuzzVerifyPath(f *testing.F) {
+	for _, s := range []string{"a/b", "public-api%2Fx{", "a%2fb|", "a%5Cb^", "a%252Fb`", `a%2F"`, "%2e%2e/a", "a//b/", "%61", "a?q={", "a;b"} {
+		f.Add(s, true)
+		f.Add(s, false)
+	}
+	g := &Gateway{}
+	f.Fuzz(func(t *testing.T, s string, envoy bool) {
+		var wire string
+		if envoy {
+			wire = "GET /verify/" + s + " HTTP/1.1\r\nHost: authgate\r\n\r\n"
+		} else {
+			wire = "GET /verify HTTP/1.1\r\nHost: authgate\r\nX-Forwarded-Uri: /" + s + "\r\n\r\n"
+		}
+		req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(wire)))
+		if err != nil {
+			return // the server would not have read it either
+		}
+		if !envoy && len(req.Header["X-Forwarded-Uri"]) != 1 {
+			return
+		}
+		var fa facts
+		if g.describeForwarded(req, &fa) != nil {
+			return
+		}
+		raw := rawPathOf(req)
+		if !envoy {
+			raw, _, _ = strings.Cut(strings.TrimSpace(req.Header.Get("X-Forwarded-Uri")), "?")
+		}
+		for _, enc := range []string{"%2f", "%5c", "%25"} {
+			if strings.Contains(strings.ToLower(raw), enc) {
+				t.Fatalf("%q (envoy %v) decided as %q although it holds %s", s, envoy, fa.path, enc)
+			}
+		}
+		p := fa.path
+		if !strings.HasPrefix(p, "/") || strings.Contains(p, "//") || strings.ContainsAny(p, "\\\x00;") || !utf8.ValidString(p) {
+			t.Fatalf("%q decided as %q", s, p)
+		}
+		for _, seg := range strings.Split(p, "/") {
+			if seg == "." || seg == ".." {
+				t.Fatalf("%q decided as %q, which has a dot segment", s, p)
+			}
+		}
+		if q, err := cleanRawPath((&url.URL{Path: p}).EscapedPath()); err != nil || q != p {
+			t.Fatalf("%q: decided path %q cleans again to %q (%v)", s, p, q, err)
 		}
 	})
 }

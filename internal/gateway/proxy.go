@@ -55,15 +55,15 @@ func (g *Gateway) newProxy() http.Handler {
 		// headers are already gone from Out when it runs.
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target) // path: the cleaned one; Host: the upstream's
+			// The other forwarding headers of an untrusted client went
+			// before the check (scrub), so that the policy did not see
+			// them either.
 			o := g.trusted.originOf(pr.In)
 			xff := o.peer
 			if o.peerTrusted {
 				if prior := pr.In.Header["X-Forwarded-For"]; len(prior) > 0 {
 					xff = strings.Join(prior, ", ") + ", " + xff
 				}
-			} else {
-				pr.Out.Header.Del("Forwarded")
-				pr.Out.Header.Del("X-Real-Ip")
 			}
 			pr.Out.Header.Set("X-Forwarded-For", xff)
 			pr.Out.Header.Set("X-Forwarded-Host", o.host)
@@ -72,19 +72,6 @@ func (g *Gateway) newProxy() http.Handler {
 		Transport:    transport,
 		ErrorHandler: g.upstreamError,
 		ErrorLog:     slog.NewLogLogger(d.Log.Handler(), slog.LevelWarn),
-	}
-}
-
-// stripInbound removes, before the check reads the request, the identity
-// headers a client might have forged: neither the policy nor the upstream
-// may ever see them.
-func (g *Gateway) stripInbound() echo.MiddlewareFunc {
-	id := g.deps.Identity
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			id.strip(c.Request().Header)
-			return next(c)
-		}
 	}
 }
 

@@ -9,14 +9,15 @@ func (g *Gateway) routes() {
 	check := g.check()
 	if g.proxy != nil {
 		// Proxy mode: every path and method. Route-level middleware, in
-		// order: one cleaned path for policy and upstream, forged identity
-		// headers out, then the check.
-		g.traffic.Match(proxyMethods, "/*", chain(g.handleProxy(), cleanRequestPath(), g.stripInbound(), check))
+		// order: one cleaned path for policy and upstream, forged identity,
+		// forwarding and hop-by-hop headers out (headers.go), then the check.
+		g.traffic.Match(proxyMethods, "/*", chain(g.handleProxy(), cleanRequestPath(), g.scrubInbound(), check))
 	} else {
 		// Exact routes: Echo matches the raw path, so a route matches only
 		// when the raw path is already clean.
-		g.traffic.GET("/sayhello", chain(handleMessage("Hello there!!"), check))
-		g.traffic.GET("/saysecret", chain(handleMessage("This is a secret"), check))
+		scrub := g.scrubInbound()
+		g.traffic.GET("/sayhello", chain(handleMessage("Hello there!!"), scrub, check))
+		g.traffic.GET("/saysecret", chain(handleMessage("This is a secret"), scrub, check))
 	}
 
 	g.admin.GET("/healthz", handleHealthz())

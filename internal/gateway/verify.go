@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 
@@ -29,6 +28,11 @@ func (g *Gateway) handleVerify() echo.HandlerFunc {
 			rec.outcome, rec.reason = failureOutcome(err)
 			return err
 		}
+		// Once the original request is read from them: the forwarding
+		// headers of an untrusted caller, a client's identity headers (a
+		// proxy passes them on) and hop-by-hop ones out of the policy's
+		// view, as in proxy mode.
+		g.scrub(c.Request())
 		if isPublic(g.deps.PublicPaths, f.method, f.path) {
 			rec.outcome, rec.reason = outcomePublic, "public path"
 			// Empty identity headers, so that a proxy copying them over the
@@ -81,14 +85,23 @@ func (g *Gateway) describeForwarded(req *http.Request, f *facts) error {
 	if err != nil {
 		return err
 	}
-	if rest, envoy := strings.CutPrefix(req.URL.EscapedPath(), verifyPrefix+"/"); envoy {
+	var rawPath, rawQuery string
+	// The raw request target, not req.URL: see rawPathOf.
+	if rest, envoy := strings.CutPrefix(rawPathOf(req), verifyPrefix+"/"); envoy {
 		if method != "" || uri != "" {
 			return errAmbiguous("X-Forwarded-* or X-Original-* request headers on an Envoy-style /verify/ path")
 		}
-		uri = "/" + rest
-		if req.URL.RawQuery != "" {
-			uri += "?" + req.URL.RawQuery
+		rawPath, rawQuery = "/"+rest, req.URL.RawQuery
+	} else if uri != "" {
+		if !strings.HasPrefix(uri, "/") {
+			return errBadPath("original URI must start with /")
 		}
+		rawPath, rawQuery, _ = strings.Cut(uri, "?")
+		if strings.ContainsFunc(rawQuery, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return errBadPath("original URI malformed")
+		}
+	} else {
+		return &fault.Error{Kind: fault.BadRequest, Code: "invalid_request", Description: "no original URI: send X-Forwarded-Uri or X-Original-URI, or ask /verify/{path}"}
 	}
 	if method == "" {
 		method = req.Method
@@ -96,21 +109,11 @@ func (g *Gateway) describeForwarded(req *http.Request, f *facts) error {
 	if !validHeaderName(method) { // a method is a token, like a header name
 		return &fault.Error{Kind: fault.BadRequest, Code: "invalid_request", Description: "original method malformed"}
 	}
-	if uri == "" {
-		return &fault.Error{Kind: fault.BadRequest, Code: "invalid_request", Description: "no original URI: send X-Forwarded-Uri or X-Original-URI, or ask /verify/{path}"}
-	}
-	if !strings.HasPrefix(uri, "/") {
-		return errBadPath("original URI must start with /")
-	}
-	u, err := url.ParseRequestURI(uri)
-	if err != nil {
-		return errBadPath("original URI malformed")
-	}
-	path, err := cleanPath(u)
+	path, err := cleanRawPath(rawPath)
 	if err != nil {
 		return err
 	}
-	query, err := parseQuery(u.RawQuery)
+	query, err := parseQuery(rawQuery)
 	if err != nil {
 		return err
 	}

@@ -70,6 +70,12 @@ type Response struct {
 	Jti       string
 	Raw       json.RawMessage
 	RateLimit RateLimit
+	// WrongType names, in the order above, the members that were present
+	// with a type other than their own (a string; a number for exp, iat
+	// and nbf; a string or an array of strings for aud). Their field is
+	// left zero; null counts as absent. A caller deciding on identity can
+	// so tell an absent sub from a sub that was, say, a number.
+	WrongType []string
 }
 
 // RateLimit is what the server said of its rate limit in Okta's
@@ -186,7 +192,8 @@ func (c *Client) Introspect(ctx context.Context, token string) (*Response, error
 
 // Parse decodes an RFC 7662 answer. It fails when the body is not a JSON
 // object or "active" is missing or not a boolean; other members of the wrong
-// type are ignored, since the policy still sees them in Raw.
+// type are left zero and named in WrongType (the policy still sees them in
+// Raw).
 func Parse(body []byte) (*Response, error) {
 	// A map, not a struct: encoding/json matches struct fields without
 	// regard to case, so {"active":false,"Active":true} would read as active.
@@ -202,30 +209,34 @@ func Parse(body []byte) (*Response, error) {
 	if err := json.Compact(&raw, body); err != nil {
 		return nil, errors.New("answer is not valid JSON")
 	}
-	r := &Response{
-		Active:    active,
-		Scope:     str(w["scope"]),
-		ClientID:  str(w["client_id"]),
-		Username:  str(w["username"]),
-		TokenType: str(w["token_type"]),
-		Exp:       numericDate(w["exp"]),
-		Iat:       numericDate(w["iat"]),
-		Nbf:       numericDate(w["nbf"]),
-		Sub:       str(w["sub"]),
-		Aud:       audience(w["aud"]),
-		Iss:       str(w["iss"]),
-		Jti:       str(w["jti"]),
-		Raw:       bytes.Clone(raw.Bytes()),
+	r := &Response{Active: active, Raw: bytes.Clone(raw.Bytes())}
+	str := func(name string, dst *string) {
+		if m := w[name]; len(m) > 0 && string(m) != "null" && json.Unmarshal(m, dst) != nil {
+			r.WrongType = append(r.WrongType, name)
+		}
 	}
+	date := func(name string, dst *int64) {
+		var f float64
+		if m := w[name]; len(m) > 0 && string(m) != "null" && json.Unmarshal(m, &f) != nil {
+			r.WrongType = append(r.WrongType, name)
+		}
+		*dst = numericDate(w[name])
+	}
+	str("scope", &r.Scope)
+	str("client_id", &r.ClientID)
+	str("username", &r.Username)
+	str("token_type", &r.TokenType)
+	date("exp", &r.Exp)
+	date("iat", &r.Iat)
+	date("nbf", &r.Nbf)
+	str("sub", &r.Sub)
+	var ok bool
+	if r.Aud, ok = audience(w["aud"]); !ok {
+		r.WrongType = append(r.WrongType, "aud")
+	}
+	str("iss", &r.Iss)
+	str("jti", &r.Jti)
 	return r, nil
-}
-
-func str(m json.RawMessage) string {
-	var s string
-	if len(m) == 0 || json.Unmarshal(m, &s) != nil {
-		return ""
-	}
-	return s
 }
 
 // numericDate reads an RFC 7519 NumericDate, which may carry a fraction.
@@ -237,22 +248,24 @@ func numericDate(m json.RawMessage) int64 {
 	return int64(f)
 }
 
-func audience(m json.RawMessage) []string {
+// audience reads aud, a string or an array of strings; ok is false when it
+// is present (not null) and neither.
+func audience(m json.RawMessage) (aud []string, ok bool) {
 	if len(m) == 0 {
-		return nil
+		return nil, true
 	}
 	var one *string
 	if json.Unmarshal(m, &one) == nil {
 		if one == nil {
-			return nil
+			return nil, true
 		}
-		return []string{*one}
+		return []string{*one}, true
 	}
 	var many []string
 	if json.Unmarshal(m, &many) == nil {
-		return many
+		return many, true
 	}
-	return nil
+	return nil, false
 }
 
 func statusError(resp *http.Response, body []byte, rl RateLimit) *Error {

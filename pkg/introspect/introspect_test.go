@@ -228,8 +228,16 @@ func TestIntrospectAnswer(t *testing.T) {
 			// stay in Raw for the policy.
 			name:    "wrong types ignored but kept raw",
 			body:    `{"active":true,"scope":42,"exp":"soon","aud":{"x":1},"sub":null}`,
-			want:    introspect.Response{Active: true, RateLimit: noLimit},
+			want:    introspect.Response{Active: true, RateLimit: noLimit, WrongType: []string{"scope", "exp", "aud"}},
 			wantRaw: map[string]any{"scope": 42.0, "exp": "soon", "aud": map[string]any{"x": 1.0}},
+		},
+		{
+			// A sub that is not a string is told from an absent one, so
+			// that nobody reads it as "no sub, use client_id".
+			name: "identity members of the wrong type named",
+			body: `{"active":true,"sub":{"id":"admin"},"client_id":7,"username":["u"],"token_type":false,"iat":"x","nbf":[],"iss":1,"jti":{},"aud":[1]}`,
+			want: introspect.Response{Active: true, RateLimit: noLimit,
+				WrongType: []string{"client_id", "username", "token_type", "iat", "nbf", "sub", "aud", "iss", "jti"}},
 		},
 	}
 	for _, tt := range tests {

@@ -43,6 +43,7 @@ decision := {"allowed": true, "headers": {
 	"X-Seen-Remote": input.remote_addr,
 	"X-Seen-Mode": input.mode,
 	"X-Seen-Query": json.marshal(input.query),
+	"X-Seen-Header-Names": concat(",", sort([k | some k, _ in input.headers])),
 }} if not startswith(input.path, "/odd/")
 
 decision := {"allowed": false, "http_status": 200, "body": "fine"} if input.path == "/odd/ok-status"

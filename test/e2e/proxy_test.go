@@ -158,6 +158,9 @@ func TestProxy(t *testing.T) {
 			{"/api/internal%3bx/keys", reader, 400},
 			{"/health;/../api/items", "", 400},
 			{"/api%2Finternal/keys{", reader, 400},
+			{"/health%2fx`", "", 400},
+			{"/api%5Cinternal|", reader, 400},
+			{"/api%25internal^", reader, 400},
 			// Normalised, then judged as what they are: /api/internal/keys.
 			{"//api//internal//keys", reader, 404},
 			{"/api/%69nternal/keys", reader, 404},
@@ -375,4 +378,55 @@ func TestProxyOnePath(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestProxyForwardingHeaders: a client (not a trusted proxy) that sends
+// forwarding headers in any spelling, or names headers hop-by-hop in
+// Connection, gets none of them to the upstream or to the policy, which
+// echoes the header names it saw.
+func TestProxyForwardingHeaders(t *testing.T) {
+	o := startModesOPA(t)
+	i := stacktest.StartIDP(t, 0)
+	up := startUpstream(t)
+	env := stacktest.StackEnv(i, o)
+	env["OPA_AUTHZ_URL"] = o.URL + echoDecision
+	env["UPSTREAM_URL"] = up.srv.URL
+	gw := stacktest.StartGateway(t, env)
+	tok := i.Token(t, "api_read")
+	forged := []string{
+		"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Server", "X-Forwarded-Uri", "X-Forwarded-Method",
+		"X-Forwarded-Ssl", "X-Real-Ip", "X-Original-URL", "X-Rewrite-URL", "True-Client-IP", "X-Client-IP",
+		"CF-Connecting-IP", "Forwarded", "X_Forwarded_Host", "X_Forwarded_For", "X_Real_Ip", "x_original_url",
+		"X-Hop",
+	}
+	h := with(bearer(tok), "Connection", "keep-alive, X-Hop", "X-Forwarded-For", "6.6.6.6", "X-Forwarded-Host", "evil.example")
+	for _, k := range forged {
+		h[k] = "6.6.6.6"
+	}
+	if r := raw(t, gw.Traffic, "GET", "/api/items", h); r.Status != 200 {
+		t.Fatalf("%d %s", r.Status, r.Body)
+	}
+	s := up.seen()
+	policy := "," + s.Header.Get("X-Seen-Header-Names") + ","
+	if policy == ",," {
+		t.Fatalf("the policy echoed no header names: %v", s.Header)
+	}
+	for _, k := range forged {
+		if headerCount(s.Header, k) != 0 {
+			t.Errorf("upstream got %s: %q", k, s.Header.Values(k))
+		}
+		if n := strings.ToLower(k); strings.Contains(policy, ","+n+",") {
+			t.Errorf("the policy saw %s (%s)", n, policy)
+		}
+	}
+	for _, k := range []string{"x-forwarded-for", "x-forwarded-host"} {
+		if strings.Contains(policy, ","+k+",") {
+			t.Errorf("the policy saw the client's %s", k)
+		}
+	}
+	for k, want := range map[string]string{"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Host": strings.TrimPrefix(gw.Traffic, "http://")} {
+		if got := s.Header.Get(k); got != want {
+			t.Errorf("upstream %s: %q, want authgate's %q", k, got, want)
+		}
+	}
 }

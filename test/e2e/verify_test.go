@@ -1,9 +1,12 @@
 package e2e
 
 import (
-	"github.com/authgate/authgate/internal/stacktest"
+	"fmt"
+	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/authgate/authgate/internal/stacktest"
 )
 
 // TestVerify calls the forward-auth endpoint as Traefik, nginx and Envoy
@@ -97,6 +100,42 @@ func TestVerify(t *testing.T) {
 		})
 	}
 
+	// Go's EscapedPath re-encodes a path holding "{" and loses its %2F: the
+	// path decided is read from the request target as the proxy wrote it.
+	t.Run("encoded slash next to a brace", func(t *testing.T) {
+		for _, c := range []struct{ target, uri string }{
+			{"/verify/health%2Fx{", ""}, {"/verify/health%2fx`", ""}, {"/verify/a%5Cb|", ""}, {"/verify/a%252Fb^", ""},
+			{"/verify", "/health%2Fx{"}, {"/verify", "/health%2fx{?a=1"},
+		} {
+			h := bearer(tok)
+			if c.uri != "" {
+				h = with(h, "X-Forwarded-Uri", c.uri)
+			}
+			if r := raw(t, gw.Admin, "GET", c.target, h); r.Status != 400 || !strings.Contains(r.Body, "path not accepted") {
+				t.Errorf("%s %s: %d %s, want 400", c.target, c.uri, r.Status, r.Body)
+			}
+		}
+	})
+
+	// A proxy passes the client's headers on to /verify: the policy must not
+	// see a client's identity headers, nor headers named hop-by-hop.
+	t.Run("client identity headers hidden from the policy", func(t *testing.T) {
+		r := do(t, "GET", gw.Admin+"/verify", with(bearer(tok), "X-Forwarded-Uri", "/a", "X-Auth-Subject", "admin",
+			"X_Auth_Scopes", "admin", "x-auth-client-id", "root", "Connection", "X-Hop", "X-Hop", "1"), nil)
+		if r.Status != 200 {
+			t.Fatalf("%d %s", r.Status, r.Body)
+		}
+		names := "," + r.Header.Get("X-Seen-Header-Names") + ","
+		for _, k := range []string{"x-auth-subject", "x_auth_scopes", "x-auth-client-id", "x-hop"} {
+			if strings.Contains(names, ","+k+",") {
+				t.Errorf("the policy saw %s (%s)", k, names)
+			}
+		}
+		if !strings.Contains(names, ",x-forwarded-uri,") {
+			t.Errorf("a trusted proxy's x-forwarded-uri hidden from the policy: %s", names)
+		}
+	})
+
 	t.Run("the same header twice", func(t *testing.T) {
 		r := raw(t, gw.Admin, "GET", "/verify", with(bearer(tok), "X-Forwarded-Uri", "/admin", "X-Forwarded-uri", "/public"))
 		if r.Status != 400 || !strings.Contains(r.Body, "given twice") {
@@ -180,5 +219,39 @@ func TestVerifyOPADown(t *testing.T) {
 	r := do(t, "GET", gw.Admin+"/verify", with(bearer(tok), "X-Forwarded-Uri", "/api/items"), nil)
 	if r.Status != 503 || r.Header.Get("Retry-After") == "" || r.ErrorCode(t) != "temporarily_unavailable" {
 		t.Errorf("%d %v %s", r.Status, r.Header, r.Body)
+	}
+}
+
+// TestOPAInputHeaders: OPA_INPUT_HEADERS limits the input's headers to the
+// listed ones, and a request with more headers than a policy should read
+// gets 431 before OPA is asked.
+func TestOPAInputHeaders(t *testing.T) {
+	o := startModesOPA(t)
+	i := stacktest.StartIDP(t, 0)
+	tok := i.Token(t, "api_read")
+	env := stacktest.StackEnv(i, o)
+	env["OPA_AUTHZ_URL"] = o.URL + echoDecision
+	env["OPA_INPUT_HEADERS"] = "User-Agent,x-tenant"
+	gw := stacktest.StartGateway(t, env)
+	r := do(t, "GET", gw.Admin+"/verify/a", with(bearer(tok), "User-Agent", "e2e", "X-Tenant", "acme", "X-Other", "1"), nil)
+	if r.Status != 200 || r.Header.Get("X-Seen-Header-Names") != "user-agent,x-tenant" {
+		t.Errorf("%d %q", r.Status, r.Header.Get("X-Seen-Header-Names"))
+	}
+
+	env["OPA_INPUT_HEADERS"] = ""
+	gw = stacktest.StartGateway(t, env)
+	h := bearer(tok)
+	for n := range 2000 {
+		h[fmt.Sprintf("X-Pad-%04d", n)] = "aaaaaaaa"
+	}
+	for _, base := range []string{gw.Admin + "/verify/a", gw.Traffic + "/sayhello"} {
+		u, _ := url.Parse(base)
+		r := raw(t, u.Scheme+"://"+u.Host, "GET", u.Path, h)
+		if r.Status != 431 || r.ErrorCode(t) != "request_header_fields_too_large" {
+			t.Errorf("%s: %d %s", base, r.Status, r.Body)
+		}
+	}
+	if r := do(t, "GET", gw.Admin+"/verify/a", bearer(tok), nil); r.Status != 200 {
+		t.Errorf("a usual request: %d %s", r.Status, r.Body)
 	}
 }

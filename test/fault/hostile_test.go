@@ -3,6 +3,7 @@ package fault_test
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -204,4 +205,50 @@ func TestHostileRequests(t *testing.T) {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// TestHostileIdentity: an authorization server's identity values go into
+// headers and logs. Control characters and members of the wrong type are
+// refused (401 invalid_token), never sent or guessed at, and not logged;
+// scopes split on ASCII spaces only.
+func TestHostileIdentity(t *testing.T) {
+	o := startOPA(t)
+	claims := map[string]string{ // token -> the answer's members beyond active and exp
+		"good-crlf":   `"sub":"demo\r\nX-Auth-Scopes: smuggled","client_id":"demo","scope":"read_sayhello"`,
+		"good-nul":    `"sub":"demo\u0000smuggled","client_id":"demo","scope":"read_sayhello"`,
+		"good-number": `"sub":42,"client_id":"demo","scope":"read_sayhello"`,
+		"good-object": `"sub":{"smuggled":true},"client_id":"demo","scope":"read_sayhello"`,
+		"good-cid":    `"client_id":"demo\nsmuggled","scope":"read_sayhello"`,
+		"good-nbsp":   `"sub":"demo","client_id":"demo","scope":"smuggled\u00a0read_sayhello"`,
+		"good-plain":  `"sub":"demo","client_id":"demo","scope":"read_sayhello"`,
+	}
+	s := newStandIn(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		c, ok := claims[r.PostFormValue("token")]
+		if !ok {
+			w.Write([]byte(`{"active":false}`))
+			return
+		}
+		fmt.Fprintf(w, `{"active":true,"exp":%d,%s}`, time.Now().Add(time.Hour).Unix(), c)
+	})
+	gw := stacktest.StartGateway(t, env(s.srv.URL, o.URL))
+	for _, tok := range []string{"good-crlf", "good-nul", "good-number", "good-object", "good-cid"} {
+		check(t, stacktest.Get(t, gw.Traffic+"/sayhello", tok), want{status: 401, code: "invalid_token"})
+		req, _ := http.NewRequest("GET", gw.Admin+"/verify/sayhello", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 || resp.Header.Get("X-Auth-Subject") != "" {
+			t.Errorf("%s /verify: %d %v", tok, resp.StatusCode, resp.Header)
+		}
+	}
+	// "smuggled\u00a0read_sayhello" is one scope, not read_sayhello.
+	check(t, stacktest.Get(t, gw.Traffic+"/sayhello", "good-nbsp"), want{status: 403, code: "access_denied"})
+	check(t, stacktest.Get(t, gw.Traffic+"/sayhello", "good-plain"), want{status: 200})
+	if logs := gw.Logs.String(); strings.Contains(logs, "smuggled") {
+		t.Errorf("a refused identity value was logged:\n%s", logs)
+	}
 }

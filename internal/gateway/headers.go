@@ -1,0 +1,162 @@
+package gateway
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+)
+
+// Header hygiene before the check reads a request (README, "Headers"). The
+// policy must decide on what the upstream will receive, and neither may see
+// what a client wrote to pass for someone else:
+//
+//   - the identity headers (IDENTITY_HEADER_*), in any spelling: only
+//     authgate sets them;
+//   - forwarding headers (X-Forwarded-*, Forwarded, X-Real-Ip,
+//     X-Original-*, X-Rewrite-Url, True-Client-Ip, X-Client-Ip, Client-Ip,
+//     Cf-Connecting-Ip...), in any spelling, unless the connection comes
+//     from one of TRUSTED_PROXIES, which wrote them; even then the
+//     underscore spellings (no proxy writes X_Forwarded_Host, but CGI-style
+//     frameworks read it as X-Forwarded-Host) and Forwarded (which
+//     authgate does not read and Go's reverse proxy never passes on) go;
+//   - hop-by-hop headers: those the Connection header names and the
+//     standard ones (Keep-Alive, Proxy-Connection, Trailer; Te but for
+//     "trailers"), as the reverse proxy drops them on the way upstream.
+//     Left alone: Connection itself (the server reads it for HTTP/1.0
+//     keep-alive, the proxy for an upgrade), Upgrade and its token (the
+//     upgrade decision is the proxy's), and the credentials the policy
+//     never sees (Authorization, Proxy-Authorization, Cookie: a token
+//     named hop-by-hop is still for authgate, and still goes no further).
+
+// scrubInbound is the route middleware of proxy and serve modes that cleans
+// the request's headers before the check; /verify calls scrub itself, once
+// it has read the original request from the forwarding headers.
+func (g *Gateway) scrubInbound() echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			g.scrub(c.Request())
+			return next(c)
+		}
+	}
+}
+
+// scrub removes from req's headers what the policy and the upstream must
+// not see (see above). One pass over the headers, no allocation unless a
+// header name has an underscore or Te is rewritten.
+func (g *Gateway) scrub(req *http.Request) {
+	h := req.Header
+	if len(h["Connection"]) > 0 {
+		dropConnectionNamed(h)
+	}
+	delete(h, "Keep-Alive")
+	delete(h, "Proxy-Connection")
+	delete(h, "Trailer")
+	if te, ok := h["Te"]; ok {
+		if containsToken(te, "trailers") {
+			h["Te"] = []string{"trailers"} // what the reverse proxy sends
+		} else {
+			delete(h, "Te")
+		}
+	}
+	trusted := g.trusted.trusts(req)
+	id := g.deps.Identity
+	for k := range h {
+		switch {
+		case id.named(k):
+			delete(h, k)
+		case forwardingHeader(k) && (!trusted || strings.IndexByte(k, '_') >= 0 || strings.EqualFold(k, "Forwarded")):
+			delete(h, k)
+		}
+	}
+}
+
+// dropConnectionNamed removes the headers that h's Connection header names,
+// but for Upgrade and the credentials (see above).
+func dropConnectionNamed(h http.Header) {
+	for _, v := range h["Connection"] {
+		for tok := range strings.SplitSeq(v, ",") {
+			tok = strings.TrimSpace(tok)
+			if tok == "" || strings.EqualFold(tok, "Upgrade") || strings.EqualFold(tok, "Connection") || hiddenName(tok) {
+				continue
+			}
+			for k := range h {
+				if strings.EqualFold(k, tok) {
+					delete(h, k)
+				}
+			}
+		}
+	}
+}
+
+// hiddenName reports whether name is one of hiddenHeaders, in any case.
+func hiddenName(name string) bool {
+	return strings.EqualFold(name, "Authorization") || strings.EqualFold(name, "Proxy-Authorization") || strings.EqualFold(name, "Cookie")
+}
+
+// containsToken reports whether the comma-separated values hold tok (case-insensitive).
+func containsToken(values []string, tok string) bool {
+	for _, v := range values {
+		for t := range strings.SplitSeq(v, ",") {
+			// A Te element may carry parameters: "trailers;q=1" is not
+			// allowed (RFC 9110 10.1.4), "gzip;q=0.5" is.
+			t, _, _ = strings.Cut(t, ";")
+			if strings.EqualFold(strings.TrimSpace(t), tok) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// forwardingExact are the forwarding headers matched by their whole name,
+// lower-case with "-"; the X-Forwarded and X-Original- families are matched
+// by prefix.
+var forwardingExact = [...]string{
+	"forwarded", "x-real-ip", "x-rewrite-url", "true-client-ip", "x-client-ip", "client-ip",
+	"cf-connecting-ip", "x-cluster-client-ip", "fastly-client-ip",
+}
+
+// forwardingHeader reports whether name is a header by which a proxy tells
+// where a request came from or what it first was, case-insensitively and
+// with "_" read as "-".
+func forwardingHeader(name string) bool {
+	if len(name) < len("client-ip") {
+		return false
+	}
+	switch name[0] | 0x20 { // the first letters of every name below
+	case 'x', 'f', 't', 'c':
+	default:
+		return false
+	}
+	if hasPrefixDash(name, "x-forwarded") || hasPrefixDash(name, "x-original-") {
+		return true
+	}
+	for _, n := range forwardingExact {
+		if len(name) == len(n) && hasPrefixDash(name, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasPrefixDash reports whether s begins with prefix (lower-case ASCII),
+// ignoring ASCII case and reading "_" in s as "-".
+func hasPrefixDash(s, prefix string) bool {
+	if len(s) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := s[i]
+		switch {
+		case c == '_':
+			c = '-'
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
+}
