@@ -217,6 +217,7 @@ func modeDeps(cfg *config.Config, d *gateway.Deps) error {
 	}
 	d.UpstreamTimeout = cfg.UpstreamTimeout
 	d.UpstreamStripAuthorization = cfg.UpstreamStripAuthorization
+	d.Upgrades = cfg.UpgradeProtocols()
 	for _, p := range cfg.PublicPathRules() {
 		d.PublicPaths = append(d.PublicPaths, gateway.PublicPath{Method: p.Method, Path: p.Path, Prefix: p.Prefix})
 	}

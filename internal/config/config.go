@@ -70,11 +70,14 @@ type Config struct {
 	UpstreamURL                string        `env:"UPSTREAM_URL"`
 	UpstreamStripAuthorization bool          `env:"UPSTREAM_STRIP_AUTHORIZATION" envDefault:"false"`
 	UpstreamTimeout            time.Duration `env:"UPSTREAM_TIMEOUT" envDefault:"30s"`
-	PublicPaths                []string      `env:"PUBLIC_PATHS" envSeparator:","`
-	TrustedProxies             []string      `env:"TRUSTED_PROXIES" envSeparator:","`
-	IdentityHeaderSubject      string        `env:"IDENTITY_HEADER_SUBJECT" envDefault:"X-Auth-Subject"`
-	IdentityHeaderClientID     string        `env:"IDENTITY_HEADER_CLIENT_ID" envDefault:"X-Auth-Client-Id"`
-	IdentityHeaderScopes       string        `env:"IDENTITY_HEADER_SCOPES" envDefault:"X-Auth-Scopes"`
+	// Upgrade protocols a client may switch to through the proxy; set but
+	// empty means none (see Load).
+	UpstreamUpgrades       []string `env:"UPSTREAM_UPGRADES" envSeparator:"," envDefault:"websocket"`
+	PublicPaths            []string `env:"PUBLIC_PATHS" envSeparator:","`
+	TrustedProxies         []string `env:"TRUSTED_PROXIES" envSeparator:","`
+	IdentityHeaderSubject  string   `env:"IDENTITY_HEADER_SUBJECT" envDefault:"X-Auth-Subject"`
+	IdentityHeaderClientID string   `env:"IDENTITY_HEADER_CLIENT_ID" envDefault:"X-Auth-Client-Id"`
+	IdentityHeaderScopes   string   `env:"IDENTITY_HEADER_SCOPES" envDefault:"X-Auth-Scopes"`
 	// Observability (issue 4).
 	LogLevel  string `env:"LOG_LEVEL" envDefault:"info"`  // debug, info, warn, error
 	LogFormat string `env:"LOG_FORMAT" envDefault:"json"` // json or text
@@ -149,6 +152,9 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 			environ[k] = v
 		}
 	}
+	// caarlos0/env gives a variable set but empty its default; for these
+	// lists, empty means none.
+	emptyMeansNone := map[string]*[]string{"UPSTREAM_UPGRADES": &c.UpstreamUpgrades}
 	var problems []string
 	unparsed := map[string]bool{}
 	if err := env.ParseWithOptions(&c, env.Options{Environment: environ}); err != nil {
@@ -156,6 +162,11 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 			name, _, _ := strings.Cut(p, ":")
 			unparsed[name] = true
 			problems = append(problems, p)
+		}
+	}
+	for k, field := range emptyMeansNone {
+		if v, ok := environ[k]; ok && strings.TrimSpace(v) == "" {
+			*field = nil
 		}
 	}
 	// A variable that failed to parse is left zero: do not report it a

@@ -66,6 +66,7 @@ func defaults() config.Config {
 		ShutdownTimeout:        15 * time.Second,
 		ReadHeaderTimeout:      10 * time.Second,
 		UpstreamTimeout:        30 * time.Second,
+		UpstreamUpgrades:       []string{"websocket"},
 		IdentityHeaderSubject:  "X-Auth-Subject",
 		IdentityHeaderClientID: "X-Auth-Client-Id",
 		IdentityHeaderScopes:   "X-Auth-Scopes",

@@ -70,6 +70,18 @@ func (c *Config) PublicPathRules() []PublicPath {
 	return out
 }
 
+// UpgradeProtocols returns UPSTREAM_UPGRADES lower-cased, blanks dropped;
+// Load has validated it.
+func (c *Config) UpgradeProtocols() []string {
+	var out []string
+	for _, s := range c.UpstreamUpgrades {
+		if s = strings.ToLower(strings.TrimSpace(s)); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // TrustedProxyPrefixes returns TRUSTED_PROXIES parsed; Load has validated
 // it. A bare address stands for itself (/32 or /128).
 func (c *Config) TrustedProxyPrefixes() []netip.Prefix {
@@ -115,6 +127,17 @@ func (c *Config) modeProblems() []string {
 	if c.UpstreamTimeout <= 0 {
 		add("UPSTREAM_TIMEOUT: must be a positive duration, got %s", c.UpstreamTimeout)
 	}
+	for _, s := range c.UpstreamUpgrades {
+		switch s = strings.TrimSpace(s); {
+		case s == "":
+		case !isToken(s):
+			add("UPSTREAM_UPGRADES: %q is not a protocol name (an HTTP token such as websocket)", s)
+		case strings.EqualFold(s, "h2c"):
+			// Requests inside an HTTP/2 connection never pass the check
+			// (GHSA-w4v4-9rw7-5326 in Traefik).
+			add("UPSTREAM_UPGRADES: h2c cannot be allowed: the requests inside an h2c connection would reach the upstream unchecked")
+		}
+	}
 	for _, s := range c.PublicPaths {
 		if strings.TrimSpace(s) == "" {
 			continue
@@ -156,6 +179,21 @@ var reservedHeaders = map[string]bool{
 	"connection": true, "content-length": true, "content-type": true, "transfer-encoding": true,
 	"upgrade": true, "te": true, "trailer": true, "keep-alive": true, "proxy-connection": true,
 	"x-forwarded-for": true, "x-forwarded-host": true, "x-forwarded-proto": true, "forwarded": true,
+	"http2-settings": true,
+}
+
+// isToken reports whether s is an RFC 9110 token (a protocol or header name).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 func checkHeaderName(s string) error {

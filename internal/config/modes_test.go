@@ -67,6 +67,41 @@ func TestModeValues(t *testing.T) {
 	}
 }
 
+// UPSTREAM_UPGRADES: websocket unless set; set but empty (in the process
+// environment or the env file) means no upgrade at all.
+func TestUpgradeProtocols(t *testing.T) {
+	cases := []struct {
+		name, file string
+		env        map[string]string
+		want       []string
+	}{
+		{name: "default", want: []string{"websocket"}},
+		{name: "listed", env: map[string]string{"UPSTREAM_UPGRADES": " WebSocket, x-custom ,"}, want: []string{"websocket", "x-custom"}},
+		{name: "empty", env: map[string]string{"UPSTREAM_UPGRADES": ""}},
+		{name: "blank", env: map[string]string{"UPSTREAM_UPGRADES": "  "}},
+		{name: "empty in the env file", file: "UPSTREAM_UPGRADES=\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env := tc.env
+			if tc.file != "" {
+				f := filepath.Join(t.TempDir(), "x.env")
+				if err := os.WriteFile(f, []byte(tc.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				env = map[string]string{"ENV_FILE": f}
+			}
+			c, err := load(t, env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.UpgradeProtocols(); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("UpgradeProtocols() = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestModeProblems(t *testing.T) {
 	cases := []struct {
 		name string
@@ -103,6 +138,12 @@ func TestModeProblems(t *testing.T) {
 			[]string{
 				`IDENTITY_HEADER_SUBJECT: "X User" is not a header name (letters, digits, - and _)`,
 				`IDENTITY_HEADER_CLIENT_ID: "Authorization" is reserved by HTTP or authgate`,
+			}},
+		{"upgrade protocols", map[string]string{"UPSTREAM_UPGRADES": "websocket, web socket,H2C,tls/1.3"},
+			[]string{
+				`UPSTREAM_UPGRADES: "web socket" is not a protocol name (an HTTP token such as websocket)`,
+				"UPSTREAM_UPGRADES: h2c cannot be allowed: the requests inside an h2c connection would reach the upstream unchecked",
+				`UPSTREAM_UPGRADES: "tls/1.3" is not a protocol name (an HTTP token such as websocket)`,
 			}},
 		{"identity headers collide", map[string]string{"IDENTITY_HEADER_SCOPES": "x-auth-subject"},
 			[]string{"IDENTITY_HEADER_SCOPES: same header as IDENTITY_HEADER_SUBJECT (x-auth-subject)"}},

@@ -66,6 +66,13 @@ type Deps struct {
 	PublicPaths                []PublicPath
 	TrustedProxies             []netip.Prefix
 	Identity                   IdentityHeaders
+	// Upgrades are the protocols (UPSTREAM_UPGRADES, lower case) a client
+	// may switch to through the proxy; none when empty.
+	Upgrades []string
+	// AfterFunc calls f after d and returns what stops it, as
+	// time.AfterFunc and its Timer.Stop do; nil means time.AfterFunc. It
+	// ends an upgraded connection when its token expires.
+	AfterFunc func(d time.Duration, f func()) (stop func() bool)
 }
 
 // Gateway holds the two HTTP handlers.
@@ -78,6 +85,8 @@ type Gateway struct {
 	mode      string         // modeServe or modeProxy, for the OPA input
 	trusted   trustedProxies // TRUSTED_PROXIES
 	proxy     http.Handler   // the upstream's reverse proxy, in proxy mode
+	upgrades  upgrades       // UPSTREAM_UPGRADES
+	afterFunc func(time.Duration, func()) func() bool
 }
 
 // New builds the gateway and its routes.
@@ -88,13 +97,18 @@ func New(d Deps) *Gateway {
 	if d.HTTPClient == nil {
 		d.HTTPClient = http.DefaultClient
 	}
+	if d.AfterFunc == nil {
+		d.AfterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
+	}
 	g := &Gateway{
-		deps:    d,
-		decider: &decider{opa: d.OPA, breaker: d.OPABreaker, log: d.Log, now: d.Now, metrics: d.Metrics},
-		traffic: newEcho(d),
-		admin:   newEcho(d),
-		mode:    modeServe,
-		trusted: d.TrustedProxies,
+		deps:      d,
+		decider:   &decider{opa: d.OPA, breaker: d.OPABreaker, log: d.Log, now: d.Now, metrics: d.Metrics},
+		traffic:   newEcho(d),
+		admin:     newEcho(d),
+		mode:      modeServe,
+		trusted:   d.TrustedProxies,
+		upgrades:  d.Upgrades,
+		afterFunc: d.AfterFunc,
 	}
 	if d.Upstream != nil {
 		g.mode, g.proxy = modeProxy, g.newProxy()
