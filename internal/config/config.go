@@ -40,6 +40,8 @@ type Config struct {
 
 	ListenAddr string `env:"LISTEN_ADDR" envDefault:"127.0.0.1:8086"`
 	AdminAddr  string `env:"ADMIN_ADDR" envDefault:"127.0.0.1:9086"`
+	// /metrics and pprof: not on ADMIN_ADDR, which a proxy must reach for /verify.
+	MetricsAddr string `env:"METRICS_ADDR" envDefault:"127.0.0.1:9090"`
 
 	CacheSize        int           `env:"CACHE_SIZE" envDefault:"100000"`
 	CacheTTL         time.Duration `env:"CACHE_TTL" envDefault:"5m"`
@@ -81,7 +83,7 @@ type Config struct {
 	// Observability (issue 4).
 	LogLevel  string `env:"LOG_LEVEL" envDefault:"info"`  // debug, info, warn, error
 	LogFormat string `env:"LOG_FORMAT" envDefault:"json"` // json or text
-	PProf     bool   `env:"PPROF" envDefault:"false"`     // /debug/pprof/ on ADMIN_ADDR
+	PProf     bool   `env:"PPROF" envDefault:"false"`     // /debug/pprof/ on METRICS_ADDR
 	// Tracing is on when either OTLP endpoint is set (OTLP over HTTP). The
 	// other standard OTEL_* variables (headers, timeout, sampler, service
 	// name, ...) are read by the OpenTelemetry SDK from the process environment.
@@ -297,13 +299,19 @@ func (c *Config) problems() []string {
 	default:
 		add("OKTA_AUTH_METHOD: must be %s or %s, got %q", AuthClientSecretBasic, AuthClientSecretPost, c.OktaAuthMethod)
 	}
-	for _, a := range []struct{ name, val string }{{"LISTEN_ADDR", c.ListenAddr}, {"ADMIN_ADDR", c.AdminAddr}} {
+	for _, a := range []struct{ name, val string }{{"LISTEN_ADDR", c.ListenAddr}, {"ADMIN_ADDR", c.AdminAddr}, {"METRICS_ADDR", c.MetricsAddr}} {
 		if _, _, err := net.SplitHostPort(a.val); err != nil {
 			add("%s: must be host:port, got %q", a.name, a.val)
 		}
 	}
+	// Port 0 (tests) gets a fresh port for each listener.
 	if c.ListenAddr == c.AdminAddr && !strings.HasSuffix(c.ListenAddr, ":0") {
 		add("ADMIN_ADDR: must differ from LISTEN_ADDR (%s)", c.ListenAddr)
+	}
+	for _, other := range []struct{ name, val string }{{"LISTEN_ADDR", c.ListenAddr}, {"ADMIN_ADDR", c.AdminAddr}} {
+		if c.MetricsAddr == other.val && !strings.HasSuffix(c.MetricsAddr, ":0") {
+			add("METRICS_ADDR: must differ from %s (%s)", other.name, other.val)
+		}
 	}
 	for _, d := range []struct {
 		name string

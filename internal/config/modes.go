@@ -120,7 +120,7 @@ func (c *Config) modeProblems() []string {
 			add("UPSTREAM_URL: %v", err)
 		} else if u, _ := url.Parse(c.UpstreamURL); u.RawQuery != "" || u.Fragment != "" {
 			add("UPSTREAM_URL: must not have a query or a fragment")
-		} else if u.Host == c.ListenAddr || u.Host == c.AdminAddr {
+		} else if u.Host == c.ListenAddr || u.Host == c.AdminAddr || u.Host == c.MetricsAddr {
 			add("UPSTREAM_URL: points at authgate itself (%s): every request would loop", u.Host)
 		}
 	}

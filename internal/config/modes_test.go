@@ -116,6 +116,8 @@ func TestModeProblems(t *testing.T) {
 			[]string{"UPSTREAM_URL: must not have a query or a fragment"}},
 		{"upstream is authgate", map[string]string{"UPSTREAM_URL": "http://127.0.0.1:8086/"},
 			[]string{"UPSTREAM_URL: points at authgate itself (127.0.0.1:8086): every request would loop"}},
+		{"upstream is authgate's metrics", map[string]string{"UPSTREAM_URL": "http://127.0.0.1:9090/"},
+			[]string{"UPSTREAM_URL: points at authgate itself (127.0.0.1:9090): every request would loop"}},
 		{"timeout", map[string]string{"UPSTREAM_TIMEOUT": "0s"},
 			[]string{"UPSTREAM_TIMEOUT: must be a positive duration, got 0s"}},
 		{"strip not a boolean", map[string]string{"UPSTREAM_STRIP_AUTHORIZATION": "yes"},

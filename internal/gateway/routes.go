@@ -2,7 +2,7 @@ package gateway
 
 import "github.com/labstack/echo/v4"
 
-// routes lists every route of both listeners.
+// routes lists every route of the three listeners.
 func (g *Gateway) routes() {
 	g.traffic.Use(g.observe()) // outermost: request id, metrics, access log
 
@@ -20,17 +20,19 @@ func (g *Gateway) routes() {
 	}
 
 	g.admin.GET("/healthz", handleHealthz())
-	if g.deps.MetricsHandler != nil {
-		g.admin.GET("/metrics", echo.WrapHandler(g.deps.MetricsHandler))
-	}
-	if g.deps.PProf {
-		g.admin.Any("/debug/pprof/*", handlePprof())
-	}
 	g.admin.GET("/readyz", g.handleReadyz())
 	// Forward-auth decisions are requests like any other: logged and counted.
 	verify := chain(g.handleVerify(), g.observe())
 	g.admin.Match(proxyMethods, verifyPrefix, verify)
 	g.admin.Match(proxyMethods, verifyPrefix+"/*", verify)
+
+	// Apart from ADMIN_ADDR, which a proxy must reach for /verify.
+	if g.deps.MetricsHandler != nil {
+		g.metrics.GET("/metrics", echo.WrapHandler(g.deps.MetricsHandler))
+	}
+	if g.deps.PProf {
+		g.metrics.Any("/debug/pprof/*", handlePprof())
+	}
 }
 
 // chain wraps h in mw, the first outermost, once at startup: Echo v4 applies
