@@ -141,7 +141,6 @@ func (g *Gateway) screenUpgrade() echo.MiddlewareFunc {
 type tunnel struct {
 	http.ResponseWriter
 	cancel context.CancelFunc // ends the upstream side (ReverseProxy closes it)
-	now    func() time.Time
 
 	up, down atomic.Int64 // bytes client -> upstream, upstream -> client
 
@@ -163,7 +162,7 @@ func (t *tunnel) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.conn, t.switched = conn, t.now()
+	t.conn, t.switched = conn, time.Now()
 	if t.expired {
 		conn.Close()
 	}
@@ -189,7 +188,7 @@ func (t *tunnel) stats() (switched bool, d time.Duration, expired bool) {
 	if t.conn == nil {
 		return false, 0, false
 	}
-	return true, t.now().Sub(t.switched), t.expired
+	return true, time.Since(t.switched), t.expired
 }
 
 // settle writes into the echo response what the client got once the
@@ -236,7 +235,7 @@ func (c *countedConn) CloseWrite() error {
 func (g *Gateway) proxyUpgrade(c echo.Context, req *http.Request, exp int64) {
 	ctx, cancel := context.WithCancel(req.Context())
 	defer cancel()
-	t := &tunnel{ResponseWriter: c.Response(), cancel: cancel, now: g.deps.Now}
+	t := &tunnel{ResponseWriter: c.Response(), cancel: cancel}
 	recordOf(c).tunnel = t
 	if exp != 0 {
 		stop := g.afterFunc(time.Unix(exp, 0).Sub(g.deps.Now()), t.expire)

@@ -267,8 +267,8 @@ func TestTunnelEndsAtTokenExpiry(t *testing.T) {
 	if l["tunnel_bytes_up"] != float64(len("ping\n")) || l["bytes"] != float64(len("echo ping\n")) {
 		t.Errorf("bytes up %v down %v, want 5 and 10", l["tunnel_bytes_up"], l["bytes"])
 	}
-	if _, ok := l["tunnel_duration"].(float64); !ok {
-		t.Errorf("no tunnel_duration: %v", l)
+	if d, ok := l["tunnel_duration"].(float64); !ok || d <= 0 {
+		t.Errorf("tunnel_duration %v", l["tunnel_duration"])
 	}
 }
 

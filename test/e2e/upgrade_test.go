@@ -216,6 +216,17 @@ func TestProxyUpgrades(t *testing.T) {
 			if r.Status != tc.status {
 				t.Fatalf("%d %s, want %d", r.Status, r.Body, tc.status)
 			}
+			if tc.status == 101 {
+				// Logged when the tunnel ends (raw has closed it).
+				stacktest.Eventually(t, 10*time.Second, "an access line for the tunnel", func() bool {
+					for _, l := range tc.gw.Logs.Lines("request") {
+						if _, ok := l["tunnel_duration"]; ok && l["status"] == 101.0 && l["outcome"] == "allow" && l["tunnel_bytes_up"] == 0.0 {
+							return true
+						}
+					}
+					return false
+				})
+			}
 			s := up.seen()
 			if tc.status != 101 {
 				for _, k := range []string{"Upgrade", "Http2-Settings"} {
