@@ -11,6 +11,7 @@ export ENV_FILE=${ENV_FILE:-.env.example}
 OPA_ADDR=${OPA_ADDR:-127.0.0.1:8181}
 IDP_ADDR=${DEVIDP_ADDR:-127.0.0.1:9000}
 ADMIN=${ADMIN_ADDR:-127.0.0.1:9086}
+METRICS=${METRICS_ADDR:-127.0.0.1:9090}
 TRAFFIC=${LISTEN_ADDR:-127.0.0.1:8086}
 
 pids=()
@@ -31,7 +32,7 @@ wait_for() { # url name
 }
 
 in_use() { (echo > "/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
-for addr in "$OPA_ADDR" "$IDP_ADDR" "$TRAFFIC" "$ADMIN"; do
+for addr in "$OPA_ADDR" "$IDP_ADDR" "$TRAFFIC" "$ADMIN" "$METRICS"; do
   if in_use "$addr"; then
     echo "stack: $addr is already in use (is a stack already running? stop it first)" >&2
     exit 1
@@ -50,7 +51,7 @@ wait_for "http://$ADMIN/readyz" authgate
 
 cat <<EOT
 
-authgate is up: traffic on http://$TRAFFIC, admin on http://$ADMIN
+authgate is up: traffic on http://$TRAFFIC, admin on http://$ADMIN, metrics on http://$METRICS
 (OPA on http://$OPA_ADDR, development authorization server on http://$IDP_ADDR)
 
   TOKEN=\$(curl -s -u demo:demo-secret -d grant_type=client_credentials -d scope=read_sayhello \\
@@ -59,6 +60,7 @@ authgate is up: traffic on http://$TRAFFIC, admin on http://$ADMIN
   curl -i -H "Authorization: Bearer \$TOKEN" http://$TRAFFIC/saysecret   # 403
   curl -i http://$TRAFFIC/sayhello                                      # 401
   curl -s http://$ADMIN/readyz
+  curl -s http://$METRICS/metrics | grep ^authgate_decisions
 
 Ctrl-C stops all three.
 EOT

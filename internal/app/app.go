@@ -24,7 +24,7 @@ import (
 	"github.com/authgate/authgate/pkg/opa"
 )
 
-// Server limits on both listeners (READ_HEADER_TIMEOUT is configured).
+// Server limits on every listener (READ_HEADER_TIMEOUT is configured).
 // MaxHeaderBytes stays well above gateway.MaxTokenBytes so that an over-long
 // token gets a clear 401 rather than Go's bare 431.
 const (
@@ -67,6 +67,11 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		return fmt.Errorf("ADMIN_ADDR: %w", err)
 	}
 	defer adminLn.Close()
+	metricsLn, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("METRICS_ADDR: %w", err)
+	}
+	defer metricsLn.Close()
 
 	tel, err := newTelemetry(ctx, cfg, log, opt)
 	if err != nil {
@@ -77,17 +82,17 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		return err
 	}
 	defer closeIdle() // no upstream connection outlives Run
-	servers := []*http.Server{newServer(tel.traffic(gw.Traffic()), log, cfg), newServer(gw.Admin(), log, cfg)}
+	servers := []*http.Server{newServer(tel.traffic(gw.Traffic()), log, cfg), newServer(gw.Admin(), log, cfg), newServer(gw.Metrics(), log, cfg)}
 	if cfg.UpstreamURL != "" {
 		// The write deadline runs from the end of the request headers: the
 		// wait for the upstream's answer must not eat the time to relay it.
 		servers[0].WriteTimeout = writeTimeout + cfg.UpstreamTimeout
 	}
 	errc := make(chan error, len(servers))
-	for i, ln := range []net.Listener{trafficLn, adminLn} {
+	for i, ln := range []net.Listener{trafficLn, adminLn, metricsLn} {
 		go func() { errc <- servers[i].Serve(ln) }()
 	}
-	log.Info("authgate listening", "traffic", trafficLn.Addr().String(), "admin", adminLn.Addr().String(),
+	log.Info("authgate listening", "traffic", trafficLn.Addr().String(), "admin", adminLn.Addr().String(), "metrics", metricsLn.Addr().String(),
 		"introspect_url", cfg.IntrospectURL(), "opa_authz_url", cfg.OPAAuthzURL, "upstream_url", cfg.UpstreamURL)
 
 	select {
@@ -123,6 +128,9 @@ func newServer(h http.Handler, log *slog.Logger, cfg *config.Config) *http.Serve
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// OPTIONS * reaches the gateway, which refuses it with a log line,
+		// instead of Go's own silent 200.
+		DisableGeneralOptionsHandler: true,
 	}
 }
 
@@ -234,6 +242,7 @@ func modeDeps(cfg *config.Config, d *gateway.Deps) error {
 	}
 	d.UpstreamTimeout = cfg.UpstreamTimeout
 	d.UpstreamStripAuthorization = cfg.UpstreamStripAuthorization
+	d.Upgrades = cfg.UpgradeProtocols()
 	for _, p := range cfg.PublicPathRules() {
 		d.PublicPaths = append(d.PublicPaths, gateway.PublicPath{Method: p.Method, Path: p.Path, Prefix: p.Prefix})
 	}

@@ -110,6 +110,7 @@ func TestTracing(t *testing.T) {
 				"OPA_AUTHZ_URL":      opa.URL + "/v1/data/demoapi/authz/allow",
 				"LISTEN_ADDR":        "127.0.0.1:0",
 				"ADMIN_ADDR":         "127.0.0.1:0",
+				"METRICS_ADDR":       "127.0.0.1:0",
 			}
 			if on {
 				env["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://127.0.0.1:1" // replaced by the in-memory exporter

@@ -44,6 +44,8 @@ type Config struct {
 
 	ListenAddr string `env:"LISTEN_ADDR" envDefault:"127.0.0.1:8086"`
 	AdminAddr  string `env:"ADMIN_ADDR" envDefault:"127.0.0.1:9086"`
+	// /metrics and pprof: not on ADMIN_ADDR, which a proxy must reach for /verify.
+	MetricsAddr string `env:"METRICS_ADDR" envDefault:"127.0.0.1:9090"`
 
 	CacheSize        int           `env:"CACHE_SIZE" envDefault:"100000"`
 	CacheTTL         time.Duration `env:"CACHE_TTL" envDefault:"5m"`
@@ -77,15 +79,18 @@ type Config struct {
 	UpstreamURL                string        `env:"UPSTREAM_URL"`
 	UpstreamStripAuthorization bool          `env:"UPSTREAM_STRIP_AUTHORIZATION" envDefault:"false"`
 	UpstreamTimeout            time.Duration `env:"UPSTREAM_TIMEOUT" envDefault:"30s"`
-	PublicPaths                []string      `env:"PUBLIC_PATHS" envSeparator:","`
-	TrustedProxies             []string      `env:"TRUSTED_PROXIES" envSeparator:","`
-	IdentityHeaderSubject      string        `env:"IDENTITY_HEADER_SUBJECT" envDefault:"X-Auth-Subject"`
-	IdentityHeaderClientID     string        `env:"IDENTITY_HEADER_CLIENT_ID" envDefault:"X-Auth-Client-Id"`
-	IdentityHeaderScopes       string        `env:"IDENTITY_HEADER_SCOPES" envDefault:"X-Auth-Scopes"`
+	// Upgrade protocols a client may switch to through the proxy; set but
+	// empty means none (see Load).
+	UpstreamUpgrades       []string `env:"UPSTREAM_UPGRADES" envSeparator:"," envDefault:"websocket"`
+	PublicPaths            []string `env:"PUBLIC_PATHS" envSeparator:","`
+	TrustedProxies         []string `env:"TRUSTED_PROXIES" envSeparator:","`
+	IdentityHeaderSubject  string   `env:"IDENTITY_HEADER_SUBJECT" envDefault:"X-Auth-Subject"`
+	IdentityHeaderClientID string   `env:"IDENTITY_HEADER_CLIENT_ID" envDefault:"X-Auth-Client-Id"`
+	IdentityHeaderScopes   string   `env:"IDENTITY_HEADER_SCOPES" envDefault:"X-Auth-Scopes"`
 	// Observability (issue 4).
 	LogLevel  string `env:"LOG_LEVEL" envDefault:"info"`  // debug, info, warn, error
 	LogFormat string `env:"LOG_FORMAT" envDefault:"json"` // json or text
-	PProf     bool   `env:"PPROF" envDefault:"false"`     // /debug/pprof/ on ADMIN_ADDR
+	PProf     bool   `env:"PPROF" envDefault:"false"`     // /debug/pprof/ on METRICS_ADDR
 	// Tracing is on when either OTLP endpoint is set (OTLP over HTTP). The
 	// other standard OTEL_* variables (headers, timeout, sampler, service
 	// name, ...) are read by the OpenTelemetry SDK from the process environment.
@@ -156,6 +161,9 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 			environ[k] = v
 		}
 	}
+	// caarlos0/env gives a variable set but empty its default; for these
+	// lists, empty means none.
+	emptyMeansNone := map[string]*[]string{"UPSTREAM_UPGRADES": &c.UpstreamUpgrades}
 	var problems []string
 	unparsed := map[string]bool{}
 	if err := env.ParseWithOptions(&c, env.Options{Environment: environ}); err != nil {
@@ -163,6 +171,11 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 			name, _, _ := strings.Cut(p, ":")
 			unparsed[name] = true
 			problems = append(problems, p)
+		}
+	}
+	for k, field := range emptyMeansNone {
+		if v, ok := environ[k]; ok && strings.TrimSpace(v) == "" {
+			*field = nil
 		}
 	}
 	// A variable that failed to parse is left zero: do not report it a
@@ -293,13 +306,19 @@ func (c *Config) problems() []string {
 	default:
 		add("OKTA_AUTH_METHOD: must be %s or %s, got %q", AuthClientSecretBasic, AuthClientSecretPost, c.OktaAuthMethod)
 	}
-	for _, a := range []struct{ name, val string }{{"LISTEN_ADDR", c.ListenAddr}, {"ADMIN_ADDR", c.AdminAddr}} {
+	for _, a := range []struct{ name, val string }{{"LISTEN_ADDR", c.ListenAddr}, {"ADMIN_ADDR", c.AdminAddr}, {"METRICS_ADDR", c.MetricsAddr}} {
 		if _, _, err := net.SplitHostPort(a.val); err != nil {
 			add("%s: must be host:port, got %q", a.name, a.val)
 		}
 	}
+	// Port 0 (tests) gets a fresh port for each listener.
 	if c.ListenAddr == c.AdminAddr && !strings.HasSuffix(c.ListenAddr, ":0") {
 		add("ADMIN_ADDR: must differ from LISTEN_ADDR (%s)", c.ListenAddr)
+	}
+	for _, other := range []struct{ name, val string }{{"LISTEN_ADDR", c.ListenAddr}, {"ADMIN_ADDR", c.AdminAddr}} {
+		if c.MetricsAddr == other.val && !strings.HasSuffix(c.MetricsAddr, ":0") {
+			add("METRICS_ADDR: must differ from %s (%s)", other.name, other.val)
+		}
 	}
 	for _, d := range []struct {
 		name string

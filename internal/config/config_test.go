@@ -56,6 +56,7 @@ func defaults() config.Config {
 		OPATimeout:             time.Second,
 		ListenAddr:             "127.0.0.1:8086",
 		AdminAddr:              "127.0.0.1:9086",
+		MetricsAddr:            "127.0.0.1:9090",
 		CacheSize:              100000,
 		CacheTTL:               5 * time.Minute,
 		CacheNegativeTTL:       30 * time.Second,
@@ -66,6 +67,7 @@ func defaults() config.Config {
 		ShutdownTimeout:        15 * time.Second,
 		ReadHeaderTimeout:      10 * time.Second,
 		UpstreamTimeout:        30 * time.Second,
+		UpstreamUpgrades:       []string{"websocket"},
 		IdentityHeaderSubject:  "X-Auth-Subject",
 		IdentityHeaderClientID: "X-Auth-Client-Id",
 		IdentityHeaderScopes:   "X-Auth-Scopes",
@@ -131,6 +133,7 @@ func TestLoad(t *testing.T) {
 				"OPA_SEND_TOKEN", "true",
 				"LISTEN_ADDR", ":8080",
 				"ADMIN_ADDR", "127.0.0.1:9090",
+				"METRICS_ADDR", "[::1]:9100",
 				"CACHE_SIZE", "10",
 				"CACHE_TTL", "1m",
 				"CACHE_NEGATIVE_TTL", "5s",
@@ -148,7 +151,7 @@ func TestLoad(t *testing.T) {
 				c.OktaTimeout = 500 * time.Millisecond
 				c.OPATimeout = 250 * time.Millisecond
 				c.OPASendToken = true
-				c.ListenAddr, c.AdminAddr = ":8080", "127.0.0.1:9090"
+				c.ListenAddr, c.AdminAddr, c.MetricsAddr = ":8080", "127.0.0.1:9090", "[::1]:9100"
 				c.CacheSize, c.CacheTTL, c.CacheNegativeTTL = 10, time.Minute, 5*time.Second
 				c.OktaBreakerFailures, c.OktaBreakerOpenTimeout = 3, 10*time.Second
 				c.OPABreakerFailures, c.OPABreakerOpenTimeout = 2, 20*time.Second
@@ -157,9 +160,11 @@ func TestLoad(t *testing.T) {
 			},
 		},
 		{
-			name: "both listeners on port 0",
-			env:  with("LISTEN_ADDR", "127.0.0.1:0", "ADMIN_ADDR", "127.0.0.1:0"),
-			want: func(c *config.Config) { c.ListenAddr, c.AdminAddr = "127.0.0.1:0", "127.0.0.1:0" },
+			name: "every listener on port 0",
+			env:  with("LISTEN_ADDR", "127.0.0.1:0", "ADMIN_ADDR", "127.0.0.1:0", "METRICS_ADDR", "127.0.0.1:0"),
+			want: func(c *config.Config) {
+				c.ListenAddr, c.AdminAddr, c.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+			},
 		},
 		{
 			name: "every required variable missing",
@@ -276,6 +281,21 @@ func TestLoad(t *testing.T) {
 			name:    "LISTEN_ADDR equals ADMIN_ADDR",
 			env:     with("LISTEN_ADDR", "127.0.0.1:8086", "ADMIN_ADDR", "127.0.0.1:8086"),
 			wantErr: []string{"ADMIN_ADDR: must differ from LISTEN_ADDR (127.0.0.1:8086)"},
+		},
+		{
+			name:    "METRICS_ADDR equals ADMIN_ADDR",
+			env:     with("ADMIN_ADDR", "127.0.0.1:9090"),
+			wantErr: []string{"METRICS_ADDR: must differ from ADMIN_ADDR (127.0.0.1:9090)"},
+		},
+		{
+			name:    "METRICS_ADDR equals LISTEN_ADDR",
+			env:     with("METRICS_ADDR", "127.0.0.1:8086"),
+			wantErr: []string{"METRICS_ADDR: must differ from LISTEN_ADDR (127.0.0.1:8086)"},
+		},
+		{
+			name:    "METRICS_ADDR without port",
+			env:     with("METRICS_ADDR", "127.0.0.1"),
+			wantErr: []string{`METRICS_ADDR: must be host:port, got "127.0.0.1"`},
 		},
 		{
 			name:    "address without port",

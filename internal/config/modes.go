@@ -70,6 +70,18 @@ func (c *Config) PublicPathRules() []PublicPath {
 	return out
 }
 
+// UpgradeProtocols returns UPSTREAM_UPGRADES lower-cased, blanks dropped;
+// Load has validated it.
+func (c *Config) UpgradeProtocols() []string {
+	var out []string
+	for _, s := range c.UpstreamUpgrades {
+		if s = strings.ToLower(strings.TrimSpace(s)); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // TrustedProxyPrefixes returns TRUSTED_PROXIES parsed; Load has validated
 // it. A bare address stands for itself (/32 or /128).
 func (c *Config) TrustedProxyPrefixes() []netip.Prefix {
@@ -121,12 +133,23 @@ func (c *Config) modeProblems() []string {
 			add("UPSTREAM_URL: %v", err)
 		} else if u, _ := url.Parse(c.UpstreamURL); u.RawQuery != "" || u.Fragment != "" {
 			add("UPSTREAM_URL: must not have a query or a fragment")
-		} else if u.Host == c.ListenAddr || u.Host == c.AdminAddr {
+		} else if u.Host == c.ListenAddr || u.Host == c.AdminAddr || u.Host == c.MetricsAddr {
 			add("UPSTREAM_URL: points at authgate itself (%s): every request would loop", u.Host)
 		}
 	}
 	if c.UpstreamTimeout <= 0 {
 		add("UPSTREAM_TIMEOUT: must be a positive duration, got %s", c.UpstreamTimeout)
+	}
+	for _, s := range c.UpstreamUpgrades {
+		switch s = strings.TrimSpace(s); {
+		case s == "":
+		case !isToken(s):
+			add("UPSTREAM_UPGRADES: %q is not a protocol name (an HTTP token such as websocket)", s)
+		case strings.EqualFold(s, "h2c"):
+			// Requests inside an HTTP/2 connection never pass the check
+			// (GHSA-w4v4-9rw7-5326 in Traefik).
+			add("UPSTREAM_UPGRADES: h2c cannot be allowed: the requests inside an h2c connection would reach the upstream unchecked")
+		}
 	}
 	for _, s := range c.PublicPaths {
 		if strings.TrimSpace(s) == "" {
@@ -174,25 +197,27 @@ func (c *Config) modeProblems() []string {
 // credentialHeaders never go into the OPA input, whatever OPA_INPUT_HEADERS says.
 var credentialHeaders = map[string]bool{"authorization": true, "proxy-authorization": true, "cookie": true}
 
-// isToken reports whether s is an RFC 9110 token, as header names are.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // reservedHeaders cannot carry identity: HTTP itself or authgate needs them.
 var reservedHeaders = map[string]bool{
 	"authorization": true, "proxy-authorization": true, "cookie": true, "host": true,
 	"connection": true, "content-length": true, "content-type": true, "transfer-encoding": true,
 	"upgrade": true, "te": true, "trailer": true, "keep-alive": true, "proxy-connection": true,
 	"x-forwarded-for": true, "x-forwarded-host": true, "x-forwarded-proto": true, "forwarded": true,
+	"http2-settings": true,
+}
+
+// isToken reports whether s is an RFC 9110 token (a protocol or header name).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 func checkHeaderName(s string) error {

@@ -86,6 +86,41 @@ func TestModeValues(t *testing.T) {
 	}
 }
 
+// UPSTREAM_UPGRADES: websocket unless set; set but empty (in the process
+// environment or the env file) means no upgrade at all.
+func TestUpgradeProtocols(t *testing.T) {
+	cases := []struct {
+		name, file string
+		env        map[string]string
+		want       []string
+	}{
+		{name: "default", want: []string{"websocket"}},
+		{name: "listed", env: map[string]string{"UPSTREAM_UPGRADES": " WebSocket, x-custom ,"}, want: []string{"websocket", "x-custom"}},
+		{name: "empty", env: map[string]string{"UPSTREAM_UPGRADES": ""}},
+		{name: "blank", env: map[string]string{"UPSTREAM_UPGRADES": "  "}},
+		{name: "empty in the env file", file: "UPSTREAM_UPGRADES=\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env := tc.env
+			if tc.file != "" {
+				f := filepath.Join(t.TempDir(), "x.env")
+				if err := os.WriteFile(f, []byte(tc.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				env = map[string]string{"ENV_FILE": f}
+			}
+			c, err := load(t, env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.UpgradeProtocols(); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("UpgradeProtocols() = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestModeProblems(t *testing.T) {
 	cases := []struct {
 		name string
@@ -100,6 +135,8 @@ func TestModeProblems(t *testing.T) {
 			[]string{"UPSTREAM_URL: must not have a query or a fragment"}},
 		{"upstream is authgate", map[string]string{"UPSTREAM_URL": "http://127.0.0.1:8086/"},
 			[]string{"UPSTREAM_URL: points at authgate itself (127.0.0.1:8086): every request would loop"}},
+		{"upstream is authgate's metrics", map[string]string{"UPSTREAM_URL": "http://127.0.0.1:9090/"},
+			[]string{"UPSTREAM_URL: points at authgate itself (127.0.0.1:9090): every request would loop"}},
 		{"timeout", map[string]string{"UPSTREAM_TIMEOUT": "0s"},
 			[]string{"UPSTREAM_TIMEOUT: must be a positive duration, got 0s"}},
 		{"strip not a boolean", map[string]string{"UPSTREAM_STRIP_AUTHORIZATION": "yes"},
@@ -122,6 +159,12 @@ func TestModeProblems(t *testing.T) {
 			[]string{
 				`IDENTITY_HEADER_SUBJECT: "X User" is not a header name (letters, digits, - and _)`,
 				`IDENTITY_HEADER_CLIENT_ID: "Authorization" is reserved by HTTP or authgate`,
+			}},
+		{"upgrade protocols", map[string]string{"UPSTREAM_UPGRADES": "websocket, web socket,H2C,tls/1.3"},
+			[]string{
+				`UPSTREAM_UPGRADES: "web socket" is not a protocol name (an HTTP token such as websocket)`,
+				"UPSTREAM_UPGRADES: h2c cannot be allowed: the requests inside an h2c connection would reach the upstream unchecked",
+				`UPSTREAM_UPGRADES: "tls/1.3" is not a protocol name (an HTTP token such as websocket)`,
 			}},
 		{"identity headers collide", map[string]string{"IDENTITY_HEADER_SCOPES": "x-auth-subject"},
 			[]string{"IDENTITY_HEADER_SCOPES: same header as IDENTITY_HEADER_SUBJECT (x-auth-subject)"}},

@@ -169,6 +169,7 @@ func parseHeaders(raw json.RawMessage) (http.Header, error) {
 var policyForbidden = map[string]bool{
 	"connection": true, "content-length": true, "transfer-encoding": true, "upgrade": true,
 	"te": true, "trailer": true, "keep-alive": true, "proxy-connection": true, "host": true,
+	"http2-settings": true, // h2c's: never to the upstream (upgrade.go)
 }
 
 func validHeaderName(s string) bool {

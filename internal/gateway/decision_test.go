@@ -61,6 +61,8 @@ func TestParseObject(t *testing.T) {
 			reason: "policy decision has bad headers", logs: "bad headers"},
 		{name: "framing header denies", raw: `{"allowed":true,"headers":{"Content-Length":"1"}}`,
 			reason: "policy decision has bad headers", logs: "bad headers"},
+		{name: "h2c's HTTP2-Settings denies", raw: `{"allowed":true,"headers":{"HTTP2-Settings":"AAMAAABkAAQAAP__"}}`,
+			reason: "policy decision has bad headers", logs: "bad headers"},
 		{name: "non-string header value denies", raw: `{"allowed":true,"response_headers_to_add":{"X-A":1}}`,
 			reason: "policy decision has bad response_headers_to_add", logs: "bad response_headers_to_add"},
 	}

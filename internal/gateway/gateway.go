@@ -1,6 +1,7 @@
 // Package gateway is authgate's HTTP side: the traffic listener, where every
-// protected request is checked (token, then policy), and the admin listener
-// with authgate's own endpoints.
+// protected request is checked (token, then policy), the admin listener
+// with authgate's health and forward-auth endpoints, and the metrics
+// listener with /metrics and the profiler.
 package gateway
 
 import (
@@ -29,9 +30,9 @@ type Deps struct {
 	// Observability (issue 4).
 	// Metrics, when set, is told of every request answered on the traffic listener.
 	Metrics Metrics
-	// MetricsHandler, when set, serves GET /metrics on the admin listener.
+	// MetricsHandler, when set, serves GET /metrics on the metrics listener.
 	MetricsHandler http.Handler
-	// PProf serves net/http/pprof under /debug/pprof/ on the admin listener.
+	// PProf serves net/http/pprof under /debug/pprof/ on the metrics listener.
 	PProf bool
 	// Tracing says that the traffic handler runs inside a tracing handler
 	// (otelhttp): the request's span is then named after its route.
@@ -74,9 +75,16 @@ type Deps struct {
 	PublicPaths                []PublicPath
 	TrustedProxies             []netip.Prefix
 	Identity                   IdentityHeaders
+	// Upgrades are the protocols (UPSTREAM_UPGRADES, lower case) a client
+	// may switch to through the proxy; none when empty.
+	Upgrades []string
+	// AfterFunc calls f after d and returns what stops it, as
+	// time.AfterFunc and its Timer.Stop do; nil means time.AfterFunc. It
+	// ends an upgraded connection when its token expires.
+	AfterFunc func(d time.Duration, f func()) (stop func() bool)
 }
 
-// Gateway holds the two HTTP handlers.
+// Gateway holds the three HTTP handlers.
 type Gateway struct {
 	deps      Deps
 	decider   *decider
@@ -84,9 +92,14 @@ type Gateway struct {
 	input     inputOptions   // how OPA inputs are written
 	traffic   *echo.Echo
 	admin     *echo.Echo
-	mode      string         // modeServe or modeProxy, for the OPA input
-	trusted   trustedProxies // TRUSTED_PROXIES
-	proxy     http.Handler   // the upstream's reverse proxy, in proxy mode
+	metrics   *echo.Echo
+	// The listeners' handlers: the Echos behind refuseAsterisk.
+	trafficH, adminH, metricsH http.Handler
+	mode                       string         // modeServe or modeProxy, for the OPA input
+	trusted                    trustedProxies // TRUSTED_PROXIES
+	proxy                      http.Handler   // the upstream's reverse proxy, in proxy mode
+	upgrades                   upgrades       // UPSTREAM_UPGRADES
+	afterFunc                  func(time.Duration, func()) func() bool
 }
 
 // New builds the gateway and its routes.
@@ -97,14 +110,20 @@ func New(d Deps) *Gateway {
 	if d.HTTPClient == nil {
 		d.HTTPClient = http.DefaultClient
 	}
+	if d.AfterFunc == nil {
+		d.AfterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
+	}
 	g := &Gateway{
-		deps:    d,
-		decider: &decider{opa: d.OPA, breaker: d.OPABreaker, log: d.Log, now: d.Now, metrics: d.Metrics},
-		traffic: newEcho(d),
-		admin:   newEcho(d),
-		mode:    modeServe,
-		trusted: d.TrustedProxies,
-		input:   newInputOptions(&d),
+		deps:      d,
+		decider:   &decider{opa: d.OPA, breaker: d.OPABreaker, log: d.Log, now: d.Now, metrics: d.Metrics},
+		traffic:   newEcho(d),
+		admin:     newEcho(d),
+		metrics:   newEcho(d),
+		mode:      modeServe,
+		trusted:   d.TrustedProxies,
+		upgrades:  d.Upgrades,
+		afterFunc: d.AfterFunc,
+		input:     newInputOptions(&d),
 	}
 	if d.Upstream != nil {
 		g.mode, g.proxy = modeProxy, g.newProxy()
@@ -113,6 +132,9 @@ func New(d Deps) *Gateway {
 		g.decisions = newDecisionCache(max(d.DecisionCacheSize, 1), d.DecisionCacheTTL, d.Now)
 	}
 	g.routes()
+	g.trafficH = refuseAsterisk(g.traffic, "traffic", d.Log)
+	g.adminH = refuseAsterisk(g.admin, "admin", d.Log)
+	g.metricsH = refuseAsterisk(g.metrics, "metrics", d.Log)
 	return g
 }
 
@@ -124,7 +146,30 @@ func newEcho(d Deps) *echo.Echo {
 }
 
 // Traffic serves the protected API on LISTEN_ADDR.
-func (g *Gateway) Traffic() http.Handler { return g.traffic }
+func (g *Gateway) Traffic() http.Handler { return g.trafficH }
 
-// Admin serves authgate's own endpoints on ADMIN_ADDR.
-func (g *Gateway) Admin() http.Handler { return g.admin }
+// Admin serves /healthz, /readyz and /verify on ADMIN_ADDR.
+func (g *Gateway) Admin() http.Handler { return g.adminH }
+
+// Metrics serves /metrics and, with PPROF, /debug/pprof/ on METRICS_ADDR:
+// apart from ADMIN_ADDR, which a proxy must be able to reach for /verify.
+func (g *Gateway) Metrics() http.Handler { return g.metricsH }
+
+// refuseAsterisk answers 400, with a log line, a request whose target is
+// "*" (RFC 9112 3.2.4: OPTIONS * asks about the server as a whole), which
+// no route of authgate's answers; Go's server would otherwise have answered
+// OPTIONS * itself with a silent 200 (app turns that off with
+// DisableGeneralOptionsHandler).
+func refuseAsterisk(h http.Handler, listener string, log *slog.Logger) http.Handler {
+	body := []byte(`{"error":"invalid_request","error_description":"asterisk-form request target not supported"}` + "\n")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.RequestURI != "*" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		log.Info("asterisk-form request refused", "listener", listener, "method", r.Method, "remote_addr", r.RemoteAddr)
+		w.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+		w.WriteHeader(http.StatusBadRequest)
+		w.Write(body)
+	})
+}

@@ -51,6 +51,7 @@ func (r *record) reset() {
 	r.outcome, r.reason, r.subject, r.clientID, r.decisionID, r.cached = "", "", "", "", "", false
 	r.lookup, r.looked, r.introspect, r.opa = 0, false, 0, 0
 	r.grant, r.granted = grant{}, false
+	r.upgrade, r.tunnel = false, nil
 }
 
 // observe is the outermost middleware of the traffic listener. It settles
@@ -77,6 +78,9 @@ func (g *Gateway) observe() echo.MiddlewareFunc {
 
 			d := time.Since(start)
 			resp := c.Response()
+			if rec.tunnel != nil {
+				rec.tunnel.settle(resp)
+			}
 			route := c.Path()
 			if m != nil {
 				m.Request(route, req.Method, resp.Status, d)
@@ -159,6 +163,14 @@ func accessLog(log *slog.Logger, req *http.Request, route, id string, resp *echo
 	}
 	if rec.cached {
 		a = append(a, slog.Bool("decision_cached", true))
+	}
+	if t := rec.tunnel; t != nil {
+		if switched, d, expired := t.stats(); switched {
+			a = append(a, slog.Duration("tunnel_duration", d), slog.Int64("tunnel_bytes_up", t.up.Load()))
+			if expired {
+				a = append(a, slog.Bool("tunnel_expired", true))
+			}
+		}
 	}
 	a = append(a,
 		slog.Duration("duration", d),

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -289,11 +290,13 @@ func TestMetricsReported(t *testing.T) {
 	}
 }
 
+// /metrics and pprof are served on the metrics listener only: the admin
+// listener, which a proxy must reach for /verify, exposes neither.
 func TestAdminEndpoints(t *testing.T) {
 	metricsBody := "authgate_up 1\n"
 	get := func(gw *Gateway, path string) int {
 		w := httptest.NewRecorder()
-		gw.Admin().ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+		gw.Metrics().ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
 		return w.Code
 	}
 	plain := newObserved(t, nil).gw
@@ -312,10 +315,43 @@ func TestAdminEndpoints(t *testing.T) {
 			t.Errorf("%s: %d", p, c)
 		}
 	}
-	w := httptest.NewRecorder()
-	full.Traffic().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	if w.Code != 404 {
-		t.Errorf("/metrics on the traffic listener: %d", w.Code)
+	for name, h := range map[string]http.Handler{"traffic": full.Traffic(), "admin": full.Admin()} {
+		for _, p := range []string{"/metrics", "/debug/pprof/"} {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, p, nil))
+			if w.Code != 404 {
+				t.Errorf("%s on the %s listener: %d", p, name, w.Code)
+			}
+		}
+	}
+}
+
+// OPTIONS * (asterisk form) is refused with 400 and a log line on every
+// listener, in every mode.
+func TestAsteriskFormRefused(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { t.Errorf("upstream got %s %s", r.Method, r.RequestURI) }))
+	defer up.Close()
+	u, _ := url.Parse(up.URL)
+	for _, mode := range []string{"serve", "proxy"} {
+		o := newObserved(t, func(d *Deps) {
+			d.MetricsHandler = http.NotFoundHandler()
+			d.PublicPaths = []PublicPath{{Method: "OPTIONS", Path: "/", Prefix: true}}
+			if mode == "proxy" {
+				d.Upstream, d.UpstreamTimeout = u, time.Second
+			}
+		})
+		for name, h := range map[string]http.Handler{"traffic": o.gw.Traffic(), "admin": o.gw.Admin(), "metrics": o.gw.Metrics()} {
+			o.logs.Reset()
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest(http.MethodOptions, "*", nil))
+			if w.Code != 400 || !strings.Contains(w.Body.String(), `"error":"invalid_request"`) {
+				t.Errorf("%s %s: %d %s", mode, name, w.Code, w.Body)
+			}
+			lines := o.lines(t)
+			if len(lines) != 1 || lines[0]["msg"] != "asterisk-form request refused" || lines[0]["listener"] != name {
+				t.Errorf("%s %s: log %v", mode, name, lines)
+			}
+		}
 	}
 }
 

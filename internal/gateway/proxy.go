@@ -85,7 +85,11 @@ func (g *Gateway) handleProxy() echo.HandlerFunc {
 		if stripAuthz {
 			req.Header.Del("Authorization")
 		}
-		if gr := grantOf(c); gr != nil {
+		rec := recordOf(c)
+		var exp int64 // 0: a public path, no token to expire
+		if rec.granted {
+			gr := &rec.grant
+			exp = gr.token.Exp
 			id.set(req.Header, gr.token)
 			var policy http.Header
 			if gr.decision.rich != nil {
@@ -97,6 +101,10 @@ func (g *Gateway) handleProxy() echo.HandlerFunc {
 			if len(req.Header["Connection"]) > 0 {
 				keepOwnHeaders(req.Header, id, policy)
 			}
+		}
+		if rec.upgrade {
+			g.proxyUpgrade(c, req, exp)
+			return nil
 		}
 		g.proxy.ServeHTTP(c.Response(), req)
 		return nil

@@ -2,16 +2,17 @@ package gateway
 
 import "github.com/labstack/echo/v4"
 
-// routes lists every route of both listeners.
+// routes lists every route of the three listeners.
 func (g *Gateway) routes() {
 	g.traffic.Use(g.observe()) // outermost: request id, metrics, access log
 
 	check := g.check()
 	if g.proxy != nil {
 		// Proxy mode: every path and method. Route-level middleware, in
-		// order: one cleaned path for policy and upstream, forged identity,
-		// forwarding and hop-by-hop headers out (headers.go), then the check.
-		g.traffic.Match(proxyMethods, "/*", chain(g.handleProxy(), cleanRequestPath(), g.scrubInbound(), check))
+		// order: one cleaned path for policy and upstream, upgrades not
+		// allowed out (upgrade.go), forged identity, forwarding and
+		// hop-by-hop headers out (headers.go), then the check.
+		g.traffic.Match(proxyMethods, "/*", chain(g.handleProxy(), cleanRequestPath(), g.screenUpgrade(), g.scrubInbound(), check))
 	} else {
 		// Exact routes: Echo matches the raw path, so a route matches only
 		// when the raw path is already clean.
@@ -21,17 +22,19 @@ func (g *Gateway) routes() {
 	}
 
 	g.admin.GET("/healthz", handleHealthz())
-	if g.deps.MetricsHandler != nil {
-		g.admin.GET("/metrics", echo.WrapHandler(g.deps.MetricsHandler))
-	}
-	if g.deps.PProf {
-		g.admin.Any("/debug/pprof/*", handlePprof())
-	}
 	g.admin.GET("/readyz", g.handleReadyz())
 	// Forward-auth decisions are requests like any other: logged and counted.
 	verify := chain(g.handleVerify(), g.observe())
 	g.admin.Match(proxyMethods, verifyPrefix, verify)
 	g.admin.Match(proxyMethods, verifyPrefix+"/*", verify)
+
+	// Apart from ADMIN_ADDR, which a proxy must reach for /verify.
+	if g.deps.MetricsHandler != nil {
+		g.metrics.GET("/metrics", echo.WrapHandler(g.deps.MetricsHandler))
+	}
+	if g.deps.PProf {
+		g.metrics.Any("/debug/pprof/*", handlePprof())
+	}
 }
 
 // chain wraps h in mw, the first outermost, once at startup: Echo v4 applies

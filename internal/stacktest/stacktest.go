@@ -200,8 +200,8 @@ func (l *LogSink) WaitFor(tb testing.TB, msg string, done <-chan error) map[stri
 
 // Gateway is authgate run in-process through app.Run.
 type Gateway struct {
-	Traffic, Admin string // base URLs, http://127.0.0.1:PORT
-	Logs           *LogSink
+	Traffic, Admin, Metrics string // base URLs, http://127.0.0.1:PORT
+	Logs                    *LogSink
 	// Stop cancels Run's context and returns what Run returned. It is
 	// idempotent and also runs when the test ends.
 	Stop func() error
@@ -215,9 +215,10 @@ func (g *Gateway) TrafficAddr() string { return strings.TrimPrefix(g.Traffic, "h
 func StartGateway(tb testing.TB, env map[string]string) *Gateway {
 	tb.Helper()
 	full := map[string]string{
-		"ENV_FILE":    filepath.Join(tb.TempDir(), "none.env"),
-		"LISTEN_ADDR": "127.0.0.1:0",
-		"ADMIN_ADDR":  "127.0.0.1:0",
+		"ENV_FILE":     filepath.Join(tb.TempDir(), "none.env"),
+		"LISTEN_ADDR":  "127.0.0.1:0",
+		"ADMIN_ADDR":   "127.0.0.1:0",
+		"METRICS_ADDR": "127.0.0.1:0",
 	}
 	for k, v := range env {
 		full[k] = v
@@ -243,7 +244,8 @@ func StartGateway(tb testing.TB, env map[string]string) *Gateway {
 			tb.Errorf("authgate Run: %v", err)
 		}
 	})
-	return &Gateway{Traffic: "http://" + line["traffic"].(string), Admin: "http://" + line["admin"].(string), Logs: logs, Stop: stop}
+	return &Gateway{Traffic: "http://" + line["traffic"].(string), Admin: "http://" + line["admin"].(string),
+		Metrics: "http://" + line["metrics"].(string), Logs: logs, Stop: stop}
 }
 
 // StackEnv is the configuration for authgate in front of i and o.

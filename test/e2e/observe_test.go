@@ -23,7 +23,7 @@ type metricsPage map[string]*dto.MetricFamily
 
 func scrape(t *testing.T, g *stacktest.Gateway) metricsPage {
 	t.Helper()
-	resp, err := http.Get(g.Admin + "/metrics")
+	resp, err := http.Get(g.Metrics + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,6 +190,10 @@ func TestMetricsAndAccessLog(t *testing.T) {
 	}
 	if r := stacktest.Get(t, gw.Traffic+"/metrics", ""); r.Status != 404 {
 		t.Errorf("/metrics on the traffic listener: %d", r.Status)
+	}
+	// METRICS_ADDR only: the admin listener is what a proxy reaches for /verify.
+	if r := stacktest.Get(t, gw.Admin+"/metrics", ""); r.Status != 404 {
+		t.Errorf("/metrics on the admin listener: %d", r.Status)
 	}
 
 	if err := gw.Stop(); err != nil {

@@ -133,7 +133,7 @@ func runErr(t *testing.T, e map[string]string) error {
 	t.Helper()
 	e["ENV_FILE"] = filepath.Join(t.TempDir(), "none.env")
 	os.WriteFile(e["ENV_FILE"], nil, 0o600)
-	e["LISTEN_ADDR"], e["ADMIN_ADDR"] = "127.0.0.1:0", "127.0.0.1:0"
+	e["LISTEN_ADDR"], e["ADMIN_ADDR"], e["METRICS_ADDR"] = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := app.Run(ctx, nil, func(k string) (string, bool) { v, ok := e[k]; return v, ok }, io.Discard)

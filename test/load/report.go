@@ -16,7 +16,7 @@ import (
 // (authgate_introspection_requests_total, all results), or -1 when its
 // /metrics does not say.
 func introspections(ctx context.Context) int {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+adminAddr+"/metrics", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+metricsAddr+"/metrics", nil)
 	c := http.Client{Timeout: 2 * time.Second}
 	resp, err := c.Do(req)
 	if err != nil {

@@ -27,8 +27,10 @@ const (
 	idpAddr       = "127.0.0.1:9000"
 	trafficAddr   = "127.0.0.1:8086"
 	adminAddr     = "127.0.0.1:9086"
+	metricsAddr   = "127.0.0.1:9090"
 	dcTrafficAddr = "127.0.0.1:8087" // authgate with the decision cache on
 	dcAdminAddr   = "127.0.0.1:9087"
+	dcMetricsAddr = "127.0.0.1:9091"
 	minihopAddr   = "127.0.0.1:8090"
 	bareAddr      = "127.0.0.1:8091"
 	decisionPath  = "/v1/data/demoapi/authz/allow"
@@ -66,7 +68,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 			return err
 		}
 	}
-	dcEnv := append(env, "LISTEN_ADDR="+dcTrafficAddr, "ADMIN_ADDR="+dcAdminAddr, "DECISION_CACHE_TTL=30s")
+	dcEnv := append(env, "LISTEN_ADDR="+dcTrafficAddr, "ADMIN_ADDR="+dcAdminAddr, "METRICS_ADDR="+dcMetricsAddr, "DECISION_CACHE_TTL=30s")
 	if err := procs.start(ctx, work, "authgate-decision-cache", bin+"/authgate", nil, dcEnv); err != nil {
 		return err
 	}

@@ -1,0 +1,245 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
+
+// Protocol upgrades in proxy mode (README, "Reverse proxy"). httputil's
+// ReverseProxy forwards any Upgrade the upstream accepts, and after a 101
+// the connection is a tunnel authgate no longer reads: an h2c upgrade would
+// let a client send HTTP/2 requests for any path, with no token, straight to
+// an upstream that accepts it (GHSA-w4v4-9rw7-5326 in Traefik). So an
+// upgrade passes only for the protocols of UPSTREAM_UPGRADES, on GET, with
+// the protocol's own handshake; everything else goes on as plain HTTP/1.1.
+
+// upgrades is UPSTREAM_UPGRADES: the protocol names, lower case, a client
+// may switch to through the proxy.
+type upgrades []string
+
+// screen decides the upgrade a request asks for, before the check reads
+// it, so that the policy sees what the upstream will get. HTTP2-Settings
+// always goes (it means nothing but h2c); an upgrade not allowed loses its
+// Upgrade header and the "upgrade" token of Connection. screen reports
+// whether the request still asks to switch protocols.
+func (u upgrades) screen(method string, h http.Header) bool {
+	delete(h, "Http2-Settings")
+	ups, conn := h["Upgrade"], h["Connection"]
+	if len(ups) == 0 && len(conn) == 0 {
+		return false // the common case: nothing to look at
+	}
+	if len(ups) > 0 && hasToken(conn, "upgrade") && u.allow(method, h, ups) {
+		return true
+	}
+	delete(h, "Upgrade")
+	dropTokens(h, "upgrade", "http2-settings")
+	return false
+}
+
+// allow reports whether every protocol in ups is allowed, and the request
+// is a GET carrying the protocol's handshake.
+func (u upgrades) allow(method string, h http.Header, ups []string) bool {
+	if method != http.MethodGet {
+		return false // RFC 6455 4.1: a handshake is a GET; h2c would take any
+	}
+	n := 0
+	for _, v := range ups {
+		for p := range strings.SplitSeq(v, ",") {
+			p = strings.TrimSpace(p)
+			if p == "" {
+				continue
+			}
+			name, _, _ := strings.Cut(p, "/") // protocol-name["/"protocol-version]
+			if !u.has(name) {
+				return false
+			}
+			if strings.EqualFold(name, "websocket") && (h.Get("Sec-Websocket-Key") == "" || h.Get("Sec-Websocket-Version") == "") {
+				return false
+			}
+			n++
+		}
+	}
+	return n > 0
+}
+
+func (u upgrades) has(name string) bool {
+	for _, p := range u {
+		if strings.EqualFold(p, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasToken reports whether a comma-separated header holds tok (any case).
+func hasToken(vs []string, tok string) bool {
+	for _, v := range vs {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), tok) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// dropTokens removes toks from Connection, rewriting it only when it
+// holds one of them.
+func dropTokens(h http.Header, toks ...string) {
+	vs := h["Connection"]
+	found := false
+	for _, t := range toks {
+		found = found || hasToken(vs, t)
+	}
+	if !found {
+		return
+	}
+	var keep []string
+	for _, v := range vs {
+		for t := range strings.SplitSeq(v, ",") {
+			if t = strings.TrimSpace(t); t != "" && !hasToken(toks, t) {
+				keep = append(keep, t)
+			}
+		}
+	}
+	if len(keep) == 0 {
+		delete(h, "Connection")
+		return
+	}
+	h["Connection"] = []string{strings.Join(keep, ", ")}
+}
+
+// screenUpgrade is the proxy-mode middleware that applies UPSTREAM_UPGRADES
+// (see upgrades.screen), ahead of the check and of public paths alike.
+func (g *Gateway) screenUpgrade() echo.MiddlewareFunc {
+	u := g.upgrades
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			req := c.Request()
+			if u.screen(req.Method, req.Header) {
+				recordOf(c).upgrade = true
+			}
+			return next(c)
+		}
+	}
+}
+
+// tunnel is one allowed upgrade on its way through the proxy. It stands in
+// for the response writer so that it sees the Hijack that ReverseProxy
+// makes after the upstream's 101: from then on it counts the bytes each way
+// and, at the token's expiry, closes both sides. It is allocated per
+// upgrade, never from the record pool: ReverseProxy may return while one of
+// its copying goroutines still writes through the connection.
+type tunnel struct {
+	http.ResponseWriter
+	cancel context.CancelFunc // ends the upstream side (ReverseProxy closes it)
+
+	up, down atomic.Int64 // bytes client -> upstream, upstream -> client
+
+	mu       sync.Mutex
+	conn     net.Conn  // the client's connection, once hijacked
+	switched time.Time // when it was
+	expired  bool
+}
+
+// Unwrap gives http.ResponseController the writer underneath (Flush).
+func (t *tunnel) Unwrap() http.ResponseWriter { return t.ResponseWriter }
+
+// Hijack takes over the client's connection for ReverseProxy, which does so
+// only once the upstream has switched protocols.
+func (t *tunnel) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(t.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.conn, t.switched = conn, time.Now()
+	if t.expired {
+		conn.Close()
+	}
+	return &countedConn{Conn: conn, t: t}, brw, nil
+}
+
+// expire ends the tunnel: the token it was opened with has expired.
+func (t *tunnel) expire() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.expired = true
+	t.cancel()
+	if t.conn != nil {
+		t.conn.Close()
+	}
+}
+
+// stats says whether the connection switched protocols, for how long and
+// whether its token's expiry ended it.
+func (t *tunnel) stats() (switched bool, d time.Duration, expired bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.conn == nil {
+		return false, 0, false
+	}
+	return true, time.Since(t.switched), t.expired
+}
+
+// settle writes into the echo response what the client got once the
+// connection switched, which echo cannot see past the Hijack: status 101,
+// and as its size the bytes sent down the tunnel. The metrics and the access
+// log then read them as for any answer.
+func (t *tunnel) settle(resp *echo.Response) {
+	if switched, _, _ := t.stats(); switched {
+		resp.Status, resp.Size = http.StatusSwitchingProtocols, t.down.Load()
+	}
+}
+
+// countedConn is the client's side of a tunnel, counting what it carries.
+type countedConn struct {
+	net.Conn
+	t *tunnel
+}
+
+func (c *countedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.t.up.Add(int64(n))
+	return n, err
+}
+
+func (c *countedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.t.down.Add(int64(n))
+	return n, err
+}
+
+// CloseWrite passes on the half-close that ReverseProxy sends when the
+// upstream is done writing.
+func (c *countedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
+}
+
+// proxyUpgrade proxies an allowed upgrade through a tunnel that lives no
+// longer than the token's exp (unix seconds; 0: no limit, as on a public
+// path). ReverseProxy closes the upstream side when the request's context
+// ends, and then the client's.
+func (g *Gateway) proxyUpgrade(c echo.Context, req *http.Request, exp int64) {
+	ctx, cancel := context.WithCancel(req.Context())
+	defer cancel()
+	t := &tunnel{ResponseWriter: c.Response(), cancel: cancel}
+	recordOf(c).tunnel = t
+	if exp != 0 {
+		stop := g.afterFunc(time.Unix(exp, 0).Sub(g.deps.Now()), t.expire)
+		defer stop()
+	}
+	g.proxy.ServeHTTP(t, req.WithContext(ctx))
+}

@@ -1,0 +1,322 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/authgate/authgate/internal/authn"
+)
+
+func TestUpgradeScreen(t *testing.T) {
+	ws := http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}, "Sec-Websocket-Key": {"dGhlIHNhbXBsZSBub25jZQ=="}, "Sec-Websocket-Version": {"13"}}
+	with := func(h http.Header, kv ...string) http.Header {
+		h = h.Clone()
+		for i := 0; i+1 < len(kv); i += 2 {
+			if kv[i+1] == "" {
+				delete(h, kv[i])
+			} else {
+				h[kv[i]] = []string{kv[i+1]}
+			}
+		}
+		return h
+	}
+	plain := func(h http.Header) http.Header { // what a refused upgrade leaves
+		h = h.Clone()
+		delete(h, "Upgrade")
+		delete(h, "Connection")
+		return h
+	}
+	cases := []struct {
+		name    string
+		allowed upgrades
+		method  string
+		in      http.Header
+		ok      bool
+		out     http.Header
+	}{
+		{name: "no upgrade", allowed: upgrades{"websocket"}, method: "GET", in: http.Header{"Accept": {"*/*"}}, out: http.Header{"Accept": {"*/*"}}},
+		{name: "keep-alive kept", allowed: upgrades{"websocket"}, method: "GET", in: http.Header{"Connection": {"keep-alive"}}, out: http.Header{"Connection": {"keep-alive"}}},
+		{name: "websocket", allowed: upgrades{"websocket"}, method: "GET", in: ws, ok: true, out: ws},
+		{name: "any case", allowed: upgrades{"websocket"}, method: "GET", in: with(ws, "Upgrade", "WebSocket", "Connection", "keep-alive, UPGRADE"), ok: true,
+			out: with(ws, "Upgrade", "WebSocket", "Connection", "keep-alive, UPGRADE")},
+		{name: "versioned name", allowed: upgrades{"x-tunnel"}, method: "GET", in: with(ws, "Upgrade", "x-tunnel/2"), ok: true, out: with(ws, "Upgrade", "x-tunnel/2")},
+		{name: "HTTP2-Settings always goes", allowed: upgrades{"websocket"}, method: "GET", in: with(ws, "Http2-Settings", "AAMAAABkAAQAAP__"), ok: true, out: ws},
+		{name: "settings alone", allowed: upgrades{"websocket"}, method: "GET", in: http.Header{"Http2-Settings": {"AAMAAABkAAQAAP__"}}, out: http.Header{}},
+		{name: "h2c", allowed: upgrades{"websocket"}, method: "GET",
+			in: http.Header{"Connection": {"Upgrade, HTTP2-Settings"}, "Upgrade": {"h2c"}, "Http2-Settings": {"AAMAAABkAAQAAP__"}}, out: http.Header{}},
+		{name: "h2c among others", allowed: upgrades{"websocket"}, method: "GET", in: with(ws, "Upgrade", "websocket, h2c"), out: plain(ws)},
+		{name: "h2c in a second Upgrade line", allowed: upgrades{"websocket"}, method: "GET",
+			in: func() http.Header { h := ws.Clone(); h["Upgrade"] = []string{"websocket", "h2c"}; return h }(), out: plain(ws)},
+		{name: "Connection's other tokens kept", allowed: upgrades{"websocket"}, method: "GET",
+			in: http.Header{"Connection": {"keep-alive, Upgrade", "HTTP2-Settings, X-Trace"}, "Upgrade": {"h2c"}}, out: http.Header{"Connection": {"keep-alive, X-Trace"}}},
+		{name: "POST", allowed: upgrades{"websocket"}, method: "POST", in: ws, out: plain(ws)},
+		{name: "no Sec-WebSocket-Key", allowed: upgrades{"websocket"}, method: "GET", in: with(ws, "Sec-Websocket-Key", ""), out: plain(with(ws, "Sec-Websocket-Key", ""))},
+		{name: "no Sec-WebSocket-Version", allowed: upgrades{"websocket"}, method: "GET", in: with(ws, "Sec-Websocket-Version", ""), out: plain(with(ws, "Sec-Websocket-Version", ""))},
+		{name: "not in Connection", allowed: upgrades{"websocket"}, method: "GET", in: with(ws, "Connection", ""), out: plain(ws)},
+		{name: "empty Upgrade", allowed: upgrades{"websocket"}, method: "GET", in: with(ws, "Upgrade", " , "), out: plain(ws)},
+		{name: "none allowed", method: "GET", in: ws, out: plain(ws)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := tc.in.Clone()
+			if ok := tc.allowed.screen(tc.method, h); ok != tc.ok {
+				t.Errorf("screen = %v, want %v", ok, tc.ok)
+			}
+			if !reflect.DeepEqual(h, tc.out) {
+				t.Errorf("headers\n%v\nwant\n%v", h, tc.out)
+			}
+		})
+	}
+}
+
+// The policy decides on what the upstream receives: a refused upgrade is
+// already gone from the OPA input.
+func TestUpgradeScreenedBeforePolicy(t *testing.T) {
+	var got http.Header
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.Header.Clone() }))
+	defer up.Close()
+	u, _ := url.Parse(up.URL)
+	var inputs []map[string]any
+	g := newTestGateway(t, "true", &inputs, func(d *Deps) { d.Upstream, d.UpstreamTimeout, d.Upgrades = u, time.Second, []string{"websocket"} })
+	w := serve(g.Traffic(), "GET", "/x", map[string]string{"Authorization": "Bearer good", "Connection": "Upgrade, HTTP2-Settings", "Upgrade": "h2c", "HTTP2-Settings": "AAMAAABkAAQAAP__"})
+	if w.Code != 200 || len(inputs) != 1 {
+		t.Fatalf("%d %s, %d inputs", w.Code, w.Body, len(inputs))
+	}
+	headers, _ := inputs[0]["headers"].(map[string]any)
+	for _, k := range []string{"upgrade", "http2-settings", "connection"} {
+		if v, ok := headers[k]; ok {
+			t.Errorf("OPA input has %s: %v", k, v)
+		}
+	}
+	for _, k := range []string{"Upgrade", "Http2-Settings"} {
+		if v, ok := got[k]; ok {
+			t.Errorf("upstream got %s: %v", k, v)
+		}
+	}
+}
+
+// fakeAfter is an AfterFunc the test fires by hand.
+type fakeAfter struct {
+	mu sync.Mutex
+	d  time.Duration
+	f  func()
+}
+
+func (a *fakeAfter) after(d time.Duration, f func()) func() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.d, a.f = d, f
+	return func() bool { return true }
+}
+
+func (a *fakeAfter) fire(t *testing.T) time.Duration {
+	t.Helper()
+	a.mu.Lock()
+	d, f := a.d, a.f
+	a.mu.Unlock()
+	if f == nil {
+		t.Fatal("no timer set for the tunnel")
+	}
+	f()
+	return d
+}
+
+// syncLog collects JSON log lines and lets a test wait for one.
+type syncLog struct {
+	mu   sync.Mutex
+	buf  strings.Builder
+	more chan struct{}
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Write(p)
+	select {
+	case l.more <- struct{}{}:
+	default:
+	}
+	return len(p), nil
+}
+
+// wait returns the first line whose msg is msg, waiting for it at most 10 s.
+func (l *syncLog) wait(t *testing.T, msg string) map[string]any {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		l.mu.Lock()
+		text := l.buf.String()
+		l.mu.Unlock()
+		for _, line := range strings.Split(text, "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
+				return m
+			}
+		}
+		select {
+		case <-l.more:
+		case <-deadline:
+			t.Fatalf("no %q line in:\n%s", msg, text)
+		}
+	}
+}
+
+// startEchoUpgrade is an upstream that switches to a line echo on any
+// WebSocket handshake.
+func startEchoUpgrade(t *testing.T) *url.URL {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			http.Error(w, "upgrade required", http.StatusUpgradeRequired)
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		brw.Flush()
+		for {
+			line, err := brw.ReadString('\n')
+			if err != nil {
+				return
+			}
+			brw.WriteString("echo " + line)
+			brw.Flush()
+		}
+	}))
+	t.Cleanup(up.Close)
+	u, _ := url.Parse(up.URL)
+	return u
+}
+
+// dialUpgrade sends a WebSocket handshake with token on a new connection
+// and returns it once the 101 has arrived.
+func dialUpgrade(t *testing.T, addr, token string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", token)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	return conn, br
+}
+
+// An upgraded connection lives no longer than its token: at exp both sides
+// are closed, and the access line then says 101, how long the tunnel lived
+// and what it carried.
+func TestTunnelEndsAtTokenExpiry(t *testing.T) {
+	now := time.Unix(1_900_000_000, 0)
+	const exp = 1_900_000_090 // 90 s after now
+	after := &fakeAfter{}
+	logs := &syncLog{more: make(chan struct{}, 1)}
+	g := newTestGateway(t, "true", nil, func(d *Deps) {
+		d.Upstream, d.UpstreamTimeout, d.Upgrades = startEchoUpgrade(t), time.Second, []string{"websocket"}
+		d.Tokens = &stubTokens{LookupFn: func(context.Context, string) (*authn.Token, authn.Lookup, error) {
+			return &authn.Token{Subject: "alice", ClientID: "app", Exp: exp, Claims: json.RawMessage(`{"active":true}`)}, authn.Hit, nil
+		}}
+		d.Now = func() time.Time { return now }
+		d.AfterFunc = after.after
+		d.Log = slog.New(slog.NewJSONHandler(logs, nil))
+	})
+	srv := httptest.NewServer(g.Traffic())
+	defer srv.Close()
+	conn, br := dialUpgrade(t, srv.Listener.Addr().String(), "good")
+	io.WriteString(conn, "ping\n")
+	if got, err := br.ReadString('\n'); err != nil || got != "echo ping\n" {
+		t.Fatalf("echo: %q %v", got, err)
+	}
+
+	if d := after.fire(t); d != 90*time.Second {
+		t.Errorf("tunnel timer %v, want 90s (the token's exp)", d)
+	}
+	if n, err := br.ReadByte(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the client's connection is still open after exp (read %q, %v)", n, err)
+	}
+	l := logs.wait(t, AccessLogMsg)
+	if l["status"] != 101.0 || l["outcome"] != "allow" || l["tunnel_expired"] != true {
+		t.Errorf("access line %v", l)
+	}
+	if l["tunnel_bytes_up"] != float64(len("ping\n")) || l["bytes"] != float64(len("echo ping\n")) {
+		t.Errorf("bytes up %v down %v, want 5 and 10", l["tunnel_bytes_up"], l["bytes"])
+	}
+	if d, ok := l["tunnel_duration"].(float64); !ok || d <= 0 {
+		t.Errorf("tunnel_duration %v", l["tunnel_duration"])
+	}
+}
+
+// A tunnel that ends by itself is logged as it ends, not marked expired; a
+// token without exp sets no timer.
+func TestTunnelLoggedWhenItEnds(t *testing.T) {
+	after := &fakeAfter{}
+	logs := &syncLog{more: make(chan struct{}, 1)}
+	var m fakeMetrics
+	g := newTestGateway(t, "true", nil, func(d *Deps) {
+		d.Upstream, d.UpstreamTimeout, d.Upgrades = startEchoUpgrade(t), time.Second, []string{"websocket"}
+		d.AfterFunc = after.after
+		d.Log = slog.New(slog.NewJSONHandler(logs, nil))
+		d.Metrics = &m
+	})
+	srv := httptest.NewServer(g.Traffic())
+	defer srv.Close()
+	conn, br := dialUpgrade(t, srv.Listener.Addr().String(), "good")
+	io.WriteString(conn, "a\nbb\n")
+	for _, want := range []string{"echo a\n", "echo bb\n"} {
+		if got, err := br.ReadString('\n'); err != nil || got != want {
+			t.Fatalf("echo: %q %v", got, err)
+		}
+	}
+	conn.Close()
+	l := logs.wait(t, AccessLogMsg)
+	if l["status"] != 101.0 || l["tunnel_bytes_up"] != 5.0 || l["bytes"] != 15.0 || l["tunnel_expired"] != nil {
+		t.Errorf("access line %v", l)
+	}
+	after.mu.Lock()
+	if after.f != nil {
+		t.Error("a timer was set for a token without exp")
+	}
+	after.mu.Unlock()
+	m.mu.Lock()
+	if want := []string{"/* GET Switching Protocols"}; !reflect.DeepEqual(m.requests, want) {
+		t.Errorf("metrics requests %q, want %q", m.requests, want)
+	}
+	m.mu.Unlock()
+}
+
+// BenchmarkUpgradeScreen is the cost of the screen on a request that asks
+// for no upgrade, which every proxied request pays: no allocation.
+func BenchmarkUpgradeScreen(b *testing.B) {
+	u := upgrades{"websocket"}
+	h := http.Header{"Accept": {"*/*"}, "Authorization": {"Bearer x"}, "User-Agent": {"bench"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		u.screen(http.MethodGet, h)
+	}
+}
