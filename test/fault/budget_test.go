@@ -48,7 +48,7 @@ func TestIntrospectionBudget(t *testing.T) {
 	if r := stacktest.Get(t, gw.Admin+"/readyz", ""); !strings.Contains(r.Body, `"idp":"ok"`) {
 		t.Errorf("own budget refusals opened the breaker: %s", r.Body)
 	}
-	if m, line := stacktest.Get(t, gw.Admin+"/metrics", "").Body, `authgate_introspection_budget_rejections_total{scope="global"} `+strconv.Itoa(refused); !strings.Contains(m, "\n"+line+"\n") {
+	if m, line := stacktest.Get(t, gw.Metrics+"/metrics", "").Body, `authgate_introspection_budget_rejections_total{scope="global"} `+strconv.Itoa(refused); !strings.Contains(m, "\n"+line+"\n") {
 		t.Errorf("/metrics lacks %q", line)
 	}
 	stacktest.Eventually(t, 3*time.Second, "an unknown token is introspected once the budget refills", func() bool {
@@ -159,7 +159,7 @@ func TestIntrospectionBudgetPerClient(t *testing.T) {
 	if r := stacktest.Get(t, gw.Admin+"/readyz", ""); !strings.Contains(r.Body, `"idp":"ok"`) {
 		t.Errorf("per-client refusals opened the breaker: %s", r.Body)
 	}
-	m := stacktest.Get(t, gw.Admin+"/metrics", "").Body
+	m := stacktest.Get(t, gw.Metrics+"/metrics", "").Body
 	for _, line := range []string{
 		`authgate_introspection_budget_rejections_total{scope="client"} ` + strconv.Itoa(refused),
 		`authgate_introspection_budget_rejections_total{scope="global"} 0`,
