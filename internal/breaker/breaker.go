@@ -155,3 +155,18 @@ func (b *Breaker) State() State { return b.cb.State() }
 
 // Name is the upstream's name.
 func (b *Breaker) Name() string { return b.name }
+
+// Health says how the breaker stands, for /readyz: "ok", "rate limited"
+// (a hold is on), "breaker open" or "breaker half-open".
+func (b *Breaker) Health() string {
+	if !b.HeldUntil().IsZero() {
+		return "rate limited"
+	}
+	switch b.State() {
+	case Open:
+		return "breaker open"
+	case HalfOpen:
+		return "breaker half-open"
+	}
+	return "ok"
+}
