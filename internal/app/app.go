@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/authgate/authgate/internal/authn"
+	"github.com/authgate/authgate/internal/authz"
 	"github.com/authgate/authgate/internal/breaker"
 	"github.com/authgate/authgate/internal/config"
 	"github.com/authgate/authgate/internal/gateway"
@@ -208,22 +209,30 @@ func build(cfg *config.Config, log *slog.Logger, tel *telemetry) (gw *gateway.Ga
 	tel.metrics.WatchBreaker(idpBreaker)
 	tel.metrics.WatchBreaker(opaBreaker)
 	opaClient := &opa.Client{URL: cfg.OPAAuthzURL, HTTPClient: opaHTTP, RequestHeader: requestid.SetHeader}
+	// The policy side, composed like the token side: OPA, behind its
+	// breaker, behind the decision cache when DECISION_CACHE_TTL is set.
+	var decider authz.Decider = &authz.Guarded{
+		Next:    &authz.OPA{Client: opaClient, Timeout: cfg.OPATimeout, Log: log, Metrics: tel.metrics},
+		Breaker: opaBreaker,
+	}
+	if cfg.DecisionCacheTTL > 0 {
+		if decider, err = authz.NewCache(decider, cfg.CacheSize, cfg.DecisionCacheTTL, nil); err != nil {
+			return nil, nil, fmt.Errorf("CACHE_SIZE: %w", err)
+		}
+	}
+	opaHealth := &authz.Health{URL: health, HTTPClient: opaHTTP, Breaker: opaBreaker}
 	deps := gateway.Deps{
-		Tokens:       cache,
-		OPA:          opaClient,
-		OPABreaker:   opaBreaker,
-		IdPBreaker:   idpBreaker,
-		OPATimeout:   cfg.OPATimeout,
-		OPAHealthURL: health,
-		HTTPClient:   opaHTTP,
+		Tokens:  cache,
+		Decider: decider,
+		Ready: []gateway.ReadyCheck{
+			{Name: "opa", Check: opaHealth.Check, Required: true},
+			{Name: "idp", Check: func(context.Context) string { return idpBreaker.Health() }},
+		},
 		SendToken:    cfg.OPASendToken,
 		InputHeaders: cfg.OPAInputHeaderNames(),
 		Log:          log,
 
 		LookupClient: cfg.OktaMaxRPSPerClient > 0,
-
-		DecisionCacheTTL:  cfg.DecisionCacheTTL,
-		DecisionCacheSize: cfg.CacheSize,
 	}
 	if err := modeDeps(cfg, &deps); err != nil {
 		return nil, nil, err

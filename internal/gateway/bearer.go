@@ -13,7 +13,7 @@ const MaxTokenBytes = 8 << 10
 
 // errNoToken is a request without bearer credentials: 401 with a bare
 // challenge, as RFC 6750 section 3.1 asks.
-var errNoToken = &fault.Error{Kind: fault.Unauthenticated, Description: "a bearer token is required"}
+var errNoToken = &fault.Error{Kind: fault.NoToken, Description: "a bearer token is required"}
 
 // bearerToken extracts the token of an "Authorization: Bearer" header
 // (RFC 6750 section 2.1). Errors are *fault.Error: errNoToken when there is no

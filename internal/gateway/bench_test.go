@@ -9,9 +9,10 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"time"
+
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
-	"time"
 
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/breaker"

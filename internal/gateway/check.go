@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 	"time"
@@ -9,22 +8,20 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/authgate/authgate/internal/authn"
+	"github.com/authgate/authgate/internal/authz"
 	"github.com/authgate/authgate/internal/fault"
 )
 
-// Outcomes of the check, named as the authgate_decisions_total metric labels them.
+// Outcomes of a request that passes, as authgate_decisions_total labels
+// them. A failure's outcome is its fault kind's (fault.Kind.Outcome).
 const (
-	outcomeAllow        = "allow"
-	outcomeDeny         = "deny"
-	outcomeInvalidToken = "invalid_token"
-	outcomeNoToken      = "no_token"
-	outcomeBadRequest   = "bad_request"
-	outcomeUnavailable  = "unavailable"
-	outcomePublic       = "public" // PUBLIC_PATHS: not checked
+	outcomeAllow  = "allow"
+	outcomePublic = "public" // PUBLIC_PATHS: not checked
 )
 
-// check is the middleware that protects a route: bearer token, then
-// introspection (cached), then the policy decision. PUBLIC_PATHS bypass it.
+// check is the middleware that protects a route: bearer token, then the
+// token Verifier (introspection, cached), then the Decider (the policy).
+// PUBLIC_PATHS bypass it.
 func (g *Gateway) check() echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -34,39 +31,35 @@ func (g *Gateway) check() echo.MiddlewareFunc {
 				rec.outcome, rec.reason = outcomePublic, "public path"
 				return next(c)
 			}
-			var f facts
-			err := g.describeRequest(req, &f)
-			var tok *authn.Token
-			var d decision
-			if err == nil {
-				tok, d, err = g.authorize(c, rec, &f)
+			in := &rec.input
+			if err := g.describeRequest(req, in); err != nil {
+				return err
 			}
+			tok, d, err := g.authorize(c, rec, in)
 			if err != nil {
-				rec.outcome, rec.reason = failureOutcome(err)
 				return err
 			}
 			rec.outcome = outcomeAllow
 			if g.proxy != nil {
 				rec.grant, rec.granted = grant{token: tok, decision: d}, true // for handleProxy
 			}
-			if d.rich != nil {
-				addHeaders(c.Response().Header(), d.rich.responseHeaders)
-			}
+			addHeaders(c.Response().Header(), d.ResponseHeaders)
 			return next(c)
 		}
 	}
 }
 
-// describeRequest describes the request itself to OPA (serve and proxy
-// modes); its path has been cleaned by cleanRequestPath.
-func (g *Gateway) describeRequest(req *http.Request, f *facts) error {
+// describeRequest describes the request itself to the policy (serve and
+// proxy modes); its path has been cleaned by cleanRequestPath.
+func (g *Gateway) describeRequest(req *http.Request, in *authz.Input) error {
 	query, err := parseQuery(req.URL.RawQuery)
 	if err != nil {
 		return err
 	}
-	o := g.trusted.originOf(req)
-	*f = facts{method: req.Method, path: req.URL.Path, query: query, header: req.Header,
-		host: o.host, scheme: o.scheme, remoteAddr: o.remoteAddr, mode: g.mode}
+	o := g.trusted.Origin(req)
+	*in = authz.Input{Method: req.Method, Path: req.URL.Path, Query: query,
+		Headers: authz.Headers{Header: req.Header, Only: g.inputHeaders},
+		Host:    o.Host, Scheme: o.Scheme, RemoteAddr: o.RemoteAddr, Mode: g.mode}
 	return nil
 }
 
@@ -83,77 +76,57 @@ func parseQuery(raw string) (url.Values, error) {
 	return q, nil
 }
 
-// authorize decides the request that f describes (the request itself, or
+// authorize decides the request that in describes (the request itself, or
 // the one a proxy asks about), filling rec as it goes. The token is always
 // the request's own Authorization header.
-func (g *Gateway) authorize(c echo.Context, rec *record, f *facts) (*authn.Token, decision, error) {
+func (g *Gateway) authorize(c echo.Context, rec *record, in *authz.Input) (*authn.Token, authz.Decision, error) {
 	req := c.Request()
 	raw, err := bearerToken(req.Header)
 	if err != nil {
-		return nil, decision{}, err
+		return nil, authz.Decision{}, err
 	}
 	ctx := req.Context()
 	if g.deps.LookupClient {
-		ctx = authn.WithClient(ctx, f.remoteAddr)
+		ctx = authn.WithClient(ctx, in.RemoteAddr)
 	}
 	start := time.Now()
 	tok, lookup, err := g.deps.Tokens.Lookup(ctx, raw)
 	rec.introspect, rec.lookup, rec.looked = time.Since(start), lookup, true
 	if err != nil {
-		return nil, decision{}, err
+		return nil, authz.Decision{}, err
 	}
 	rec.subject, rec.clientID = tok.Subject, tok.ClientID
 
-	d, cached := decision{}, false
-	if g.decisions != nil {
-		d, cached = g.decisions.get(tok, f)
+	in.SetToken(tok, raw, g.deps.SendToken)
+	start = time.Now()
+	d, err := g.deps.Decider.Decide(req.Context(), in)
+	if !d.Cached {
+		rec.opa = time.Since(start)
 	}
-	if !cached {
-		if d, err = g.ask(req.Context(), rec, f, tok, raw); err != nil {
-			return nil, decision{}, err
-		}
-		if g.decisions != nil {
-			g.decisions.put(tok, f, d)
-		}
+	if err != nil {
+		return nil, authz.Decision{}, err
 	}
 	// A cached decision keeps OPA's decision_id, which names the decision
 	// made for an earlier request: the access log marks it as reused.
-	rec.decisionID, rec.cached = d.id, cached
-	if !d.allowed {
-		denied := &fault.Error{Kind: fault.Forbidden, Code: errPolicyDenied.Code, Description: errPolicyDenied.Description, Err: denyReason(d.reason)}
-		if d.rich != nil {
-			return nil, decision{}, &policyAnswer{denied: denied, rich: d.rich}
-		}
-		return nil, decision{}, denied
+	rec.decisionID, rec.cached = d.ID, d.Cached
+	if !d.Allowed {
+		return nil, authz.Decision{}, denied(&d)
 	}
 	return tok, d, nil
 }
 
-// ask builds the OPA input for f and tok and asks for the decision.
-func (g *Gateway) ask(ctx context.Context, rec *record, f *facts, tok *authn.Token, raw string) (decision, error) {
-	bp := bufPool.Get().(*[]byte)
-	body, err := appendInput((*bp)[:0], f, tok, raw, g.input)
-	if err != nil {
-		*bp = body[:0]
-		bufPool.Put(bp)
-		return decision{}, err
+// denied is the error of a policy's deny: 403 access_denied, or the answer
+// an object decision shaped (status, headers, body).
+func denied(d *authz.Decision) error {
+	e := &fault.Error{Kind: fault.Forbidden, Code: "access_denied", Description: "denied by policy", Err: denyReason(d.Reason)}
+	if d.Rich() {
+		e.Answer = &fault.Answer{Status: d.Status, Header: d.ResponseHeaders, Body: d.Body, BodyType: d.BodyType}
 	}
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, g.deps.OPATimeout)
-	d, err := g.decider.decide(ctx, body)
-	cancel()
-	rec.opa = time.Since(start)
-	if err != nil {
-		// The transport may still hold body after a failed call; only a
-		// completed one gives it back.
-		return decision{}, err
-	}
-	*bp = body
-	bufPool.Put(bp)
-	return d, nil
+	return e
 }
 
-// denyReason keeps why OPA denied (undefined, not a boolean, false) for the log.
+// denyReason keeps why the policy denied (undefined, not a boolean, false)
+// for the log.
 type denyReason string
 
 func (r denyReason) Error() string { return string(r) }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/fault"
+	"github.com/authgate/authgate/internal/lograte"
 )
 
 // Realm is the realm of authgate's WWW-Authenticate challenges.
@@ -27,82 +28,101 @@ type errorBody struct {
 	ErrorDescription string `json:"error_description,omitempty"`
 }
 
-// errorHandler maps an error to its status, headers and JSON body. It is
-// the only place that does.
+// errorHandler answers an error: a *fault.Error as its kind's row of the
+// fault table says (status, challenge, Retry-After, JSON body), or as the
+// policy shaped it; Echo's own errors (no route, 405) with their status.
+// It is the only place that writes error answers.
 func errorHandler(log *slog.Logger, now func() time.Time) echo.HTTPErrorHandler {
-	// Refused credentials refuse every request: one line per warnEvery.
-	var misconfigured warnLimit
+	// Refused credentials refuse every request: one line per lograte.Every.
+	var misconfigured lograte.Limit
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
 		}
-		var pa *policyAnswer
-		if errors.As(err, &pa) {
-			if err := pa.write(c); err != nil {
-				log.Debug("writing policy answer", "err", err)
-			}
-			return
-		}
-		status, body := http.StatusInternalServerError, errorBody{Error: "internal_error", ErrorDescription: "internal error"}
-		h := c.Response().Header()
 		var fe *fault.Error
 		var he *echo.HTTPError
 		switch {
 		case errors.As(err, &fe):
-			status, body = faultAnswer(fe, h, now)
 			switch {
 			case errors.Is(fe, authn.ErrMisconfigured):
-				misconfigured.log(log, slog.LevelError, now(), "authorization server rejected authgate's credentials or request: check OKTA_CLIENT_ID, OKTA_CLIENT_SECRET, OKTA_AUTH_METHOD and OKTA_INTROSPECT_URL", "err", fe.Err)
+				misconfigured.Log(log, slog.LevelError, now(), "authorization server rejected authgate's credentials or request: check OKTA_CLIENT_ID, OKTA_CLIENT_SECRET, OKTA_AUTH_METHOD and OKTA_INTROSPECT_URL", "err", fe.Err)
 			case fe.Kind == fault.Internal:
 				log.Error("internal error", "err", fe)
 			}
 		case errors.As(err, &he):
-			status = he.Code
-			body = errorBody{Error: strings.ToLower(strings.ReplaceAll(http.StatusText(status), " ", "_"))}
+			body := errorBody{Error: statusCode(he.Code)}
 			if m, ok := he.Message.(string); ok {
 				body.ErrorDescription = m
 			}
+			err = writeJSON(c, he.Code, body)
+			if err != nil {
+				log.Debug("writing error answer", "err", err)
+			}
+			return
 		default:
 			log.Error("internal error", "err", err)
+			fe = &fault.Error{Kind: fault.Internal}
 		}
-		if c.Request().Method == http.MethodHead {
-			err = c.NoContent(status)
-		} else {
-			err = c.JSON(status, body)
-		}
-		if err != nil {
+		if err := writeFault(c, fe, now()); err != nil {
 			log.Debug("writing error answer", "err", err)
 		}
 	}
 }
 
-func faultAnswer(e *fault.Error, h http.Header, now func() time.Time) (int, errorBody) {
-	body := errorBody{Error: e.Code, ErrorDescription: e.Description}
+// writeFault writes e's answer.
+func writeFault(c echo.Context, e *fault.Error, now time.Time) error {
+	h := c.Response().Header()
+	status := e.Kind.Status()
+	body := errorBody{Error: e.ErrorCode(), ErrorDescription: e.Description}
 	switch e.Kind {
-	case fault.BadRequest:
-		h.Set("WWW-Authenticate", challenge(e))
-		return http.StatusBadRequest, body
-	case fault.Unauthenticated:
-		h.Set("WWW-Authenticate", challenge(e))
-		if body.Error == "" {
-			body.Error = "unauthorized"
-		}
-		return http.StatusUnauthorized, body
-	case fault.Forbidden:
-		return http.StatusForbidden, body
+	case fault.Internal:
+		body.ErrorDescription = "internal error" // never the cause
 	case fault.Unavailable:
-		h.Set("Retry-After", retryAfterSeconds(e.RetryAfter, now()))
-		return http.StatusServiceUnavailable, body
-	case fault.HeadersTooLarge:
-		return http.StatusRequestHeaderFieldsTooLarge, body
+		h.Set("Retry-After", retryAfterSeconds(e.RetryAfter, now))
 	}
-	return http.StatusInternalServerError, errorBody{Error: "internal_error", ErrorDescription: "internal error"}
+	if e.Kind.Challenges() {
+		h.Set("WWW-Authenticate", challenge(e))
+	}
+	a := e.Answer
+	if a == nil {
+		return writeJSON(c, status, body)
+	}
+	// A deny the policy shaped: its status, headers and body.
+	addHeaders(h, a.Header)
+	if a.Status != 0 && a.Status != status {
+		status, body = a.Status, errorBody{Error: statusCode(a.Status)}
+	}
+	if status == http.StatusUnauthorized && h.Get("WWW-Authenticate") == "" {
+		h.Set("WWW-Authenticate", `Bearer realm="`+Realm+`"`)
+	}
+	if a.Body == nil || c.Request().Method == http.MethodHead {
+		return writeJSON(c, status, body)
+	}
+	ct := h.Get(echo.HeaderContentType)
+	if ct == "" {
+		ct = a.BodyType
+	}
+	return c.Blob(status, ct, a.Body)
+}
+
+// writeJSON writes body as JSON, or only the status for HEAD.
+func writeJSON(c echo.Context, status int, body errorBody) error {
+	if c.Request().Method == http.MethodHead {
+		return c.NoContent(status)
+	}
+	return c.JSON(status, body)
+}
+
+// statusCode is the error code of a status that has no fault of its own:
+// its text in snake case ("not_found").
+func statusCode(status int) string {
+	return strings.ToLower(strings.ReplaceAll(http.StatusText(status), " ", "_"))
 }
 
 // challenge builds an RFC 6750 section 3 challenge. A request with no
 // credentials gets the bare realm; others name the error.
 func challenge(e *fault.Error) string {
-	if e.Code == "" {
+	if e.Kind == fault.NoToken || e.Code == "" {
 		return `Bearer realm="` + Realm + `"`
 	}
 	return `Bearer realm="` + Realm + `", error="` + e.Code + `", error_description="` + quotable(e.Description) + `"`

@@ -8,14 +8,14 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/authgate/authgate/internal/authn"
-	"github.com/authgate/authgate/internal/breaker"
+	"github.com/authgate/authgate/internal/authz"
+	"github.com/authgate/authgate/internal/forwarded"
 )
 
 // TokenVerifier is what the gateway needs of the token cache.
@@ -38,30 +38,19 @@ type Deps struct {
 	// (otelhttp): the request's span is then named after its route.
 	Tracing bool
 
-	Tokens     TokenVerifier
-	OPA        Querier
-	OPABreaker *breaker.Breaker
-	IdPBreaker *breaker.Breaker
-	// OPATimeout bounds one decision.
-	OPATimeout time.Duration
-	// OPAHealthURL is OPA's GET /health, asked by /readyz.
-	OPAHealthURL string
-	// HTTPClient is used for OPA's health check.
-	HTTPClient *http.Client
+	Tokens  TokenVerifier
+	Decider authz.Decider
+	// Ready are the dependencies /readyz reports.
+	Ready []ReadyCheck
 	// SendToken puts the raw token in the OPA input as jwt.tokenValue.
 	SendToken bool
 	// InputHeaders, when set, are the only headers (names, any case) put in
 	// the OPA input; nil means every header but the credentials
 	// (OPA_INPUT_HEADERS).
 	InputHeaders []string
-	// DecisionCacheTTL, when positive, caches decisions per token, method
-	// and path for that long (never past the token's cache entry), in an
-	// LRU of DecisionCacheSize entries.
-	DecisionCacheTTL  time.Duration
-	DecisionCacheSize int
-	Log               *slog.Logger
-	// Now is the clock for Retry-After, the decision cache and the
-	// decider's rate-limited warnings; nil means time.Now.
+	Log          *slog.Logger
+	// Now is the clock for Retry-After and the rate-limited log lines; nil
+	// means time.Now.
 	Now func() time.Time
 	// LookupClient names the client (remote_addr) in the context of each
 	// token lookup, with authn.WithClient, for OKTA_MAX_RPS_PER_CLIENT. Off,
@@ -73,7 +62,7 @@ type Deps struct {
 	UpstreamTimeout            time.Duration
 	UpstreamStripAuthorization bool
 	PublicPaths                []PublicPath
-	TrustedProxies             []netip.Prefix
+	TrustedProxies             forwarded.Trust
 	Identity                   IdentityHeaders
 	// Upgrades are the protocols (UPSTREAM_UPGRADES, lower case) a client
 	// may switch to through the proxy; none when empty.
@@ -84,21 +73,27 @@ type Deps struct {
 	AfterFunc func(d time.Duration, f func()) (stop func() bool)
 }
 
+// ReadyCheck is one dependency /readyz reports: Check answers "ok" or what
+// is wrong; a Required one that is not ok makes authgate unready (503).
+type ReadyCheck struct {
+	Name     string
+	Check    func(ctx context.Context) string
+	Required bool
+}
+
 // Gateway holds the three HTTP handlers.
 type Gateway struct {
-	deps      Deps
-	decider   *decider
-	decisions *decisionCache // nil when off
-	input     inputOptions   // how OPA inputs are written
-	traffic   *echo.Echo
-	admin     *echo.Echo
-	metrics   *echo.Echo
+	deps         Deps
+	inputHeaders map[string]bool // OPA_INPUT_HEADERS as canonical names; nil: all
+	traffic      *echo.Echo
+	admin        *echo.Echo
+	metrics      *echo.Echo
 	// The listeners' handlers: the Echos behind refuseAsterisk.
 	trafficH, adminH, metricsH http.Handler
-	mode                       string         // modeServe or modeProxy, for the OPA input
-	trusted                    trustedProxies // TRUSTED_PROXIES
-	proxy                      http.Handler   // the upstream's reverse proxy, in proxy mode
-	upgrades                   upgrades       // UPSTREAM_UPGRADES
+	mode                       string          // authz.ModeServe or authz.ModeProxy, for the OPA input
+	trusted                    forwarded.Trust // TRUSTED_PROXIES
+	proxy                      http.Handler    // the upstream's reverse proxy, in proxy mode
+	upgrades                   upgrades        // UPSTREAM_UPGRADES
 	afterFunc                  func(time.Duration, func()) func() bool
 }
 
@@ -107,29 +102,27 @@ func New(d Deps) *Gateway {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	if d.HTTPClient == nil {
-		d.HTTPClient = http.DefaultClient
-	}
 	if d.AfterFunc == nil {
 		d.AfterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
 	}
 	g := &Gateway{
 		deps:      d,
-		decider:   &decider{opa: d.OPA, breaker: d.OPABreaker, log: d.Log, now: d.Now, metrics: d.Metrics},
 		traffic:   newEcho(d),
 		admin:     newEcho(d),
 		metrics:   newEcho(d),
-		mode:      modeServe,
+		mode:      authz.ModeServe,
 		trusted:   d.TrustedProxies,
 		upgrades:  d.Upgrades,
 		afterFunc: d.AfterFunc,
-		input:     newInputOptions(&d),
+	}
+	if len(d.InputHeaders) > 0 {
+		g.inputHeaders = map[string]bool{}
+		for _, n := range d.InputHeaders {
+			g.inputHeaders[http.CanonicalHeaderKey(n)] = true
+		}
 	}
 	if d.Upstream != nil {
-		g.mode, g.proxy = modeProxy, g.newProxy()
-	}
-	if d.DecisionCacheTTL > 0 {
-		g.decisions = newDecisionCache(max(d.DecisionCacheSize, 1), d.DecisionCacheTTL, d.Now)
+		g.mode, g.proxy = authz.ModeProxy, g.newProxy()
 	}
 	g.routes()
 	g.trafficH = refuseAsterisk(g.traffic, "traffic", d.Log)

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/authgate/authgate/internal/forwarded"
 )
 
 // Header hygiene before the check reads a request (README, "Headers"). The
@@ -59,13 +61,13 @@ func (g *Gateway) scrub(req *http.Request) {
 			delete(h, "Te")
 		}
 	}
-	trusted := g.trusted.trusts(req)
+	trusted := g.trusted.Trusts(req)
 	id := g.deps.Identity
 	for k := range h {
 		switch {
 		case id.named(k):
 			delete(h, k)
-		case forwardingHeader(k) && (!trusted || strings.IndexByte(k, '_') >= 0 || strings.EqualFold(k, "Forwarded")):
+		case forwarded.IsHeader(k) && (!trusted || strings.IndexByte(k, '_') >= 0 || strings.EqualFold(k, "Forwarded")):
 			delete(h, k)
 		}
 	}
@@ -107,56 +109,4 @@ func containsToken(values []string, tok string) bool {
 		}
 	}
 	return false
-}
-
-// forwardingExact are the forwarding headers matched by their whole name,
-// lower-case with "-"; the X-Forwarded and X-Original- families are matched
-// by prefix.
-var forwardingExact = [...]string{
-	"forwarded", "x-real-ip", "x-rewrite-url", "true-client-ip", "x-client-ip", "client-ip",
-	"cf-connecting-ip", "x-cluster-client-ip", "fastly-client-ip",
-}
-
-// forwardingHeader reports whether name is a header by which a proxy tells
-// where a request came from or what it first was, case-insensitively and
-// with "_" read as "-".
-func forwardingHeader(name string) bool {
-	if len(name) < len("client-ip") {
-		return false
-	}
-	switch name[0] | 0x20 { // the first letters of every name below
-	case 'x', 'f', 't', 'c':
-	default:
-		return false
-	}
-	if hasPrefixDash(name, "x-forwarded") || hasPrefixDash(name, "x-original-") {
-		return true
-	}
-	for _, n := range forwardingExact {
-		if len(name) == len(n) && hasPrefixDash(name, n) {
-			return true
-		}
-	}
-	return false
-}
-
-// hasPrefixDash reports whether s begins with prefix (lower-case ASCII),
-// ignoring ASCII case and reading "_" in s as "-".
-func hasPrefixDash(s, prefix string) bool {
-	if len(s) < len(prefix) {
-		return false
-	}
-	for i := 0; i < len(prefix); i++ {
-		c := s[i]
-		switch {
-		case c == '_':
-			c = '-'
-		case 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		}
-		if c != prefix[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/authgate/authgate/internal/authn"
+	"github.com/authgate/authgate/internal/authz"
 	"github.com/authgate/authgate/internal/fault"
 	"github.com/authgate/authgate/internal/requestid"
 )
@@ -28,9 +29,6 @@ type Metrics interface {
 	Decision(outcome string)
 	// CacheLookup counts how the token cache answered.
 	CacheLookup(l authn.Lookup)
-	// OPA counts and times one decision query that reached OPA: result is
-	// allow, deny, undefined or error.
-	OPA(result string, d time.Duration)
 }
 
 // AccessLogMsg is the msg of access-log lines.
@@ -52,6 +50,7 @@ func (r *record) reset() {
 	r.lookup, r.looked, r.introspect, r.opa = 0, false, 0, 0
 	r.grant, r.granted = grant{}, false
 	r.upgrade, r.tunnel = false, nil
+	r.input = authz.Input{}
 }
 
 // observe is the outermost middleware of the traffic listener. It settles
@@ -73,6 +72,7 @@ func (g *Gateway) observe() echo.MiddlewareFunc {
 			c.Set(recordKey, rec)
 
 			if err := next(c); err != nil {
+				rec.classify(err)
 				c.Error(err) // answer now, so that the status is known below
 			}
 
@@ -123,7 +123,7 @@ func annotate(span trace.Span, route, method, id string, rec *record) {
 	if rec.looked {
 		span.SetAttributes(attribute.String("authgate.cache", rec.lookup.String()))
 	}
-	if rec.outcome == outcomeUnavailable {
+	if rec.outcome == fault.OutcomeUnavailable {
 		span.SetStatus(codes.Error, rec.reason)
 	}
 }
@@ -193,37 +193,20 @@ func accessLog(log *slog.Logger, req *http.Request, route, id string, resp *echo
 	log.Handler().Handle(req.Context(), r) //nolint:errcheck // nowhere to report a failed log write
 }
 
-// failureOutcome classifies a failed check for the access log and metrics
-// (called by check, kept here beside the log that reads it).
-// The reason is short: what went wrong, then the upstream's cause when
-// there is one (e.g. "policy denied", "token is not active",
-// "opa unavailable: opa: breaker open").
-func failureOutcome(err error) (outcome, reason string) {
+// classify names a failed request's outcome and reason from its error,
+// once, after the handler: a fault's kind says the outcome (the fault
+// table), its Reason the why. Echo's own errors (no route, 405) are no
+// outcome: nothing was checked.
+func (r *record) classify(err error) {
 	var fe *fault.Error
-	if !errors.As(err, &fe) {
-		return "error", err.Error()
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &fe):
+		r.outcome, r.reason = fe.Kind.Outcome(), fe.Reason()
+	case errors.As(err, &he):
+	default:
+		r.outcome, r.reason = fault.OutcomeError, err.Error()
 	}
-	reason = fe.Description
-	switch fe.Kind {
-	case fault.BadRequest, fault.HeadersTooLarge:
-		return outcomeBadRequest, reason
-	case fault.Unauthenticated:
-		if fe == errNoToken {
-			return outcomeNoToken, "no bearer token"
-		}
-		return outcomeInvalidToken, reason
-	case fault.Forbidden:
-		if fe.Err != nil {
-			reason = fe.Err.Error() // why OPA denied
-		}
-		return outcomeDeny, reason
-	case fault.Unavailable:
-		if fe.Err != nil {
-			reason += ": " + fe.Err.Error()
-		}
-		return outcomeUnavailable, reason
-	}
-	return "error", err.Error()
 }
 
 // handlePprof serves net/http/pprof's pages under /debug/pprof/.

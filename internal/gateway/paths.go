@@ -1,9 +1,7 @@
 package gateway
 
 import (
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strings"
 	"unicode/utf8"
@@ -131,8 +129,6 @@ func cleanRequestPath() echo.MiddlewareFunc {
 			req := c.Request()
 			p, err := cleanRawPath(rawPathOf(req))
 			if err != nil {
-				rec := recordOf(c)
-				rec.outcome, rec.reason = failureOutcome(err)
 				return err
 			}
 			req.URL.Path, req.URL.RawPath = p, ""
@@ -160,118 +156,4 @@ func isPublic(rules []PublicPath, method, path string) bool {
 		}
 	}
 	return false
-}
-
-// origin is where a request came from, as far as authgate can tell: the
-// X-Forwarded-For/Host/Proto headers are believed only when the connection
-// comes from one of TRUSTED_PROXIES.
-type origin struct {
-	host, scheme, remoteAddr string
-	peerTrusted              bool
-	peer                     string // the connection's own IP address
-}
-
-// trustedProxies are the TRUSTED_PROXIES prefixes.
-type trustedProxies []netip.Prefix
-
-func (t trustedProxies) contains(a netip.Addr) bool {
-	for _, p := range t {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-// trusts reports whether req's connection comes from one of the prefixes.
-func (t trustedProxies) trusts(req *http.Request) bool {
-	if len(t) == 0 {
-		return false // the common case: no parsing
-	}
-	host, _, err := net.SplitHostPort(req.RemoteAddr)
-	if err != nil {
-		host = req.RemoteAddr
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && t.contains(a.Unmap())
-}
-
-func (t trustedProxies) originOf(req *http.Request) origin {
-	o := origin{host: req.Host, scheme: "http"}
-	if req.TLS != nil {
-		o.scheme = "https"
-	}
-	host, _, err := net.SplitHostPort(req.RemoteAddr)
-	if err != nil {
-		host = req.RemoteAddr
-	}
-	o.peer, o.remoteAddr = host, host
-	if len(t) == 0 {
-		return o // the common case: no parsing, no allocation
-	}
-	peer, err := netip.ParseAddr(host)
-	if err != nil {
-		return o
-	}
-	peer = peer.Unmap()
-	if peer.Is4() && strings.Contains(host, ":") { // an IPv4-mapped IPv6 address
-		o.peer, o.remoteAddr = peer.String(), peer.String()
-	}
-	if !t.contains(peer) {
-		return o
-	}
-	o.peerTrusted = true
-	// The client is the right-most address that is not a trusted proxy:
-	// everything to its left was written by someone we cannot vouch for. A
-	// hop that is not an address leaves the client unknown (""), never the
-	// proxy's own address, which a policy might trust.
-	o.remoteAddr = peer.String()
-	hops := listValues(req.Header["X-Forwarded-For"])
-	for i := len(hops) - 1; i >= 0; i-- {
-		a, ok := hopAddr(hops[i])
-		if !ok {
-			o.remoteAddr = ""
-			break
-		}
-		o.remoteAddr = a.String()
-		if !t.contains(a) {
-			break
-		}
-	}
-	// Host and Proto: the value the nearest trusted proxy wrote (last one).
-	if hs := listValues(req.Header["X-Forwarded-Host"]); len(hs) > 0 && hs[len(hs)-1] != "" {
-		o.host = hs[len(hs)-1]
-	}
-	if ps := listValues(req.Header["X-Forwarded-Proto"]); len(ps) > 0 {
-		switch p := strings.ToLower(ps[len(ps)-1]); p {
-		case "http", "https":
-			o.scheme = p
-		}
-	}
-	return o
-}
-
-// hopAddr reads one X-Forwarded-For element: an address, or an address with
-// a port ("192.0.2.1:443", "[2001:db8::1]:443"), which some proxies write.
-func hopAddr(s string) (netip.Addr, bool) {
-	if a, err := netip.ParseAddr(s); err == nil {
-		return a.Unmap(), true
-	}
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap(), true
-	}
-	return netip.Addr{}, false
-}
-
-// listValues splits comma-separated header values into trimmed elements.
-func listValues(vals []string) []string {
-	var out []string
-	for _, v := range vals {
-		for e := range strings.SplitSeq(v, ",") {
-			if e = strings.TrimSpace(e); e != "" {
-				out = append(out, e)
-			}
-		}
-	}
-	return out
 }

@@ -15,13 +15,6 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// Modes, as the OPA input's "mode" names them.
-const (
-	modeServe  = "serve"  // authgate's own demo routes
-	modeProxy  = "proxy"  // reverse proxy to UPSTREAM_URL
-	modeVerify = "verify" // forward-auth: a proxy asks about a request
-)
-
 // proxyMethods are the methods proxy mode and /verify route: Echo's Any
 // covers a fixed list only, and a gateway should pass WebDAV and other
 // registered methods too. Anything else gets 405.
@@ -58,16 +51,16 @@ func (g *Gateway) newProxy() http.Handler {
 			// The other forwarding headers of an untrusted client went
 			// before the check (scrub), so that the policy did not see
 			// them either.
-			o := g.trusted.originOf(pr.In)
-			xff := o.peer
-			if o.peerTrusted {
+			o := g.trusted.Origin(pr.In)
+			xff := o.Peer
+			if o.PeerTrusted {
 				if prior := pr.In.Header["X-Forwarded-For"]; len(prior) > 0 {
 					xff = strings.Join(prior, ", ") + ", " + xff
 				}
 			}
 			pr.Out.Header.Set("X-Forwarded-For", xff)
-			pr.Out.Header.Set("X-Forwarded-Host", o.host)
-			pr.Out.Header.Set("X-Forwarded-Proto", o.scheme)
+			pr.Out.Header.Set("X-Forwarded-Host", o.Host)
+			pr.Out.Header.Set("X-Forwarded-Proto", o.Scheme)
 		},
 		Transport:    transport,
 		ErrorHandler: g.upstreamError,
@@ -91,12 +84,9 @@ func (g *Gateway) handleProxy() echo.HandlerFunc {
 			gr := &rec.grant
 			exp = gr.token.Exp
 			id.set(req.Header, gr.token)
-			var policy http.Header
-			if gr.decision.rich != nil {
-				policy = gr.decision.rich.headers
-				for k, vs := range policy {
-					req.Header[k] = slices.Clone(vs) // replaces what the client sent
-				}
+			policy := gr.decision.Headers
+			for k, vs := range policy {
+				req.Header[k] = slices.Clone(vs) // replaces what the client sent
 			}
 			if len(req.Header["Connection"]) > 0 {
 				keepOwnHeaders(req.Header, id, policy)

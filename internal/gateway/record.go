@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/authgate/authgate/internal/authn"
+	"github.com/authgate/authgate/internal/authz"
 )
 
 // record is what the check learned about one request: the access log and
@@ -27,6 +28,9 @@ type record struct {
 	granted    bool    // grant is set
 	upgrade    bool    // proxy mode: an allowed upgrade (UPSTREAM_UPGRADES)
 	tunnel     *tunnel // the upgrade's tunnel, once proxied
+	// input is the request as the policy sees it, built by the check; in
+	// the record so that it costs no allocation.
+	input authz.Input
 
 	attrs [16]slog.Attr // the access log's attributes, reused with the record
 }
