@@ -16,14 +16,14 @@ func TestBearerToken(t *testing.T) {
 		headers []string // Authorization values; nil: no header
 		want    string   // the token, when ok
 		kind    fault.Kind
-		code    string // "" with kind Unauthenticated: errNoToken
+		code    string
 		ok      bool
 	}{
-		{name: "no header", kind: fault.Unauthenticated},
-		{name: "empty header", headers: []string{""}, kind: fault.Unauthenticated},
-		{name: "basic", headers: []string{"Basic dXNlcjpwYXNz"}, kind: fault.Unauthenticated},
-		{name: "other scheme", headers: []string{"DPoP abc"}, kind: fault.Unauthenticated},
-		{name: "scheme glued to the token", headers: []string{"Bearerabc"}, kind: fault.Unauthenticated},
+		{name: "no header", kind: fault.NoToken},
+		{name: "empty header", headers: []string{""}, kind: fault.NoToken},
+		{name: "basic", headers: []string{"Basic dXNlcjpwYXNz"}, kind: fault.NoToken},
+		{name: "other scheme", headers: []string{"DPoP abc"}, kind: fault.NoToken},
+		{name: "scheme glued to the token", headers: []string{"Bearerabc"}, kind: fault.NoToken},
 		{name: "Bearer", headers: []string{"Bearer abc"}, want: "abc", ok: true},
 		{name: "lower case scheme", headers: []string{"bearer abc"}, want: "abc", ok: true},
 		{name: "upper case scheme", headers: []string{"BEARER abc"}, want: "abc", ok: true},
@@ -69,7 +69,7 @@ func TestBearerToken(t *testing.T) {
 			if !errors.As(err, &fe) || fe.Kind != tc.kind || fe.Code != tc.code {
 				t.Fatalf("bearerToken err = %v; want kind %v, code %q", err, tc.kind, tc.code)
 			}
-			if tc.kind == fault.Unauthenticated && tc.code == "" && err != errNoToken {
+			if tc.kind == fault.NoToken && err != errNoToken {
 				t.Errorf("err = %v, want errNoToken", err)
 			}
 			for _, v := range tc.headers {
@@ -117,7 +117,7 @@ func FuzzBearerToken(f *testing.F) {
 			if tok != "" {
 				t.Errorf("token %q with error %v", tok, err)
 			}
-			if k := fault.KindOf(err); k != fault.Unauthenticated && k != fault.BadRequest {
+			if k := fault.KindOf(err); k != fault.NoToken && k != fault.Unauthenticated && k != fault.BadRequest {
 				t.Errorf("error kind %v: %v", k, err)
 			}
 			return

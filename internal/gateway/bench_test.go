@@ -2,59 +2,42 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
-
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/authgate/authgate/internal/authn"
-	"github.com/authgate/authgate/internal/breaker"
 	"github.com/authgate/authgate/internal/metrics"
 	"github.com/authgate/authgate/pkg/opa"
 )
 
-type benchTokens struct{ tok *authn.Token }
-
-func (f benchTokens) Lookup(context.Context, string) (*authn.Token, authn.Lookup, error) {
-	return f.tok, authn.Hit, nil
-}
-
-type benchOPA struct{}
-
-func (benchOPA) Query(context.Context, []byte) (opa.Result, error) {
-	return opa.Result{Defined: true, Value: json.RawMessage("true")}, nil
-}
-
-func benchDeps() Deps {
-	tok := &authn.Token{Subject: "demo", ClientID: "demo", Scope: "read_sayhello", Scopes: []string{"read_sayhello"},
-		Claims: json.RawMessage(`{"active":true,"scope":"read_sayhello","client_id":"demo","sub":"demo"}`)}
-	return Deps{
-		Tokens:     benchTokens{tok},
-		OPA:        benchOPA{},
-		OPABreaker: breaker.New(breaker.Settings{Name: "opa", Failures: 5, OpenTimeout: time.Second}),
-		IdPBreaker: breaker.New(breaker.Settings{Name: "idp", Failures: 5, OpenTimeout: time.Second}),
-		OPATimeout: time.Second,
-		Log:        slog.New(slog.NewJSONHandler(io.Discard, nil)),
+// benchHarness is the harness without what a benchmark must not pay for:
+// no fake metrics, no identity headers, OPA's documents not kept; the log
+// is JSON to io.Discard. opts change Deps after that.
+func benchHarness(b *testing.B, opts ...func(*Deps)) *harness {
+	b.Helper()
+	quiet := func(d *Deps) {
+		d.Metrics, d.Identity = nil, IdentityHeaders{}
+		d.Log = slog.New(slog.NewJSONHandler(io.Discard, nil))
 	}
+	h := newHarness(b, append([]func(*Deps){quiet}, opts...)...)
+	h.opa.QueryFn = func(context.Context, []byte) (opa.Result, error) { return allow, nil }
+	return h
 }
 
-func benchServe(b *testing.B, d Deps) {
-	h := New(d).Traffic()
-	req := httptest.NewRequest(http.MethodGet, "/sayhello", nil)
-	req.Header.Set("Authorization", "Bearer abcdefghijklmnopqrstuvwxyz0123456789")
-	req.Header.Set("User-Agent", "bench")
+func benchServe(b *testing.B, h *harness) {
+	handler := h.g.Traffic()
+	req := newRequest(http.MethodGet, "/sayhello", "Authorization", bearer, "User-Agent", "bench")
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
 		w := httptest.NewRecorder()
-		h.ServeHTTP(w, req)
+		handler.ServeHTTP(w, req)
 		if w.Code != 200 {
 			b.Fatal(w.Code, w.Body.String())
 		}
@@ -62,22 +45,20 @@ func benchServe(b *testing.B, d Deps) {
 }
 
 // BenchmarkCheck is one allowed request through the traffic handler, with
-// the token cache and OPA faked: the gateway's own cost.
-func BenchmarkCheck(b *testing.B) { benchServe(b, benchDeps()) }
+// the token cache and OPA's Data API faked: the gateway's own cost.
+func BenchmarkCheck(b *testing.B) { benchServe(b, benchHarness(b)) }
 
 // BenchmarkCheckObserved adds Prometheus metrics on a fresh registry.
 func BenchmarkCheckObserved(b *testing.B) {
-	d := benchDeps()
-	d.Metrics = metrics.New(prometheus.NewRegistry())
-	benchServe(b, d)
+	benchServe(b, benchHarness(b, func(d *Deps) { d.Metrics = metrics.New(prometheus.NewRegistry()) }))
 }
 
 // BenchmarkCheckQuiet is BenchmarkCheckObserved with LOG_LEVEL=warn: no access log.
 func BenchmarkCheckQuiet(b *testing.B) {
-	d := benchDeps()
-	d.Metrics = metrics.New(prometheus.NewRegistry())
-	d.Log = slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	benchServe(b, d)
+	benchServe(b, benchHarness(b, func(d *Deps) {
+		d.Metrics = metrics.New(prometheus.NewRegistry())
+		d.Log = slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}))
 }
 
 // BenchmarkAccessLog is the cost of one access-log line, JSON to io.Discard.

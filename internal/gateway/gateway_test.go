@@ -4,139 +4,27 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/authgate/authgate/internal/authn"
+	"github.com/authgate/authgate/internal/authz"
 	"github.com/authgate/authgate/internal/breaker"
 	"github.com/authgate/authgate/internal/fault"
 	"github.com/authgate/authgate/pkg/opa"
 )
 
-// fakeTokens stands in for the token cache.
-type fakeTokens struct {
-	LookupFn func(ctx context.Context, token string) (*authn.Token, authn.Lookup, error)
-	calls    atomic.Int32
-}
-
-var _ TokenVerifier = (*fakeTokens)(nil)
-
-func (f *fakeTokens) Lookup(ctx context.Context, token string) (*authn.Token, authn.Lookup, error) {
-	f.calls.Add(1)
-	return f.LookupFn(ctx, token)
-}
-
-// fakeQuerier stands in for opa.Client.
-type fakeQuerier struct {
-	QueryFn func(ctx context.Context, body []byte) (opa.Result, error)
-	calls   atomic.Int32
-}
-
-var _ Querier = (*fakeQuerier)(nil)
-
-func (f *fakeQuerier) Query(ctx context.Context, body []byte) (opa.Result, error) {
-	f.calls.Add(1)
-	return f.QueryFn(ctx, body)
-}
-
-// answer returns a fakeQuerier that always gives r.
-func answer(r opa.Result) *fakeQuerier {
+// answering is a Data API that always answers r.
+func answering(r opa.Result) authz.Querier {
 	return &fakeQuerier{QueryFn: func(context.Context, []byte) (opa.Result, error) { return r, nil }}
-}
-
-var (
-	allow     = opa.Result{Defined: true, Value: json.RawMessage("true")}
-	deny      = opa.Result{Defined: true, Value: json.RawMessage("false")}
-	undefined = opa.Result{}
-)
-
-// Tokens the fake cache knows.
-const (
-	goodToken     = "good-token.eyJzdWIiOiJhbGljZSJ9.c2ln"
-	inactiveToken = "inactive-token"
-	idpDownToken  = "idp-down-token"
-)
-
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-type harness struct {
-	g          *Gateway
-	tokens     *fakeTokens
-	opaBreaker *breaker.Breaker
-	idpBreaker *breaker.Breaker
-	now        time.Time
-	log        *syncBuffer
-}
-
-// newHarness builds a gateway over the fake cache and q. The clock is fixed,
-// so Retry-After values are exact.
-func newHarness(t testing.TB, q Querier, configure ...func(*Deps)) *harness {
-	t.Helper()
-	h := &harness{now: time.Now(), log: &syncBuffer{}}
-	h.tokens = &fakeTokens{LookupFn: func(_ context.Context, token string) (*authn.Token, authn.Lookup, error) {
-		switch token {
-		case goodToken:
-			return &authn.Token{Subject: "alice", ClientID: "demo", Scope: "read_sayhello", Scopes: []string{"read_sayhello"},
-				Claims: json.RawMessage(`{"active":true,"sub":"alice","client_id":"demo","scope":"read_sayhello"}`)}, authn.Hit, nil
-		case idpDownToken:
-			return nil, authn.Miss, &fault.Error{Kind: fault.Unavailable, Code: "temporarily_unavailable",
-				Description: "authorization server unavailable", RetryAfter: h.now.Add(7 * time.Second), Err: errors.New("introspect: status 502")}
-		}
-		return nil, authn.Miss, &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token", Description: "token is not active"}
-	}}
-	h.opaBreaker = breaker.New(breaker.Settings{Name: "opa", Failures: 2, OpenTimeout: time.Hour, IsFailure: authn.IsUpstreamFailure})
-	h.idpBreaker = breaker.New(breaker.Settings{Name: "idp", Failures: 1, OpenTimeout: time.Hour, IsFailure: authn.IsUpstreamFailure})
-	d := Deps{
-		Tokens:       h.tokens,
-		OPA:          q,
-		OPABreaker:   h.opaBreaker,
-		IdPBreaker:   h.idpBreaker,
-		OPATimeout:   5 * time.Second,
-		OPAHealthURL: "http://127.0.0.1:1/health",
-		Log:          slog.New(slog.NewTextHandler(h.log, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:          func() time.Time { return h.now },
-	}
-	for _, c := range configure {
-		c(&d)
-	}
-	h.g = New(d)
-	return h
-}
-
-// get serves GET target on the traffic listener.
-func (h *harness) get(target, authorization string) *httptest.ResponseRecorder {
-	req := httptest.NewRequest(http.MethodGet, target, nil)
-	if authorization != "" {
-		req.Header.Set("Authorization", authorization)
-	}
-	rec := httptest.NewRecorder()
-	h.g.Traffic().ServeHTTP(rec, req)
-	return rec
 }
 
 // opaServer is an httptest stand-in for OPA's Data API answering status and body.
@@ -153,6 +41,54 @@ func opaServer(t *testing.T, status int, body string) *opa.Client {
 	}))
 	t.Cleanup(srv.Close)
 	return &opa.Client{URL: srv.URL + "/v1/data/demoapi/authz/allow", HTTPClient: srv.Client()}
+}
+
+// opaInput is the decoded OPA input document.
+type opaInput struct {
+	Method  string              `json:"method"`
+	Path    string              `json:"path"`
+	API     string              `json:"api"`
+	Query   map[string][]string `json:"query"`
+	Headers map[string]string   `json:"headers"`
+	Token   json.RawMessage     `json:"token"`
+	Scopes  []string            `json:"scopes"`
+	Subject string              `json:"subject"`
+	Host    string              `json:"host"`
+	Scheme  string              `json:"scheme"`
+	Remote  string              `json:"remote_addr"`
+	Mode    string              `json:"mode"`
+	JWT     *struct {
+		TokenValue string `json:"tokenValue"`
+	} `json:"jwt"`
+}
+
+// decodeInput checks that doc is valid JSON of the shape {"input":{...}}
+// with exactly the documented members, and decodes it.
+func decodeInput(t *testing.T, doc []byte, withJWT bool) opaInput {
+	t.Helper()
+	if !json.Valid(doc) {
+		t.Fatalf("input is not valid JSON: %s", doc)
+	}
+	var outer map[string]map[string]json.RawMessage
+	if err := json.Unmarshal(doc, &outer); err != nil {
+		t.Fatalf("input is not {\"input\":{...}}: %v: %s", err, doc)
+	}
+	members := slices.Sorted(maps.Keys(outer["input"]))
+	want := []string{"api", "headers", "host", "method", "mode", "path", "query", "remote_addr", "scheme", "scopes", "subject", "token"}
+	if withJWT {
+		want = append(want, "jwt")
+		slices.Sort(want)
+	}
+	if len(outer) != 1 || !slices.Equal(members, want) {
+		t.Fatalf("input members = %q (outer %d), want %q", members, len(outer), want)
+	}
+	var in struct{ Input opaInput }
+	d := json.NewDecoder(bytes.NewReader(doc))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&in); err != nil {
+		t.Fatalf("decoding input: %v", err)
+	}
+	return in.Input
 }
 
 // checkErrorBody checks the JSON error shape shared by every error answer.
@@ -178,7 +114,7 @@ func checkErrorBody(t *testing.T, rec *httptest.ResponseRecorder, wantError stri
 func TestRequestPath(t *testing.T) {
 	for _, tc := range []struct {
 		name          string
-		opa           func(t *testing.T) Querier
+		opa           func(t *testing.T) authz.Querier
 		target        string
 		authorization string
 		status        int
@@ -190,107 +126,107 @@ func TestRequestPath(t *testing.T) {
 		warn          string // a warning the operator must see in the log
 	}{
 		{
-			name: "allow", opa: func(*testing.T) Querier { return answer(allow) },
+			name: "allow", opa: func(*testing.T) authz.Querier { return answering(allow) },
 			target: "/sayhello", authorization: "Bearer " + goodToken,
 			status: 200, body: `{"message":"Hello there!!"}`, challenge: "-", opaCalls: 1,
 		},
 		{
-			name: "allow secret", opa: func(*testing.T) Querier { return answer(allow) },
+			name: "allow secret", opa: func(*testing.T) authz.Querier { return answering(allow) },
 			target: "/saysecret?x=1", authorization: "Bearer " + goodToken,
 			status: 200, body: `{"message":"This is a secret"}`, challenge: "-", opaCalls: 1,
 		},
 		{
-			name: "allow through OPA's HTTP API", opa: func(t *testing.T) Querier { return opaServer(t, 200, `{"result":true,"decision_id":"d1"}`) },
+			name: "allow through OPA's HTTP API", opa: func(t *testing.T) authz.Querier { return opaServer(t, 200, `{"result":true,"decision_id":"d1"}`) },
 			target: "/sayhello", authorization: "Bearer " + goodToken,
 			status: 200, body: `{"message":"Hello there!!"}`, challenge: "-", opaCalls: -1,
 		},
 		{
-			name: "policy false", opa: func(*testing.T) Querier { return answer(deny) },
+			name: "policy false", opa: func(*testing.T) authz.Querier { return answering(deny) },
 			target: "/sayhello", authorization: "Bearer " + goodToken,
 			status: 403, error: "access_denied", challenge: "-", opaCalls: 1,
 		},
 		{
-			name: "policy undefined", opa: func(t *testing.T) Querier { return opaServer(t, 200, `{}`) },
+			name: "policy undefined", opa: func(t *testing.T) authz.Querier { return opaServer(t, 200, `{}`) },
 			target: "/sayhello", authorization: "Bearer " + goodToken,
 			status: 403, error: "access_denied", challenge: "-", opaCalls: -1, warn: "opa decision undefined",
 		},
 		{
-			name: "policy null", opa: func(t *testing.T) Querier { return opaServer(t, 200, `{"result":null}`) },
+			name: "policy null", opa: func(t *testing.T) authz.Querier { return opaServer(t, 200, `{"result":null}`) },
 			target: "/sayhello", authorization: "Bearer " + goodToken,
 			status: 403, error: "access_denied", challenge: "-", opaCalls: -1, warn: "opa decision undefined",
 		},
 		{
-			name: "policy not a boolean", opa: func(t *testing.T) Querier { return opaServer(t, 200, `{"result":[true]}`) },
+			name: "policy not a boolean", opa: func(t *testing.T) authz.Querier { return opaServer(t, 200, `{"result":[true]}`) },
 			target: "/sayhello", authorization: "Bearer " + goodToken,
 			status: 403, error: "access_denied", challenge: "-", opaCalls: -1, warn: "opa decision is not a boolean",
 		},
 		{
-			name: "policy the string true", opa: func(*testing.T) Querier {
-				return answer(opa.Result{Defined: true, Value: json.RawMessage(`"true"`)})
+			name: "policy the string true", opa: func(*testing.T) authz.Querier {
+				return answering(opa.Result{Defined: true, Value: json.RawMessage(`"true"`)})
 			},
 			target: "/sayhello", authorization: "Bearer " + goodToken,
 			status: 403, error: "access_denied", challenge: "-", opaCalls: 1, warn: "opa decision is not a boolean",
 		},
 		{
-			name: "OPA 500", opa: func(t *testing.T) Querier {
+			name: "OPA 500", opa: func(t *testing.T) authz.Querier {
 				return opaServer(t, 500, `{"code":"internal_error","message":"eval_conflict_error"}`)
 			},
 			target: "/sayhello", authorization: "Bearer " + goodToken,
 			status: 503, error: "temporarily_unavailable", challenge: "-", retryAfter: "2", opaCalls: -1,
 		},
 		{
-			name: "OPA garbage", opa: func(t *testing.T) Querier { return opaServer(t, 200, `<html>`) },
+			name: "OPA garbage", opa: func(t *testing.T) authz.Querier { return opaServer(t, 200, `<html>`) },
 			target: "/sayhello", authorization: "Bearer " + goodToken,
 			status: 503, error: "temporarily_unavailable", challenge: "-", retryAfter: "2", opaCalls: -1,
 		},
 		{
-			name: "no token", opa: func(*testing.T) Querier { return answer(allow) },
+			name: "no token", opa: func(*testing.T) authz.Querier { return answering(allow) },
 			target: "/sayhello",
 			status: 401, error: "unauthorized", challenge: `Bearer realm="authgate"`,
 		},
 		{
-			name: "basic credentials", opa: func(*testing.T) Querier { return answer(allow) },
+			name: "basic credentials", opa: func(*testing.T) authz.Querier { return answering(allow) },
 			target: "/sayhello", authorization: "Basic dXNlcjpwYXNz",
 			status: 401, error: "unauthorized", challenge: `Bearer realm="authgate"`,
 		},
 		{
-			name: "empty bearer", opa: func(*testing.T) Querier { return answer(allow) },
+			name: "empty bearer", opa: func(*testing.T) authz.Querier { return answering(allow) },
 			target: "/sayhello", authorization: "Bearer ",
 			status: 400, error: "invalid_request",
 			challenge: `Bearer realm="authgate", error="invalid_request", error_description="empty bearer token"`,
 		},
 		{
-			name: "malformed token", opa: func(*testing.T) Querier { return answer(allow) },
+			name: "malformed token", opa: func(*testing.T) authz.Querier { return answering(allow) },
 			target: "/sayhello", authorization: "Bearer " + goodToken + ",x",
 			status: 401, error: "invalid_token",
 			challenge: `Bearer realm="authgate", error="invalid_token", error_description="malformed token"`,
 		},
 		{
-			name: "inactive token", opa: func(*testing.T) Querier { return answer(allow) },
+			name: "inactive token", opa: func(*testing.T) authz.Querier { return answering(allow) },
 			target: "/sayhello", authorization: "Bearer " + inactiveToken,
 			status: 401, error: "invalid_token",
 			challenge: `Bearer realm="authgate", error="invalid_token", error_description="token is not active"`,
 		},
 		{
-			name: "IdP unavailable", opa: func(*testing.T) Querier { return answer(allow) },
+			name: "IdP unavailable", opa: func(*testing.T) authz.Querier { return answering(allow) },
 			target: "/sayhello", authorization: "Bearer " + idpDownToken,
 			status: 503, error: "temporarily_unavailable", challenge: "-", retryAfter: "7",
 		},
 		{
-			name: "malformed query", opa: func(*testing.T) Querier { return answer(allow) },
+			name: "malformed query", opa: func(*testing.T) authz.Querier { return answering(allow) },
 			target: "/sayhello?q=%zz", authorization: "Bearer " + goodToken,
 			status: 400, error: "invalid_request",
 			challenge: `Bearer realm="authgate", error="invalid_request", error_description="malformed query string"`,
 		},
 		{
-			name: "unknown path", opa: func(*testing.T) Querier { return answer(allow) },
+			name: "unknown path", opa: func(*testing.T) authz.Querier { return answering(allow) },
 			target: "/nowhere", authorization: "Bearer " + goodToken,
 			status: 404, error: "not_found", challenge: "-",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			q := tc.opa(t)
-			h := newHarness(t, q)
+			h := newHarness(t)
+			h.opa.QueryFn = tc.opa(t).Query
 			rec := h.get(tc.target, tc.authorization)
 
 			if rec.Code != tc.status {
@@ -310,16 +246,16 @@ func TestRequestPath(t *testing.T) {
 			if got := rec.Header().Get("Retry-After"); got != tc.retryAfter {
 				t.Errorf("Retry-After = %q, want %q", got, tc.retryAfter)
 			}
-			if f, ok := q.(*fakeQuerier); ok && tc.opaCalls >= 0 {
-				if got := f.calls.Load(); got != tc.opaCalls {
+			if tc.opaCalls >= 0 {
+				if got := h.opa.calls.Load(); got != tc.opaCalls {
 					t.Errorf("OPA called %d times, want %d", got, tc.opaCalls)
 				}
 			}
-			if log := h.log.String(); tc.warn != "" && !strings.Contains(log, tc.warn) ||
+			if log := h.logs.String(); tc.warn != "" && !strings.Contains(log, tc.warn) ||
 				tc.warn == "" && strings.Contains(log, "opa decision") {
 				t.Errorf("log = %q, want the warning %q", log, tc.warn)
 			}
-			for _, where := range []string{rec.Body.String(), h.log.String()} {
+			for _, where := range []string{rec.Body.String(), h.logs.String()} {
 				if strings.Contains(where, "token.eyJ") || strings.Contains(where, "inactive-token") || strings.Contains(where, "idp-down-token") {
 					t.Errorf("the token leaked: %s", where)
 				}
@@ -329,22 +265,18 @@ func TestRequestPath(t *testing.T) {
 }
 
 func TestRequestPathOPAInput(t *testing.T) {
-	var got []byte
-	q := &fakeQuerier{QueryFn: func(ctx context.Context, body []byte) (opa.Result, error) {
-		if _, ok := ctx.Deadline(); !ok {
-			t.Error("OPA query without a deadline")
-		}
-		got = bytes.Clone(body) // the gateway reuses its buffer
-		return allow, nil
-	}}
 	for _, sendToken := range []bool{false, true} {
-		h := newHarness(t, q, func(d *Deps) { d.SendToken = sendToken })
-		req := httptest.NewRequest(http.MethodGet, "/sayhello?q=a&q=b", nil)
-		req.Header.Set("Authorization", "Bearer "+goodToken)
-		req.Header.Set("Cookie", "session=s3cr3t")
-		req.Header.Set("X-Request-Id", "r1")
-		rec := httptest.NewRecorder()
-		h.g.Traffic().ServeHTTP(rec, req)
+		var got []byte
+		h := newHarness(t, func(d *Deps) { d.SendToken = sendToken })
+		h.opa.QueryFn = func(ctx context.Context, body []byte) (opa.Result, error) {
+			if _, ok := ctx.Deadline(); !ok {
+				t.Error("OPA query without a deadline")
+			}
+			got = bytes.Clone(body) // the decider reuses its buffer
+			return allow, nil
+		}
+		rec := h.serve(h.g.Traffic(), newRequest(http.MethodGet, "/sayhello?q=a&q=b",
+			"Authorization", "Bearer "+goodToken, "Cookie", "session=s3cr3t", "X-Request-Id", "r1"))
 		if rec.Code != 200 {
 			t.Fatalf("status = %d", rec.Code)
 		}
@@ -360,10 +292,10 @@ func TestRequestPathOPAInput(t *testing.T) {
 }
 
 func TestRequestPathOPABreaker(t *testing.T) {
-	q := &fakeQuerier{QueryFn: func(context.Context, []byte) (opa.Result, error) {
+	h := newHarness(t) // the OPA breaker opens after 2 failures
+	h.opa.QueryFn = func(context.Context, []byte) (opa.Result, error) {
 		return opa.Result{}, &opa.Error{StatusCode: 500, Code: "internal_error"}
-	}}
-	h := newHarness(t, q) // the OPA breaker opens after 2 failures
+	}
 	for range 2 {
 		if rec := h.get("/sayhello", "Bearer "+goodToken); rec.Code != 503 {
 			t.Fatalf("status = %d, want 503", rec.Code)
@@ -377,7 +309,7 @@ func TestRequestPathOPABreaker(t *testing.T) {
 		t.Fatalf("status = %d, want 503", rec.Code)
 	}
 	checkErrorBody(t, rec, "temporarily_unavailable")
-	if got := q.calls.Load(); got != 2 {
+	if got := h.opa.calls.Load(); got != 2 {
 		t.Errorf("OPA called %d times, want 2: the open breaker must not call it", got)
 	}
 	// About an hour: the breaker's open time, on the real clock.
@@ -388,7 +320,8 @@ func TestRequestPathOPABreaker(t *testing.T) {
 
 // A deny is an answer, not an upstream failure: it never opens the breaker.
 func TestRequestPathDenyDoesNotOpenBreaker(t *testing.T) {
-	h := newHarness(t, answer(deny))
+	h := newHarness(t)
+	h.answer(deny)
 	for range 5 {
 		h.get("/sayhello", "Bearer "+goodToken)
 	}
@@ -399,11 +332,10 @@ func TestRequestPathDenyDoesNotOpenBreaker(t *testing.T) {
 }
 
 func TestRequestPathMethodNotAllowed(t *testing.T) {
-	h := newHarness(t, answer(allow))
-	req := httptest.NewRequest(http.MethodPost, "/sayhello", strings.NewReader("{}"))
-	req.Header.Set("Authorization", "Bearer "+goodToken)
-	rec := httptest.NewRecorder()
-	h.g.Traffic().ServeHTTP(rec, req)
+	h := newHarness(t)
+	req := newRequest(http.MethodPost, "/sayhello", "Authorization", "Bearer "+goodToken)
+	req.Body = io.NopCloser(strings.NewReader("{}"))
+	rec := h.serve(h.g.Traffic(), req)
 	if rec.Code != http.StatusMethodNotAllowed {
 		t.Fatalf("status = %d, want 405", rec.Code)
 	}
@@ -411,7 +343,7 @@ func TestRequestPathMethodNotAllowed(t *testing.T) {
 }
 
 func TestAdminHealthz(t *testing.T) {
-	h := newHarness(t, answer(allow))
+	h := newHarness(t)
 	rec := httptest.NewRecorder()
 	h.g.Admin().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
 	if rec.Code != 200 || rec.Body.String() != `{"status":"ok"}` {
@@ -450,27 +382,40 @@ func TestAdminReadyz(t *testing.T) {
 		}
 		done(&fault.Error{Kind: fault.Unavailable})
 	}
+	// The checks app builds: OPA's health behind its breaker, required;
+	// the IdP breaker's.
+	type breakers struct{ opa, idp *breaker.Breaker }
 	for _, tc := range []struct {
 		name   string
 		health string
-		setup  func(h *harness)
+		setup  func(b breakers)
 		status int
 		want   map[string]string
 	}{
 		{"ready", healthy.URL + "/health", nil, 200, map[string]string{"opa": "ok", "idp": "ok"}},
 		{"OPA unreachable", gone.URL + "/health", nil, 503, map[string]string{"opa": "unreachable", "idp": "ok"}},
 		{"OPA unhealthy", sick.URL + "/health", nil, 503, map[string]string{"opa": "unhealthy: status Internal Server Error", "idp": "ok"}},
-		{"OPA breaker open", healthy.URL + "/health", func(h *harness) { trip(h.opaBreaker); trip(h.opaBreaker) }, 503,
+		{"OPA breaker open", healthy.URL + "/health", func(b breakers) { trip(b.opa); trip(b.opa) }, 503,
 			map[string]string{"opa": "breaker open", "idp": "ok"}},
-		{"IdP breaker open", healthy.URL + "/health", func(h *harness) { trip(h.idpBreaker) }, 200,
+		{"IdP breaker open", healthy.URL + "/health", func(b breakers) { trip(b.idp) }, 200,
 			map[string]string{"opa": "ok", "idp": "breaker open"}},
-		{"IdP rate limited", healthy.URL + "/health", func(h *harness) { h.idpBreaker.Hold(time.Now().Add(time.Hour)) }, 200,
+		{"IdP rate limited", healthy.URL + "/health", func(b breakers) { b.idp.Hold(time.Now().Add(time.Hour)) }, 200,
 			map[string]string{"opa": "ok", "idp": "rate limited"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t, answer(allow), func(d *Deps) { d.OPAHealthURL = tc.health })
+			b := breakers{
+				opa: breaker.New(breaker.Settings{Name: "opa", Failures: 2, OpenTimeout: time.Hour, IsFailure: authn.IsUpstreamFailure}),
+				idp: breaker.New(breaker.Settings{Name: "idp", Failures: 1, OpenTimeout: time.Hour, IsFailure: authn.IsUpstreamFailure}),
+			}
+			opaHealth := &authz.Health{URL: tc.health, HTTPClient: http.DefaultClient, Breaker: b.opa}
+			h := newHarness(t, func(d *Deps) {
+				d.Ready = []ReadyCheck{
+					{Name: "opa", Check: opaHealth.Check, Required: true},
+					{Name: "idp", Check: func(context.Context) string { return b.idp.Health() }},
+				}
+			})
 			if tc.setup != nil {
-				tc.setup(h)
+				tc.setup(b)
 			}
 			rec := httptest.NewRecorder()
 			h.g.Admin().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
@@ -489,11 +434,9 @@ func TestAdminReadyz(t *testing.T) {
 }
 
 func BenchmarkCheckAllow(b *testing.B) {
-	h := newHarness(b, answer(allow), func(d *Deps) { d.Log = slog.New(slog.DiscardHandler) })
-	req := httptest.NewRequest(http.MethodGet, "/sayhello?q=1", nil)
-	req.Header.Set("Authorization", "Bearer "+goodToken)
-	req.Header.Set("User-Agent", "hey/0.0.1")
-	req.Header.Set("Accept", "application/json")
+	h := benchHarness(b, func(d *Deps) { d.Log = slog.New(slog.DiscardHandler) })
+	req := newRequest(http.MethodGet, "/sayhello?q=1", "Authorization", "Bearer "+goodToken,
+		"User-Agent", "hey/0.0.1", "Accept", "application/json")
 	handler := h.g.Traffic()
 	b.ReportAllocs()
 	for b.Loop() {

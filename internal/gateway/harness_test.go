@@ -162,15 +162,23 @@ func (c *clock) Set(t time.Time) {
 
 func (c *clock) Add(d time.Duration) { c.Set(c.Now().Add(d)) }
 
-// syncBuffer is a log sink safe for concurrent writes.
+// syncBuffer is a log sink safe for concurrent writes, which a test can
+// wait on (wait).
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu   sync.Mutex
+	b    bytes.Buffer
+	more chan struct{} // a write happened
 }
+
+func newSyncBuffer() *syncBuffer { return &syncBuffer{more: make(chan struct{}, 1)} }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	select {
+	case s.more <- struct{}{}:
+	default:
+	}
 	return s.b.Write(p)
 }
 
@@ -212,7 +220,7 @@ func newHarness(t testing.TB, opts ...func(*Deps)) *harness {
 		opa:     &fakeQuerier{},
 		metrics: &fakeMetrics{},
 		clock:   &clock{t: time.Now()},
-		logs:    &syncBuffer{},
+		logs:    newSyncBuffer(),
 	}
 	h.good = &authn.Token{Subject: "alice", ClientID: "demo", Scope: "read_sayhello", Scopes: []string{"read_sayhello"},
 		Claims:      json.RawMessage(`{"active":true,"sub":"alice","client_id":"demo","scope":"read_sayhello"}`),
@@ -363,4 +371,23 @@ func (h *harness) accessLines(t testing.TB) []map[string]any {
 		}
 	}
 	return out
+}
+
+// waitLine returns the first log line whose msg is msg, waiting for it (a
+// tunnel is logged when it ends) at most 10 s.
+func (h *harness) waitLine(t testing.TB, msg string) map[string]any {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		for _, l := range h.lines(t) {
+			if l["msg"] == msg {
+				return l
+			}
+		}
+		select {
+		case <-h.logs.more:
+		case <-deadline:
+			t.Fatalf("no %q line in:\n%s", msg, h.logs)
+		}
+	}
 }

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/authgate/authgate/internal/forwarded"
 )
 
 // recordingUpstream is an upstream that keeps the headers of the last
@@ -39,19 +41,19 @@ func (u *recordingUpstream) seen() http.Header {
 
 func (u *recordingUpstream) url() *url.URL { p, _ := url.Parse(u.srv.URL); return p }
 
-// serveRaw is serve with header names exactly as given (no canonicalising),
-// from remote.
-func serveRaw(h http.Handler, method, target, remote string, header [][2]string) *httptest.ResponseRecorder {
-	req := httptest.NewRequest(method, target, nil)
-	if remote != "" {
-		req.RemoteAddr = remote
+// flat is kv as newRequest's name, value pairs.
+func flat(kv [][2]string) []string {
+	var out []string
+	for _, p := range kv {
+		out = append(out, p[0], p[1])
 	}
-	for _, kv := range header {
-		req.Header[kv[0]] = append(req.Header[kv[0]], kv[1])
-	}
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, req)
-	return w
+	return out
+}
+
+// fromAddr is req from remote.
+func fromAddr(req *http.Request, remote string) *http.Request {
+	req.RemoteAddr = remote
+	return req
 }
 
 // forwardingHeaders are what a client may send to make the upstream (or the
@@ -96,14 +98,13 @@ func leaked(h http.Header, own bool) []string {
 // public paths alike.
 func TestForwardingHeadersDropped(t *testing.T) {
 	up := newRecordingUpstream(t)
-	var inputs []map[string]any
-	g := newTestGateway(t, "true", &inputs, func(d *Deps) {
+	h := newHarness(t, func(d *Deps) {
 		d.Upstream, d.UpstreamTimeout = up.url(), time.Second
 		d.PublicPaths = []PublicPath{{Path: "/health"}}
 	})
 	for _, path := range []string{"/api/x", "/health"} {
-		inputs = nil
-		w := serveRaw(g.Traffic(), "GET", path, "", append([][2]string{{"Authorization", "Bearer good"}}, forwardingHeaders...))
+		before := len(h.queries())
+		w := h.serve(h.g.Traffic(), newRequest("GET", path, append([]string{"Authorization", bearer}, flat(forwardingHeaders)...)...))
 		if w.Code != 200 {
 			t.Fatalf("%s: %d %s", path, w.Code, w.Body)
 		}
@@ -116,6 +117,7 @@ func TestForwardingHeadersDropped(t *testing.T) {
 		if path == "/health" {
 			continue // public: not asked
 		}
+		inputs := h.inputs(t)[before:]
 		if len(inputs) != 1 {
 			t.Fatalf("%d inputs", len(inputs))
 		}
@@ -133,15 +135,15 @@ func TestForwardingHeadersDropped(t *testing.T) {
 // pass (it wrote them), underscore spellings and Forwarded never do.
 func TestForwardingHeadersFromTrustedProxy(t *testing.T) {
 	up := newRecordingUpstream(t)
-	var inputs []map[string]any
-	g := newTestGateway(t, "true", &inputs, func(d *Deps) {
+	h := newHarness(t, func(d *Deps) {
 		d.Upstream, d.UpstreamTimeout = up.url(), time.Second
-		d.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+		d.TrustedProxies = forwarded.Trust{netip.MustParsePrefix("10.0.0.0/8")}
 	})
-	w := serveRaw(g.Traffic(), "GET", "/api/x", "10.1.1.1:4000", [][2]string{
-		{"Authorization", "Bearer good"}, {"X-Forwarded-Prefix", "/app"}, {"X-Forwarded-Port", "443"}, {"X-Real-Ip", "198.51.100.7"},
-		{"X_Forwarded_Prefix", "/admin"}, {"X_Forwarded_For", "6.6.6.6"}, {"Forwarded", "for=6.6.6.6"},
-	})
+	w := h.serve(h.g.Traffic(), fromAddr(newRequest("GET", "/api/x",
+		"Authorization", bearer, "X-Forwarded-Prefix", "/app", "X-Forwarded-Port", "443", "X-Real-Ip", "198.51.100.7",
+		"X_Forwarded_Prefix", "/admin", "X_Forwarded_For", "6.6.6.6", "Forwarded", "for=6.6.6.6",
+	), "10.1.1.1:4000"))
+	inputs := h.inputs(t)
 	if w.Code != 200 || len(inputs) != 1 {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
@@ -172,13 +174,13 @@ func TestForwardingHeadersFromTrustedProxy(t *testing.T) {
 // must not decide on it either.
 func TestConnectionHeadersHiddenFromPolicy(t *testing.T) {
 	up := newRecordingUpstream(t)
-	var inputs []map[string]any
-	g := newTestGateway(t, "true", &inputs, func(d *Deps) { d.Upstream, d.UpstreamTimeout = up.url(), time.Second })
-	w := serveRaw(g.Traffic(), "GET", "/api/x", "", [][2]string{
-		{"Authorization", "Bearer good"}, {"Connection", "keep-alive, x-tenant"}, {"Connection", "X-Role"},
-		{"X-Tenant", "acme"}, {"X-Role", "admin"}, {"Keep-Alive", "timeout=5"}, {"Proxy-Connection", "keep-alive"},
-		{"Te", "trailers, deflate"}, {"X-Kept", "yes"},
-	})
+	h := newHarness(t, func(d *Deps) { d.Upstream, d.UpstreamTimeout = up.url(), time.Second })
+	w := h.serve(h.g.Traffic(), newRequest("GET", "/api/x",
+		"Authorization", bearer, "Connection", "keep-alive, x-tenant", "Connection", "X-Role",
+		"X-Tenant", "acme", "X-Role", "admin", "Keep-Alive", "timeout=5", "Proxy-Connection", "keep-alive",
+		"Te", "trailers, deflate", "X-Kept", "yes",
+	))
+	inputs := h.inputs(t)
 	if w.Code != 200 || len(inputs) != 1 {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
@@ -202,11 +204,11 @@ func TestConnectionHeadersHiddenFromPolicy(t *testing.T) {
 // TestConnectionUpgradeKept: the Upgrade header and its Connection token
 // are left for the upgrade decision; the token for authgate stays readable.
 func TestConnectionUpgradeKept(t *testing.T) {
-	var inputs []map[string]any
-	g := newTestGateway(t, "true", &inputs, nil)
-	w := serveRaw(g.Traffic(), "GET", "/sayhello", "", [][2]string{
-		{"Authorization", "Bearer good"}, {"Connection", "Upgrade, Authorization, X-Hop"}, {"Upgrade", "websocket"}, {"X-Hop", "1"},
-	})
+	h := newHarness(t)
+	w := h.serve(h.g.Traffic(), newRequest("GET", "/sayhello",
+		"Authorization", bearer, "Connection", "Upgrade, Authorization, X-Hop", "Upgrade", "websocket", "X-Hop", "1",
+	))
+	inputs := h.inputs(t)
 	if w.Code != 200 || len(inputs) != 1 {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
@@ -224,13 +226,13 @@ func TestConnectionUpgradeKept(t *testing.T) {
 // that is not a trusted proxy, the forwarding headers, once authgate has
 // read the original request from them.
 func TestVerifyStripsClientHeaders(t *testing.T) {
-	var inputs []map[string]any
-	g := newTestGateway(t, "true", &inputs, nil)
-	w := serveRaw(g.Admin(), "GET", "/verify", "", [][2]string{
-		{"Authorization", "Bearer good"}, {"X-Forwarded-Uri", "/a"}, {"X-Forwarded-Method", "POST"}, {"X-Forwarded-Host", "evil.example"},
-		{"X-Auth-Subject", "admin"}, {"X_Auth_Scopes", "admin"}, {"x-auth-client-id", "root"}, {"X-Real-Ip", "6.6.6.6"},
-		{"Connection", "X-Hop"}, {"X-Hop", "1"},
-	})
+	h := newHarness(t)
+	w := h.serve(h.g.Admin(), newRequest("GET", "/verify",
+		"Authorization", bearer, "X-Forwarded-Uri", "/a", "X-Forwarded-Method", "POST", "X-Forwarded-Host", "evil.example",
+		"X-Auth-Subject", "admin", "X_Auth_Scopes", "admin", "x-auth-client-id", "root", "X-Real-Ip", "6.6.6.6",
+		"Connection", "X-Hop", "X-Hop", "1",
+	))
+	inputs := h.inputs(t)
 	if w.Code != 200 || len(inputs) != 1 {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
@@ -249,9 +251,9 @@ func TestVerifyStripsClientHeaders(t *testing.T) {
 	}
 
 	// A trusted proxy's forwarding headers stay visible.
-	inputs = nil
-	g = newTestGateway(t, "true", &inputs, func(d *Deps) { d.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")} })
-	w = serveRaw(g.Admin(), "GET", "/verify", "", [][2]string{{"Authorization", "Bearer good"}, {"X-Forwarded-Uri", "/a"}, {"X-Forwarded-Host", "app.example"}})
+	h = newHarness(t, func(d *Deps) { d.TrustedProxies = forwarded.Trust{netip.MustParsePrefix("192.0.2.0/24")} })
+	w = h.serve(h.g.Admin(), newRequest("GET", "/verify", "Authorization", bearer, "X-Forwarded-Uri", "/a", "X-Forwarded-Host", "app.example"))
+	inputs = h.inputs(t)
 	if w.Code != 200 || len(inputs) != 1 {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
@@ -263,11 +265,11 @@ func TestVerifyStripsClientHeaders(t *testing.T) {
 // TestInputHeadersAllowList: with OPA_INPUT_HEADERS, only the listed
 // headers (any case) go into the input; the credentials never do.
 func TestInputHeadersAllowList(t *testing.T) {
-	var inputs []map[string]any
-	g := newTestGateway(t, "true", &inputs, func(d *Deps) { d.InputHeaders = []string{"user-agent", "X-TENANT", "x_legacy"} })
-	w := serveRaw(g.Traffic(), "GET", "/sayhello", "", [][2]string{
-		{"Authorization", "Bearer good"}, {"User-Agent", "curl/8"}, {"X-Tenant", "acme"}, {"X-Other", "no"}, {"X_legacy", "1"}, {"Cookie", "s=1"},
-	})
+	h := newHarness(t, func(d *Deps) { d.InputHeaders = []string{"user-agent", "X-TENANT", "x_legacy"} })
+	w := h.serve(h.g.Traffic(), newRequest("GET", "/sayhello",
+		"Authorization", bearer, "User-Agent", "curl/8", "X-Tenant", "acme", "X-Other", "no", "X_legacy", "1", "Cookie", "s=1",
+	))
+	inputs := h.inputs(t)
 	if w.Code != 200 || len(inputs) != 1 {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
@@ -286,16 +288,16 @@ func TestInputHeadersAllowList(t *testing.T) {
 // TestInputHeadersBounded: 2,000 small headers (or 64 KiB of them) would
 // make every decision many times slower; they get 431, OPA not asked.
 func TestInputHeadersBounded(t *testing.T) {
-	many := func(n, size int) [][2]string {
-		h := [][2]string{{"Authorization", "Bearer " + goodToken}}
+	many := func(n, size int) []string {
+		h := []string{"Authorization", "Bearer " + goodToken}
 		for i := range n {
-			h = append(h, [2]string{fmt.Sprintf("X-Pad-%04d", i), strings.Repeat("a", size)})
+			h = append(h, fmt.Sprintf("X-Pad-%04d", i), strings.Repeat("a", size))
 		}
 		return h
 	}
 	cases := []struct {
 		name    string
-		header  [][2]string
+		header  []string
 		allowed []string // OPA_INPUT_HEADERS
 		status  int
 	}{
@@ -305,25 +307,24 @@ func TestInputHeadersBounded(t *testing.T) {
 		{name: "one header over 64 KiB", header: many(1, 64<<10), status: 431},
 		{name: "60 KiB in 10 headers", header: many(10, 6<<10), status: 200},
 		{name: "2,000 headers outside the allow-list", header: many(2000, 8), allowed: []string{"user-agent"}, status: 200},
-		{name: "a large cookie does not count", header: append(many(0, 0), [2]string{"Cookie", strings.Repeat("c=1; ", 20000)}), status: 200},
+		{name: "a large cookie does not count", header: append(many(0, 0), "Cookie", strings.Repeat("c=1; ", 20000)), status: 200},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			q := answer(allow)
-			h := newHarness(t, q, func(d *Deps) { d.InputHeaders = tc.allowed })
+			h := newHarness(t, func(d *Deps) { d.InputHeaders = tc.allowed })
 			for _, srv := range []struct {
 				handler http.Handler
 				target  string
 			}{{h.g.Traffic(), "/sayhello"}, {h.g.Admin(), "/verify/sayhello"}} {
-				before := q.calls.Load()
-				w := serveRaw(srv.handler, "GET", srv.target, "", tc.header)
+				before := h.opa.calls.Load()
+				w := h.serve(srv.handler, newRequest("GET", srv.target, tc.header...))
 				if w.Code != tc.status {
 					t.Fatalf("%s: %d %s, want %d", srv.target, w.Code, w.Body, tc.status)
 				}
 				if tc.status != 431 {
 					continue
 				}
-				if q.calls.Load() != before {
+				if h.opa.calls.Load() != before {
 					t.Errorf("%s: OPA asked", srv.target)
 				}
 				if b := w.Body.String(); !strings.Contains(b, `"error":"request_header_fields_too_large"`) {

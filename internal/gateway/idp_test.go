@@ -10,27 +10,25 @@ import (
 
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/fault"
+	"github.com/authgate/authgate/internal/lograte"
 	"github.com/authgate/authgate/pkg/introspect"
 )
 
 // TestMisconfiguredLoggedOncePerWindow: authgate's credentials refused
 // (invalid_client) is a 503 for every request but one ERROR line per
-// warnEvery, the next one counting those dropped.
+// lograte.Every, the next one counting those dropped.
 func TestMisconfiguredLoggedOncePerWindow(t *testing.T) {
 	const msg = "authorization server rejected authgate's credentials or request: check OKTA_CLIENT_ID, OKTA_CLIENT_SECRET, OKTA_AUTH_METHOD and OKTA_INTROSPECT_URL"
-	now := time.Unix(1_700_000_000, 0)
 	misconfigured := &fault.Error{Kind: fault.Unavailable, Code: "temporarily_unavailable", Description: "authorization server unavailable",
 		Err: errors.Join(authn.ErrMisconfigured, &introspect.Error{StatusCode: 401, Code: "invalid_client"})}
-	o := newObserved(t, func(d *Deps) {
-		d.Now = func() time.Time { return now }
-		d.Tokens = &fakeTokens{LookupFn: func(context.Context, string) (*authn.Token, authn.Lookup, error) {
-			return nil, authn.Miss, misconfigured
-		}}
-	})
+	h := newHarness(t)
+	h.tokens.LookupFn = func(context.Context, string) (*authn.Token, authn.Lookup, error) {
+		return nil, authn.Miss, misconfigured
+	}
 	send := func(n int) {
 		t.Helper()
 		for range n {
-			if w := o.do(http.MethodGet, "/sayhello", obsToken, nil); w.Code != http.StatusServiceUnavailable {
+			if w := h.get("/sayhello", bearer); w.Code != http.StatusServiceUnavailable {
 				t.Fatalf("status %d, want 503", w.Code)
 			}
 		}
@@ -38,7 +36,7 @@ func TestMisconfiguredLoggedOncePerWindow(t *testing.T) {
 	errorLines := func() []float64 {
 		t.Helper()
 		var out []float64
-		for _, l := range o.lines(t) {
+		for _, l := range h.lines(t) {
 			if l["level"] == "ERROR" {
 				if l["msg"] != msg {
 					t.Errorf("unexpected ERROR line %v", l)
@@ -51,17 +49,17 @@ func TestMisconfiguredLoggedOncePerWindow(t *testing.T) {
 	}
 	send(20)
 	if got := errorLines(); len(got) != 1 || got[0] != 0 {
-		t.Fatalf("%d ERROR lines (suppressed %v) for 20 requests within %v, want 1", len(got), got, warnEvery)
+		t.Fatalf("%d ERROR lines (suppressed %v) for 20 requests within %v, want 1", len(got), got, lograte.Every)
 	}
-	now = now.Add(warnEvery - time.Nanosecond)
+	h.clock.Add(lograte.Every - time.Nanosecond)
 	send(1)
 	if got := errorLines(); len(got) != 1 {
-		t.Fatalf("%d ERROR lines within %v, want 1", len(got), warnEvery)
+		t.Fatalf("%d ERROR lines within %v, want 1", len(got), lograte.Every)
 	}
-	now = now.Add(time.Nanosecond)
+	h.clock.Add(time.Nanosecond)
 	send(1)
 	if got := errorLines(); len(got) != 2 || got[1] != 20 {
-		t.Errorf("after %v: ERROR lines suppressed %v, want [0 20]", warnEvery, got)
+		t.Errorf("after %v: ERROR lines suppressed %v, want [0 20]", lograte.Every, got)
 	}
 }
 
@@ -77,28 +75,26 @@ func TestLookupNamesTheClient(t *testing.T) {
 		want    string
 	}{
 		{name: "off", want: "(none)"},
-		{name: "the peer", on: true, want: "192.0.2.7"},
+		{name: "the peer", on: true, want: "192.0.2.1"},
 		{name: "the client behind a trusted proxy", on: true, trusted: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")},
 			xff: "198.51.100.9, 192.0.2.8", want: "198.51.100.9"},
-		{name: "X-Forwarded-For from an untrusted peer", on: true, xff: "198.51.100.9", want: "192.0.2.7"},
+		{name: "X-Forwarded-For from an untrusted peer", on: true, xff: "198.51.100.9", want: "192.0.2.1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := ""
-			o := newObserved(t, func(d *Deps) {
-				d.LookupClient, d.TrustedProxies = tc.on, tc.trusted
-				d.Tokens = &fakeTokens{LookupFn: func(ctx context.Context, _ string) (*authn.Token, authn.Lookup, error) {
-					addr, ok := authn.ClientOf(ctx)
-					if got = addr; !ok {
-						got = "(none)"
-					}
-					return nil, authn.Miss, &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token"}
-				}}
-			})
-			h := http.Header{}
-			if tc.xff != "" {
-				h.Set("X-Forwarded-For", tc.xff)
+			h := newHarness(t, func(d *Deps) { d.LookupClient, d.TrustedProxies = tc.on, tc.trusted })
+			h.tokens.LookupFn = func(ctx context.Context, _ string) (*authn.Token, authn.Lookup, error) {
+				addr, ok := authn.ClientOf(ctx)
+				if got = addr; !ok {
+					got = "(none)"
+				}
+				return nil, authn.Miss, &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token"}
 			}
-			o.do(http.MethodGet, "/sayhello", obsToken, h)
+			req := newRequest(http.MethodGet, "/sayhello", "Authorization", bearer)
+			if tc.xff != "" {
+				req.Header.Set("X-Forwarded-For", tc.xff)
+			}
+			h.serve(h.g.Traffic(), req)
 			if got != tc.want {
 				t.Errorf("client %q, want %q", got, tc.want)
 			}
@@ -109,7 +105,5 @@ func TestLookupNamesTheClient(t *testing.T) {
 // BenchmarkCheckLookupClient is BenchmarkCheck with OKTA_MAX_RPS_PER_CLIENT
 // on: the client named in the lookup's context costs one allocation.
 func BenchmarkCheckLookupClient(b *testing.B) {
-	d := benchDeps()
-	d.LookupClient = true
-	benchServe(b, d)
+	benchServe(b, benchHarness(b, func(d *Deps) { d.LookupClient = true }))
 }

@@ -3,164 +3,36 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/labstack/echo/v4"
+
 	"github.com/authgate/authgate/internal/authn"
+	"github.com/authgate/authgate/internal/authz"
 	"github.com/authgate/authgate/internal/breaker"
 	"github.com/authgate/authgate/internal/fault"
 	"github.com/authgate/authgate/internal/requestid"
 	"github.com/authgate/authgate/pkg/opa"
 )
 
-// fakeOPA is a Querier with a function field.
-type fakeOPA struct {
-	QueryFn func(ctx context.Context, body []byte) (opa.Result, error)
+// sayhelloOnly is a policy that allows /sayhello only, naming its
+// decision dec-1.
+func sayhelloOnly(_ context.Context, in map[string]any) (opa.Result, error) {
+	r := result(strconv.FormatBool(in["path"] == "/sayhello"))
+	r.DecisionID = "dec-1"
+	return r, nil
 }
 
-func (f *fakeOPA) Query(ctx context.Context, body []byte) (opa.Result, error) {
-	return f.QueryFn(ctx, body)
-}
-
-var _ Querier = (*fakeOPA)(nil)
-
-// fakeMetrics records what the gateway reports.
-type fakeMetrics struct {
-	mu        sync.Mutex
-	requests  []string // "route method code"
-	decisions []string
-	lookups   []authn.Lookup
-	opa       []string // results
-}
-
-func (f *fakeMetrics) Request(route, method string, code int, _ time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.requests = append(f.requests, route+" "+method+" "+http.StatusText(code))
-}
-
-func (f *fakeMetrics) Decision(outcome string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.decisions = append(f.decisions, outcome)
-}
-
-func (f *fakeMetrics) CacheLookup(l authn.Lookup) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.lookups = append(f.lookups, l)
-}
-
-func (f *fakeMetrics) OPA(result string, _ time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.opa = append(f.opa, result)
-}
-
-var _ Metrics = (*fakeMetrics)(nil)
-
-const obsToken = "good-token-0123456789"
-
-// observed is a gateway over fakes: obsToken is active with scope
-// read_sayhello and OPA allows exactly that scope; other tokens are
-// inactive. It remembers what the upstreams saw.
-type observed struct {
-	gw      *Gateway
-	logs    *bytes.Buffer
-	metrics *fakeMetrics
-	mu      sync.Mutex
-	idpIDs  []string // request ids in the lookup contexts
-	opaIDs  []string // request ids in the OPA contexts
-	inputs  []string // OPA request bodies
-}
-
-func newObserved(t *testing.T, mod func(*Deps)) *observed {
-	t.Helper()
-	o := &observed{logs: &bytes.Buffer{}, metrics: &fakeMetrics{}}
-	tok := &authn.Token{Subject: "alice", ClientID: "demo", Scope: "read_sayhello", Scopes: []string{"read_sayhello"},
-		Claims: json.RawMessage(`{"active":true,"scope":"read_sayhello","client_id":"demo","sub":"alice"}`)}
-	d := Deps{
-		Tokens: &fakeTokens{LookupFn: func(ctx context.Context, token string) (*authn.Token, authn.Lookup, error) {
-			id, _ := requestid.FromContext(ctx)
-			o.mu.Lock()
-			o.idpIDs = append(o.idpIDs, id)
-			o.mu.Unlock()
-			if token != obsToken {
-				return nil, authn.Miss, &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token", Description: "token is not active"}
-			}
-			return tok, authn.Hit, nil
-		}},
-		OPA: &fakeOPA{QueryFn: func(ctx context.Context, body []byte) (opa.Result, error) {
-			id, _ := requestid.FromContext(ctx)
-			o.mu.Lock()
-			o.opaIDs = append(o.opaIDs, id)
-			o.inputs = append(o.inputs, string(body))
-			o.mu.Unlock()
-			var in struct {
-				Input struct{ Path string }
-			}
-			json.Unmarshal(body, &in)
-			return opa.Result{Defined: true, Value: json.RawMessage(boolJSON(in.Input.Path == "/sayhello")), DecisionID: "dec-1"}, nil
-		}},
-		OPABreaker: breaker.New(breaker.Settings{Name: "opa", Failures: 5, OpenTimeout: time.Second}),
-		IdPBreaker: breaker.New(breaker.Settings{Name: "idp", Failures: 5, OpenTimeout: time.Second}),
-		OPATimeout: time.Second,
-		Log:        slog.New(slog.NewJSONHandler(o.logs, nil)),
-		Metrics:    o.metrics,
-	}
-	if mod != nil {
-		mod(&d)
-	}
-	o.gw = New(d)
-	return o
-}
-
-func boolJSON(b bool) string {
-	if b {
-		return "true"
-	}
-	return "false"
-}
-
-func (o *observed) do(method, path, token string, header http.Header) *httptest.ResponseRecorder {
-	req := httptest.NewRequest(method, path, nil)
-	req.RemoteAddr = "192.0.2.7:40000"
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	w := httptest.NewRecorder()
-	o.gw.Traffic().ServeHTTP(w, req)
-	return w
-}
-
-// lines parses every log line.
-func (o *observed) lines(t *testing.T) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(o.logs.String()), "\n") {
-		if l == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("log line is not JSON: %q", l)
-		}
-		out = append(out, m)
-	}
-	return out
-}
+const bearer = "Bearer " + goodToken
 
 func TestRequestID(t *testing.T) {
 	cases := []struct {
@@ -176,12 +48,23 @@ func TestRequestID(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			o := newObserved(t, nil)
-			h := http.Header{}
-			if c.sent != nil {
-				h[requestid.Header] = c.sent
+			h := newHarness(t)
+			var idpIDs, opaIDs []string // request ids in the lookup and OPA contexts
+			h.tokens.LookupFn = func(ctx context.Context, token string) (*authn.Token, authn.Lookup, error) {
+				id, _ := requestid.FromContext(ctx)
+				idpIDs = append(idpIDs, id)
+				return h.defaultLookup(ctx, token)
 			}
-			w := o.do(http.MethodGet, "/sayhello", obsToken, h)
+			h.policy(func(ctx context.Context, in map[string]any) (opa.Result, error) {
+				id, _ := requestid.FromContext(ctx)
+				opaIDs = append(opaIDs, id)
+				return sayhelloOnly(ctx, in)
+			})
+			req := newRequest(http.MethodGet, "/sayhello", "Authorization", bearer)
+			if c.sent != nil {
+				req.Header[requestid.Header] = c.sent
+			}
+			w := h.serve(h.g.Traffic(), req)
 			if w.Code != 200 {
 				t.Fatalf("status %d: %s", w.Code, w.Body)
 			}
@@ -192,16 +75,16 @@ func TestRequestID(t *testing.T) {
 			case !c.keep && (len(id) != 32 || (c.sent != nil && id == c.sent[0])):
 				t.Fatalf("response id %q, want a fresh 32-hex id", id)
 			}
-			if len(o.idpIDs) != 1 || o.idpIDs[0] != id {
-				t.Errorf("token lookup saw ids %q, want %q", o.idpIDs, id)
+			if len(idpIDs) != 1 || idpIDs[0] != id {
+				t.Errorf("token lookup saw ids %q, want %q", idpIDs, id)
 			}
-			if len(o.opaIDs) != 1 || o.opaIDs[0] != id {
-				t.Errorf("OPA saw ids %q, want %q", o.opaIDs, id)
+			if len(opaIDs) != 1 || opaIDs[0] != id {
+				t.Errorf("OPA saw ids %q, want %q", opaIDs, id)
 			}
-			if !strings.Contains(o.inputs[0], `"x-request-id":"`+id+`"`) {
-				t.Errorf("OPA input headers lack the id: %s", o.inputs[0])
+			if q := h.queries(); !bytes.Contains(q[0], []byte(`"x-request-id":"`+id+`"`)) {
+				t.Errorf("OPA input headers lack the id: %s", q[0])
 			}
-			if l := o.lines(t); len(l) != 1 || l[0]["request_id"] != id {
+			if l := h.lines(t); len(l) != 1 || l[0]["request_id"] != id {
 				t.Errorf("access log: %v", l)
 			}
 		})
@@ -209,20 +92,21 @@ func TestRequestID(t *testing.T) {
 }
 
 func TestAccessLog(t *testing.T) {
-	o := newObserved(t, nil)
-	o.do(http.MethodGet, "/sayhello", obsToken, nil)
-	o.do(http.MethodGet, "/saysecret", obsToken, nil)
-	o.do(http.MethodGet, "/sayhello", "", nil)
-	o.do(http.MethodGet, "/sayhello", "not-active-token", nil)
-	o.do(http.MethodGet, "/no/such/path", obsToken, nil)
+	h := newHarness(t)
+	h.policy(sayhelloOnly)
+	h.get("/sayhello", bearer)
+	h.get("/saysecret", bearer)
+	h.get("/sayhello", "")
+	h.get("/sayhello", "Bearer "+inactiveToken)
+	h.get("/no/such/path", bearer)
 
-	lines := o.lines(t)
+	lines := h.lines(t)
 	if len(lines) != 5 {
-		t.Fatalf("%d lines for 5 requests:\n%s", len(lines), o.logs)
+		t.Fatalf("%d lines for 5 requests:\n%s", len(lines), h.logs)
 	}
 	want := []map[string]any{
 		{"msg": "request", "level": "INFO", "method": "GET", "route": "/sayhello", "status": 200.0, "outcome": "allow",
-			"subject": "alice", "client_id": "demo", "cache": "hit", "decision_id": "dec-1", "remote_addr": "192.0.2.7:40000"},
+			"subject": "alice", "client_id": "demo", "cache": "hit", "decision_id": "dec-1", "remote_addr": "192.0.2.1:1234"},
 		{"route": "/saysecret", "status": 403.0, "outcome": "deny", "decision_id": "dec-1"},
 		{"route": "/sayhello", "status": 401.0, "outcome": "no_token", "reason": "no bearer token"},
 		{"route": "/sayhello", "status": 401.0, "outcome": "invalid_token", "cache": "miss"},
@@ -251,32 +135,33 @@ func TestAccessLog(t *testing.T) {
 			t.Errorf("unmatched route line has %s: %v", k, lines[4])
 		}
 	}
-	if strings.Contains(o.logs.String(), obsToken) || strings.Contains(o.logs.String(), "not-active-token") {
-		t.Errorf("a token appears in the log:\n%s", o.logs)
+	if strings.Contains(h.logs.String(), goodToken) || strings.Contains(h.logs.String(), inactiveToken) {
+		t.Errorf("a token appears in the log:\n%s", h.logs)
 	}
 }
 
 func TestAccessLogLevel(t *testing.T) {
-	o := newObserved(t, func(d *Deps) {
+	h := newHarness(t, func(d *Deps) {
 		d.Log = slog.New(slog.NewJSONHandler(&bytes.Buffer{}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	})
-	if w := o.do(http.MethodGet, "/sayhello", obsToken, nil); w.Code != 200 || w.Header().Get(requestid.Header) == "" {
+	if w := h.get("/sayhello", bearer); w.Code != 200 || w.Header().Get(requestid.Header) == "" {
 		t.Fatalf("status %d, id %q", w.Code, w.Header().Get(requestid.Header))
 	}
-	if len(o.metrics.requests) != 1 {
+	if len(h.metrics.requests) != 1 {
 		t.Error("metrics depend on the log level")
 	}
 }
 
 func TestMetricsReported(t *testing.T) {
-	o := newObserved(t, nil)
-	o.do(http.MethodGet, "/sayhello", obsToken, nil)
-	o.do(http.MethodGet, "/saysecret", obsToken, nil)
-	o.do(http.MethodGet, "/sayhello", "", nil)
-	o.do(http.MethodGet, "/sayhello/../../etc", obsToken, nil)
-	o.do(http.MethodPost, "/sayhello", obsToken, nil)
+	h := newHarness(t)
+	h.policy(sayhelloOnly)
+	h.get("/sayhello", bearer)
+	h.get("/saysecret", bearer)
+	h.get("/sayhello", "")
+	h.get("/sayhello/../../etc", bearer)
+	h.serve(h.g.Traffic(), newRequest(http.MethodPost, "/sayhello", "Authorization", bearer))
 
-	m := o.metrics
+	m := h.metrics
 	wantReq := []string{"/sayhello GET OK", "/saysecret GET Forbidden", "/sayhello GET Unauthorized",
 		" GET Not Found", "/sayhello POST Method Not Allowed"}
 	if strings.Join(m.requests, "|") != strings.Join(wantReq, "|") {
@@ -299,17 +184,17 @@ func TestAdminEndpoints(t *testing.T) {
 		gw.Metrics().ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
 		return w.Code
 	}
-	plain := newObserved(t, nil).gw
+	plain := newHarness(t).g
 	if c := get(plain, "/debug/pprof/"); c != 404 {
 		t.Errorf("pprof without PPROF=true: %d", c)
 	}
 	if c := get(plain, "/metrics"); c != 404 {
 		t.Errorf("/metrics without a handler: %d", c)
 	}
-	full := newObserved(t, func(d *Deps) {
+	full := newHarness(t, func(d *Deps) {
 		d.PProf = true
 		d.MetricsHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(metricsBody)) })
-	}).gw
+	}).g
 	for _, p := range []string{"/debug/pprof/", "/debug/pprof/cmdline", "/debug/pprof/goroutine?debug=1", "/metrics"} {
 		if c := get(full, p); c != 200 {
 			t.Errorf("%s: %d", p, c)
@@ -333,21 +218,20 @@ func TestAsteriskFormRefused(t *testing.T) {
 	defer up.Close()
 	u, _ := url.Parse(up.URL)
 	for _, mode := range []string{"serve", "proxy"} {
-		o := newObserved(t, func(d *Deps) {
+		h := newHarness(t, func(d *Deps) {
 			d.MetricsHandler = http.NotFoundHandler()
 			d.PublicPaths = []PublicPath{{Method: "OPTIONS", Path: "/", Prefix: true}}
 			if mode == "proxy" {
 				d.Upstream, d.UpstreamTimeout = u, time.Second
 			}
 		})
-		for name, h := range map[string]http.Handler{"traffic": o.gw.Traffic(), "admin": o.gw.Admin(), "metrics": o.gw.Metrics()} {
-			o.logs.Reset()
-			w := httptest.NewRecorder()
-			h.ServeHTTP(w, httptest.NewRequest(http.MethodOptions, "*", nil))
+		for name, l := range map[string]http.Handler{"traffic": h.g.Traffic(), "admin": h.g.Admin(), "metrics": h.g.Metrics()} {
+			h.logs.Reset()
+			w := h.serve(l, newRequest(http.MethodOptions, "*"))
 			if w.Code != 400 || !strings.Contains(w.Body.String(), `"error":"invalid_request"`) {
 				t.Errorf("%s %s: %d %s", mode, name, w.Code, w.Body)
 			}
-			lines := o.lines(t)
+			lines := h.lines(t)
 			if len(lines) != 1 || lines[0]["msg"] != "asterisk-form request refused" || lines[0]["listener"] != name {
 				t.Errorf("%s %s: log %v", mode, name, lines)
 			}
@@ -355,7 +239,10 @@ func TestAsteriskFormRefused(t *testing.T) {
 	}
 }
 
-func TestFailureOutcome(t *testing.T) {
+// TestClassify: observe names a failed request's outcome and reason once,
+// from its error: the fault kind's outcome (the fault table) and its
+// Reason; Echo's own errors (no route, 405) are no outcome.
+func TestClassify(t *testing.T) {
 	for _, c := range []struct {
 		err             error
 		outcome, reason string
@@ -369,12 +256,42 @@ func TestFailureOutcome(t *testing.T) {
 			"unavailable", "opa unavailable: opa: breaker open"},
 		{&fault.Error{Kind: fault.Unavailable, Code: "temporarily_unavailable", Description: "authorization server rate limit reached"},
 			"unavailable", "authorization server rate limit reached"},
-		{errInputHeadersTooLarge, "bad_request", "request headers too large for the policy: over 100 fields or 64 KiB"},
+		{authz.ErrHeadersTooLarge, "bad_request", "request headers too large for the policy: over 100 fields or 64 KiB"},
 		{errors.New("boom"), "error", "boom"},
+		{echo.ErrNotFound, "", ""},
+		{fmt.Errorf("routing: %w", echo.ErrMethodNotAllowed), "", ""},
 	} {
-		o, r := failureOutcome(c.err)
-		if o != c.outcome || r != c.reason {
-			t.Errorf("%v: %q %q, want %q %q", c.err, o, r, c.outcome, c.reason)
+		var r record
+		r.classify(c.err)
+		if r.outcome != c.outcome || r.reason != c.reason {
+			t.Errorf("%v: %q %q, want %q %q", c.err, r.outcome, r.reason, c.outcome, c.reason)
 		}
+	}
+}
+
+// TestAccessLogMarksCachedDecisions: a decision served from the decision
+// cache keeps OPA's decision_id, marked decision_cached, and has no
+// opa_duration; only the first request asks OPA.
+func TestAccessLogMarksCachedDecisions(t *testing.T) {
+	h := newHarness(t, withDecisionCache(time.Minute, 10)) // the good token's entry lasts an hour
+	h.policy(sayhelloOnly)
+	for range 2 {
+		if w := h.get("/sayhello", bearer); w.Code != 200 {
+			t.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+	}
+	if n := len(h.queries()); n != 1 {
+		t.Fatalf("OPA asked %d times, want 1 (then cached)", n)
+	}
+	lines := h.lines(t)
+	if len(lines) != 2 {
+		t.Fatalf("%d lines for 2 requests:\n%s", len(lines), h.logs)
+	}
+	fresh, cached := lines[0], lines[1]
+	if fresh["decision_id"] != "dec-1" || fresh["decision_cached"] != nil || fresh["opa_duration"] == nil {
+		t.Errorf("fresh decision: %v; want decision_id dec-1, opa_duration, no decision_cached", fresh)
+	}
+	if cached["decision_id"] != "dec-1" || cached["decision_cached"] != true || cached["opa_duration"] != nil {
+		t.Errorf("cached decision: %v; want decision_id dec-1, decision_cached true, no opa_duration", cached)
 	}
 }

@@ -12,11 +12,10 @@ import (
 // "^", '"' or "`", and an encoded slash then reads as a slash:
 // /verify/public-api%2Fx{ was decided as /public-api/x{.
 func TestVerifyRawTarget(t *testing.T) {
-	var inputs []map[string]any
-	g := newTestGateway(t, "true", &inputs, func(d *Deps) { d.PublicPaths = []PublicPath{{Path: "/public-api/", Prefix: true}} })
+	h := newHarness(t, func(d *Deps) { d.PublicPaths = []PublicPath{{Path: "/public-api/", Prefix: true}} })
 	cases := []struct {
 		name, target string
-		header       map[string]string
+		header       []string
 	}{
 		{name: "Envoy, brace", target: "/verify/public-api%2Fx{"},
 		{name: "Envoy, lower case", target: "/verify/public-api%2fx{"},
@@ -27,22 +26,18 @@ func TestVerifyRawTarget(t *testing.T) {
 		{name: "Envoy, backslash", target: "/verify/public-api%5Cx{"},
 		{name: "Envoy, percent", target: "/verify/public-api%252Fx{"},
 		{name: "Envoy, query holds the brace", target: "/verify/public-api%2Fx?a={"},
-		{name: "Traefik", target: "/verify", header: map[string]string{"X-Forwarded-Uri": "/public-api%2Fx{"}},
-		{name: "nginx", target: "/verify", header: map[string]string{"X-Original-Uri": "/public-api%2fx{?q=1"}},
-		{name: "nginx, percent", target: "/verify", header: map[string]string{"X-Original-Uri": "/public-api%25x{"}},
+		{name: "Traefik", target: "/verify", header: []string{"X-Forwarded-Uri", "/public-api%2Fx{"}},
+		{name: "nginx", target: "/verify", header: []string{"X-Original-Uri", "/public-api%2fx{?q=1"}},
+		{name: "nginx, percent", target: "/verify", header: []string{"X-Original-Uri", "/public-api%25x{"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			inputs = nil
-			h := map[string]string{"Authorization": "Bearer good"}
-			for k, v := range tc.header {
-				h[k] = v
-			}
-			w := serve(g.Admin(), "GET", tc.target, h)
+			before := len(h.queries())
+			w := h.serve(h.g.Admin(), newRequest("GET", tc.target, append([]string{"Authorization", bearer}, tc.header...)...))
 			if w.Code != 400 || !strings.Contains(w.Body.String(), "path not accepted") {
 				t.Errorf("%s: %d %s, want 400 path not accepted", tc.target, w.Code, w.Body)
 			}
-			if len(inputs) != 0 {
+			if inputs := h.inputs(t)[before:]; len(inputs) != 0 {
 				t.Errorf("OPA was asked about %v", inputs[0]["path"])
 			}
 		})
@@ -55,12 +50,11 @@ func TestProxyRawTarget(t *testing.T) {
 	up := httptest.NewServer(nil)
 	defer up.Close()
 	u, _ := url.Parse(up.URL)
-	g := newTestGateway(t, "true", nil, func(d *Deps) { d.Upstream = u; d.PublicPaths = []PublicPath{{Path: "/public-api/", Prefix: true}} })
+	h := newHarness(t, func(d *Deps) { d.Upstream = u; d.PublicPaths = []PublicPath{{Path: "/public-api/", Prefix: true}} })
 	for _, target := range []string{"/public-api%2Fx{", "/public-api%2fx`", "/public-api%5Cx|", "/public-api%25x^"} {
-		req := httptest.NewRequest("GET", target, nil)
+		req := newRequest("GET", target)
 		req.URL.RawPath = "" // what net/url may leave: the raw target is the truth
-		w := httptest.NewRecorder()
-		g.Traffic().ServeHTTP(w, req)
+		w := h.serve(h.g.Traffic(), req)
 		if w.Code != 400 {
 			t.Errorf("%s: %d %s, want 400", target, w.Code, w.Body)
 		}

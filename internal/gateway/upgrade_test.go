@@ -2,12 +2,9 @@ package gateway
 
 import (
 	"bufio"
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,8 +15,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/authgate/authgate/internal/authn"
 )
 
 func TestUpgradeScreen(t *testing.T) {
@@ -91,9 +86,13 @@ func TestUpgradeScreenedBeforePolicy(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.Header.Clone() }))
 	defer up.Close()
 	u, _ := url.Parse(up.URL)
-	var inputs []map[string]any
-	g := newTestGateway(t, "true", &inputs, func(d *Deps) { d.Upstream, d.UpstreamTimeout, d.Upgrades = u, time.Second, []string{"websocket"} })
-	w := serve(g.Traffic(), "GET", "/x", map[string]string{"Authorization": "Bearer good", "Connection": "Upgrade, HTTP2-Settings", "Upgrade": "h2c", "HTTP2-Settings": "AAMAAABkAAQAAP__"})
+	h := newHarness(t, func(d *Deps) { d.Upstream, d.UpstreamTimeout, d.Upgrades = u, time.Second, []string{"websocket"} })
+	req := newRequest("GET", "/x")
+	for k, v := range map[string]string{"Authorization": bearer, "Connection": "Upgrade, HTTP2-Settings", "Upgrade": "h2c", "HTTP2-Settings": "AAMAAABkAAQAAP__"} {
+		req.Header.Set(k, v)
+	}
+	w := h.serve(h.g.Traffic(), req)
+	inputs := h.inputs(t)
 	if w.Code != 200 || len(inputs) != 1 {
 		t.Fatalf("%d %s, %d inputs", w.Code, w.Body, len(inputs))
 	}
@@ -134,46 +133,6 @@ func (a *fakeAfter) fire(t *testing.T) time.Duration {
 	}
 	f()
 	return d
-}
-
-// syncLog collects JSON log lines and lets a test wait for one.
-type syncLog struct {
-	mu   sync.Mutex
-	buf  strings.Builder
-	more chan struct{}
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Write(p)
-	select {
-	case l.more <- struct{}{}:
-	default:
-	}
-	return len(p), nil
-}
-
-// wait returns the first line whose msg is msg, waiting for it at most 10 s.
-func (l *syncLog) wait(t *testing.T, msg string) map[string]any {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		l.mu.Lock()
-		text := l.buf.String()
-		l.mu.Unlock()
-		for _, line := range strings.Split(text, "\n") {
-			var m map[string]any
-			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
-				return m
-			}
-		}
-		select {
-		case <-l.more:
-		case <-deadline:
-			t.Fatalf("no %q line in:\n%s", msg, text)
-		}
-	}
 }
 
 // startEchoUpgrade is an upstream that switches to a line echo on any
@@ -233,22 +192,17 @@ func dialUpgrade(t *testing.T, addr, token string) (net.Conn, *bufio.Reader) {
 // are closed, and the access line then says 101, how long the tunnel lived
 // and what it carried.
 func TestTunnelEndsAtTokenExpiry(t *testing.T) {
-	now := time.Unix(1_900_000_000, 0)
-	const exp = 1_900_000_090 // 90 s after now
+	const exp = 1_900_000_090 // 90 s after the clock
 	after := &fakeAfter{}
-	logs := &syncLog{more: make(chan struct{}, 1)}
-	g := newTestGateway(t, "true", nil, func(d *Deps) {
+	h := newHarness(t, func(d *Deps) {
 		d.Upstream, d.UpstreamTimeout, d.Upgrades = startEchoUpgrade(t), time.Second, []string{"websocket"}
-		d.Tokens = &stubTokens{LookupFn: func(context.Context, string) (*authn.Token, authn.Lookup, error) {
-			return &authn.Token{Subject: "alice", ClientID: "app", Exp: exp, Claims: json.RawMessage(`{"active":true}`)}, authn.Hit, nil
-		}}
-		d.Now = func() time.Time { return now }
 		d.AfterFunc = after.after
-		d.Log = slog.New(slog.NewJSONHandler(logs, nil))
 	})
-	srv := httptest.NewServer(g.Traffic())
+	h.clock.Set(time.Unix(1_900_000_000, 0))
+	h.good.Exp = exp
+	srv := httptest.NewServer(h.g.Traffic())
 	defer srv.Close()
-	conn, br := dialUpgrade(t, srv.Listener.Addr().String(), "good")
+	conn, br := dialUpgrade(t, srv.Listener.Addr().String(), goodToken)
 	io.WriteString(conn, "ping\n")
 	if got, err := br.ReadString('\n'); err != nil || got != "echo ping\n" {
 		t.Fatalf("echo: %q %v", got, err)
@@ -260,7 +214,7 @@ func TestTunnelEndsAtTokenExpiry(t *testing.T) {
 	if n, err := br.ReadByte(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("the client's connection is still open after exp (read %q, %v)", n, err)
 	}
-	l := logs.wait(t, AccessLogMsg)
+	l := h.waitLine(t, AccessLogMsg)
 	if l["status"] != 101.0 || l["outcome"] != "allow" || l["tunnel_expired"] != true {
 		t.Errorf("access line %v", l)
 	}
@@ -276,17 +230,13 @@ func TestTunnelEndsAtTokenExpiry(t *testing.T) {
 // token without exp sets no timer.
 func TestTunnelLoggedWhenItEnds(t *testing.T) {
 	after := &fakeAfter{}
-	logs := &syncLog{more: make(chan struct{}, 1)}
-	var m fakeMetrics
-	g := newTestGateway(t, "true", nil, func(d *Deps) {
+	h := newHarness(t, func(d *Deps) {
 		d.Upstream, d.UpstreamTimeout, d.Upgrades = startEchoUpgrade(t), time.Second, []string{"websocket"}
 		d.AfterFunc = after.after
-		d.Log = slog.New(slog.NewJSONHandler(logs, nil))
-		d.Metrics = &m
 	})
-	srv := httptest.NewServer(g.Traffic())
+	srv := httptest.NewServer(h.g.Traffic())
 	defer srv.Close()
-	conn, br := dialUpgrade(t, srv.Listener.Addr().String(), "good")
+	conn, br := dialUpgrade(t, srv.Listener.Addr().String(), goodToken)
 	io.WriteString(conn, "a\nbb\n")
 	for _, want := range []string{"echo a\n", "echo bb\n"} {
 		if got, err := br.ReadString('\n'); err != nil || got != want {
@@ -294,7 +244,7 @@ func TestTunnelLoggedWhenItEnds(t *testing.T) {
 		}
 	}
 	conn.Close()
-	l := logs.wait(t, AccessLogMsg)
+	l := h.waitLine(t, AccessLogMsg)
 	if l["status"] != 101.0 || l["tunnel_bytes_up"] != 5.0 || l["bytes"] != 15.0 || l["tunnel_expired"] != nil {
 		t.Errorf("access line %v", l)
 	}
@@ -303,6 +253,7 @@ func TestTunnelLoggedWhenItEnds(t *testing.T) {
 		t.Error("a timer was set for a token without exp")
 	}
 	after.mu.Unlock()
+	m := h.metrics
 	m.mu.Lock()
 	if want := []string{"/* GET Switching Protocols"}; !reflect.DeepEqual(m.requests, want) {
 		t.Errorf("metrics requests %q, want %q", m.requests, want)
