@@ -183,4 +183,5 @@ func parseHeaders(raw json.RawMessage) (http.Header, error) {
 var policyForbidden = map[string]bool{
 	"connection": true, "content-length": true, "transfer-encoding": true, "upgrade": true,
 	"te": true, "trailer": true, "keep-alive": true, "proxy-connection": true, "host": true,
+	"http2-settings": true, // h2c's: never to the upstream (the gateway's upgrade screen)
 }
