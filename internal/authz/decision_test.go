@@ -28,7 +28,7 @@ func TestParseObject(t *testing.T) {
 		allowed   bool
 		reason    string
 		rich      richDecision // the members beyond allowed and reason
-		logs      string // a substring of the log, "" for none
+		logs      string       // a substring of the log, "" for none
 	}{
 		{name: "allowed", raw: `{"allowed":true}`, allowed: true, rich: richDecision{}},
 		{name: "allow, as APISIX and Kong name it", raw: `{"allow":true}`, allowed: true, rich: richDecision{}},
@@ -96,4 +96,3 @@ func TestParseObject(t *testing.T) {
 		})
 	}
 }
-
