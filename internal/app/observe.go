@@ -1,6 +1,6 @@
 package app
 
-// Observability wiring (issue 4): logger, Prometheus registry and the hooks
+// Observability wiring: logger, Prometheus registry and the hooks
 // that feed it, OpenTelemetry tracing. Everything here is built from the
 // configuration in Run; nothing is global.
 

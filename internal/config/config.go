@@ -87,7 +87,7 @@ type Config struct {
 	IdentityHeaderSubject  string   `env:"IDENTITY_HEADER_SUBJECT" envDefault:"X-Auth-Subject"`
 	IdentityHeaderClientID string   `env:"IDENTITY_HEADER_CLIENT_ID" envDefault:"X-Auth-Client-Id"`
 	IdentityHeaderScopes   string   `env:"IDENTITY_HEADER_SCOPES" envDefault:"X-Auth-Scopes"`
-	// Observability (issue 4).
+	// Observability.
 	LogLevel  string `env:"LOG_LEVEL" envDefault:"info"`  // debug, info, warn, error
 	LogFormat string `env:"LOG_FORMAT" envDefault:"json"` // json or text
 	PProf     bool   `env:"PPROF" envDefault:"false"`     // /debug/pprof/ on METRICS_ADDR
@@ -350,7 +350,7 @@ func (c *Config) problems() []string {
 	p = append(p, c.securityProblems()...)
 	p = append(p, c.modeProblems()...)
 
-	// Observability (issue 4).
+	// Observability.
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
 	default:

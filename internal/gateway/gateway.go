@@ -27,7 +27,7 @@ type TokenVerifier interface {
 
 // Deps are the gateway's dependencies, built by the caller.
 type Deps struct {
-	// Observability (issue 4).
+	// Observability.
 	// Metrics, when set, is told of every request answered on the traffic listener.
 	Metrics Metrics
 	// MetricsHandler, when set, serves GET /metrics on the metrics listener.

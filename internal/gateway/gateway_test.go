@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -445,5 +446,52 @@ func BenchmarkCheckAllow(b *testing.B) {
 		if rec.Code != 200 {
 			b.Fatalf("status = %d", rec.Code)
 		}
+	}
+}
+
+// TestCheckAsksTheDecider: the check hands the Decider the request as the
+// policy sees it, with the token cache's entry as its Source (what the
+// decision cache keys on), in the mode of the listener that met it.
+func TestCheckAsksTheDecider(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer up.Close()
+	u, _ := url.Parse(up.URL)
+	for _, tc := range []struct {
+		name, mode, method, path string
+		upstream                 bool
+		verify                   bool
+		req                      *http.Request
+	}{
+		{name: "serve", mode: authz.ModeServe, method: "GET", path: "/sayhello",
+			req: newRequest("GET", "/sayhello?q=1", "Authorization", bearer)},
+		{name: "proxy", mode: authz.ModeProxy, method: "DELETE", path: "/a/b", upstream: true,
+			req: newRequest("DELETE", "//a//b?q=1", "Authorization", bearer)},
+		{name: "verify", mode: authz.ModeVerify, method: "POST", path: "/x", verify: true,
+			req: newRequest("GET", "/verify?q=1", "Authorization", bearer, "X-Forwarded-Uri", "/x?q=1", "X-Forwarded-Method", "POST")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got authz.Input
+			decider := &fakeDecider{DecideFn: func(_ context.Context, in *authz.Input) (authz.Decision, error) {
+				got = *in // in lives in the pooled record: copied before the request ends
+				return authz.Decision{Allowed: true}, nil
+			}}
+			h := newHarness(t, func(d *Deps) {
+				d.Decider = decider
+				if tc.upstream {
+					d.Upstream, d.UpstreamTimeout = u, time.Second
+				}
+			})
+			l := h.g.Traffic()
+			if tc.verify {
+				l = h.g.Admin()
+			}
+			if w := h.serve(l, tc.req); w.Code != 200 || decider.calls.Load() != 1 {
+				t.Fatalf("%d %s, %d decisions", w.Code, w.Body, decider.calls.Load())
+			}
+			if got.Mode != tc.mode || got.Method != tc.method || got.Path != tc.path || got.API != tc.path ||
+				got.Query.Get("q") != "1" || got.Subject != "alice" || got.Source != h.good || got.Host != "example.com" {
+				t.Errorf("input %+v", got)
+			}
+		})
 	}
 }
