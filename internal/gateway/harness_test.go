@@ -1,24 +1,31 @@
 package gateway
 
 // The one test harness of the gateway, and one fake per interface the
-// gateway consumes. Every gateway test builds its gateway with newHarness.
+// gateway consumes (fakeTokens, fakeDecider, fakeQuerier, fakeMetrics).
+// Every gateway test builds its gateway with newHarness:
 //
-//	h := newHarness(t)                                   // defaults below
+//	h := newHarness(t)                                   // the defaults below
 //	h := newHarness(t, func(d *Deps) { d.SendToken = true })
 //	h := newHarness(t, withDecisionCache(time.Minute, 10))
 //	h.answer(deny)                                       // OPA's answer from now on
+//	h.policy(func(ctx, in) (opa.Result, error) {...})    // or an answer per input
+//	h.tokens.LookupFn = ...                              // any fake's function, any time
 //	w := h.get("/sayhello", "Bearer "+goodToken)         // GET on the traffic listener
 //	w = h.serve(h.g.Admin(), newRequest("GET", "/verify/x", "Authorization", "Bearer "+goodToken))
-//	h.inputs(t), h.queries(), h.lines(t)                 // what OPA got, what was logged
+//	h.inputs(t), h.queries()                             // what OPA got
+//	h.lines(t), h.accessLines(t), h.waitLine(t, msg)     // what was logged
+//	h.clock.Add(time.Minute)                             // the time moves only when told
 //
-// Defaults: the token cache is h.tokens (goodToken active, inactiveToken
-// not, idpDownToken's IdP down: see defaultLookup); the policy is the real
-// authz.OPA over h.opa (OPA's Data API, answering allow) behind the real
-// authz.Guarded with h.opaBreaker, so a test sees the very document the
-// gateway sends; metrics go to h.metrics; the log is JSON at debug level
-// in h.logs; every clock (Deps.Now, the OPA decider's, the decision
-// cache's) is h.clock, fixed until a test moves it. Options run after the
-// defaults are in Deps and may change or wrap any of them.
+// Defaults: the token cache is h.tokens (goodToken is h.good, active;
+// inactiveToken is not; idpDownToken's IdP is down: see defaultLookup); the
+// policy is the real authz.OPA over h.opa (OPA's Data API, answering allow)
+// behind the real authz.Guarded with h.opaBreaker, so a test sees the very
+// document the gateway sends; /readyz reports that breaker; metrics go to
+// h.metrics; identity headers are X-Auth-*; the log is JSON at debug level
+// in h.logs; every clock (Deps.Now, the OPA decider's, the decision cache's)
+// is h.clock, fixed at the harness's creation. Options run once the
+// defaults are in Deps and may change or wrap any of them (d.Decider = a
+// fakeDecider to script verdicts instead of OPA's answers).
 
 import (
 	"bytes"
