@@ -44,8 +44,27 @@ const perClientLimiters = 16384
 // down gracefully. lookupEnv is the process environment (os.LookupEnv): a
 // variable set but empty is told from an unset one, so that it can override
 // the env file. Logs go to stdout.
-func Run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout io.Writer) error {
-	return run(ctx, args, lookupEnv, stdout, options{})
+func Run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout io.Writer, opts ...Option) error {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return run(ctx, args, lookupEnv, stdout, o)
+}
+
+// Option adjusts Run for a program that embeds authgate, or a test.
+type Option func(*options)
+
+// Addrs are the addresses Run listens on (host:port), known once it has
+// bound them: a configured port of 0 is a free one chosen then.
+type Addrs struct {
+	Traffic, Admin, Metrics string
+}
+
+// OnListening has Run call f with its listeners' addresses once they
+// accept connections.
+func OnListening(f func(Addrs)) Option {
+	return func(o *options) { o.onListening = f }
 }
 
 func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout io.Writer, opt options) error {
@@ -93,8 +112,12 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	for i, ln := range []net.Listener{trafficLn, adminLn, metricsLn} {
 		go func() { errc <- servers[i].Serve(ln) }()
 	}
-	log.Info("authgate listening", "traffic", trafficLn.Addr().String(), "admin", adminLn.Addr().String(), "metrics", metricsLn.Addr().String(),
+	addrs := Addrs{Traffic: trafficLn.Addr().String(), Admin: adminLn.Addr().String(), Metrics: metricsLn.Addr().String()}
+	log.Info("authgate listening", "traffic", addrs.Traffic, "admin", addrs.Admin, "metrics", addrs.Metrics,
 		"introspect_url", cfg.IntrospectURL(), "opa_authz_url", cfg.OPAAuthzURL, "upstream_url", cfg.UpstreamURL)
+	if opt.onListening != nil {
+		opt.onListening(addrs)
+	}
 
 	select {
 	case err := <-errc:

@@ -48,8 +48,10 @@ type telemetry struct {
 	prop     propagation.TextMapPropagator
 }
 
-// options are Run's knobs that only tests turn.
+// options are Run's knobs (Option), and those only its own tests turn.
 type options struct {
+	// onListening, when set, is told the listeners' addresses (OnListening).
+	onListening func(Addrs)
 	// spanExporter, when set, replaces the OTLP exporter when tracing is on.
 	spanExporter sdktrace.SpanExporter
 }

@@ -1,17 +1,14 @@
 package app
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -69,26 +66,16 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// listening waits for Run's "authgate listening" line and returns the
-// traffic and admin addresses.
-func listening(t *testing.T, logs *syncBuffer, done <-chan error) (traffic, admin string) {
+// listening waits for Run to report its listeners and returns the traffic
+// and admin addresses.
+func listening(t *testing.T, addrs <-chan Addrs, logs *syncBuffer, done <-chan error) (traffic, admin string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		sc := bufio.NewScanner(strings.NewReader(logs.String()))
-		for sc.Scan() {
-			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil && m["msg"] == "authgate listening" {
-				return m["traffic"].(string), m["admin"].(string)
-			}
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("Run ended: %v\n%s", err, logs)
-		case <-time.After(10 * time.Millisecond): // polling interval
-		}
+	select {
+	case a := <-addrs:
+		return a.Traffic, a.Admin
+	case err := <-done:
+		t.Fatalf("Run ended: %v\n%s", err, logs)
 	}
-	t.Fatalf("authgate did not start:\n%s", logs)
 	return "", ""
 }
 
@@ -119,10 +106,12 @@ func TestTracing(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			logs := &syncBuffer{}
 			done := make(chan error, 1)
+			addrs := make(chan Addrs, 1)
 			go func() {
-				done <- run(ctx, nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, logs, options{spanExporter: exp})
+				done <- run(ctx, nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }, logs,
+					options{spanExporter: exp, onListening: func(a Addrs) { addrs <- a }})
 			}()
-			addr, admin := listening(t, logs, done)
+			addr, admin := listening(t, addrs, logs, done)
 			if r, err := http.Get("http://" + admin + "/readyz"); err != nil || r.StatusCode != 200 {
 				t.Fatalf("/readyz: %v %v", r, err)
 			}

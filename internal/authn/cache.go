@@ -122,7 +122,9 @@ func (c *Cache) Lookup(ctx context.Context, token string) (*Token, Lookup, error
 // hashToken is the cache key: SHA-256 of the token, never the token.
 func hashToken(token string) [sha256.Size]byte {
 	// Hash the string's bytes in place: Sum256 neither keeps nor changes
-	// them, and a copy would cost an allocation on every request.
+	// them. unsafe stays because it is measured: []byte(token) costs one
+	// allocation per request (BenchmarkCacheHit: 0 -> 1 alloc, 112 B, and
+	// ~140 ns, for a 110-byte token; more for a real JWT).
 	return sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
 }
 

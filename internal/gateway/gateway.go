@@ -1,7 +1,9 @@
-// Package gateway is authgate's HTTP side: the traffic listener, where every
-// protected request is checked (token, then policy), the admin listener
-// with authgate's health and forward-auth endpoints, and the metrics
-// listener with /metrics and the profiler.
+// Package gateway is authgate's HTTP side, and only that: the traffic
+// listener, where every protected request is checked (bearer token, then
+// the token Verifier, then the policy Decider of package authz), the admin
+// listener with authgate's health and forward-auth endpoints, and the
+// metrics listener with /metrics and the profiler. What a failure answers
+// is package fault's; where a request came from, package forwarded's.
 package gateway
 
 import (

@@ -231,8 +231,17 @@ func StartGateway(tb testing.TB, env map[string]string) *Gateway {
 	logs := NewLogSink()
 	done := make(chan error, 1)
 	lookup := func(k string) (string, bool) { v, ok := full[k]; return v, ok }
-	go func() { done <- app.Run(ctx, nil, lookup, logs) }()
-	line := logs.WaitFor(tb, "authgate listening", done)
+	listening := make(chan app.Addrs, 1)
+	go func() {
+		done <- app.Run(ctx, nil, lookup, logs, app.OnListening(func(a app.Addrs) { listening <- a }))
+	}()
+	var addrs app.Addrs
+	select {
+	case addrs = <-listening:
+	case err := <-done:
+		cancel()
+		tb.Fatalf("authgate did not start: %v\nlogs:\n%s", err, logs.String())
+	}
 	var once sync.Once
 	var runErr error
 	stop := func() error {
@@ -244,8 +253,8 @@ func StartGateway(tb testing.TB, env map[string]string) *Gateway {
 			tb.Errorf("authgate Run: %v", err)
 		}
 	})
-	return &Gateway{Traffic: "http://" + line["traffic"].(string), Admin: "http://" + line["admin"].(string),
-		Metrics: "http://" + line["metrics"].(string), Logs: logs, Stop: stop}
+	return &Gateway{Traffic: "http://" + addrs.Traffic, Admin: "http://" + addrs.Admin,
+		Metrics: "http://" + addrs.Metrics, Logs: logs, Stop: stop}
 }
 
 // StackEnv is the configuration for authgate in front of i and o.
