@@ -175,6 +175,34 @@ func (in *Input) AppendJSON(b []byte) ([]byte, error) {
 	return append(b, '}', '}'), nil
 }
 
+// Check reports ErrHeadersTooLarge when h is past MaxHeaderFields or
+// MaxHeaderBytes, as AppendJSON would, without encoding anything: the
+// gateway checks before it asks a Decider, so that such a request is a 431
+// whatever the decider chain (an open breaker, a cached decision) would do.
+func (h Headers) Check() error {
+	fields, n := 0, 0
+	for k, vs := range h.Header {
+		if hiddenHeaders[k] || h.Only != nil && !h.Only[k] {
+			continue
+		}
+		if fields++; fields > MaxHeaderFields {
+			return ErrHeadersTooLarge
+		}
+		// ,"name":"v1, v2"
+		n += 1 + 2 + escapedLen(k) + 1 + 2 + 2*max(len(vs)-1, 0)
+		for _, v := range vs {
+			n += escapedLen(v)
+		}
+	}
+	if fields > 0 {
+		n-- // no comma before the first
+	}
+	if n > MaxHeaderBytes {
+		return ErrHeadersTooLarge
+	}
+	return nil
+}
+
 // MarshalJSON implements json.Marshaler.
 func (h Headers) MarshalJSON() ([]byte, error) { return h.appendJSON(nil) }
 
@@ -231,6 +259,35 @@ func appendLowerString(b []byte, s string) []byte {
 }
 
 const hex = "0123456789abcdef"
+
+// escapedLen is len(appendEscaped(nil, s)).
+func escapedLen(s string) int {
+	n := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c >= 0x20 && c != '"' && c != '\\':
+				n++
+			case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t':
+				n += 2
+			default:
+				n += 6
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			n += 6
+			i++
+			continue
+		}
+		n += size
+		i += size
+	}
+	return n
+}
 
 // appendEscaped appends s escaped for the inside of a JSON string; invalid
 // UTF-8 becomes U+FFFD, as encoding/json does.

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -434,6 +435,39 @@ func BenchmarkEncodingJSON(b *testing.B) {
 		doc.Input.Scopes, doc.Input.Subject = tok.Scopes, tok.Subject
 		if _, err := json.Marshal(&doc); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// Check and AppendJSON agree on which headers are past the bounds, at the
+// bounds and one past them, with escaping that grows the encoding.
+func TestHeadersCheckAgrees(t *testing.T) {
+	fill := func(fields, valueLen int, c string) http.Header {
+		h := http.Header{}
+		for i := range fields {
+			h["X-H"+strconv.Itoa(i)] = []string{strings.Repeat(c, valueLen)}
+		}
+		return h
+	}
+	cases := []http.Header{
+		{},
+		fill(MaxHeaderFields, 10, "a"),
+		fill(MaxHeaderFields+1, 1, "a"),
+		fill(2, MaxHeaderBytes/2, "a"),
+		fill(1, MaxHeaderBytes, "a"),
+		fill(1, MaxHeaderBytes-len(`"x-h0":""`), "a"),
+		fill(1, MaxHeaderBytes-len(`"x-h0":""`)+1, "a"),
+		fill(1, MaxHeaderBytes/6, "\x01"),
+		fill(1, MaxHeaderBytes/6+1, "\x01"),
+		fill(1, MaxHeaderBytes/6+1, "\xff"),
+		fill(1, MaxHeaderBytes/2+1, `"`),
+		{"A": {strings.Repeat("a", MaxHeaderBytes/4), strings.Repeat("b", MaxHeaderBytes/4)}, "B": {strings.Repeat("é", MaxHeaderBytes/4)}},
+	}
+	for i, h := range cases {
+		hs := Headers{Header: h}
+		_, encErr := hs.appendJSON(nil)
+		if chk := hs.Check(); (chk == nil) != (encErr == nil) {
+			t.Errorf("case %d: Check = %v, AppendJSON = %v", i, chk, encErr)
 		}
 	}
 }

@@ -97,6 +97,11 @@ func (g *Gateway) authorize(c echo.Context, rec *record, in *authz.Input) (*auth
 	}
 	rec.subject, rec.clientID = tok.Subject, tok.ClientID
 
+	// The input's bounds are checked here, ahead of the Decider chain, so
+	// that an open breaker or a cached decision never changes the answer.
+	if err := in.Headers.Check(); err != nil {
+		return nil, authz.Decision{}, err
+	}
 	in.SetToken(tok, raw, g.deps.SendToken)
 	start = time.Now()
 	d, err := g.deps.Decider.Decide(req.Context(), in)

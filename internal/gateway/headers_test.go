@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -11,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authgate/authgate/internal/breaker"
 	"github.com/authgate/authgate/internal/forwarded"
+	"github.com/authgate/authgate/pkg/opa"
 )
 
 // recordingUpstream is an upstream that keeps the headers of the last
@@ -333,4 +337,36 @@ func TestInputHeadersBounded(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The input's bounds are answered 431 ahead of the policy side: with OPA's
+// breaker open, and from a decision cache, the answer is the same, and an
+// over-bound request never spends a half-open breaker's probe.
+func TestInputHeadersBoundedAheadOfDecider(t *testing.T) {
+	header := []string{"Authorization", "Bearer " + goodToken}
+	for i := range 101 {
+		header = append(header, fmt.Sprintf("X-Pad-%04d", i), "a")
+	}
+	t.Run("breaker open", func(t *testing.T) {
+		h := newHarness(t)
+		h.policy(func(context.Context, map[string]any) (opa.Result, error) { return opa.Result{}, errors.New("down") })
+		for range 2 {
+			h.get("/sayhello", "Bearer "+goodToken)
+		}
+		if h.opaBreaker.State() != breaker.Open {
+			t.Fatalf("breaker %v, want open", h.opaBreaker.State())
+		}
+		if w := h.serve(h.g.Traffic(), newRequest("GET", "/sayhello", header...)); w.Code != 431 {
+			t.Errorf("with the breaker open: %d %s, want 431", w.Code, w.Body)
+		}
+	})
+	t.Run("decision cached", func(t *testing.T) {
+		h := newHarness(t, withDecisionCache(time.Minute, 10))
+		if w := h.get("/sayhello", "Bearer "+goodToken); w.Code != 200 {
+			t.Fatalf("first request: %d", w.Code)
+		}
+		if w := h.serve(h.g.Traffic(), newRequest("GET", "/sayhello", header...)); w.Code != 431 {
+			t.Errorf("with the decision cached: %d %s, want 431", w.Code, w.Body)
+		}
+	})
 }
