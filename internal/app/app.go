@@ -226,6 +226,15 @@ func modeDeps(cfg *config.Config, d *gateway.Deps) error {
 		ClientID: cfg.IdentityHeaderClientID,
 		Scopes:   cfg.IdentityHeaderScopes,
 	}
+	if cfg.ResourceURI != "" {
+		d.Resource = &gateway.ProtectedResource{
+			URI:                  cfg.ResourceURI,
+			AuthorizationServers: cfg.AuthorizationServers(),
+			Scopes:               cfg.ResourceScopeList(),
+			Name:                 cfg.ResourceName,
+			Documentation:        cfg.ResourceDocumentation,
+		}
+	}
 	return nil
 }
 

@@ -196,8 +196,9 @@ func (p *policyAnswer) Error() string { return p.denied.Error() }
 func (p *policyAnswer) Unwrap() error { return p.denied }
 
 // write sends the policy's answer: its status (403 by default), its
-// headers, and its body or, without one, the usual JSON error body.
-func (p *policyAnswer) write(c echo.Context) error {
+// headers, and its body or, without one, the usual JSON error body. A 401
+// or 403 challenge names the resource metadata (resourceMetadata, when set).
+func (p *policyAnswer) write(c echo.Context, resourceMetadata string) error {
 	status := p.rich.status
 	if status == 0 {
 		status = http.StatusForbidden
@@ -205,7 +206,10 @@ func (p *policyAnswer) write(c echo.Context) error {
 	h := c.Response().Header()
 	addHeaders(h, p.rich.responseHeaders)
 	if status == http.StatusUnauthorized && h.Get("WWW-Authenticate") == "" {
-		h.Set("WWW-Authenticate", `Bearer realm="`+Realm+`"`)
+		h.Set("WWW-Authenticate", challenge(&fault.Error{}, resourceMetadata))
+	}
+	if resourceMetadata != "" && (status == http.StatusUnauthorized || status == http.StatusForbidden) {
+		addResourceMetadata(h, resourceMetadata)
 	}
 	if c.Request().Method == http.MethodHead {
 		return c.NoContent(status)

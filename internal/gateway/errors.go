@@ -28,15 +28,16 @@ type errorBody struct {
 }
 
 // errorHandler maps an error to its status, headers and JSON body. It is
-// the only place that does.
-func errorHandler(log *slog.Logger, now func() time.Time) echo.HTTPErrorHandler {
+// the only place that does. resourceMetadata, when set, is the
+// resource_metadata challenge parameter (RFC 9728) of every challenge.
+func errorHandler(log *slog.Logger, now func() time.Time, resourceMetadata string) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
 		}
 		var pa *policyAnswer
 		if errors.As(err, &pa) {
-			if err := pa.write(c); err != nil {
+			if err := pa.write(c, resourceMetadata); err != nil {
 				log.Debug("writing policy answer", "err", err)
 			}
 			return
@@ -47,7 +48,7 @@ func errorHandler(log *slog.Logger, now func() time.Time) echo.HTTPErrorHandler 
 		var he *echo.HTTPError
 		switch {
 		case errors.As(err, &fe):
-			status, body = faultAnswer(fe, h, now)
+			status, body = faultAnswer(fe, h, now, resourceMetadata)
 			switch {
 			case errors.Is(fe, authn.ErrMisconfigured):
 				log.Error("authorization server rejected authgate's credentials or request: check OKTA_CLIENT_ID, OKTA_CLIENT_SECRET, OKTA_AUTH_METHOD and OKTA_INTROSPECT_URL", "err", fe.Err)
@@ -74,14 +75,14 @@ func errorHandler(log *slog.Logger, now func() time.Time) echo.HTTPErrorHandler 
 	}
 }
 
-func faultAnswer(e *fault.Error, h http.Header, now func() time.Time) (int, errorBody) {
+func faultAnswer(e *fault.Error, h http.Header, now func() time.Time, resourceMetadata string) (int, errorBody) {
 	body := errorBody{Error: e.Code, ErrorDescription: e.Description}
 	switch e.Kind {
 	case fault.BadRequest:
-		h.Set("WWW-Authenticate", challenge(e))
+		h.Set("WWW-Authenticate", challenge(e, resourceMetadata))
 		return http.StatusBadRequest, body
 	case fault.Unauthenticated:
-		h.Set("WWW-Authenticate", challenge(e))
+		h.Set("WWW-Authenticate", challenge(e, resourceMetadata))
 		if body.Error == "" {
 			body.Error = "unauthorized"
 		}
@@ -96,12 +97,17 @@ func faultAnswer(e *fault.Error, h http.Header, now func() time.Time) (int, erro
 }
 
 // challenge builds an RFC 6750 section 3 challenge. A request with no
-// credentials gets the bare realm; others name the error.
-func challenge(e *fault.Error) string {
-	if e.Code == "" {
-		return `Bearer realm="` + Realm + `"`
+// credentials gets the bare realm; others name the error. resourceMetadata
+// (the resource_metadata parameter, or "") comes last.
+func challenge(e *fault.Error, resourceMetadata string) string {
+	c := `Bearer realm="` + Realm + `"`
+	if e.Code != "" {
+		c += `, error="` + e.Code + `", error_description="` + quotable(e.Description) + `"`
 	}
-	return `Bearer realm="` + Realm + `", error="` + e.Code + `", error_description="` + quotable(e.Description) + `"`
+	if resourceMetadata != "" {
+		c += ", " + resourceMetadata
+	}
+	return c
 }
 
 // quotable keeps what RFC 6750 allows in error_description: printable ASCII

@@ -66,6 +66,10 @@ type Deps struct {
 	PublicPaths                []PublicPath
 	TrustedProxies             []netip.Prefix
 	Identity                   IdentityHeaders
+
+	// Resource, when set, is served as RFC 9728 metadata and named in
+	// every challenge (resource.go).
+	Resource *ProtectedResource
 }
 
 // Gateway holds the two HTTP handlers.
@@ -78,6 +82,7 @@ type Gateway struct {
 	mode      string         // modeServe or modeProxy, for the OPA input
 	trusted   trustedProxies // TRUSTED_PROXIES
 	proxy     http.Handler   // the upstream's reverse proxy, in proxy mode
+	resource  *resource      // RFC 9728 metadata; nil when off
 }
 
 // New builds the gateway and its routes.
@@ -88,13 +93,15 @@ func New(d Deps) *Gateway {
 	if d.HTTPClient == nil {
 		d.HTTPClient = http.DefaultClient
 	}
+	res := newResource(d.Resource)
 	g := &Gateway{
-		deps:    d,
-		decider: &decider{opa: d.OPA, breaker: d.OPABreaker, log: d.Log, now: d.Now, metrics: d.Metrics},
-		traffic: newEcho(d),
-		admin:   newEcho(d),
-		mode:    modeServe,
-		trusted: d.TrustedProxies,
+		deps:     d,
+		decider:  &decider{opa: d.OPA, breaker: d.OPABreaker, log: d.Log, now: d.Now, metrics: d.Metrics},
+		traffic:  newEcho(d, res),
+		admin:    newEcho(d, res),
+		mode:     modeServe,
+		trusted:  d.TrustedProxies,
+		resource: res,
 	}
 	if d.Upstream != nil {
 		g.mode, g.proxy = modeProxy, g.newProxy()
@@ -106,10 +113,10 @@ func New(d Deps) *Gateway {
 	return g
 }
 
-func newEcho(d Deps) *echo.Echo {
+func newEcho(d Deps, res *resource) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = errorHandler(d.Log, d.Now)
+	e.HTTPErrorHandler = errorHandler(d.Log, d.Now, res.challengeParam())
 	return e
 }
 

@@ -11,12 +11,19 @@ func (g *Gateway) routes() {
 		// Proxy mode: every path and method. Route-level middleware, in
 		// order: one cleaned path for policy and upstream, forged identity
 		// headers out, then the check.
-		g.traffic.Match(proxyMethods, "/*", chain(g.handleProxy(), cleanRequestPath(), g.stripInbound(), check))
+		g.traffic.Match(proxyMethods, "/*", chain(g.handleProxy(), cleanRequestPath(), g.answerMetadata(), g.stripInbound(), check))
 	} else {
 		// Exact routes: Echo matches the raw path, so a route matches only
 		// when the raw path is already clean.
 		g.traffic.GET("/sayhello", chain(handleMessage("Hello there!!"), check))
 		g.traffic.GET("/saysecret", chain(handleMessage("This is a secret"), check))
+	}
+	if g.resource != nil {
+		// RESOURCE_URI: RFC 9728 metadata, no token, any mode (proxy mode's
+		// answerMetadata also catches other spellings of these paths).
+		for _, p := range g.resource.paths {
+			g.traffic.Match(proxyMethods, p, g.resource.handleMetadata())
+		}
 	}
 
 	g.admin.GET("/healthz", handleHealthz())
