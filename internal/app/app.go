@@ -155,7 +155,9 @@ func build(cfg *config.Config, log *slog.Logger, tel *telemetry) (gw *gateway.Ga
 		RequestHeader: requestid.SetHeader,
 	}
 	var verifier authn.Verifier = &authn.Guarded{
-		Next: &authn.Introspection{Client: client, Audience: cfg.OktaAudience,
+		// RESOURCE_URI binds tokens to this resource (RFC 8707): their aud
+		// must name it, or OKTA_AUDIENCE when that is set instead.
+		Next: &authn.Introspection{Client: client, Audience: cfg.RequiredAudience(),
 			OnResult: tel.metrics.Introspection, OnRateLimit: tel.metrics.RateLimit},
 		Breaker: idpBreaker,
 	}
