@@ -218,6 +218,7 @@ func modeDeps(cfg *config.Config, d *gateway.Deps) error {
 		d.Upstream = u
 	}
 	d.UpstreamTimeout = cfg.UpstreamTimeout
+	d.StreamWriteTimeout = writeTimeout // per write of a stream, not for its whole life
 	d.UpstreamStripAuthorization = cfg.UpstreamStripAuthorization
 	for _, p := range cfg.PublicPathRules() {
 		d.PublicPaths = append(d.PublicPaths, gateway.PublicPath{Method: p.Method, Path: p.Path, Prefix: p.Prefix})

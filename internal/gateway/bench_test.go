@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"testing"
 
 	"github.com/labstack/echo/v4"
@@ -89,5 +90,29 @@ func BenchmarkAccessLog(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		accessLog(log, req, "/sayhello", "3fcbcf2804aafb7d20bc7172f63889e6", resp, time.Millisecond, rec, nil)
+	}
+}
+
+// BenchmarkProxy is one allowed request in proxy mode, to an upstream on
+// loopback: the gateway's cost plus httputil.ReverseProxy's and the
+// transport's.
+func BenchmarkProxy(b *testing.B) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"ok":true}`)) }))
+	defer up.Close()
+	u, _ := url.Parse(up.URL)
+	d := benchDeps()
+	d.Upstream, d.UpstreamTimeout = u, time.Second
+	d.Identity = IdentityHeaders{Subject: "X-Auth-Subject", ClientID: "X-Auth-Client-Id", Scopes: "X-Auth-Scopes"}
+	h := New(d).Traffic()
+	req := httptest.NewRequest(http.MethodGet, "/api/items", nil)
+	req.Header.Set("Authorization", "Bearer abcdefghijklmnopqrstuvwxyz0123456789")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != 200 {
+			b.Fatal(w.Code, w.Body.String())
+		}
 	}
 }

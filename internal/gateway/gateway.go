@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/http/httputil"
 	"net/netip"
 	"net/url"
 	"time"
@@ -60,8 +61,12 @@ type Deps struct {
 	Now func() time.Time
 
 	// Gateway modes (proxy.go, verify.go). Upstream set means proxy mode.
-	Upstream                   *url.URL
-	UpstreamTimeout            time.Duration
+	Upstream        *url.URL
+	UpstreamTimeout time.Duration
+	// StreamWriteTimeout bounds each write of a streamed (text/event-stream)
+	// answer in proxy mode, in place of the server's WriteTimeout for the
+	// whole answer; 0 means no write deadline for streams (stream.go).
+	StreamWriteTimeout         time.Duration
 	UpstreamStripAuthorization bool
 	PublicPaths                []PublicPath
 	TrustedProxies             []netip.Prefix
@@ -79,10 +84,13 @@ type Gateway struct {
 	decisions *decisionCache // nil when off
 	traffic   *echo.Echo
 	admin     *echo.Echo
-	mode      string         // modeServe or modeProxy, for the OPA input
-	trusted   trustedProxies // TRUSTED_PROXIES
-	proxy     http.Handler   // the upstream's reverse proxy, in proxy mode
-	resource  *resource      // RFC 9728 metadata; nil when off
+	mode      string                 // modeServe or modeProxy, for the OPA input
+	trusted   trustedProxies         // TRUSTED_PROXIES
+	proxy     *httputil.ReverseProxy // the upstream's reverse proxy, in proxy mode
+	resource  *resource              // RFC 9728 metadata; nil when off
+	// afterFunc starts the timer that ends a stream at the token's exp
+	// (time.AfterFunc; tests fire it themselves).
+	afterFunc func(d time.Duration, f func()) (stop func() bool)
 }
 
 // New builds the gateway and its routes.
@@ -102,6 +110,9 @@ func New(d Deps) *Gateway {
 		mode:     modeServe,
 		trusted:  d.TrustedProxies,
 		resource: res,
+		afterFunc: func(d time.Duration, f func()) func() bool {
+			return time.AfterFunc(d, f).Stop
+		},
 	}
 	if d.Upstream != nil {
 		g.mode, g.proxy = modeProxy, g.newProxy()

@@ -51,6 +51,7 @@ func (r *record) reset() {
 	r.outcome, r.reason, r.subject, r.clientID, r.decisionID, r.cached = "", "", "", "", "", false
 	r.lookup, r.looked, r.introspect, r.opa = 0, false, 0, 0
 	r.grant, r.granted = grant{}, false
+	r.proxied.reset()
 }
 
 // observe is the outermost middleware of the traffic listener. It settles

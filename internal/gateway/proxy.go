@@ -35,7 +35,7 @@ var proxyMethods = []string{
 // newProxy builds the one reverse proxy to UPSTREAM_URL, at startup.
 // UPSTREAM_TIMEOUT bounds connecting and waiting for the response headers;
 // a streamed body may take longer (the server's own timeouts bound it).
-func (g *Gateway) newProxy() http.Handler {
+func (g *Gateway) newProxy() *httputil.ReverseProxy {
 	d := g.deps
 	target := d.Upstream
 	dialer := &net.Dialer{Timeout: d.UpstreamTimeout, KeepAlive: 30 * time.Second}
@@ -111,7 +111,11 @@ func (g *Gateway) handleProxy() echo.HandlerFunc {
 				keepOwnHeaders(req.Header, id, policy)
 			}
 		}
-		g.proxy.ServeHTTP(c.Response(), req)
+		var exp int64
+		if gr := grantOf(c); gr != nil {
+			exp = gr.token.Exp
+		}
+		recordOf(c).proxied.serve(g, c.Response(), req, exp) // stream.go
 		return nil
 	}
 }

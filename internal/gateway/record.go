@@ -22,9 +22,10 @@ type record struct {
 	introspect time.Duration // time spent in the token lookup
 	opa        time.Duration // time spent asking OPA
 	decisionID string
-	cached     bool  // the decision came from the decision cache: decisionID is an earlier request's
-	grant      grant // an allowed request's token and decision, for the proxy handler
-	granted    bool  // grant is set
+	cached     bool      // the decision came from the decision cache: decisionID is an earlier request's
+	grant      grant     // an allowed request's token and decision, for the proxy handler
+	granted    bool      // grant is set
+	proxied    proxyCall // proxy mode: this request's reverse proxy (stream.go)
 
 	attrs [16]slog.Attr // the access log's attributes, reused with the record
 }
