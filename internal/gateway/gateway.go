@@ -61,16 +61,16 @@ type Deps struct {
 	Now func() time.Time
 
 	// Gateway modes (proxy.go, verify.go). Upstream set means proxy mode.
-	Upstream        *url.URL
-	UpstreamTimeout time.Duration
-	// StreamWriteTimeout bounds each write of a streamed (text/event-stream)
-	// answer in proxy mode, in place of the server's WriteTimeout for the
-	// whole answer; 0 means no write deadline for streams (stream.go).
-	StreamWriteTimeout         time.Duration
+	Upstream                   *url.URL
+	UpstreamTimeout            time.Duration
 	UpstreamStripAuthorization bool
 	PublicPaths                []PublicPath
 	TrustedProxies             []netip.Prefix
 	Identity                   IdentityHeaders
+	// StreamWriteTimeout bounds each write of a streamed (text/event-stream)
+	// answer in proxy mode, in place of the server's WriteTimeout for the
+	// whole answer; 0 means no write deadline for streams (stream.go).
+	StreamWriteTimeout time.Duration
 
 	// Resource, when set, is served as RFC 9728 metadata and named in
 	// every challenge (resource.go).

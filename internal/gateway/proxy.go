@@ -34,7 +34,8 @@ var proxyMethods = []string{
 
 // newProxy builds the one reverse proxy to UPSTREAM_URL, at startup.
 // UPSTREAM_TIMEOUT bounds connecting and waiting for the response headers;
-// a streamed body may take longer (the server's own timeouts bound it).
+// a streamed body may take longer (the server's own timeouts bound it; a
+// text/event-stream one, see stream.go).
 func (g *Gateway) newProxy() *httputil.ReverseProxy {
 	d := g.deps
 	target := d.Upstream

@@ -9,8 +9,9 @@ func (g *Gateway) routes() {
 	check := g.check()
 	if g.proxy != nil {
 		// Proxy mode: every path and method. Route-level middleware, in
-		// order: one cleaned path for policy and upstream, forged identity
-		// headers out, then the check.
+		// order: one cleaned path for policy and upstream, the RFC 9728
+		// metadata answered here (never forwarded), forged identity headers
+		// out, then the check.
 		g.traffic.Match(proxyMethods, "/*", chain(g.handleProxy(), cleanRequestPath(), g.answerMetadata(), g.stripInbound(), check))
 	} else {
 		// Exact routes: Echo matches the raw path, so a route matches only
