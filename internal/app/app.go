@@ -192,7 +192,9 @@ func build(cfg *config.Config, log *slog.Logger, tel *telemetry) (gw *gateway.Ga
 		RequestHeader: requestid.SetHeader,
 	}
 	var verifier authn.Verifier = &authn.Guarded{
-		Next: &authn.Introspection{Client: client, Audience: cfg.OktaAudience,
+		// RESOURCE_URI binds tokens to this resource (RFC 8707): their aud
+		// must name it, or OKTA_AUDIENCE when that is set instead.
+		Next: &authn.Introspection{Client: client, Audience: cfg.RequiredAudience(),
 			OnResult: tel.metrics.Introspection, OnRateLimit: tel.metrics.RateLimit, Log: log},
 		Breaker: idpBreaker,
 	}
@@ -273,6 +275,7 @@ func modeDeps(cfg *config.Config, d *gateway.Deps) error {
 		d.Upstream = u
 	}
 	d.UpstreamTimeout = cfg.UpstreamTimeout
+	d.StreamWriteTimeout = writeTimeout // per write of a stream, not for its whole life
 	d.UpstreamStripAuthorization = cfg.UpstreamStripAuthorization
 	d.Upgrades = cfg.UpgradeProtocols()
 	for _, p := range cfg.PublicPathRules() {
@@ -283,6 +286,15 @@ func modeDeps(cfg *config.Config, d *gateway.Deps) error {
 		Subject:  cfg.IdentityHeaderSubject,
 		ClientID: cfg.IdentityHeaderClientID,
 		Scopes:   cfg.IdentityHeaderScopes,
+	}
+	if cfg.ResourceURI != "" {
+		d.Resource = &gateway.ProtectedResource{
+			URI:                  cfg.ResourceURI,
+			AuthorizationServers: cfg.AuthorizationServers(),
+			Scopes:               cfg.ResourceScopeList(),
+			Name:                 cfg.ResourceName,
+			Documentation:        cfg.ResourceDocumentation,
+		}
 	}
 	return nil
 }

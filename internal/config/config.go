@@ -87,6 +87,13 @@ type Config struct {
 	IdentityHeaderSubject  string   `env:"IDENTITY_HEADER_SUBJECT" envDefault:"X-Auth-Subject"`
 	IdentityHeaderClientID string   `env:"IDENTITY_HEADER_CLIENT_ID" envDefault:"X-Auth-Client-Id"`
 	IdentityHeaderScopes   string   `env:"IDENTITY_HEADER_SCOPES" envDefault:"X-Auth-Scopes"`
+	// Protected resource (RFC 9728 metadata, audience binding; README,
+	// "Protecting an MCP server"): see resource.go. Empty RESOURCE_URI = off.
+	ResourceURI                  string   `env:"RESOURCE_URI"`
+	ResourceAuthorizationServers []string `env:"RESOURCE_AUTHORIZATION_SERVERS" envSeparator:","` // default [OKTA_ISSUER]
+	ResourceScopes               string   `env:"RESOURCE_SCOPES"`                                 // comma- or space-separated
+	ResourceName                 string   `env:"RESOURCE_NAME"`
+	ResourceDocumentation        string   `env:"RESOURCE_DOCUMENTATION"`
 	// Observability.
 	LogLevel  string `env:"LOG_LEVEL" envDefault:"info"`  // debug, info, warn, error
 	LogFormat string `env:"LOG_FORMAT" envDefault:"json"` // json or text
@@ -349,6 +356,7 @@ func (c *Config) problems() []string {
 	}
 	p = append(p, c.securityProblems()...)
 	p = append(p, c.modeProblems()...)
+	p = append(p, c.resourceProblems()...)
 
 	// Observability.
 	switch strings.ToLower(c.LogLevel) {

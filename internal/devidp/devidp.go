@@ -1,7 +1,9 @@
 // Package devidp is a DEVELOPMENT-ONLY OAuth 2.0 authorization server that
 // mimics the parts of an Okta custom authorization server that authgate uses:
 // the client credentials grant, token introspection (RFC 7662), revocation
-// (RFC 7009), discovery (RFC 8414), and Okta's rate-limit headers.
+// (RFC 7009), discovery (RFC 8414), and Okta's rate-limit headers. A token
+// request may name its resource (RFC 8707 resource indicator), which then
+// becomes the token's aud, as MCP clients expect.
 //
 // Tokens are opaque random strings held in memory; nothing survives a
 // restart. It lets the whole stack run and be tested without an Okta tenant.
@@ -75,6 +77,7 @@ type Server struct {
 // token is what the server remembers about an issued access token.
 type token struct {
 	clientID string
+	aud      string // "" means the server's audience
 	scopes   []string
 	iat, exp time.Time
 	jti, uid string
@@ -148,6 +151,19 @@ func (s *Server) IntrospectCalls() int64 { return s.introspectCalls.Load() }
 // does. No scopes select all the client's scopes; a ttl of 0 selects
 // Config.TokenTTL. Tests use it to make short-lived tokens.
 func (s *Server) Issue(clientID string, scopes []string, ttl time.Duration) (string, error) {
+	return s.issue(clientID, "", scopes, ttl)
+}
+
+// IssueFor is Issue for a token whose aud is resource, as the token
+// endpoint's resource parameter (RFC 8707) asks.
+func (s *Server) IssueFor(clientID, resource string, scopes []string, ttl time.Duration) (string, error) {
+	if err := checkResource(resource); err != nil {
+		return "", fmt.Errorf("devidp: resource %q: %w", resource, err)
+	}
+	return s.issue(clientID, resource, scopes, ttl)
+}
+
+func (s *Server) issue(clientID, aud string, scopes []string, ttl time.Duration) (string, error) {
 	c, ok := s.clients[clientID]
 	if !ok {
 		return "", fmt.Errorf("devidp: unknown client %q", clientID)
@@ -159,16 +175,28 @@ func (s *Server) Issue(clientID string, scopes []string, ttl time.Duration) (str
 	if err != nil {
 		return "", fmt.Errorf("devidp: client %q: %w", clientID, err)
 	}
-	return s.mint(c.ID, granted, cmp.Or(ttl, s.ttl)), nil
+	return s.mint(c.ID, aud, granted, cmp.Or(ttl, s.ttl)), nil
 }
 
-// mint stores and returns a new token. It drops expired tokens when the store
-// has grown large, so that tokens issued and never presented again (as in
-// load tests) do not accumulate.
-func (s *Server) mint(clientID string, scopes []string, ttl time.Duration) string {
+// checkResource checks an RFC 8707 resource indicator: an absolute URI
+// without a fragment.
+func checkResource(r string) error {
+	u, err := url.Parse(r)
+	if err != nil || !u.IsAbs() || u.Fragment != "" || strings.Contains(r, "#") {
+		return errors.New("must be an absolute URI without a fragment (RFC 8707)")
+	}
+	return nil
+}
+
+// mint stores and returns a new token whose aud is aud ("" for the
+// server's audience). It drops expired tokens when the store has grown
+// large, so that tokens issued and never presented again (as in load
+// tests) do not accumulate.
+func (s *Server) mint(clientID, aud string, scopes []string, ttl time.Duration) string {
 	now := s.now()
 	t := token{
 		clientID: clientID,
+		aud:      aud,
 		scopes:   scopes,
 		iat:      now,
 		exp:      now.Add(ttl),

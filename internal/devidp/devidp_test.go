@@ -657,3 +657,58 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("introspection %v", got)
 	}
 }
+
+// TestResourceIndicator: a token request may name its resource (RFC 8707);
+// the token's aud is then that resource, as an MCP client expects.
+func TestResourceIndicator(t *testing.T) {
+	s, _ := newTestServer(t, nil)
+	demo := basic("demo", "demo-secret")
+	audOf := func(t *testing.T, tok string) any {
+		t.Helper()
+		rec := post(s.Handler(), "/oauth2/default/v1/introspect", basic("gw", "gw-secret"), url.Values{"token": {tok}})
+		return decode(t, rec)["aud"]
+	}
+	tests := []struct {
+		name, resource string
+		wantStatus     int
+		wantAud        string
+		wantError      string
+	}{
+		{name: "no resource: the server's audience", wantStatus: 200, wantAud: "api://default"},
+		{name: "resource", resource: "https://mcp.example.com/mcp", wantStatus: 200, wantAud: "https://mcp.example.com/mcp"},
+		{name: "relative", resource: "/mcp", wantStatus: 400, wantError: "invalid_target"},
+		{name: "fragment", resource: "https://mcp.example.com/mcp#x", wantStatus: 400, wantError: "invalid_target"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			form := url.Values{"grant_type": {"client_credentials"}}
+			if tt.resource != "" {
+				form.Set("resource", tt.resource)
+			}
+			rec := post(s.Handler(), "/oauth2/default/v1/token", demo, form)
+			if rec.Code != tt.wantStatus {
+				t.Fatalf("%d %s", rec.Code, rec.Body)
+			}
+			m := decode(t, rec)
+			if tt.wantError != "" {
+				if m["error"] != tt.wantError {
+					t.Errorf("error %v, want %s", m["error"], tt.wantError)
+				}
+				return
+			}
+			if got := audOf(t, m["access_token"].(string)); got != tt.wantAud {
+				t.Errorf("aud %v, want %s", got, tt.wantAud)
+			}
+		})
+	}
+	tok, err := s.IssueFor("demo", "https://mcp.example.com/mcp", []string{"read_sayhello"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := audOf(t, tok); got != "https://mcp.example.com/mcp" {
+		t.Errorf("IssueFor: aud %v", got)
+	}
+	if _, err := s.IssueFor("demo", "mcp", nil, 0); err == nil || err.Error() != `devidp: resource "mcp": must be an absolute URI without a fragment (RFC 8707)` {
+		t.Errorf("IssueFor with a relative resource: %v", err)
+	}
+}

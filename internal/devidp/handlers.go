@@ -1,6 +1,7 @@
 package devidp
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -49,10 +50,19 @@ func (s *Server) handleToken() http.HandlerFunc {
 			writeError(w, &oauthError{status: http.StatusBadRequest, Code: "invalid_scope", Description: err.Error()})
 			return
 		}
+		// RFC 8707: the resource the token is for becomes its audience.
+		// One resource only (readForm refuses a repeated parameter).
+		resource := form.Get("resource")
+		if resource != "" {
+			if err := checkResource(resource); err != nil {
+				writeError(w, &oauthError{status: http.StatusBadRequest, Code: "invalid_target", Description: "resource " + err.Error()})
+				return
+			}
+		}
 		writeJSON(w, http.StatusOK, response{
 			TokenType:   "Bearer",
 			ExpiresIn:   int64(s.ttl / time.Second),
-			AccessToken: s.mint(c.ID, scopes, s.ttl),
+			AccessToken: s.mint(c.ID, resource, scopes, s.ttl),
 			Scope:       strings.Join(scopes, " "),
 		})
 	}
@@ -104,7 +114,7 @@ func (s *Server) handleIntrospect() http.HandlerFunc {
 			Exp:       t.exp.Unix(),
 			Iat:       t.iat.Unix(),
 			Sub:       t.clientID,
-			Aud:       s.audience,
+			Aud:       cmp.Or(t.aud, s.audience),
 			Iss:       s.issuer,
 			Jti:       t.jti,
 			TokenType: "Bearer",

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"testing"
 	"time"
 
@@ -71,5 +72,28 @@ func BenchmarkAccessLog(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		accessLog(log, req, "/sayhello", "3fcbcf2804aafb7d20bc7172f63889e6", resp, time.Millisecond, rec, nil)
+	}
+}
+
+// BenchmarkProxy is one allowed request in proxy mode, to an upstream on
+// loopback: the gateway's cost plus httputil.ReverseProxy's and the
+// transport's.
+func BenchmarkProxy(b *testing.B) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"ok":true}`)) }))
+	defer up.Close()
+	u, _ := url.Parse(up.URL)
+	h := benchHarness(b, func(d *Deps) {
+		d.Upstream, d.UpstreamTimeout, d.Identity = u, time.Second, testIdentity
+	})
+	handler := h.g.Traffic()
+	req := newRequest(http.MethodGet, "/api/items", "Authorization", bearer)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		handler.ServeHTTP(w, req)
+		if w.Code != 200 {
+			b.Fatal(w.Code, w.Body.String())
+		}
 	}
 }

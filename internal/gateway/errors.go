@@ -31,8 +31,9 @@ type errorBody struct {
 // errorHandler answers an error: a *fault.Error as its kind's row of the
 // fault table says (status, challenge, Retry-After, JSON body), or as the
 // policy shaped it; Echo's own errors (no route, 405) with their status.
-// It is the only place that writes error answers.
-func errorHandler(log *slog.Logger, now func() time.Time) echo.HTTPErrorHandler {
+// It is the only place that writes error answers. resourceMetadata, when
+// set, is the resource_metadata parameter (RFC 9728) of every challenge.
+func errorHandler(log *slog.Logger, now func() time.Time, resourceMetadata string) echo.HTTPErrorHandler {
 	// Refused credentials refuse every request: one line per lograte.Every.
 	var misconfigured lograte.Limit
 	return func(err error, c echo.Context) {
@@ -63,14 +64,16 @@ func errorHandler(log *slog.Logger, now func() time.Time) echo.HTTPErrorHandler 
 			log.Error("internal error", "err", err)
 			fe = &fault.Error{Kind: fault.Internal}
 		}
-		if err := writeFault(c, fe, now()); err != nil {
+		if err := writeFault(c, fe, now(), resourceMetadata); err != nil {
 			log.Debug("writing error answer", "err", err)
 		}
 	}
 }
 
-// writeFault writes e's answer.
-func writeFault(c echo.Context, e *fault.Error, now time.Time) error {
+// writeFault writes e's answer. resourceMetadata (the resource_metadata
+// challenge parameter, or "") goes into every challenge, a policy's own
+// 401 and 403 ones included.
+func writeFault(c echo.Context, e *fault.Error, now time.Time, resourceMetadata string) error {
 	h := c.Response().Header()
 	status := e.Kind.Status()
 	body := errorBody{Error: e.ErrorCode(), ErrorDescription: e.Description}
@@ -81,7 +84,7 @@ func writeFault(c echo.Context, e *fault.Error, now time.Time) error {
 		h.Set("Retry-After", retryAfterSeconds(e.RetryAfter, now))
 	}
 	if e.Kind.Challenges() {
-		h.Set("WWW-Authenticate", challenge(e))
+		h.Set("WWW-Authenticate", challenge(e, resourceMetadata))
 	}
 	a := e.Answer
 	if a == nil {
@@ -93,7 +96,10 @@ func writeFault(c echo.Context, e *fault.Error, now time.Time) error {
 		status, body = a.Status, errorBody{Error: statusCode(a.Status)}
 	}
 	if status == http.StatusUnauthorized && h.Get("WWW-Authenticate") == "" {
-		h.Set("WWW-Authenticate", `Bearer realm="`+Realm+`"`)
+		h.Set("WWW-Authenticate", challenge(&fault.Error{Kind: fault.NoToken}, resourceMetadata))
+	}
+	if resourceMetadata != "" && (status == http.StatusUnauthorized || status == http.StatusForbidden) {
+		addResourceMetadata(h, resourceMetadata) // the policy's own challenge (insufficient_scope)
 	}
 	if a.Body == nil || c.Request().Method == http.MethodHead {
 		return writeJSON(c, status, body)
@@ -120,12 +126,17 @@ func statusCode(status int) string {
 }
 
 // challenge builds an RFC 6750 section 3 challenge. A request with no
-// credentials gets the bare realm; others name the error.
-func challenge(e *fault.Error) string {
-	if e.Kind == fault.NoToken || e.Code == "" {
-		return `Bearer realm="` + Realm + `"`
+// credentials gets the bare realm; others name the error. resourceMetadata
+// (the resource_metadata parameter, or "") comes last.
+func challenge(e *fault.Error, resourceMetadata string) string {
+	c := `Bearer realm="` + Realm + `"`
+	if e.Kind != fault.NoToken && e.Code != "" {
+		c += `, error="` + e.Code + `", error_description="` + quotable(e.Description) + `"`
 	}
-	return `Bearer realm="` + Realm + `", error="` + e.Code + `", error_description="` + quotable(e.Description) + `"`
+	if resourceMetadata != "" {
+		c += ", " + resourceMetadata
+	}
+	return c
 }
 
 // quotable keeps what RFC 6750 allows in error_description: printable ASCII

@@ -10,6 +10,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/http/httputil"
 	"net/url"
 	"time"
 
@@ -69,10 +70,18 @@ type Deps struct {
 	// Upgrades are the protocols (UPSTREAM_UPGRADES, lower case) a client
 	// may switch to through the proxy; none when empty.
 	Upgrades []string
+	// StreamWriteTimeout bounds each write of a streamed (text/event-stream)
+	// answer in proxy mode, in place of the server's WriteTimeout for the
+	// whole answer; 0 means no write deadline for streams (stream.go).
+	StreamWriteTimeout time.Duration
 	// AfterFunc calls f after d and returns what stops it, as
 	// time.AfterFunc and its Timer.Stop do; nil means time.AfterFunc. It
-	// ends an upgraded connection when its token expires.
+	// ends an upgraded connection, and a stream, when its token expires.
 	AfterFunc func(d time.Duration, f func()) (stop func() bool)
+
+	// Resource, when set, is served as RFC 9728 metadata and named in
+	// every challenge (resource.go).
+	Resource *ProtectedResource
 }
 
 // ReadyCheck is one dependency /readyz reports: Check answers "ok" or what
@@ -92,10 +101,11 @@ type Gateway struct {
 	metrics      *echo.Echo
 	// The listeners' handlers: the Echos behind refuseAsterisk.
 	trafficH, adminH, metricsH http.Handler
-	mode                       string          // authz.ModeServe or authz.ModeProxy, for the OPA input
-	trusted                    forwarded.Trust // TRUSTED_PROXIES
-	proxy                      http.Handler    // the upstream's reverse proxy, in proxy mode
-	upgrades                   upgrades        // UPSTREAM_UPGRADES
+	mode                       string                 // authz.ModeServe or authz.ModeProxy, for the OPA input
+	trusted                    forwarded.Trust        // TRUSTED_PROXIES
+	proxy                      *httputil.ReverseProxy // the upstream's reverse proxy, in proxy mode
+	upgrades                   upgrades               // UPSTREAM_UPGRADES
+	resource                   *resource              // RFC 9728 metadata; nil when off
 	afterFunc                  func(time.Duration, func()) func() bool
 }
 
@@ -107,14 +117,16 @@ func New(d Deps) *Gateway {
 	if d.AfterFunc == nil {
 		d.AfterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
 	}
+	res := newResource(d.Resource)
 	g := &Gateway{
 		deps:      d,
-		traffic:   newEcho(d),
-		admin:     newEcho(d),
-		metrics:   newEcho(d),
+		traffic:   newEcho(d, res),
+		admin:     newEcho(d, res),
+		metrics:   newEcho(d, res),
 		mode:      authz.ModeServe,
 		trusted:   d.TrustedProxies,
 		upgrades:  d.Upgrades,
+		resource:  res,
 		afterFunc: d.AfterFunc,
 	}
 	if len(d.InputHeaders) > 0 {
@@ -133,10 +145,10 @@ func New(d Deps) *Gateway {
 	return g
 }
 
-func newEcho(d Deps) *echo.Echo {
+func newEcho(d Deps, res *resource) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = errorHandler(d.Log, d.Now)
+	e.HTTPErrorHandler = errorHandler(d.Log, d.Now, res.challengeParam())
 	return e
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,16 +20,18 @@ import (
 )
 
 // recordingUpstream is an upstream that keeps the headers of the last
-// request it got.
+// request it got, and counts the requests.
 type recordingUpstream struct {
 	srv  *httptest.Server
 	mu   sync.Mutex
 	last http.Header
+	hits atomic.Int64
 }
 
 func newRecordingUpstream(t *testing.T) *recordingUpstream {
 	u := &recordingUpstream{}
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.hits.Add(1)
 		u.mu.Lock()
 		u.last = r.Header.Clone()
 		u.mu.Unlock()

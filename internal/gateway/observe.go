@@ -50,6 +50,7 @@ func (r *record) reset() {
 	r.lookup, r.looked, r.introspect, r.opa = 0, false, 0, 0
 	r.grant, r.granted = grant{}, false
 	r.upgrade, r.tunnel = false, nil
+	r.proxied.reset()
 	r.input = authz.Input{}
 }
 

@@ -27,8 +27,9 @@ var proxyMethods = []string{
 
 // newProxy builds the one reverse proxy to UPSTREAM_URL, at startup.
 // UPSTREAM_TIMEOUT bounds connecting and waiting for the response headers;
-// a streamed body may take longer (the server's own timeouts bound it).
-func (g *Gateway) newProxy() http.Handler {
+// a streamed body may take longer (the server's own timeouts bound it; a
+// text/event-stream one, see stream.go; an upgraded connection, upgrade.go).
+func (g *Gateway) newProxy() *httputil.ReverseProxy {
 	d := g.deps
 	target := d.Upstream
 	dialer := &net.Dialer{Timeout: d.UpstreamTimeout, KeepAlive: 30 * time.Second}
@@ -96,7 +97,7 @@ func (g *Gateway) handleProxy() echo.HandlerFunc {
 			g.proxyUpgrade(c, req, exp)
 			return nil
 		}
-		g.proxy.ServeHTTP(c.Response(), req)
+		rec.proxied.serve(g, c.Response(), req, exp) // stream.go
 		return nil
 	}
 }

@@ -23,11 +23,12 @@ type record struct {
 	introspect time.Duration // time spent in the token lookup
 	opa        time.Duration // time spent asking OPA
 	decisionID string
-	cached     bool    // the decision came from the decision cache: decisionID is an earlier request's
-	grant      grant   // an allowed request's token and decision, for the proxy handler
-	granted    bool    // grant is set
-	upgrade    bool    // proxy mode: an allowed upgrade (UPSTREAM_UPGRADES)
-	tunnel     *tunnel // the upgrade's tunnel, once proxied
+	cached     bool      // the decision came from the decision cache: decisionID is an earlier request's
+	grant      grant     // an allowed request's token and decision, for the proxy handler
+	granted    bool      // grant is set
+	upgrade    bool      // proxy mode: an allowed upgrade (UPSTREAM_UPGRADES)
+	tunnel     *tunnel   // the upgrade's tunnel, once proxied
+	proxied    proxyCall // proxy mode: this request's copy of the reverse proxy (stream.go)
 	// input is the request as the policy sees it, built by the check; in
 	// the record so that it costs no allocation.
 	input authz.Input

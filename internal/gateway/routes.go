@@ -9,16 +9,24 @@ func (g *Gateway) routes() {
 	check := g.check()
 	if g.proxy != nil {
 		// Proxy mode: every path and method. Route-level middleware, in
-		// order: one cleaned path for policy and upstream, upgrades not
-		// allowed out (upgrade.go), forged identity, forwarding and
+		// order: one cleaned path for policy and upstream, the RFC 9728
+		// metadata answered here, never forwarded (resource.go), upgrades
+		// not allowed out (upgrade.go), forged identity, forwarding and
 		// hop-by-hop headers out (headers.go), then the check.
-		g.traffic.Match(proxyMethods, "/*", chain(g.handleProxy(), cleanRequestPath(), g.screenUpgrade(), g.scrubInbound(), check))
+		g.traffic.Match(proxyMethods, "/*", chain(g.handleProxy(), cleanRequestPath(), g.answerMetadata(), g.screenUpgrade(), g.scrubInbound(), check))
 	} else {
 		// Exact routes: Echo matches the raw path, so a route matches only
 		// when the raw path is already clean.
 		scrub := g.scrubInbound()
 		g.traffic.GET("/sayhello", chain(handleMessage("Hello there!!"), scrub, check))
 		g.traffic.GET("/saysecret", chain(handleMessage("This is a secret"), scrub, check))
+	}
+	if g.resource != nil {
+		// RESOURCE_URI: RFC 9728 metadata, no token, any mode (proxy mode's
+		// answerMetadata also catches other spellings of these paths).
+		for _, p := range g.resource.paths {
+			g.traffic.Match(proxyMethods, p, g.resource.handleMetadata())
+		}
 	}
 
 	g.admin.GET("/healthz", handleHealthz())

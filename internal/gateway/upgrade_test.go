@@ -109,18 +109,32 @@ func TestUpgradeScreenedBeforePolicy(t *testing.T) {
 	}
 }
 
-// fakeAfter is an AfterFunc the test fires by hand.
+// fakeAfter is an AfterFunc (Deps.AfterFunc) the test fires by hand: it
+// keeps the last timer set and counts the stops.
 type fakeAfter struct {
-	mu sync.Mutex
-	d  time.Duration
-	f  func()
+	mu    sync.Mutex
+	d     time.Duration
+	f     func()
+	stops int
 }
 
 func (a *fakeAfter) after(d time.Duration, f func()) func() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.d, a.f = d, f
-	return func() bool { return true }
+	return func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.stops++
+		return true
+	}
+}
+
+// state says whether a timer was set, and how many times one was stopped.
+func (a *fakeAfter) state() (set bool, stops int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.f != nil, a.stops
 }
 
 func (a *fakeAfter) fire(t *testing.T) time.Duration {
@@ -129,7 +143,7 @@ func (a *fakeAfter) fire(t *testing.T) time.Duration {
 	d, f := a.d, a.f
 	a.mu.Unlock()
 	if f == nil {
-		t.Fatal("no timer set for the tunnel")
+		t.Fatal("no timer set")
 	}
 	f()
 	return d

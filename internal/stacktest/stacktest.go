@@ -103,7 +103,17 @@ func (i *IDP) Restart(tb testing.TB, down func()) {
 // Token fetches an access token from the token endpoint, as a user would.
 func (i *IDP) Token(tb testing.TB, scope string) string {
 	tb.Helper()
+	return i.TokenFor(tb, scope, "")
+}
+
+// TokenFor is Token for the given resource (RFC 8707 resource parameter,
+// the token's aud); "" asks for none.
+func (i *IDP) TokenFor(tb testing.TB, scope, resource string) string {
+	tb.Helper()
 	form := url.Values{"grant_type": {"client_credentials"}, "scope": {scope}}
+	if resource != "" {
+		form.Set("resource", resource)
+	}
 	req, _ := http.NewRequest(http.MethodPost, i.Issuer+"/v1/token", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(DemoClient, DemoSecret)

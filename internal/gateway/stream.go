@@ -1,0 +1,137 @@
+package gateway
+
+import (
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Streamed answers in proxy mode: Server-Sent Events (text/event-stream,
+// MCP's Streamable HTTP transport). httputil.ReverseProxy already flushes
+// such an answer after every write (its flushInterval is -1 for
+// text/event-stream), so each event reaches the client as the upstream
+// writes it. Two things it does not do:
+//
+//   - the traffic server's WriteTimeout runs from the end of the request
+//     headers and would cut a long-lived stream: a stream's write deadline
+//     is instead set anew before each write (StreamWriteTimeout), so a
+//     stream lives as long as it keeps flowing, and a client that stops
+//     reading is still dropped;
+//   - a stream would outlive the token that opened it: it ends when the
+//     token's exp passes (the upstream stream is closed, and the client's
+//     ends cleanly: it reconnects, and a new check decides).
+
+// proxyCall is one proxied request's copy of the gateway's reverse proxy,
+// kept in the pooled record. ReverseProxy shows no hook both the response
+// and the request's writer and token; a copy whose ModifyResponse is bound
+// to the record does, without an allocation per request (the method value
+// is made once per record).
+type proxyCall struct {
+	rp     httputil.ReverseProxy
+	g      *Gateway
+	w      http.ResponseWriter
+	exp    int64                      // the token's exp (unix seconds); 0 for none, or a public path
+	modify func(*http.Response) error // pc.modifyResponse, bound once
+}
+
+// serve proxies req, writing to w, for a token expiring at exp.
+func (pc *proxyCall) serve(g *Gateway, w http.ResponseWriter, req *http.Request, exp int64) {
+	if pc.modify == nil {
+		pc.modify = pc.modifyResponse
+	}
+	pc.rp, pc.g, pc.w, pc.exp = *g.proxy, g, w, exp
+	pc.rp.ModifyResponse = pc.modify
+	pc.rp.ServeHTTP(w, req)
+}
+
+// reset drops the request's references; the bound method value stays.
+func (pc *proxyCall) reset() {
+	pc.rp, pc.g, pc.w, pc.exp = httputil.ReverseProxy{}, nil, nil, 0
+}
+
+// modifyResponse runs the gateway proxy's own ModifyResponse, if any, then
+// makes a text/event-stream body a stream.
+func (pc *proxyCall) modifyResponse(res *http.Response) error {
+	if m := pc.g.proxy.ModifyResponse; m != nil {
+		if err := m(res); err != nil {
+			return err
+		}
+	}
+	if isEventStream(res.Header) {
+		res.Body = pc.g.newStream(pc.w, res.Body, pc.exp)
+	}
+	return nil
+}
+
+// isEventStream reports whether h's Content-Type is text/event-stream,
+// parameters aside, without mime.ParseMediaType's allocations: it runs on
+// every proxied answer.
+func isEventStream(h http.Header) bool {
+	ct := h.Get("Content-Type")
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	return strings.EqualFold(strings.TrimSpace(ct), "text/event-stream")
+}
+
+// stream is an upstream's text/event-stream body as the proxy reads it.
+type stream struct {
+	body         io.ReadCloser
+	rc           *http.ResponseController
+	writeTimeout time.Duration // 0: no deadline at all
+	expired      atomic.Bool   // the token's exp passed: body was closed on purpose
+	stop         func() bool   // the exp timer's; nil without one
+}
+
+// newStream wraps body, whose answer w is about to write, for a token
+// expiring at exp.
+func (g *Gateway) newStream(w http.ResponseWriter, body io.ReadCloser, exp int64) *stream {
+	s := &stream{body: body, rc: http.NewResponseController(w), writeTimeout: g.deps.StreamWriteTimeout}
+	s.extend() // for the headers, written next
+	if exp != 0 {
+		s.stop = g.afterFunc(time.Unix(exp, 0).Sub(g.deps.Now()), s.expire)
+	}
+	return s
+}
+
+// expire ends the stream: closing the body unblocks the proxy's read.
+func (s *stream) expire() {
+	s.expired.Store(true)
+	s.body.Close()
+}
+
+// Read reads the upstream's next bytes and gives the write that follows its
+// own deadline. Once the token has expired, the closed body reads as the
+// end of the stream, so that the client's answer ends cleanly.
+func (s *stream) Read(p []byte) (int, error) {
+	n, err := s.body.Read(p)
+	if err != nil && s.expired.Load() {
+		return n, io.EOF
+	}
+	if n > 0 {
+		s.extend()
+	}
+	return n, err
+}
+
+// extend sets the write deadline for the next write. An error means the
+// writer cannot (a wrapper without Unwrap): the server's own timeout then
+// applies, as before.
+func (s *stream) extend() {
+	var d time.Time
+	if s.writeTimeout > 0 {
+		d = time.Now().Add(s.writeTimeout) // a socket deadline: real time
+	}
+	s.rc.SetWriteDeadline(d) //nolint:errcheck // see above
+}
+
+// Close stops the exp timer and closes the upstream body.
+func (s *stream) Close() error {
+	if s.stop != nil {
+		s.stop()
+	}
+	return s.body.Close()
+}
