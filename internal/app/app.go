@@ -67,7 +67,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	if err != nil {
 		return err
 	}
-	gw, closeIdle, err := build(cfg, log, tel)
+	gw, closeIdle, err := build(ctx, cfg, log, tel)
 	if err != nil {
 		return err
 	}
@@ -121,9 +121,10 @@ func newServer(h http.Handler, log *slog.Logger, cfg *config.Config) *http.Serve
 	}
 }
 
-// build makes the clients, breakers and cache from cfg.
+// build makes the clients, breakers and cache from cfg; the key refresh
+// (jwt and hybrid modes) runs until ctx ends.
 // closeIdle closes the upstream connections left idle.
-func build(cfg *config.Config, log *slog.Logger, tel *telemetry) (gw *gateway.Gateway, closeIdle func(), err error) {
+func build(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemetry) (gw *gateway.Gateway, closeIdle func(), err error) {
 	warnPlainHTTP(cfg, log)
 	idpT, err := idpTransport(cfg)
 	if err != nil {
@@ -145,38 +146,34 @@ func build(cfg *config.Config, log *slog.Logger, tel *telemetry) (gw *gateway.Ga
 	opaBreaker := breaker.New(breaker.Settings{Name: "opa", Failures: cfg.OPABreakerFailures,
 		OpenTimeout: cfg.OPABreakerOpenTimeout, IsFailure: authn.IsUpstreamFailure, OnStateChange: onChange})
 
-	client := &introspect.Client{
-		URL:          cfg.IntrospectURL(),
-		ClientID:     cfg.OktaClientID,
-		ClientSecret: cfg.OktaClientSecret,
-		AuthMethod:   cfg.OktaAuthMethod,
-		HTTPClient:   idpHTTP,
+	introspection := func(url string) authn.Verifier {
+		client := &introspect.Client{
+			URL:          url,
+			ClientID:     cfg.OktaClientID,
+			ClientSecret: cfg.OktaClientSecret,
+			AuthMethod:   cfg.OktaAuthMethod,
+			HTTPClient:   idpHTTP,
 
-		RequestHeader: requestid.SetHeader,
+			RequestHeader: requestid.SetHeader,
+		}
+		var v authn.Verifier = &authn.Guarded{
+			Next: &authn.Introspection{Client: client, Audience: cfg.OktaAudience,
+				OnResult: tel.metrics.Introspection, OnRateLimit: tel.metrics.RateLimit},
+			Breaker: idpBreaker,
+		}
+		if cfg.OktaMaxRPS > 0 {
+			// Under the cache (cached tokens never spend the budget), above the
+			// breaker (our own refusals are not upstream failures).
+			v = authn.NewRateLimited(v, cfg.OktaMaxRPS, nil)
+		}
+		return v
 	}
-	var verifier authn.Verifier = &authn.Guarded{
-		Next: &authn.Introspection{Client: client, Audience: cfg.OktaAudience,
-			OnResult: tel.metrics.Introspection, OnRateLimit: tel.metrics.RateLimit},
-		Breaker: idpBreaker,
-	}
-	if cfg.OktaMaxRPS > 0 {
-		// Under the cache (cached tokens never spend the budget), above the
-		// breaker (our own refusals are not upstream failures).
-		verifier = authn.NewRateLimited(verifier, cfg.OktaMaxRPS, nil)
-	}
-	stale := &staleLog{log: log, interval: 10 * time.Second}
-	cache, err := authn.NewCache(verifier, authn.CacheSettings{
-		Size:         cfg.CacheSize,
-		TTL:          cfg.CacheTTL,
-		NegativeTTL:  cfg.CacheNegativeTTL,
-		Timeout:      cfg.OktaTimeout,
-		StaleIfError: cfg.CacheStaleIfError,
-		OnStale:      stale.served,
-		OnEvict:      tel.metrics.CacheEvicted,
-	})
+	toks, err := buildTokens(ctx, cfg, log, tel, &http.Client{Transport: tel.transport(idpT, "jwks")}, introspection)
 	if err != nil {
-		return nil, nil, fmt.Errorf("CACHE_SIZE: %w", err)
+		return nil, nil, err
 	}
+	cache := toks.cache
+	toks.run(ctx)
 	health, err := healthURL(cfg.OPAAuthzURL)
 	if err != nil {
 		return nil, nil, err

@@ -24,8 +24,11 @@ type Token struct {
 	Scope    string   // Scopes joined by single spaces (the introspected string when it already is)
 	Scopes   []string // the introspected scope split on white space
 	Exp      int64    // seconds since the epoch; 0 when the server gave none
-	// Claims is the introspection answer as the server sent it (compacted).
+	// Claims is the introspection answer, or the JWT's claim set, as the
+	// server sent it (compacted).
 	Claims json.RawMessage
+	// Validation is ValidationIntrospection or ValidationJWT.
+	Validation string
 	// CachedUntil is when the Cache entry holding this token ends (unix
 	// nanoseconds); set once by the Cache before the token is shared, 0 for
 	// a token that was not cached. What is derived from the token (a cached
@@ -101,23 +104,35 @@ func (in *Introspection) Verify(ctx context.Context, token string) (*Token, erro
 	case in.Audience != "" && !slices.Contains(r.Aud, in.Audience):
 		return nil, invalidToken("token audience not accepted")
 	}
-	sub := r.Sub
+	return NewToken(r.Sub, r.ClientID, r.Scope, strings.Fields(r.Scope), r.Exp, r.Raw, ValidationIntrospection), nil
+}
+
+// How a Token was validated, as the OPA input's validation member names it.
+const (
+	ValidationIntrospection = "introspection" // the authorization server said it is active
+	ValidationJWT           = "jwt"           // its signature and claims were checked locally
+)
+
+// NewToken builds the Token every validation gives, so that one policy
+// serves them all: the subject is sub, else the client id; scope is the
+// scopes as the server wrote them (kept when already normalised, which
+// spares a copy), scopes their list; claims the server's JSON as sent.
+func NewToken(sub, clientID, scope string, scopes []string, exp int64, claims json.RawMessage, validation string) *Token {
 	if sub == "" {
-		sub = r.ClientID
+		sub = clientID
 	}
-	scopes := strings.Fields(r.Scope)
-	scope := r.Scope
 	if j := strings.Join(scopes, " "); j != scope {
 		scope = j
 	}
 	return &Token{
-		Subject:  sub,
-		ClientID: r.ClientID,
-		Scope:    scope,
-		Scopes:   scopes,
-		Exp:      r.Exp,
-		Claims:   r.Raw,
-	}, nil
+		Subject:    sub,
+		ClientID:   clientID,
+		Scope:      scope,
+		Scopes:     scopes,
+		Exp:        exp,
+		Claims:     claims,
+		Validation: validation,
+	}
 }
 
 func invalidToken(desc string) error {

@@ -163,6 +163,7 @@ func TestEveryNameRegistered(t *testing.T) {
 		"authgate_cache_entries", "authgate_cache_evictions_total", "authgate_breaker_state",
 		"authgate_breaker_transitions_total", "authgate_opa_requests_total", "authgate_opa_duration_seconds",
 		"authgate_idp_rate_limit_remaining", "authgate_idp_rate_limit_limit",
+		"authgate_jwt_validations_total", "authgate_jwks_fetches_total",
 		"go_goroutines", "process_cpu_seconds_total",
 	} {
 		if !got[name] {
@@ -216,5 +217,31 @@ func TestRequestConcurrent(t *testing.T) {
 	}
 	if total != 8*500 || series != len(routes)*len(codes) {
 		t.Errorf("total %v in %d series, want %d in %d", total, series, 8*500, len(routes)*len(codes))
+	}
+}
+
+// TestJWTMetrics: the JWT counters exist at 0 for every result from the
+// start and count by their exact label values.
+func TestJWTMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg)
+	m.JWTValidation("valid")
+	m.JWTValidation("valid")
+	m.JWTValidation("unknown_key")
+	m.JWTValidation("made-up") // not a result: no new series
+	m.JWKSFetch("error")
+	for _, c := range []struct {
+		c    prometheus.Counter
+		want float64
+	}{
+		{m.jwtValidations["valid"], 2}, {m.jwtValidations["invalid"], 0}, {m.jwtValidations["unknown_key"], 1},
+		{m.jwksFetches["ok"], 0}, {m.jwksFetches["error"], 1},
+	} {
+		if got := testutil.ToFloat64(c.c); got != c.want {
+			t.Errorf("%s = %v, want %v", c.c.Desc(), got, c.want)
+		}
+	}
+	if n := testutil.CollectAndCount(reg, "authgate_jwt_validations_total"); n != 3 {
+		t.Errorf("authgate_jwt_validations_total has %d series, want 3", n)
 	}
 }
