@@ -3,8 +3,9 @@
 // the client credentials grant, token introspection (RFC 7662), revocation
 // (RFC 7009), discovery (RFC 8414), and Okta's rate-limit headers.
 //
-// Tokens are opaque random strings held in memory; nothing survives a
-// restart. It lets the whole stack run and be tested without an Okta tenant.
+// Tokens are opaque random strings, or Okta-shaped JWT access tokens
+// (jwt.go), held in memory; nothing survives a restart, not even the
+// signing key. It lets the whole stack run and be tested without an Okta tenant.
 // It must never be exposed to untrusted networks or used in production.
 package devidp
 
@@ -52,6 +53,9 @@ type Config struct {
 	RateLimit int
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// JWT makes the token endpoint issue JWT access tokens (signed with
+	// the key served at /v1/keys) instead of opaque strings.
+	JWT bool
 }
 
 // Server is an in-memory authorization server. It is safe for concurrent use.
@@ -66,6 +70,9 @@ type Server struct {
 	limiter  *rateLimiter // nil when unlimited
 
 	introspectCalls atomic.Int64
+	keysCalls       atomic.Int64
+	keys            *keyRing
+	jwt             bool
 
 	mu      sync.RWMutex
 	tokens  map[string]token
@@ -124,6 +131,8 @@ func New(cfg Config) (*Server, error) {
 		now:      cfg.Now,
 		tokens:   make(map[string]token),
 		sweepAt:  minSweep,
+		jwt:      cfg.JWT,
+		keys:     &keyRing{},
 	}
 	if s.now == nil {
 		s.now = time.Now

@@ -515,7 +515,8 @@ func TestRouting(t *testing.T) {
 		{http.MethodPut, "/oauth2/default/v1/revoke", 405},
 		{http.MethodPost, "/oauth2/default/.well-known/oauth-authorization-server", 405},
 		{http.MethodPost, "/oauth2/v1/token", 404},
-		{http.MethodPost, "/oauth2/default/v1/keys", 404},
+		{http.MethodPost, "/oauth2/default/v1/keys", 405},
+		{http.MethodGet, "/oauth2/default/devidp/rotate-key", 405},
 		{http.MethodGet, "/", 404},
 	}
 	for _, tt := range tests {

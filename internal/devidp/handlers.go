@@ -49,10 +49,17 @@ func (s *Server) handleToken() http.HandlerFunc {
 			writeError(w, &oauthError{status: http.StatusBadRequest, Code: "invalid_scope", Description: err.Error()})
 			return
 		}
+		var access string
+		if !s.jwt {
+			access = s.mint(c.ID, scopes, s.ttl)
+		} else if access, err = s.mintJWT(c.ID, scopes, s.ttl); err != nil {
+			writeError(w, &oauthError{status: http.StatusInternalServerError, Code: "server_error", Description: "cannot sign the token"})
+			return
+		}
 		writeJSON(w, http.StatusOK, response{
 			TokenType:   "Bearer",
 			ExpiresIn:   int64(s.ttl / time.Second),
-			AccessToken: s.mint(c.ID, scopes, s.ttl),
+			AccessToken: access,
 			Scope:       strings.Join(scopes, " "),
 		})
 	}
@@ -151,6 +158,7 @@ func (s *Server) handleDiscovery() http.HandlerFunc {
 		IntrospectionEndpoint    string   `json:"introspection_endpoint"`
 		IntrospectionAuthMethods []string `json:"introspection_endpoint_auth_methods_supported"`
 		RevocationEndpoint       string   `json:"revocation_endpoint"`
+		JWKSURI                  string   `json:"jwks_uri"`
 		RevocationAuthMethods    []string `json:"revocation_endpoint_auth_methods_supported"`
 		GrantTypes               []string `json:"grant_types_supported"`
 		ResponseTypes            []string `json:"response_types_supported"`
@@ -162,6 +170,7 @@ func (s *Server) handleDiscovery() http.HandlerFunc {
 		IntrospectionEndpoint:    s.issuer + "/v1/introspect",
 		IntrospectionAuthMethods: authMethods,
 		RevocationEndpoint:       s.issuer + "/v1/revoke",
+		JWKSURI:                  s.issuer + "/v1/keys",
 		RevocationAuthMethods:    authMethods,
 		GrantTypes:               []string{"client_credentials"},
 		ResponseTypes:            []string{}, // required by RFC 8414; there is no authorization endpoint

@@ -1,0 +1,216 @@
+package e2e
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/authgate/authgate/internal/stacktest"
+)
+
+// startJWTStack runs OPA, devidp and authgate with TOKEN_VALIDATION=mode;
+// extra are more variables, name then value.
+func startJWTStack(t *testing.T, mode string, extra ...string) (*stacktest.IDP, *stacktest.Gateway) {
+	t.Helper()
+	o := stacktest.StartOPA(t)
+	i := stacktest.StartIDP(t, 0)
+	env := stacktest.StackEnv(i, o)
+	env["TOKEN_VALIDATION"] = mode
+	env["OKTA_AUDIENCE"] = "api://default"
+	for k := 0; k+1 < len(extra); k += 2 {
+		env[extra[k]] = extra[k+1]
+	}
+	gw := stacktest.StartGateway(t, env)
+	return i, gw
+}
+
+func b64JSON(v any) string {
+	b, _ := json.Marshal(v)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// foreignKeyToken is a well-formed JWT of the issuer signed by a key the
+// issuer never published, under a kid of its own.
+func foreignKeyToken(t *testing.T, claims map[string]any, kid string) string {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: k}, (&jose.SignerOptions{}).WithHeader("kid", kid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := json.Marshal(claims)
+	jws, err := s.Sign(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := jws.CompactSerialize()
+	return raw
+}
+
+// TestJWTMode: TOKEN_VALIDATION=jwt with devidp's JWTs and the real OPA.
+// A valid token is allowed with no introspection; every forgery and every
+// bad claim is 401.
+func TestJWTMode(t *testing.T) {
+	i, gw := startJWTStack(t, "jwt")
+	sign := func(edit func(map[string]any)) string {
+		c := i.Claims(stacktest.DemoClient, []string{"read_sayhello"}, time.Hour)
+		if edit != nil {
+			edit(c)
+		}
+		raw, err := i.SignClaims(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	valid := sign(nil)
+	claims := i.Claims(stacktest.DemoClient, []string{"read_sayhello"}, time.Hour)
+	kid := i.KID()
+
+	der, _ := x509.MarshalPKIXPublicKey(i.PublicKey())
+	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	hsInput := b64JSON(map[string]any{"alg": "HS256", "kid": kid}) + "." + b64JSON(claims)
+	mac := hmac.New(sha256.New, pubPEM)
+	mac.Write([]byte(hsInput))
+	hs256 := hsInput + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+
+	parts, other := strings.Split(valid, "."), strings.Split(sign(func(c map[string]any) { c["scp"] = []string{"admin"} }), ".")
+	badSig := parts[0] + "." + other[1] + "." + parts[2]
+
+	tests := []struct {
+		name, token string
+		status      int
+		desc        string
+	}{
+		{"valid", valid, 200, ""},
+		{"bad signature", badSig, 401, "token signature is invalid"},
+		{"alg none", b64JSON(map[string]any{"alg": "none", "kid": kid}) + "." + b64JSON(claims) + ".", 401, "token is not a JWT signed with an accepted algorithm"},
+		{"HS256 keyed with the public key", hs256, 401, "token is not a JWT signed with an accepted algorithm"},
+		{"wrong iss", sign(func(c map[string]any) { c["iss"] = "https://evil.example/oauth2/default" }), 401, "token issuer not accepted"},
+		{"wrong aud", sign(func(c map[string]any) { c["aud"] = "api://other" }), 401, "token audience not accepted"},
+		{"expired", sign(func(c map[string]any) { c["exp"] = time.Now().Add(-time.Minute).Unix() }), 401, "token expired"},
+		{"not yet valid", sign(func(c map[string]any) { c["nbf"] = time.Now().Add(time.Hour).Unix() }), 401, "token not yet valid"},
+		{"opaque token", i.Token(t, "read_sayhello"), 401, "token is not a JWT signed with an accepted algorithm"},
+		{"policy still decides", sign(func(c map[string]any) { c["scp"] = []string{"read_saysecret"} }), 403, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := stacktest.Get(t, gw.Traffic+"/sayhello", tc.token)
+			if r.Status != tc.status {
+				t.Fatalf("status %d, want %d (%s)", r.Status, tc.status, r.Body)
+			}
+			if tc.desc != "" && !strings.Contains(r.Header.Get("WWW-Authenticate"), `error_description="`+tc.desc+`"`) {
+				t.Errorf("WWW-Authenticate %q, want description %q", r.Header.Get("WWW-Authenticate"), tc.desc)
+			}
+		})
+	}
+	// Cached: the same token again costs nothing either.
+	if r := stacktest.Get(t, gw.Traffic+"/sayhello", valid); r.Status != 200 {
+		t.Fatalf("valid token again: %d", r.Status)
+	}
+	if n := i.IntrospectCalls(); n != 0 {
+		t.Errorf("%d introspections in jwt mode, want 0", n)
+	}
+	gw.AssertNoLeaks(t, valid, stacktest.GatewaySecret)
+}
+
+// TestJWTRotation: a token under a key published after start-up passes
+// after one refetch; a flood of unknown kids then costs at most one fetch
+// (per 10 s) and each is 401.
+func TestJWTRotation(t *testing.T) {
+	i, gw := startJWTStack(t, "jwt")
+	stacktest.Eventually(t, 10*time.Second, "start-up JWKS fetch", func() bool { return i.KeysCalls() >= 1 })
+	before := i.KeysCalls()
+	old, _ := i.IssueJWT(stacktest.DemoClient, []string{"read_sayhello"}, time.Hour)
+	if r := stacktest.Get(t, gw.Traffic+"/sayhello", old); r.Status != 200 {
+		t.Fatalf("token under the start-up key: %d %s", r.Status, r.Body)
+	}
+	if _, err := i.RotateKey(); err != nil {
+		t.Fatal(err)
+	}
+	rotated, _ := i.IssueJWT(stacktest.DemoClient, []string{"read_sayhello"}, time.Hour)
+	if r := stacktest.Get(t, gw.Traffic+"/sayhello", rotated); r.Status != 200 {
+		t.Fatalf("token under the rotated key: %d %s", r.Status, r.Body)
+	}
+	if got := i.KeysCalls() - before; got != 1 {
+		t.Errorf("JWKS fetches for the rotated key: %d, want 1", got)
+	}
+	before = i.KeysCalls()
+	claims := i.Claims(stacktest.DemoClient, []string{"read_sayhello"}, time.Hour)
+	for n := range 20 {
+		c := maps.Clone(claims)
+		c["jti"] = "AT.flood" + string(rune('a'+n))
+		r := stacktest.Get(t, gw.Traffic+"/sayhello", foreignKeyToken(t, c, "flood-"+string(rune('a'+n))))
+		if r.Status != 401 {
+			t.Fatalf("unknown kid %d: %d %s", n, r.Status, r.Body)
+		}
+	}
+	if got := i.KeysCalls() - before; got > 1 {
+		t.Errorf("a flood of unknown kids caused %d JWKS fetches, want at most 1", got)
+	}
+	if r := stacktest.Get(t, gw.Traffic+"/sayhello", old); r.Status != 200 {
+		t.Errorf("token under the previous key after rotation: %d", r.Status)
+	}
+}
+
+// TestJWKSDown: while the JWKS endpoint fails, tokens under known keys keep
+// working, and a token with an unknown kid is 503 with Retry-After, not 401.
+func TestJWKSDown(t *testing.T) {
+	o := stacktest.StartOPA(t)
+	i := stacktest.StartIDP(t, 0)
+	var down atomic.Bool
+	var fetches atomic.Int64
+	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		if down.Load() {
+			http.Error(w, "down", http.StatusBadGateway)
+			return
+		}
+		resp, err := http.Get(i.Issuer + "/v1/keys")
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.Header().Set("Content-Type", "application/json")
+		io.Copy(w, resp.Body)
+	}))
+	defer keys.Close()
+	env := stacktest.StackEnv(i, o)
+	env["TOKEN_VALIDATION"], env["OKTA_AUDIENCE"], env["OKTA_JWKS_URL"] = "jwt", "api://default", keys.URL
+	gw := stacktest.StartGateway(t, env)
+	stacktest.Eventually(t, 10*time.Second, "start-up JWKS fetch", func() bool { return fetches.Load() >= 1 })
+
+	down.Store(true)
+	known, _ := i.IssueJWT(stacktest.DemoClient, []string{"read_sayhello"}, time.Hour)
+	if r := stacktest.Get(t, gw.Traffic+"/sayhello", known); r.Status != 200 {
+		t.Fatalf("known key while the JWKS endpoint is down: %d %s", r.Status, r.Body)
+	}
+	unknown := foreignKeyToken(t, i.Claims(stacktest.DemoClient, []string{"read_sayhello"}, time.Hour), "next-key")
+	r := stacktest.Get(t, gw.Traffic+"/sayhello", unknown)
+	if r.Status != 503 || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("unknown kid while the JWKS endpoint is down: %d Retry-After %q, want 503 with Retry-After (%s)",
+			r.Status, r.Header.Get("Retry-After"), r.Body)
+	}
+	if n := i.IntrospectCalls(); n != 0 {
+		t.Errorf("%d introspections, want 0", n)
+	}
+}
