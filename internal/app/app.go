@@ -197,6 +197,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telem
 		DecisionCacheTTL:  cfg.DecisionCacheTTL,
 		DecisionCacheSize: cfg.CacheSize,
 	}
+	toks.gatewayDeps(cfg, &deps)
 	if err := modeDeps(cfg, &deps); err != nil {
 		return nil, nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/breaker"
 	"github.com/authgate/authgate/internal/config"
+	"github.com/authgate/authgate/internal/gateway"
 	"github.com/authgate/authgate/internal/jwtauth"
 	"github.com/authgate/authgate/internal/requestid"
 )
@@ -34,6 +35,17 @@ type tokens struct {
 func (t *tokens) run(ctx context.Context) {
 	if t.keys != nil {
 		go t.keys.Run(ctx)
+	}
+}
+
+// gatewayDeps gives the gateway the introspection of INTROSPECT_PATHS.
+func (t *tokens) gatewayDeps(cfg *config.Config, d *gateway.Deps) {
+	if t.introspect == nil {
+		return
+	}
+	d.Introspect = t.introspect
+	for _, p := range cfg.IntrospectPathRules() {
+		d.IntrospectPaths = append(d.IntrospectPaths, gateway.PublicPath{Method: p.Method, Path: p.Path, Prefix: p.Prefix})
 	}
 }
 

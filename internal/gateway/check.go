@@ -94,11 +94,17 @@ func (g *Gateway) authorize(c echo.Context, rec *record, f *facts) (*authn.Token
 	}
 	start := time.Now()
 	tok, lookup, err := g.deps.Tokens.Lookup(req.Context(), raw)
+	if err == nil && g.deps.Introspect != nil && tok.Validation == authn.ValidationJWT &&
+		isPublic(g.deps.IntrospectPaths, f.method, f.path) {
+		// Verified locally first, so that a forged JWT never spends the
+		// introspection budget; then asked about, for revocation.
+		tok, lookup, err = g.deps.Introspect.Lookup(req.Context(), raw)
+	}
 	rec.introspect, rec.lookup, rec.looked = time.Since(start), lookup, true
 	if err != nil {
 		return nil, decision{}, err
 	}
-	rec.subject, rec.clientID = tok.Subject, tok.ClientID
+	rec.subject, rec.clientID, rec.validation = tok.Subject, tok.ClientID, tok.Validation
 
 	d, cached := decision{}, false
 	if g.decisions != nil {

@@ -37,7 +37,13 @@ type Deps struct {
 	// (otelhttp): the request's span is then named after its route.
 	Tracing bool
 
-	Tokens     TokenVerifier
+	Tokens TokenVerifier
+	// Introspect, when set, introspects (TOKEN_VALIDATION=hybrid): a token
+	// that Tokens validated as a JWT is introspected anew by it on
+	// IntrospectPaths, where a revoked token must stop working within
+	// CACHE_TTL.
+	Introspect      TokenVerifier
+	IntrospectPaths []PublicPath
 	OPA        Querier
 	OPABreaker *breaker.Breaker
 	IdPBreaker *breaker.Breaker

@@ -96,6 +96,8 @@ func appendInput(b []byte, f *facts, t *authn.Token, rawToken string, sendToken 
 	}
 	b = append(b, `],"subject":`...)
 	b = appendString(b, t.Subject)
+	b = append(b, `,"validation":`...)
+	b = appendString(b, t.Validation)
 	if sendToken {
 		b = append(b, `,"jwt":{"tokenValue":`...)
 		b = appendString(b, rawToken)

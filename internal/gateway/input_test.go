@@ -27,7 +27,9 @@ type opaInput struct {
 	Scheme  string              `json:"scheme"`
 	Remote  string              `json:"remote_addr"`
 	Mode    string              `json:"mode"`
-	JWT     *struct {
+	// Validation is how the token was validated: "jwt" or "introspection".
+	Validation string `json:"validation"`
+	JWT        *struct {
 		TokenValue string `json:"tokenValue"`
 	} `json:"jwt"`
 }
@@ -44,7 +46,7 @@ func decodeInput(t *testing.T, doc []byte, withJWT bool) opaInput {
 		t.Fatalf("input is not {\"input\":{...}}: %v: %s", err, doc)
 	}
 	members := slices.Sorted(maps.Keys(outer["input"]))
-	want := []string{"api", "headers", "host", "method", "mode", "path", "query", "remote_addr", "scheme", "scopes", "subject", "token"}
+	want := []string{"api", "headers", "host", "method", "mode", "path", "query", "remote_addr", "scheme", "scopes", "subject", "token", "validation"}
 	if withJWT {
 		want = append(want, "jwt")
 		slices.Sort(want)
@@ -68,6 +70,8 @@ func testToken() *authn.Token {
 		Scope:    "read_sayhello openid",
 		Scopes:   []string{"read_sayhello", "openid"},
 		Claims:   json.RawMessage(`{"active":true,"sub":"alice","client_id":"demo","scope":"read_sayhello openid","exp":1790000000,"x":{"y":[1,"</script>"]}}`),
+
+		Validation: authn.ValidationIntrospection,
 	}
 }
 
@@ -101,6 +105,9 @@ func TestAppendInputFields(t *testing.T) {
 		}
 		if !slices.Equal(in.Scopes, []string{"read_sayhello", "openid"}) || in.Subject != "alice" {
 			t.Errorf("scopes, subject = %q, %q", in.Scopes, in.Subject)
+		}
+		if in.Validation != "introspection" {
+			t.Errorf("validation = %q, want introspection", in.Validation)
 		}
 		for _, secret := range []string{"cHJveHk6c2VjcmV0", "s3cr3t", "authorization", "cookie"} {
 			if bytes.Contains(bytes.ToLower(doc), []byte(strings.ToLower(secret))) {

@@ -86,7 +86,7 @@ func newObserved(t *testing.T, mod func(*Deps)) *observed {
 	t.Helper()
 	o := &observed{logs: &bytes.Buffer{}, metrics: &fakeMetrics{}}
 	tok := &authn.Token{Subject: "alice", ClientID: "demo", Scope: "read_sayhello", Scopes: []string{"read_sayhello"},
-		Claims: json.RawMessage(`{"active":true,"scope":"read_sayhello","client_id":"demo","sub":"alice"}`)}
+		Claims: json.RawMessage(`{"active":true,"scope":"read_sayhello","client_id":"demo","sub":"alice"}`), Validation: authn.ValidationIntrospection}
 	d := Deps{
 		Tokens: &fakeTokens{LookupFn: func(ctx context.Context, token string) (*authn.Token, authn.Lookup, error) {
 			id, _ := requestid.FromContext(ctx)
@@ -221,7 +221,8 @@ func TestAccessLog(t *testing.T) {
 	}
 	want := []map[string]any{
 		{"msg": "request", "level": "INFO", "method": "GET", "route": "/sayhello", "status": 200.0, "outcome": "allow",
-			"subject": "alice", "client_id": "demo", "cache": "hit", "decision_id": "dec-1", "remote_addr": "192.0.2.7:40000"},
+			"subject": "alice", "client_id": "demo", "cache": "hit", "decision_id": "dec-1", "remote_addr": "192.0.2.7:40000",
+			"validation": "introspection"},
 		{"route": "/saysecret", "status": 403.0, "outcome": "deny", "decision_id": "dec-1"},
 		{"route": "/sayhello", "status": 401.0, "outcome": "no_token", "reason": "no bearer token"},
 		{"route": "/sayhello", "status": 401.0, "outcome": "invalid_token", "cache": "miss"},

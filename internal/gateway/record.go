@@ -17,6 +17,7 @@ type record struct {
 	reason     string // e.g. "token inactive", "policy denied", "opa unavailable: breaker open"
 	subject    string
 	clientID   string
+	validation string // how the token was validated: jwt or introspection
 	lookup     authn.Lookup
 	looked     bool          // lookup is meaningful
 	introspect time.Duration // time spent in the token lookup
@@ -26,7 +27,7 @@ type record struct {
 	grant      grant // an allowed request's token and decision, for the proxy handler
 	granted    bool  // grant is set
 
-	attrs [16]slog.Attr // the access log's attributes, reused with the record
+	attrs [18]slog.Attr // the access log's attributes, reused with the record
 }
 
 const recordKey = "authgate.record"

@@ -213,4 +213,97 @@ func TestJWKSDown(t *testing.T) {
 	if n := i.IntrospectCalls(); n != 0 {
 		t.Errorf("%d introspections, want 0", n)
 	}
+	m := stacktest.Get(t, gw.Admin+"/metrics", "").Body
+	for _, want := range []string{
+		`authgate_jwt_validations_total{result="valid"} 1`,
+		`authgate_jwt_validations_total{result="unknown_key"} 1`,
+		`authgate_jwks_fetches_total{result="ok"} 1`,
+		`authgate_jwks_fetches_total{result="error"} 1`,
+	} {
+		if !strings.Contains(m, want+"\n") {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// lastAccess is the access-log line of the last request answered.
+func lastAccess(t *testing.T, gw *stacktest.Gateway) map[string]any {
+	t.Helper()
+	lines := gw.Logs.Lines("request")
+	if len(lines) == 0 {
+		t.Fatal("no access-log line")
+	}
+	return lines[len(lines)-1]
+}
+
+// TestHybridMode: a JWT of the issuer is validated locally (no
+// introspection), an opaque token and a JWT of another issuer are
+// introspected, and INTROSPECT_PATHS introspect a JWT too, so that a
+// revoked one stops working there. The access log names the validation.
+func TestHybridMode(t *testing.T) {
+	i, gw := startJWTStack(t, "hybrid", "INTROSPECT_PATHS", "GET /sayhello")
+	calls := func() int64 { return i.IntrospectCalls() }
+
+	jwt, _ := i.IssueJWT(stacktest.DemoClient, []string{"read_sayhello", "read_saysecret"}, time.Hour)
+	// /saysecret is not an introspect path: validated locally; the demo
+	// policy then denies it, which shows the token itself was accepted.
+	if r := stacktest.Get(t, gw.Traffic+"/saysecret", jwt); r.Status != 403 {
+		t.Fatalf("JWT on /saysecret: %d %s", r.Status, r.Body)
+	}
+	if n := calls(); n != 0 {
+		t.Errorf("JWT validated locally cost %d introspections", n)
+	}
+	if v := lastAccess(t, gw)["validation"]; v != "jwt" {
+		t.Errorf("access log validation %v, want jwt", v)
+	}
+
+	opaque := i.Token(t, "read_sayhello")
+	if r := stacktest.Get(t, gw.Traffic+"/sayhello", opaque); r.Status != 200 {
+		t.Fatalf("opaque token: %d %s", r.Status, r.Body)
+	}
+	if n := calls(); n != 1 {
+		t.Errorf("opaque token: %d introspections, want 1", n)
+	}
+	if v := lastAccess(t, gw)["validation"]; v != "introspection" {
+		t.Errorf("access log validation %v, want introspection", v)
+	}
+
+	// A JWT of another issuer (Okta's org server) is opaque to authgate.
+	claims := i.Claims(stacktest.DemoClient, []string{"read_sayhello"}, time.Hour)
+	claims["iss"] = strings.TrimSuffix(i.Issuer, "/oauth2/default")
+	orgToken, _ := i.SignClaims(claims)
+	if r := stacktest.Get(t, gw.Traffic+"/sayhello", orgToken); r.Status != 401 {
+		t.Fatalf("org-server JWT unknown to the introspection endpoint: %d %s", r.Status, r.Body)
+	}
+	if n := calls(); n != 2 {
+		t.Errorf("org-server JWT: %d introspections in all, want 2", n)
+	}
+
+	// A forged JWT of the issuer is refused without spending the budget.
+	forged := foreignKeyToken(t, i.Claims(stacktest.DemoClient, []string{"read_sayhello"}, time.Hour), i.KID())
+	if r := stacktest.Get(t, gw.Traffic+"/sayhello", forged); r.Status != 401 {
+		t.Fatalf("forged JWT: %d %s", r.Status, r.Body)
+	}
+	if n := calls(); n != 2 {
+		t.Errorf("forged JWT cost an introspection (%d in all, want 2)", n)
+	}
+
+	// INTROSPECT_PATHS: the valid JWT is introspected on /sayhello ...
+	if r := stacktest.Get(t, gw.Traffic+"/sayhello", jwt); r.Status != 200 {
+		t.Fatalf("JWT on an introspect path: %d %s", r.Status, r.Body)
+	}
+	if n := calls(); n != 3 {
+		t.Errorf("JWT on an introspect path: %d introspections in all, want 3", n)
+	}
+	// ... and a revoked one is refused there, while it still passes
+	// elsewhere on its signature alone.
+	revoked, _ := i.IssueJWT(stacktest.DemoClient, []string{"read_sayhello", "read_saysecret"}, time.Hour)
+	i.Revoke(revoked)
+	if r := stacktest.Get(t, gw.Traffic+"/sayhello", revoked); r.Status != 401 {
+		t.Fatalf("revoked JWT on an introspect path: %d %s", r.Status, r.Body)
+	}
+	if r := stacktest.Get(t, gw.Traffic+"/saysecret", revoked); r.Status != 403 {
+		t.Fatalf("revoked JWT elsewhere: %d %s", r.Status, r.Body)
+	}
+	gw.AssertNoLeaks(t, jwt, opaque, revoked, stacktest.GatewaySecret)
 }
