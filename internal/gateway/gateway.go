@@ -44,9 +44,9 @@ type Deps struct {
 	// CACHE_TTL.
 	Introspect      TokenVerifier
 	IntrospectPaths []PublicPath
-	OPA        Querier
-	OPABreaker *breaker.Breaker
-	IdPBreaker *breaker.Breaker
+	OPA             Querier
+	OPABreaker      *breaker.Breaker
+	IdPBreaker      *breaker.Breaker
 	// OPATimeout bounds one decision.
 	OPATimeout time.Duration
 	// OPAHealthURL is OPA's GET /health, asked by /readyz.
