@@ -146,19 +146,26 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telem
 	opaBreaker := breaker.New(breaker.Settings{Name: "opa", Failures: cfg.OPABreakerFailures,
 		OpenTimeout: cfg.OPABreakerOpenTimeout, IsFailure: authn.IsUpstreamFailure, OnStateChange: onChange})
 
+	privateKey, err := loadPrivateKey(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
 	introspection := func(url string) authn.Verifier {
 		client := &introspect.Client{
 			URL:          url,
 			ClientID:     cfg.OktaClientID,
 			ClientSecret: cfg.OktaClientSecret,
 			AuthMethod:   cfg.OktaAuthMethod,
+			PrivateKey:   privateKey,
+			KeyID:        cfg.OktaPrivateKeyID,
 			HTTPClient:   idpHTTP,
 
 			RequestHeader: requestid.SetHeader,
 		}
 		var v authn.Verifier = &authn.Guarded{
 			Next: &authn.Introspection{Client: client, Audience: cfg.OktaAudience,
-				OnResult: tel.metrics.Introspection, OnRateLimit: tel.metrics.RateLimit},
+				OnResult: tel.metrics.Introspection, OnRateLimit: tel.metrics.RateLimit,
+				PrivateKeyJWT: cfg.OktaAuthMethod == config.AuthPrivateKeyJWT},
 			Breaker: idpBreaker,
 		}
 		if cfg.OktaMaxRPS > 0 {

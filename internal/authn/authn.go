@@ -60,6 +60,10 @@ type Introspection struct {
 	OnRateLimit func(introspect.RateLimit)
 	// OnResult, when set, is told of each call: "active", "inactive" or "error".
 	OnResult func(result string, d time.Duration)
+	// PrivateKeyJWT says the client authenticates with a signed assertion
+	// (OKTA_AUTH_METHOD=private_key_jwt): a refusal then also wraps
+	// ErrAssertionRejected, so that the log names the key's variables.
+	PrivateKeyJWT bool
 }
 
 var _ Verifier = (*Introspection)(nil)
@@ -88,7 +92,12 @@ func (in *Introspection) Verify(ctx context.Context, token string) (*Token, erro
 		if errors.As(err, &ie) && in.OnRateLimit != nil && ie.StatusCode != 0 && ie.RateLimit.Limit >= 0 {
 			in.OnRateLimit(ie.RateLimit)
 		}
-		return nil, unavailable(err)
+		err = unavailable(err)
+		if in.PrivateKeyJWT && errors.Is(err, ErrMisconfigured) {
+			fe := err.(*fault.Error)
+			fe.Err = errors.Join(ErrAssertionRejected, fe.Err)
+		}
+		return nil, err
 	}
 	if in.OnRateLimit != nil && r.RateLimit.Limit >= 0 {
 		in.OnRateLimit(r.RateLimit)
@@ -143,6 +152,10 @@ func invalidToken(desc string) error {
 // credentials or request (401/400/403 from the server): an operator problem,
 // never the caller's.
 var ErrMisconfigured = errors.New("authorization server rejected authgate's client credentials or request")
+
+// ErrAssertionRejected marks ErrMisconfigured for a client that
+// authenticates with private_key_jwt: the server refused its assertion.
+var ErrAssertionRejected = errors.New("authorization server rejected authgate's client assertion (private_key_jwt)")
 
 func unavailable(err error) error {
 	e := &fault.Error{Kind: fault.Unavailable, Code: "temporarily_unavailable",

@@ -21,6 +21,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 )
 
 // Client is an OAuth client allowed to use the server.
@@ -30,6 +32,9 @@ type Client struct {
 	// Scopes are the scopes the client may request. A client without scopes
 	// gets tokens without scope.
 	Scopes []string
+	// Keys, when set, are the client's public keys for private_key_jwt
+	// (RFC 7523); such a client needs no secret.
+	Keys []jose.JSONWebKey
 }
 
 // Config configures a Server. The zero values of Audience and TokenTTL select
@@ -73,6 +78,7 @@ type Server struct {
 	keysCalls       atomic.Int64
 	keys            *keyRing
 	jwt             bool
+	assertions      *seenAssertions
 
 	mu      sync.RWMutex
 	tokens  map[string]token
@@ -123,16 +129,17 @@ func New(cfg Config) (*Server, error) {
 	}
 
 	s := &Server{
-		path:     strings.TrimRight(u.Path, "/"),
-		audience: cmp.Or(cfg.Audience, "api://default"),
-		clients:  make(map[string]Client, len(cfg.Clients)),
-		ttl:      cmp.Or(cfg.TokenTTL, time.Hour),
-		latency:  cfg.Latency,
-		now:      cfg.Now,
-		tokens:   make(map[string]token),
-		sweepAt:  minSweep,
-		jwt:      cfg.JWT,
-		keys:     &keyRing{},
+		path:       strings.TrimRight(u.Path, "/"),
+		audience:   cmp.Or(cfg.Audience, "api://default"),
+		clients:    make(map[string]Client, len(cfg.Clients)),
+		ttl:        cmp.Or(cfg.TokenTTL, time.Hour),
+		latency:    cfg.Latency,
+		now:        cfg.Now,
+		tokens:     make(map[string]token),
+		sweepAt:    minSweep,
+		jwt:        cfg.JWT,
+		keys:       &keyRing{},
+		assertions: &seenAssertions{jtis: map[string]time.Time{}},
 	}
 	if s.now == nil {
 		s.now = time.Now

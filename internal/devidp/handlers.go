@@ -145,7 +145,7 @@ func (s *Server) handleRevoke() http.HandlerFunc {
 
 // handleDiscovery serves the authorization server metadata (RFC 8414).
 func (s *Server) handleDiscovery() http.HandlerFunc {
-	authMethods := []string{"client_secret_basic", "client_secret_post"}
+	authMethods := []string{"client_secret_basic", "client_secret_post", "private_key_jwt"}
 	var scopes []string
 	for _, c := range s.clients {
 		scopes = append(scopes, c.Scopes...)
@@ -224,7 +224,10 @@ func (s *Server) authenticate(r *http.Request, form url.Values) (Client, *oauthE
 	var id, secret string
 	switch {
 	case form.Has("client_assertion") || form.Has("client_assertion_type"):
-		return Client{}, invalidClient("only client_secret_basic and client_secret_post are supported")
+		if inForm || r.Header.Get("Authorization") != "" {
+			return Client{}, invalidRequest("client credentials sent both as an assertion and otherwise")
+		}
+		return s.authenticateAssertion(r, form)
 	case r.Header.Get("Authorization") != "":
 		if inForm {
 			return Client{}, invalidRequest("client credentials sent both in the Authorization header and in the body")
@@ -247,7 +250,7 @@ func (s *Server) authenticate(r *http.Request, form url.Values) (Client, *oauthE
 		return Client{}, invalidClient("client authentication required")
 	}
 	c, ok := s.clients[id]
-	if !ok || subtle.ConstantTimeCompare([]byte(secret), []byte(c.Secret)) != 1 {
+	if !ok || c.Secret == "" || subtle.ConstantTimeCompare([]byte(secret), []byte(c.Secret)) != 1 {
 		return Client{}, invalidClient("client authentication failed")
 	}
 	return c, nil

@@ -307,3 +307,33 @@ func TestHybridMode(t *testing.T) {
 	}
 	gw.AssertNoLeaks(t, jwt, opaque, revoked, stacktest.GatewaySecret)
 }
+
+// TestPrivateKeyJWT: authgate introspects with an RFC 7523 client
+// assertion instead of a secret; a key the server does not know is 503
+// with an ERROR naming the variables.
+func TestPrivateKeyJWT(t *testing.T) {
+	o := stacktest.StartOPA(t)
+	i := stacktest.StartIDP(t, 0)
+	env := stacktest.StackEnv(i, o)
+	delete(env, "OKTA_CLIENT_SECRET")
+	env["OKTA_AUTH_METHOD"] = "private_key_jwt"
+	env["OKTA_PRIVATE_KEY_FILE"] = i.GatewayKeyFile
+	env["OKTA_PRIVATE_KEY_ID"] = stacktest.GatewayKeyID
+	gw := stacktest.StartGateway(t, env)
+	tok := i.Token(t, "read_sayhello")
+	if r := stacktest.Get(t, gw.Traffic+"/sayhello", tok); r.Status != 200 {
+		t.Fatalf("private_key_jwt introspection: %d %s", r.Status, r.Body)
+	}
+
+	_, wrongKey := stacktest.WriteECKey(t)
+	env["OKTA_PRIVATE_KEY_FILE"] = wrongKey
+	wrong := stacktest.StartGateway(t, env)
+	if r := stacktest.Get(t, wrong.Traffic+"/sayhello", tok); r.Status != 503 {
+		t.Fatalf("unregistered key: %d %s, want 503", r.Status, r.Body)
+	}
+	const msg = "authorization server rejected authgate's client assertion: check OKTA_CLIENT_ID, OKTA_PRIVATE_KEY_FILE and OKTA_PRIVATE_KEY_ID (the key registered for the client), OKTA_AUTH_METHOD and OKTA_INTROSPECT_URL"
+	if lines := wrong.Logs.Lines(msg); len(lines) == 0 || lines[0]["level"] != "ERROR" {
+		t.Errorf("no ERROR %q:\n%s", msg, wrong.Logs.String())
+	}
+	wrong.AssertNoLeaks(t, tok)
+}
