@@ -49,8 +49,10 @@ func (s *Server) handleToken() http.HandlerFunc {
 			writeError(w, &oauthError{status: http.StatusBadRequest, Code: "invalid_scope", Description: err.Error()})
 			return
 		}
+		// token_format=jwt is a devidp extension: a JWT for this request
+		// even when the server issues opaque tokens by default.
 		var access string
-		if !s.jwt {
+		if !s.jwt && form.Get("token_format") != "jwt" {
 			access = s.mint(c.ID, scopes, s.ttl)
 		} else if access, err = s.mintJWT(c.ID, scopes, s.ttl); err != nil {
 			writeError(w, &oauthError{status: http.StatusInternalServerError, Code: "server_error", Description: "cannot sign the token"})

@@ -137,3 +137,18 @@ func TestDiscoveryNamesKeys(t *testing.T) {
 		t.Errorf("jwks_uri %v", got)
 	}
 }
+
+// TestTokenFormatJWT: token_format=jwt asks an opaque-by-default server
+// for a JWT.
+func TestTokenFormatJWT(t *testing.T) {
+	s, _ := newTestServer(t, nil)
+	h := s.Handler()
+	for format, dots := range map[string]int{"": 0, "jwt": 2} {
+		rec := post(h, "/oauth2/default/v1/token", basic("demo", "demo-secret"),
+			url.Values{"grant_type": {"client_credentials"}, "token_format": {format}})
+		raw, _ := decode(t, rec)["access_token"].(string)
+		if raw == "" || strings.Count(raw, ".") != dots {
+			t.Errorf("token_format=%q gave %q", format, raw)
+		}
+	}
+}
