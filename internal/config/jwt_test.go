@@ -1,7 +1,9 @@
 package config_test
 
 import (
+	"os"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,5 +128,25 @@ func TestLoadTokenValidation(t *testing.T) {
 				t.Errorf("Load:\n got %+v\nwant %+v", *c, want)
 			}
 		})
+	}
+}
+
+// TestEnvExampleListsEveryVariable: each variable Config reads has a line
+// in .env.example.
+func TestEnvExampleListsEveryVariable(t *testing.T) {
+	b, err := os.ReadFile("../../.env.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if name, _, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
+			listed[name] = true
+		}
+	}
+	for _, f := range reflect.VisibleFields(reflect.TypeOf(config.Config{})) {
+		if name := f.Tag.Get("env"); name != "" && !listed[name] {
+			t.Errorf(".env.example lacks %s", name)
+		}
 	}
 }
