@@ -83,7 +83,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		go func() { errc <- servers[i].Serve(ln) }()
 	}
 	log.Info("authgate listening", "traffic", trafficLn.Addr().String(), "admin", adminLn.Addr().String(),
-		"introspect_url", cfg.IntrospectURL(), "opa_authz_url", cfg.OPAAuthzURL, "upstream_url", cfg.UpstreamURL)
+		"token_validation", cfg.TokenValidation, "introspect_url", cfg.IntrospectURL(), "opa_authz_url", cfg.OPAAuthzURL, "upstream_url", cfg.UpstreamURL)
 
 	select {
 	case err := <-errc:
