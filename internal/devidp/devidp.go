@@ -3,8 +3,9 @@
 // the client credentials grant, token introspection (RFC 7662), revocation
 // (RFC 7009), discovery (RFC 8414), and Okta's rate-limit headers.
 //
-// Tokens are opaque random strings held in memory; nothing survives a
-// restart. It lets the whole stack run and be tested without an Okta tenant.
+// Tokens are opaque random strings, or Okta-shaped JWT access tokens
+// (jwt.go), held in memory; nothing survives a restart, not even the
+// signing key. It lets the whole stack run and be tested without an Okta tenant.
 // It must never be exposed to untrusted networks or used in production.
 package devidp
 
@@ -20,6 +21,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 )
 
 // Client is an OAuth client allowed to use the server.
@@ -29,6 +32,9 @@ type Client struct {
 	// Scopes are the scopes the client may request. A client without scopes
 	// gets tokens without scope.
 	Scopes []string
+	// Keys, when set, are the client's public keys for private_key_jwt
+	// (RFC 7523); such a client needs no secret.
+	Keys []jose.JSONWebKey
 }
 
 // Config configures a Server. The zero values of Audience and TokenTTL select
@@ -52,6 +58,9 @@ type Config struct {
 	RateLimit int
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// JWT makes the token endpoint issue JWT access tokens (signed with
+	// the key served at /v1/keys) instead of opaque strings.
+	JWT bool
 }
 
 // Server is an in-memory authorization server. It is safe for concurrent use.
@@ -66,6 +75,10 @@ type Server struct {
 	limiter  *rateLimiter // nil when unlimited
 
 	introspectCalls atomic.Int64
+	keysCalls       atomic.Int64
+	keys            *keyRing
+	jwt             bool
+	assertions      *seenAssertions
 
 	mu      sync.RWMutex
 	tokens  map[string]token
@@ -116,14 +129,17 @@ func New(cfg Config) (*Server, error) {
 	}
 
 	s := &Server{
-		path:     strings.TrimRight(u.Path, "/"),
-		audience: cmp.Or(cfg.Audience, "api://default"),
-		clients:  make(map[string]Client, len(cfg.Clients)),
-		ttl:      cmp.Or(cfg.TokenTTL, time.Hour),
-		latency:  cfg.Latency,
-		now:      cfg.Now,
-		tokens:   make(map[string]token),
-		sweepAt:  minSweep,
+		path:       strings.TrimRight(u.Path, "/"),
+		audience:   cmp.Or(cfg.Audience, "api://default"),
+		clients:    make(map[string]Client, len(cfg.Clients)),
+		ttl:        cmp.Or(cfg.TokenTTL, time.Hour),
+		latency:    cfg.Latency,
+		now:        cfg.Now,
+		tokens:     make(map[string]token),
+		sweepAt:    minSweep,
+		jwt:        cfg.JWT,
+		keys:       &keyRing{},
+		assertions: &seenAssertions{jtis: map[string]time.Time{}},
 	}
 	if s.now == nil {
 		s.now = time.Now
