@@ -79,6 +79,22 @@ func TestVerify(t *testing.T) {
 		{name: "typ wrong", typ: "at+jwt", token: rsaKey.sign(t, claims, map[jose.HeaderKey]any{jose.HeaderType: "JWT"}), wantDesc: "token type not accepted"},
 		{name: "sub not a string", token: rsaKey.sign(t, with(claims, "sub", 42), nil), wantDesc: "token sub is not a string"},
 		{name: "scp not strings", token: rsaKey.sign(t, with(claims, "scp", []any{"a", 1}), nil), wantDesc: "token scopes are not strings"},
+		{name: "scp with a null", token: rsaKey.sign(t, with(claims, "scp", []any{"a", nil}), nil), wantDesc: "token scopes are not strings"},
+		{name: "scp an object", token: rsaKey.sign(t, with(claims, "scp", map[string]any{"a": true}), nil), wantDesc: "token scopes are not strings"},
+		{name: "sub null", token: rsaKey.sign(t, with(claims, "sub", json.RawMessage("null")), nil), wantDesc: "token sub is not a string"},
+		{name: "sub an array", token: rsaKey.sign(t, with(claims, "sub", []string{"admin"}), nil), wantDesc: "token sub is not a string"},
+		{name: "cid a number", token: rsaKey.sign(t, with(claims, "cid", 7), nil), wantDesc: "token client id is not a string"},
+		// The rules of an introspected token's identity (authn.NewToken):
+		// what goes into headers and logs holds no control character.
+		{name: "CR LF in sub", token: rsaKey.sign(t, with(claims, "sub", "alice\r\nX-Auth-Scopes: admin"), nil), wantDesc: "token sub has a control character"},
+		{name: "C1 control in sub", token: rsaKey.sign(t, with(claims, "sub", "a\u0085b"), nil), wantDesc: "token sub has a control character"},
+		{name: "LF in cid", token: rsaKey.sign(t, with(claims, "cid", "app\nx"), nil), wantDesc: "token client_id has a control character"},
+		{name: "NUL in client_id", token: rsaKey.sign(t, with(claims, "cid", nil, "client_id", "app\x00"), nil), wantDesc: "token client_id has a control character"},
+		{name: "tab in an scp element", token: rsaKey.sign(t, with(claims, "scp", []string{"read\tadmin"}), nil), wantDesc: "token scope has a control character"},
+		{name: "DEL in an scp element", token: rsaKey.sign(t, with(claims, "scp", []string{"read", "admin\x7f"}), nil), wantDesc: "token scope has a control character"},
+		{name: "tab in the scope string", token: rsaKey.sign(t, with(claims, "scp", nil, "scope", "read\tadmin"), nil), wantDesc: "token scope has a control character"},
+		{name: "space in an scp element", token: rsaKey.sign(t, with(claims, "scp", []string{"read admin"}), nil), wantDesc: "token scope is not a list of scope tokens"},
+		{name: "empty scp element", token: rsaKey.sign(t, with(claims, "scp", []string{"read", ""}), nil), wantDesc: "token scope is not a list of scope tokens"},
 		{name: "unknown kid", token: newRSAKey(t, "k9").sign(t, claims, nil), wantDesc: "token signed by an unknown key"},
 		{name: "opaque token", token: "2YotnFZFEjr1zCsicMWpAA", wantDesc: "token is not a JWT signed with an accepted algorithm"},
 		{name: "JSON serialisation", token: jsonSerialised(t, rsaKey, claims), wantDesc: "token is not a JWT signed with an accepted algorithm"},
@@ -159,6 +175,13 @@ func TestVerifyToken(t *testing.T) {
 			name:   "RFC 9068",
 			claims: with(okta(now), "scp", nil, "cid", nil, "scope", " read  write ", "client_id", "app"),
 			want:   authn.Token{Subject: "alice@example.com", ClientID: "app", Scope: "read write", Scopes: []string{"read", "write"}, Validation: "jwt"},
+		},
+		{
+			// RFC 6749 3.3: the scope string splits on ASCII space only.
+			name:   "no-break space inside a scope",
+			claims: with(okta(now), "scp", nil, "scope", "read\u00a0admin openid"),
+			want: authn.Token{Subject: "alice@example.com", ClientID: "0oa-app", Scope: "read\u00a0admin openid",
+				Scopes: []string{"read\u00a0admin", "openid"}, Validation: "jwt"},
 		},
 		{
 			name:   "client credentials: subject is the client",
