@@ -253,6 +253,6 @@ func opaInput(ctx context.Context, token string) ([]byte, error) {
 	return json.Marshal(map[string]any{"input": map[string]any{
 		"method": "GET", "path": "/sayhello", "api": "/sayhello", "query": map[string]any{},
 		"headers": map[string]string{"user-agent": "hey/0.0.1", "content-type": "text/html", "accept-encoding": "gzip"},
-		"token":   claims, "scopes": strings.Fields(scope), "subject": claims["sub"],
+		"token":   claims, "scopes": strings.Fields(scope), "subject": claims["sub"], "validation": "introspection",
 	}})
 }
