@@ -7,7 +7,7 @@ GO    ?= go
 BIN   := $(CURDIR)/bin
 TOOLS := $(GO) build -C internal/tools -o
 
-.PHONY: all build run test test-deps test-go test-rego fuzz bench load soak lint clean
+.PHONY: all build run test test-deps test-go test-rego fuzz bench load soak lint clean policy-push
 
 all: build
 
@@ -60,6 +60,12 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzVerifyPath$$' -fuzztime=$(FUZZTIME) ./internal/gateway/
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./pkg/introspect/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseResult$$' -fuzztime=$(FUZZTIME) ./pkg/opa/
+	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./internal/jwtauth/
+
+## policy-push: deploy opa-policies/ (tests excluded) to a running OPA with PUT /v1/policies/{id}.
+OPA_URL ?= http://127.0.0.1:8181
+policy-push:
+	OPA_URL=$(OPA_URL) $(GO) run ./test/policypush -dir opa-policies
 
 ## load: the hey load scenarios and baselines (test/load); starts the local stack when it is not running.
 load: build $(BIN)/opa $(BIN)/hey

@@ -42,6 +42,7 @@ type options struct {
 	tokenTTL   time.Duration
 	latency    time.Duration
 	rateLimit  int
+	jwt        bool
 }
 
 // parseOptions parses args. A flag that is not given takes the value of its
@@ -57,6 +58,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.DurationVar(&o.tokenTTL, "token-ttl", time.Hour, "lifetime of issued tokens")
 	fs.DurationVar(&o.latency, "latency", 0, "artificial delay of every introspection answer")
 	fs.IntVar(&o.rateLimit, "rate-limit", 0, "requests per minute over /v1/*, reported in X-Rate-Limit-* headers; 0 is unlimited")
+	fs.BoolVar(&o.jwt, "jwt", false, "issue JWT access tokens (keys at {issuer}/v1/keys) instead of opaque ones")
 	envName := func(f *flag.Flag) string {
 		return "DEVIDP_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 	}
@@ -118,6 +120,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, _, stde
 		TokenTTL:  o.tokenTTL,
 		Latency:   o.latency,
 		RateLimit: o.rateLimit,
+		JWT:       o.jwt,
 	})
 	if err != nil {
 		return err

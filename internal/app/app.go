@@ -97,7 +97,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	if err != nil {
 		return err
 	}
-	gw, closeIdle, err := build(cfg, log, tel)
+	gw, closeIdle, err := build(ctx, cfg, log, tel)
 	if err != nil {
 		return err
 	}
@@ -114,7 +114,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	}
 	addrs := Addrs{Traffic: trafficLn.Addr().String(), Admin: adminLn.Addr().String(), Metrics: metricsLn.Addr().String()}
 	log.Info("authgate listening", "traffic", addrs.Traffic, "admin", addrs.Admin, "metrics", addrs.Metrics,
-		"introspect_url", cfg.IntrospectURL(), "opa_authz_url", cfg.OPAAuthzURL, "upstream_url", cfg.UpstreamURL)
+		"token_validation", cfg.TokenValidation, "introspect_url", cfg.IntrospectURL(), "opa_authz_url", cfg.OPAAuthzURL, "upstream_url", cfg.UpstreamURL)
 	if opt.onListening != nil {
 		opt.onListening(addrs)
 	}
@@ -158,9 +158,10 @@ func newServer(h http.Handler, log *slog.Logger, cfg *config.Config) *http.Serve
 	}
 }
 
-// build makes the clients, breakers and cache from cfg.
+// build makes the clients, breakers and cache from cfg; the key refresh
+// (jwt and hybrid modes) runs until ctx ends.
 // closeIdle closes the upstream connections left idle.
-func build(cfg *config.Config, log *slog.Logger, tel *telemetry) (gw *gateway.Gateway, closeIdle func(), err error) {
+func build(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemetry) (gw *gateway.Gateway, closeIdle func(), err error) {
 	warnPlainHTTP(cfg, log)
 	idpT, err := idpTransport(cfg)
 	if err != nil {
@@ -182,49 +183,50 @@ func build(cfg *config.Config, log *slog.Logger, tel *telemetry) (gw *gateway.Ga
 	opaBreaker := breaker.New(breaker.Settings{Name: "opa", Failures: cfg.OPABreakerFailures,
 		OpenTimeout: cfg.OPABreakerOpenTimeout, IsFailure: authn.IsUpstreamFailure, OnStateChange: onChange})
 
-	client := &introspect.Client{
-		URL:          cfg.IntrospectURL(),
-		ClientID:     cfg.OktaClientID,
-		ClientSecret: cfg.OktaClientSecret,
-		AuthMethod:   cfg.OktaAuthMethod,
-		HTTPClient:   idpHTTP,
-
-		RequestHeader: requestid.SetHeader,
-	}
-	var verifier authn.Verifier = &authn.Guarded{
-		// RESOURCE_URI binds tokens to this resource (RFC 8707): their aud
-		// must name it, or OKTA_AUDIENCE when that is set instead.
-		Next: &authn.Introspection{Client: client, Audience: cfg.RequiredAudience(),
-			OnResult: tel.metrics.Introspection, OnRateLimit: tel.metrics.RateLimit, Log: log},
-		Breaker: idpBreaker,
-	}
-	if cfg.OktaMaxRPS > 0 {
-		// Under the cache (cached tokens never spend the budget), above the
-		// breaker (our own refusals are not upstream failures).
-		rl := authn.NewRateLimited(verifier, cfg.OktaMaxRPS, nil)
-		rl.OnRefuse = tel.metrics.GlobalBudgetRejected
-		verifier = rl
-	}
-	if cfg.OktaMaxRPSPerClient > 0 {
-		// Above the global budget: a client past its own limit spends none
-		// of everyone's.
-		cl := authn.NewClientLimited(verifier, cfg.OktaMaxRPSPerClient, perClientLimiters, nil)
-		cl.OnRefuse = tel.metrics.ClientBudgetRejected
-		verifier = cl
-	}
-	stale := &staleLog{log: log, interval: 10 * time.Second}
-	cache, err := authn.NewCache(verifier, authn.CacheSettings{
-		Size:         cfg.CacheSize,
-		TTL:          cfg.CacheTTL,
-		NegativeTTL:  cfg.CacheNegativeTTL,
-		Timeout:      cfg.OktaTimeout,
-		StaleIfError: cfg.CacheStaleIfError,
-		OnStale:      stale.served,
-		OnEvict:      tel.metrics.CacheEvicted,
-	})
+	privateKey, err := loadPrivateKey(cfg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("CACHE_SIZE: %w", err)
+		return nil, nil, err
 	}
+	introspection := func(url string) authn.Verifier {
+		client := &introspect.Client{
+			URL:          url,
+			ClientID:     cfg.OktaClientID,
+			ClientSecret: cfg.OktaClientSecret,
+			AuthMethod:   cfg.OktaAuthMethod,
+			PrivateKey:   privateKey,
+			KeyID:        cfg.OktaPrivateKeyID,
+			HTTPClient:   idpHTTP,
+
+			RequestHeader: requestid.SetHeader,
+		}
+		var v authn.Verifier = &authn.Guarded{
+			Next: &authn.Introspection{Client: client, Audience: requiredAudience(cfg),
+				OnResult: tel.metrics.Introspection, OnRateLimit: tel.metrics.RateLimit, Log: log,
+				PrivateKeyJWT: cfg.OktaAuthMethod == config.AuthPrivateKeyJWT},
+			Breaker: idpBreaker,
+		}
+		if cfg.OktaMaxRPS > 0 {
+			// Under the cache (cached tokens never spend the budget), above the
+			// breaker (our own refusals are not upstream failures).
+			rl := authn.NewRateLimited(v, cfg.OktaMaxRPS, nil)
+			rl.OnRefuse = tel.metrics.GlobalBudgetRejected
+			v = rl
+		}
+		if cfg.OktaMaxRPSPerClient > 0 {
+			// Above the global budget: a client past its own limit spends none
+			// of everyone's.
+			cl := authn.NewClientLimited(v, cfg.OktaMaxRPSPerClient, perClientLimiters, nil)
+			cl.OnRefuse = tel.metrics.ClientBudgetRejected
+			v = cl
+		}
+		return v
+	}
+	toks, err := buildTokens(ctx, cfg, log, tel, &http.Client{Transport: tel.transport(idpT, "jwks")}, introspection)
+	if err != nil {
+		return nil, nil, err
+	}
+	cache := toks.cache
+	toks.run(ctx)
 	health, err := healthURL(cfg.OPAAuthzURL)
 	if err != nil {
 		return nil, nil, err
@@ -259,6 +261,7 @@ func build(cfg *config.Config, log *slog.Logger, tel *telemetry) (gw *gateway.Ga
 
 		LookupClient: cfg.OktaMaxRPSPerClient > 0,
 	}
+	toks.gatewayDeps(cfg, &deps)
 	if err := modeDeps(cfg, &deps); err != nil {
 		return nil, nil, err
 	}

@@ -23,10 +23,13 @@ type Token struct {
 	Subject  string // sub, else client_id
 	ClientID string
 	Scope    string   // Scopes joined by single spaces (the introspected string when it already is)
-	Scopes   []string // the introspected scope split on ASCII spaces (RFC 6749 3.3)
+	Scopes   []string // the scope split on ASCII spaces (RFC 6749 3.3), or a JWT's scp list
 	Exp      int64    // seconds since the epoch; 0 when the server gave none
-	// Claims is the introspection answer as the server sent it (compacted).
+	// Claims is the introspection answer, or the JWT's claim set, as the
+	// server sent it (compacted).
 	Claims json.RawMessage
+	// Validation is ValidationIntrospection or ValidationJWT.
+	Validation string
 	// CachedUntil is when the Cache entry holding this token ends (unix
 	// nanoseconds); set once by the Cache before the token is shared, 0 for
 	// a token that was not cached. What is derived from the token (a cached
@@ -64,6 +67,11 @@ type Introspection struct {
 	// server's, may echo the token, and so never reaches an error or a
 	// line above debug.
 	Log *slog.Logger
+	// PrivateKeyJWT says the client authenticates with a signed assertion
+	// (OKTA_AUTH_METHOD=private_key_jwt): a refusal of authgate's
+	// credentials then also wraps ErrAssertionRejected, so that the log
+	// names the key's variables.
+	PrivateKeyJWT bool
 }
 
 var _ Verifier = (*Introspection)(nil)
@@ -105,7 +113,11 @@ func (in *Introspection) Verify(ctx context.Context, token string) (*Token, erro
 			return nil, &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token",
 				Description: "token rejected by the authorization server", Err: ie}
 		}
-		return nil, unavailable(err)
+		fe := unavailable(err)
+		if in.PrivateKeyJWT && errors.Is(fe, ErrMisconfigured) {
+			fe.Err = errors.Join(ErrAssertionRejected, fe.Err)
+		}
+		return nil, fe
 	}
 	if in.OnRateLimit != nil && r.RateLimit.Limit >= 0 {
 		in.OnRateLimit(r.RateLimit)
@@ -121,42 +133,74 @@ func (in *Introspection) Verify(ctx context.Context, token string) (*Token, erro
 	case in.Audience != "" && !slices.Contains(r.Aud, in.Audience):
 		return nil, invalidToken("token audience not accepted")
 	}
-	// Identity goes into headers and logs: what authgate cannot pass on
-	// exactly is refused, never guessed at or cleaned up.
+	// A member of the wrong type is not guessed at (no fallback from a
+	// numeric sub to client_id): the token is refused.
 	for _, name := range r.WrongType {
 		switch name {
 		case "sub", "client_id", "scope":
 			return nil, invalidToken("token " + name + " is not a string")
 		}
 	}
-	for _, m := range [...]struct{ name, val string }{{"sub", r.Sub}, {"client_id", r.ClientID}, {"scope", r.Scope}} {
-		if hasControl(m.val) {
-			return nil, invalidToken("token " + m.name + " has a control character")
+	return NewToken(r.Sub, r.ClientID, r.Scope, SplitScope(r.Scope), r.Exp, r.Raw, ValidationIntrospection)
+}
+
+// How a Token was validated, as the OPA input's validation member names it.
+const (
+	ValidationIntrospection = "introspection" // the authorization server said it is active
+	ValidationJWT           = "jwt"           // its signature and claims were checked locally
+)
+
+// NewToken builds the Token every validation gives, so that one policy
+// serves them all: the subject is sub, else the client id (sub absent, null
+// or "": a client credentials token); scope is the scopes as the server
+// wrote them (kept when already normalised, which spares a copy), scopes
+// their list; claims the server's JSON as sent. The caller has read sub,
+// client id and scope as strings, and refused the token when they were of
+// another type.
+//
+// Identity goes into headers and logs: what authgate cannot pass on exactly
+// is refused, never guessed at or cleaned up. The error is Unauthenticated
+// invalid_token when sub, the client id or a scope holds a control
+// character, or a scope is empty or holds a space (it would not survive
+// being joined into Scope and split again).
+func NewToken(sub, clientID, scope string, scopes []string, exp int64, claims json.RawMessage, validation string) (*Token, error) {
+	switch {
+	case hasControl(sub):
+		return nil, invalidToken("token sub has a control character")
+	case hasControl(clientID):
+		return nil, invalidToken("token client_id has a control character")
+	case hasControl(scope):
+		return nil, invalidToken("token scope has a control character")
+	}
+	for _, s := range scopes {
+		switch {
+		case hasControl(s):
+			return nil, invalidToken("token scope has a control character")
+		case s == "" || strings.Contains(s, " "):
+			return nil, invalidToken("token scope is not a list of scope tokens")
 		}
 	}
-	sub := r.Sub
-	if sub == "" { // absent (or null, or ""): a client credentials token
-		sub = r.ClientID
+	if sub == "" {
+		sub = clientID
 	}
-	scopes := splitScope(r.Scope)
-	scope := r.Scope
 	if j := strings.Join(scopes, " "); j != scope {
 		scope = j
 	}
 	return &Token{
-		Subject:  sub,
-		ClientID: r.ClientID,
-		Scope:    scope,
-		Scopes:   scopes,
-		Exp:      r.Exp,
-		Claims:   r.Raw,
+		Subject:    sub,
+		ClientID:   clientID,
+		Scope:      scope,
+		Scopes:     scopes,
+		Exp:        exp,
+		Claims:     claims,
+		Validation: validation,
 	}, nil
 }
 
-// splitScope splits an RFC 6749 section 3.3 scope string on ASCII spaces,
+// SplitScope splits an RFC 6749 section 3.3 scope string on ASCII spaces,
 // and only on them: strings.Fields would also split on U+00A0 and other
 // Unicode spaces, turning "read\u00a0admin" into a scope "admin".
-func splitScope(s string) []string {
+func SplitScope(s string) []string {
 	out := make([]string, 0, strings.Count(s, " ")+1)
 	for tok := range strings.SplitSeq(s, " ") {
 		if tok != "" {
@@ -187,7 +231,11 @@ func invalidToken(desc string) error {
 // failure either, so it does not count against the breaker.
 var ErrMisconfigured = errors.New("authorization server rejected authgate's client credentials or request")
 
-func unavailable(err error) error {
+// ErrAssertionRejected marks ErrMisconfigured for a client that
+// authenticates with private_key_jwt: the server refused its assertion.
+var ErrAssertionRejected = errors.New("authorization server rejected authgate's client assertion (private_key_jwt)")
+
+func unavailable(err error) *fault.Error {
 	e := &fault.Error{Kind: fault.Unavailable, Code: "temporarily_unavailable",
 		Description: "authorization server unavailable", Err: err}
 	var ie *introspect.Error

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -122,6 +123,9 @@ func TestIntrospectionVerifyActive(t *testing.T) {
 			if !slices.Equal(got.Scopes, tc.want.Scopes) {
 				t.Errorf("Scopes = %q, want %q", got.Scopes, tc.want.Scopes)
 			}
+			if got.Validation != authn.ValidationIntrospection {
+				t.Errorf("Validation = %q, want %q", got.Validation, authn.ValidationIntrospection)
+			}
 			if !bytes.Equal(got.Claims, r.Raw) || len(got.Claims) == 0 {
 				t.Errorf("Claims = %s, want the raw answer %s", got.Claims, r.Raw)
 			}
@@ -224,6 +228,80 @@ func TestIntrospectionVerifyUpstreamErrors(t *testing.T) {
 			}
 			if tc.wantDescribe != "" && fe.Description != tc.wantDescribe {
 				t.Errorf("Description = %q, want %q", fe.Description, tc.wantDescribe)
+			}
+		})
+	}
+}
+
+// TestIntrospectionPrivateKeyJWT: with private_key_jwt, authgate's
+// credentials refused is also ErrAssertionRejected (the log then names the
+// key's variables), still an Unavailable misconfiguration; nothing else is.
+func TestIntrospectionPrivateKeyJWT(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		privateKeyJWT bool
+		err           error
+		wantKind      fault.Kind
+		wantAssertion bool
+	}{
+		{name: "invalid_client", privateKeyJWT: true, err: &introspect.Error{StatusCode: 401, Code: "invalid_client"}, wantKind: fault.Unavailable, wantAssertion: true},
+		{name: "invalid_client with a secret", err: &introspect.Error{StatusCode: 401, Code: "invalid_client"}, wantKind: fault.Unavailable},
+		{name: "500", privateKeyJWT: true, err: &introspect.Error{StatusCode: 500}, wantKind: fault.Unavailable},
+		{name: "a per-token 400", privateKeyJWT: true, err: &introspect.Error{StatusCode: 400, Code: "invalid_request"}, wantKind: fault.Unauthenticated},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := &fakeIntrospector{IntrospectFn: func(context.Context, string) (*introspect.Response, error) { return nil, tc.err }}
+			in := &authn.Introspection{Client: fake, PrivateKeyJWT: tc.privateKeyJWT}
+			_, err := in.Verify(context.Background(), "tok")
+			if !fault.Is(err, tc.wantKind) {
+				t.Fatalf("Verify err = %v, want kind %v", err, tc.wantKind)
+			}
+			if got := errors.Is(err, authn.ErrAssertionRejected); got != tc.wantAssertion {
+				t.Errorf("errors.Is(err, ErrAssertionRejected) = %v, want %v (err %v)", got, tc.wantAssertion, err)
+			}
+			if tc.wantAssertion && (!errors.Is(err, authn.ErrMisconfigured) || authn.IsUpstreamFailure(err)) {
+				t.Errorf("a refused assertion is a misconfiguration, not an upstream failure: %v", err)
+			}
+		})
+	}
+}
+
+// TestNewToken: the rules every validation's token keeps (introspection's
+// and a JWT's): sub, else the client id; scopes joined; no control
+// character in what goes into headers and logs; scopes that survive being
+// joined and split again.
+func TestNewToken(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		sub, clientID string
+		scope         string
+		scopes        []string
+		want          *authn.Token
+		wantDesc      string
+	}{
+		{name: "scp list", sub: "alice", clientID: "app", scopes: []string{"a", "b"},
+			want: &authn.Token{Subject: "alice", ClientID: "app", Scope: "a b", Scopes: []string{"a", "b"}}},
+		{name: "client credentials", clientID: "svc", scope: "a", scopes: []string{"a"},
+			want: &authn.Token{Subject: "svc", ClientID: "svc", Scope: "a", Scopes: []string{"a"}}},
+		{name: "CR in sub", sub: "a\rb", wantDesc: "token sub has a control character"},
+		{name: "ESC in client id", clientID: "\x1b[31m", wantDesc: "token client_id has a control character"},
+		{name: "C1 in a scope", scopes: []string{"a\u0085"}, wantDesc: "token scope has a control character"},
+		{name: "NUL in the scope string", scope: "a\x00", scopes: []string{"a\x00"}, wantDesc: "token scope has a control character"},
+		{name: "a space in a scope", scopes: []string{"a b"}, wantDesc: "token scope is not a list of scope tokens"},
+		{name: "an empty scope", scopes: []string{""}, wantDesc: "token scope is not a list of scope tokens"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := authn.NewToken(tc.sub, tc.clientID, tc.scope, tc.scopes, 0, nil, authn.ValidationJWT)
+			if tc.wantDesc != "" {
+				var fe *fault.Error
+				if got != nil || !errors.As(err, &fe) || fe.Kind != fault.Unauthenticated || fe.Code != "invalid_token" || fe.Description != tc.wantDesc {
+					t.Fatalf("NewToken = %+v, %v; want 401 invalid_token %q", got, err, tc.wantDesc)
+				}
+				return
+			}
+			tc.want.Validation = authn.ValidationJWT
+			if err != nil || !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("NewToken = %+v, %v; want %+v", got, err, tc.want)
 			}
 		})
 	}

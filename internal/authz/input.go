@@ -52,6 +52,9 @@ type Input struct {
 	// client_id).
 	Scopes  []string `json:"scopes"`
 	Subject string   `json:"subject"`
+	// Validation is how the token was validated: "jwt" (its signature and
+	// claims checked locally) or "introspection" (TOKEN_VALIDATION).
+	Validation string `json:"validation"`
 	// JWT carries the raw token, only when OPA_SEND_TOKEN=true.
 	JWT *JWT `json:"jwt,omitempty"`
 
@@ -101,10 +104,11 @@ const (
 )
 
 // SetToken fills in, which describes a request, with the members of the
-// active token t: its claims, scopes and subject, and the raw token when
-// sendToken is set (OPA_SEND_TOKEN). It also sets API to Path.
+// active token t: its claims, scopes, subject and validation, and the raw
+// token when sendToken is set (OPA_SEND_TOKEN). It also sets API to Path.
 func (in *Input) SetToken(t *authn.Token, raw string, sendToken bool) {
 	in.Token, in.Scopes, in.Subject, in.Source = t.Claims, t.Scopes, t.Subject, t
+	in.Validation = t.Validation
 	in.API = in.Path
 	in.JWT = nil
 	if sendToken {
@@ -167,6 +171,8 @@ func (in *Input) AppendJSON(b []byte) ([]byte, error) {
 	}
 	b = append(b, `],"subject":`...)
 	b = appendString(b, in.Subject)
+	b = append(b, `,"validation":`...)
+	b = appendString(b, in.Validation)
 	if in.JWT != nil {
 		b = append(b, `,"jwt":{"tokenValue":`...)
 		b = appendString(b, in.JWT.TokenValue)

@@ -38,7 +38,7 @@ var trickyStrings = []string{
 // trickyInput puts s in every string member of an input.
 func trickyInput(s string) *Input {
 	h := http.Header{"X-Tricky": {s, s}, "Accept": {"*/*"}}
-	tok := &authn.Token{Subject: s, Scopes: []string{s, "b"}, Claims: json.RawMessage(`{"active":true,"sub":` + string(mustJSON(s)) + `}`)}
+	tok := &authn.Token{Subject: s, Scopes: []string{s, "b"}, Claims: json.RawMessage(`{"active":true,"sub":` + string(mustJSON(s)) + `}`), Validation: s}
 	in := &Input{Method: s, Path: s, Host: s, Scheme: s, RemoteAddr: s, Mode: ModeProxy,
 		Query: url.Values{s: {s, s}}, Headers: Headers{Header: h}}
 	in.SetToken(tok, s, true)
@@ -77,7 +77,9 @@ type opaInput struct {
 	Scheme  string              `json:"scheme"`
 	Remote  string              `json:"remote_addr"`
 	Mode    string              `json:"mode"`
-	JWT     *struct {
+	// Validation is how the token was validated: "jwt" or "introspection".
+	Validation string `json:"validation"`
+	JWT        *struct {
 		TokenValue string `json:"tokenValue"`
 	} `json:"jwt"`
 }
@@ -94,7 +96,7 @@ func decodeInput(t *testing.T, doc []byte, withJWT bool) opaInput {
 		t.Fatalf("input is not {\"input\":{...}}: %v: %s", err, doc)
 	}
 	members := slices.Sorted(maps.Keys(outer["input"]))
-	want := []string{"api", "headers", "host", "method", "mode", "path", "query", "remote_addr", "scheme", "scopes", "subject", "token"}
+	want := []string{"api", "headers", "host", "method", "mode", "path", "query", "remote_addr", "scheme", "scopes", "subject", "token", "validation"}
 	if withJWT {
 		want = append(want, "jwt")
 		slices.Sort(want)
@@ -118,6 +120,8 @@ func testToken() *authn.Token {
 		Scope:    "read_sayhello openid",
 		Scopes:   []string{"read_sayhello", "openid"},
 		Claims:   json.RawMessage(`{"active":true,"sub":"alice","client_id":"demo","scope":"read_sayhello openid","exp":1790000000,"x":{"y":[1,"</script>"]}}`),
+
+		Validation: authn.ValidationIntrospection,
 	}
 }
 
@@ -184,6 +188,9 @@ func TestAppendJSONFields(t *testing.T) {
 		}
 		if !slices.Equal(got.Scopes, []string{"read_sayhello", "openid"}) || got.Subject != "alice" {
 			t.Errorf("scopes, subject = %q, %q", got.Scopes, got.Subject)
+		}
+		if got.Validation != "introspection" {
+			t.Errorf("validation = %q, want introspection", got.Validation)
 		}
 		for _, secret := range []string{"cHJveHk6c2VjcmV0", "s3cr3t", "authorization", "cookie"} {
 			if bytes.Contains(bytes.ToLower(doc), []byte(strings.ToLower(secret))) {
@@ -262,7 +269,7 @@ func TestAppendJSONRoundTrip(t *testing.T) {
 		h := http.Header{}
 		h.Set("X-Tricky", s)
 		h.Set("Authorization", "Bearer "+s)
-		tok := &authn.Token{Subject: s, Scopes: []string{s, "b"}, Claims: json.RawMessage(`{}`)}
+		tok := &authn.Token{Subject: s, Scopes: []string{s, "b"}, Claims: json.RawMessage(`{}`), Validation: s}
 		in := &Input{Method: s, Path: s, Query: url.Values{s: {s, s}}, Headers: Headers{Header: h}}
 		in.SetToken(tok, s, true)
 		doc, _ := in.AppendJSON(nil)
@@ -271,7 +278,7 @@ func TestAppendJSONRoundTrip(t *testing.T) {
 		b, _ := json.Marshal(s)
 		var want string
 		json.Unmarshal(b, &want)
-		if got.Method != want || got.Path != want || got.API != want || got.Subject != want ||
+		if got.Method != want || got.Path != want || got.API != want || got.Subject != want || got.Validation != want ||
 			got.JWT.TokenValue != want || !slices.Equal(got.Scopes, []string{want, "b"}) ||
 			!slices.Equal(got.Query[want], []string{want, want}) || got.Headers["x-tricky"] != want {
 			t.Errorf("%q did not survive: %+v", s, got)

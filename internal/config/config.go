@@ -21,6 +21,7 @@ import (
 const (
 	AuthClientSecretBasic = "client_secret_basic"
 	AuthClientSecretPost  = "client_secret_post"
+	AuthPrivateKeyJWT     = "private_key_jwt" // RFC 7523: a signed assertion instead of a secret
 )
 
 // Config is authgate's whole configuration. Each field names its environment
@@ -73,6 +74,16 @@ type Config struct {
 	// Introspections per second for one client (remote_addr, IPv6 by /64),
 	// checked before OKTA_MAX_RPS; 0 = off.
 	OktaMaxRPSPerClient float64 `env:"OKTA_MAX_RPS_PER_CLIENT" envDefault:"0"`
+
+	// Token validation (README, "Token validation"): see jwt.go.
+	TokenValidation    string        `env:"TOKEN_VALIDATION" envDefault:"introspect"` // introspect, jwt or hybrid
+	IntrospectPaths    []string      `env:"INTROSPECT_PATHS" envSeparator:","`        // hybrid: always introspected
+	OktaJWKSURL        string        `env:"OKTA_JWKS_URL"`                            // default: jwks_uri from discovery
+	JWTAlgorithms      []string      `env:"JWT_ALGORITHMS" envSeparator:"," envDefault:"RS256,ES256"`
+	JWTLeeway          time.Duration `env:"JWT_LEEWAY" envDefault:"30s"`
+	JWTTyp             string        `env:"JWT_TYP"`               // e.g. at+jwt; empty = not checked
+	OktaPrivateKeyFile string        `env:"OKTA_PRIVATE_KEY_FILE"` // private_key_jwt: PEM, RSA or EC
+	OktaPrivateKeyID   string        `env:"OKTA_PRIVATE_KEY_ID"`   // private_key_jwt: the assertion's kid
 
 	// Gateway modes (README, "Gateway modes"). UPSTREAM_URL set means reverse
 	// proxy mode: the demo routes are off and every request is proxied.
@@ -281,13 +292,17 @@ func describe(t reflect.Type, err error) string {
 func (c *Config) problems() []string {
 	var p []string
 	add := func(format string, a ...any) { p = append(p, fmt.Sprintf(format, a...)) }
-	for _, r := range []struct{ name, val string }{
-		{"OKTA_ISSUER", c.OktaIssuer},
-		{"OKTA_CLIENT_ID", c.OktaClientID},
-		{"OKTA_CLIENT_SECRET", c.OktaClientSecret},
-		{"OPA_AUTHZ_URL", c.OPAAuthzURL},
+	for _, r := range []struct {
+		name, val string
+		needed    bool
+	}{
+		{"OKTA_ISSUER", c.OktaIssuer, true},
+		// TOKEN_VALIDATION=jwt never introspects; private_key_jwt signs instead of a secret.
+		{"OKTA_CLIENT_ID", c.OktaClientID, c.Introspects()},
+		{"OKTA_CLIENT_SECRET", c.OktaClientSecret, c.Introspects() && c.OktaAuthMethod != AuthPrivateKeyJWT},
+		{"OPA_AUTHZ_URL", c.OPAAuthzURL, true},
 	} {
-		if strings.TrimSpace(r.val) == "" {
+		if r.needed && strings.TrimSpace(r.val) == "" {
 			add("%s: required, must not be empty", r.name)
 		}
 	}
@@ -309,9 +324,9 @@ func (c *Config) problems() []string {
 		}
 	}
 	switch c.OktaAuthMethod {
-	case AuthClientSecretBasic, AuthClientSecretPost:
+	case AuthClientSecretBasic, AuthClientSecretPost, AuthPrivateKeyJWT:
 	default:
-		add("OKTA_AUTH_METHOD: must be %s or %s, got %q", AuthClientSecretBasic, AuthClientSecretPost, c.OktaAuthMethod)
+		add("OKTA_AUTH_METHOD: must be %s, %s or %s, got %q", AuthClientSecretBasic, AuthClientSecretPost, AuthPrivateKeyJWT, c.OktaAuthMethod)
 	}
 	for _, a := range []struct{ name, val string }{{"LISTEN_ADDR", c.ListenAddr}, {"ADMIN_ADDR", c.AdminAddr}, {"METRICS_ADDR", c.MetricsAddr}} {
 		if _, _, err := net.SplitHostPort(a.val); err != nil {
@@ -357,6 +372,7 @@ func (c *Config) problems() []string {
 	p = append(p, c.securityProblems()...)
 	p = append(p, c.modeProblems()...)
 	p = append(p, c.resourceProblems()...)
+	p = append(p, c.jwtProblems()...)
 
 	// Observability.
 	switch strings.ToLower(c.LogLevel) {

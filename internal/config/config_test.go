@@ -73,6 +73,9 @@ func defaults() config.Config {
 		IdentityHeaderScopes:   "X-Auth-Scopes",
 		LogLevel:               "info",
 		LogFormat:              "json",
+		TokenValidation:        "introspect",
+		JWTAlgorithms:          []string{"RS256", "ES256"},
+		JWTLeeway:              30 * time.Second,
 	}
 }
 
@@ -208,8 +211,8 @@ func TestLoad(t *testing.T) {
 		},
 		{
 			name:    "bad auth method",
-			env:     with("OKTA_AUTH_METHOD", "private_key_jwt"),
-			wantErr: []string{`OKTA_AUTH_METHOD: must be client_secret_basic or client_secret_post, got "private_key_jwt"`},
+			env:     with("OKTA_AUTH_METHOD", "client_secret_jwt"),
+			wantErr: []string{`OKTA_AUTH_METHOD: must be client_secret_basic, client_secret_post or private_key_jwt, got "client_secret_jwt"`},
 		},
 		{
 			name:    "OPA URL is a policy, not a decision",
@@ -315,7 +318,7 @@ func TestLoad(t *testing.T) {
 				"OKTA_CLIENT_ID: required, must not be empty",
 				`OKTA_ISSUER: must be an http or https URL, got scheme "ftp"`,
 				opaHint,
-				`OKTA_AUTH_METHOD: must be client_secret_basic or client_secret_post, got "none"`,
+				`OKTA_AUTH_METHOD: must be client_secret_basic, client_secret_post or private_key_jwt, got "none"`,
 				"OPA_TIMEOUT: must be a positive duration, got -1s",
 			},
 		},

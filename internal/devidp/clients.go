@@ -58,7 +58,7 @@ func validateClients(clients []Client) []error {
 			errs = append(errs, fmt.Errorf("client %d: duplicate id %q", i+1, c.ID))
 		}
 		seen[c.ID] = true
-		if c.Secret == "" {
+		if c.Secret == "" && len(c.Keys) == 0 {
 			errs = append(errs, fmt.Errorf("client %d (%q): empty secret", i+1, c.ID))
 		}
 		for _, sc := range c.Scopes {

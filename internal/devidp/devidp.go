@@ -5,8 +5,9 @@
 // request may name its resource (RFC 8707 resource indicator), which then
 // becomes the token's aud, as MCP clients expect.
 //
-// Tokens are opaque random strings held in memory; nothing survives a
-// restart. It lets the whole stack run and be tested without an Okta tenant.
+// Tokens are opaque random strings, or Okta-shaped JWT access tokens
+// (jwt.go), held in memory; nothing survives a restart, not even the
+// signing key. It lets the whole stack run and be tested without an Okta tenant.
 // It must never be exposed to untrusted networks or used in production.
 package devidp
 
@@ -22,6 +23,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 )
 
 // Client is an OAuth client allowed to use the server.
@@ -31,6 +34,9 @@ type Client struct {
 	// Scopes are the scopes the client may request. A client without scopes
 	// gets tokens without scope.
 	Scopes []string
+	// Keys, when set, are the client's public keys for private_key_jwt
+	// (RFC 7523); such a client needs no secret.
+	Keys []jose.JSONWebKey
 }
 
 // Config configures a Server. The zero values of Audience and TokenTTL select
@@ -54,6 +60,9 @@ type Config struct {
 	RateLimit int
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// JWT makes the token endpoint issue JWT access tokens (signed with
+	// the key served at /v1/keys) instead of opaque strings.
+	JWT bool
 }
 
 // Server is an in-memory authorization server. It is safe for concurrent use.
@@ -68,6 +77,10 @@ type Server struct {
 	limiter  *rateLimiter // nil when unlimited
 
 	introspectCalls atomic.Int64
+	keysCalls       atomic.Int64
+	keys            *keyRing
+	jwt             bool
+	assertions      *seenAssertions
 
 	mu      sync.RWMutex
 	tokens  map[string]token
@@ -119,14 +132,17 @@ func New(cfg Config) (*Server, error) {
 	}
 
 	s := &Server{
-		path:     strings.TrimRight(u.Path, "/"),
-		audience: cmp.Or(cfg.Audience, "api://default"),
-		clients:  make(map[string]Client, len(cfg.Clients)),
-		ttl:      cmp.Or(cfg.TokenTTL, time.Hour),
-		latency:  cfg.Latency,
-		now:      cfg.Now,
-		tokens:   make(map[string]token),
-		sweepAt:  minSweep,
+		path:       strings.TrimRight(u.Path, "/"),
+		audience:   cmp.Or(cfg.Audience, "api://default"),
+		clients:    make(map[string]Client, len(cfg.Clients)),
+		ttl:        cmp.Or(cfg.TokenTTL, time.Hour),
+		latency:    cfg.Latency,
+		now:        cfg.Now,
+		tokens:     make(map[string]token),
+		sweepAt:    minSweep,
+		jwt:        cfg.JWT,
+		keys:       &keyRing{},
+		assertions: &seenAssertions{jtis: map[string]time.Time{}},
 	}
 	if s.now == nil {
 		s.now = time.Now

@@ -491,7 +491,7 @@ func TestDiscovery(t *testing.T) {
 				{"token_endpoint", doc.TokenEndpoint, testIssuer + "/v1/token"},
 				{"introspection_endpoint", doc.IntrospectionEndpoint, testIssuer + "/v1/introspect"},
 				{"revocation_endpoint", doc.RevocationEndpoint, testIssuer + "/v1/revoke"},
-				{"introspection auth methods", strings.Join(doc.IntrospectionAuthMethods, " "), "client_secret_basic client_secret_post"},
+				{"introspection auth methods", strings.Join(doc.IntrospectionAuthMethods, " "), "client_secret_basic client_secret_post private_key_jwt"},
 				{"grant types", strings.Join(doc.GrantTypes, " "), "client_credentials"},
 				{"scopes", strings.Join(doc.Scopes, " "), "read_sayhello read_saysecret x"},
 			}
@@ -515,7 +515,8 @@ func TestRouting(t *testing.T) {
 		{http.MethodPut, "/oauth2/default/v1/revoke", 405},
 		{http.MethodPost, "/oauth2/default/.well-known/oauth-authorization-server", 405},
 		{http.MethodPost, "/oauth2/v1/token", 404},
-		{http.MethodPost, "/oauth2/default/v1/keys", 404},
+		{http.MethodPost, "/oauth2/default/v1/keys", 405},
+		{http.MethodGet, "/oauth2/default/devidp/rotate-key", 405},
 		{http.MethodGet, "/", 404},
 	}
 	for _, tt := range tests {

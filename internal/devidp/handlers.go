@@ -59,10 +59,19 @@ func (s *Server) handleToken() http.HandlerFunc {
 				return
 			}
 		}
+		// token_format=jwt is a devidp extension: a JWT for this request
+		// even when the server issues opaque tokens by default.
+		var access string
+		if !s.jwt && form.Get("token_format") != "jwt" {
+			access = s.mint(c.ID, resource, scopes, s.ttl)
+		} else if access, err = s.mintJWT(c.ID, resource, scopes, s.ttl); err != nil {
+			writeError(w, &oauthError{status: http.StatusInternalServerError, Code: "server_error", Description: "cannot sign the token"})
+			return
+		}
 		writeJSON(w, http.StatusOK, response{
 			TokenType:   "Bearer",
 			ExpiresIn:   int64(s.ttl / time.Second),
-			AccessToken: s.mint(c.ID, resource, scopes, s.ttl),
+			AccessToken: access,
 			Scope:       strings.Join(scopes, " "),
 		})
 	}
@@ -148,7 +157,7 @@ func (s *Server) handleRevoke() http.HandlerFunc {
 
 // handleDiscovery serves the authorization server metadata (RFC 8414).
 func (s *Server) handleDiscovery() http.HandlerFunc {
-	authMethods := []string{"client_secret_basic", "client_secret_post"}
+	authMethods := []string{"client_secret_basic", "client_secret_post", "private_key_jwt"}
 	var scopes []string
 	for _, c := range s.clients {
 		scopes = append(scopes, c.Scopes...)
@@ -161,6 +170,7 @@ func (s *Server) handleDiscovery() http.HandlerFunc {
 		IntrospectionEndpoint    string   `json:"introspection_endpoint"`
 		IntrospectionAuthMethods []string `json:"introspection_endpoint_auth_methods_supported"`
 		RevocationEndpoint       string   `json:"revocation_endpoint"`
+		JWKSURI                  string   `json:"jwks_uri"`
 		RevocationAuthMethods    []string `json:"revocation_endpoint_auth_methods_supported"`
 		GrantTypes               []string `json:"grant_types_supported"`
 		ResponseTypes            []string `json:"response_types_supported"`
@@ -172,6 +182,7 @@ func (s *Server) handleDiscovery() http.HandlerFunc {
 		IntrospectionEndpoint:    s.issuer + "/v1/introspect",
 		IntrospectionAuthMethods: authMethods,
 		RevocationEndpoint:       s.issuer + "/v1/revoke",
+		JWKSURI:                  s.issuer + "/v1/keys",
 		RevocationAuthMethods:    authMethods,
 		GrantTypes:               []string{"client_credentials"},
 		ResponseTypes:            []string{}, // required by RFC 8414; there is no authorization endpoint
@@ -225,7 +236,10 @@ func (s *Server) authenticate(r *http.Request, form url.Values) (Client, *oauthE
 	var id, secret string
 	switch {
 	case form.Has("client_assertion") || form.Has("client_assertion_type"):
-		return Client{}, invalidClient("only client_secret_basic and client_secret_post are supported")
+		if inForm || r.Header.Get("Authorization") != "" {
+			return Client{}, invalidRequest("client credentials sent both as an assertion and otherwise")
+		}
+		return s.authenticateAssertion(r, form)
 	case r.Header.Get("Authorization") != "":
 		if inForm {
 			return Client{}, invalidRequest("client credentials sent both in the Authorization header and in the body")
@@ -248,7 +262,7 @@ func (s *Server) authenticate(r *http.Request, form url.Values) (Client, *oauthE
 		return Client{}, invalidClient("client authentication required")
 	}
 	c, ok := s.clients[id]
-	if !ok || subtle.ConstantTimeCompare([]byte(secret), []byte(c.Secret)) != 1 {
+	if !ok || c.Secret == "" || subtle.ConstantTimeCompare([]byte(secret), []byte(c.Secret)) != 1 {
 		return Client{}, invalidClient("client authentication failed")
 	}
 	return c, nil

@@ -17,6 +17,8 @@ func (s *Server) Handler() http.Handler {
 	discovery := s.handleDiscovery()
 	mux.Handle("GET "+p+"/.well-known/oauth-authorization-server", discovery)
 	mux.Handle("GET "+p+"/.well-known/openid-configuration", discovery)
+	mux.Handle("GET "+p+"/v1/keys", s.handleKeys())
+	mux.Handle("POST "+p+"/devidp/rotate-key", s.handleRotate())
 
 	// Count introspection requests before the rate limit, so that rejected
 	// ones count too; the rate limit covers every /v1/* answer, 404 and 405
@@ -28,8 +30,11 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) countIntrospections(next http.Handler) http.Handler {
 	path := s.path + "/v1/introspect"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == path {
+		switch r.URL.Path {
+		case path:
 			s.introspectCalls.Add(1)
+		case s.path + "/v1/keys":
+			s.keysCalls.Add(1)
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -46,7 +51,8 @@ func (s *Server) v1(next http.Handler) http.Handler {
 		}
 		h := w.Header()
 		h.Set("Cache-Control", "no-store")
-		if s.limiter != nil {
+		// Okta's key endpoint is not rate-limited (its answer may be cached).
+		if s.limiter != nil && r.URL.Path != s.path+"/v1/keys" {
 			remaining, reset, ok := s.limiter.take(s.now())
 			h.Set("X-Rate-Limit-Limit", strconv.Itoa(s.limiter.limit))
 			h.Set("X-Rate-Limit-Remaining", strconv.Itoa(remaining))

@@ -20,8 +20,9 @@ const (
 )
 
 // check is the middleware that protects a route: bearer token, then the
-// token Verifier (introspection, cached), then the Decider (the policy).
-// PUBLIC_PATHS bypass it.
+// token Verifier (introspection or a JWT's local check, cached; in hybrid
+// mode a JWT is introspected too on INTROSPECT_PATHS), then the Decider
+// (the policy). PUBLIC_PATHS bypass it.
 func (g *Gateway) check() echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -91,11 +92,17 @@ func (g *Gateway) authorize(c echo.Context, rec *record, in *authz.Input) (*auth
 	}
 	start := time.Now()
 	tok, lookup, err := g.deps.Tokens.Lookup(ctx, raw)
+	if err == nil && g.deps.Introspect != nil && tok.Validation == authn.ValidationJWT &&
+		isPublic(g.deps.IntrospectPaths, in.Method, in.Path) {
+		// Verified locally first, so that a forged JWT never spends the
+		// introspection budget; then asked about, for revocation.
+		tok, lookup, err = g.deps.Introspect.Lookup(ctx, raw)
+	}
 	rec.introspect, rec.lookup, rec.looked = time.Since(start), lookup, true
 	if err != nil {
 		return nil, authz.Decision{}, err
 	}
-	rec.subject, rec.clientID = tok.Subject, tok.ClientID
+	rec.subject, rec.clientID, rec.validation = tok.Subject, tok.ClientID, tok.Validation
 
 	// The input's bounds are checked here, ahead of the Decider chain, so
 	// that an open breaker or a cached decision never changes the answer.

@@ -45,6 +45,8 @@ func errorHandler(log *slog.Logger, now func() time.Time, resourceMetadata strin
 		switch {
 		case errors.As(err, &fe):
 			switch {
+			case errors.Is(fe, authn.ErrAssertionRejected): // private_key_jwt: name the key's variables
+				misconfigured.Log(log, slog.LevelError, now(), "authorization server rejected authgate's client assertion: check OKTA_CLIENT_ID, OKTA_PRIVATE_KEY_FILE and OKTA_PRIVATE_KEY_ID (the key registered for the client), OKTA_AUTH_METHOD and OKTA_INTROSPECT_URL", "err", fe.Err)
 			case errors.Is(fe, authn.ErrMisconfigured):
 				misconfigured.Log(log, slog.LevelError, now(), "authorization server rejected authgate's credentials or request: check OKTA_CLIENT_ID, OKTA_CLIENT_SECRET, OKTA_AUTH_METHOD and OKTA_INTROSPECT_URL", "err", fe.Err)
 			case fe.Kind == fault.Internal:

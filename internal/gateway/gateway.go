@@ -41,8 +41,14 @@ type Deps struct {
 	// (otelhttp): the request's span is then named after its route.
 	Tracing bool
 
-	Tokens  TokenVerifier
-	Decider authz.Decider
+	Tokens TokenVerifier
+	// Introspect, when set, introspects (TOKEN_VALIDATION=hybrid): a token
+	// that Tokens validated as a JWT is introspected anew by it on
+	// IntrospectPaths, where a revoked token must stop working within
+	// CACHE_TTL.
+	Introspect      TokenVerifier
+	IntrospectPaths []PublicPath
+	Decider         authz.Decider
 	// Ready are the dependencies /readyz reports.
 	Ready []ReadyCheck
 	// SendToken puts the raw token in the OPA input as jwt.tokenValue.

@@ -58,7 +58,9 @@ type opaInput struct {
 	Scheme  string              `json:"scheme"`
 	Remote  string              `json:"remote_addr"`
 	Mode    string              `json:"mode"`
-	JWT     *struct {
+	// Validation is how the token was validated: "jwt" or "introspection".
+	Validation string `json:"validation"`
+	JWT        *struct {
 		TokenValue string `json:"tokenValue"`
 	} `json:"jwt"`
 }
@@ -75,7 +77,7 @@ func decodeInput(t *testing.T, doc []byte, withJWT bool) opaInput {
 		t.Fatalf("input is not {\"input\":{...}}: %v: %s", err, doc)
 	}
 	members := slices.Sorted(maps.Keys(outer["input"]))
-	want := []string{"api", "headers", "host", "method", "mode", "path", "query", "remote_addr", "scheme", "scopes", "subject", "token"}
+	want := []string{"api", "headers", "host", "method", "mode", "path", "query", "remote_addr", "scheme", "scopes", "subject", "token", "validation"}
 	if withJWT {
 		want = append(want, "jwt")
 		slices.Sort(want)
@@ -283,7 +285,7 @@ func TestRequestPathOPAInput(t *testing.T) {
 		}
 		in := decodeInput(t, got, sendToken)
 		if in.Method != "GET" || in.Path != "/sayhello" || in.Subject != "alice" || in.Headers["x-request-id"] != "r1" ||
-			len(in.Query["q"]) != 2 || len(in.Scopes) != 1 {
+			len(in.Query["q"]) != 2 || len(in.Scopes) != 1 || in.Validation != "introspection" {
 			t.Errorf("input = %+v", in)
 		}
 		if bytes.Contains(got, []byte("s3cr3t")) || bytes.Contains(got, []byte(goodToken)) != sendToken {
@@ -489,7 +491,8 @@ func TestCheckAsksTheDecider(t *testing.T) {
 				t.Fatalf("%d %s, %d decisions", w.Code, w.Body, decider.calls.Load())
 			}
 			if got.Mode != tc.mode || got.Method != tc.method || got.Path != tc.path || got.API != tc.path ||
-				got.Query.Get("q") != "1" || got.Subject != "alice" || got.Source != h.good || got.Host != "example.com" {
+				got.Query.Get("q") != "1" || got.Subject != "alice" || got.Validation != authn.ValidationIntrospection ||
+				got.Source != h.good || got.Host != "example.com" {
 				t.Errorf("input %+v", got)
 			}
 		})

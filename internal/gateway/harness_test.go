@@ -16,14 +16,16 @@ package gateway
 //	h.lines(t), h.accessLines(t), h.waitLine(t, msg)     // what was logged
 //	h.clock.Add(time.Minute)                             // the time moves only when told
 //
-// Defaults: the token cache is h.tokens (goodToken is h.good, active;
-// inactiveToken is not; idpDownToken's IdP is down: see defaultLookup); the
-// policy is the real authz.OPA over h.opa (OPA's Data API, answering allow)
-// behind the real authz.Guarded with h.opaBreaker, so a test sees the very
-// document the gateway sends; /readyz reports that breaker; metrics go to
-// h.metrics; identity headers are X-Auth-*; the log is JSON at debug level
-// in h.logs; every clock (Deps.Now, the OPA decider's, the decision cache's)
-// is h.clock, fixed at the harness's creation. Options run once the
+// Defaults: the token cache is h.tokens (goodToken is h.good, active,
+// introspected; inactiveToken is not; idpDownToken's IdP is down: see
+// defaultLookup); no Deps.Introspect (TOKEN_VALIDATION=hybrid's second
+// lookup: set it to another fakeTokens); the policy is the real authz.OPA
+// over h.opa (OPA's Data API, answering allow) behind the real
+// authz.Guarded with h.opaBreaker, so a test sees the very document the
+// gateway sends; /readyz reports that breaker; metrics go to h.metrics;
+// identity headers are X-Auth-*; the log is JSON at debug level in h.logs;
+// every clock (Deps.Now, the OPA decider's, the decision cache's) is
+// h.clock, fixed at the harness's creation. Options run once the
 // defaults are in Deps and may change or wrap any of them (d.Decider = a
 // fakeDecider to script verdicts instead of OPA's answers).
 
@@ -231,6 +233,7 @@ func newHarness(t testing.TB, opts ...func(*Deps)) *harness {
 	}
 	h.good = &authn.Token{Subject: "alice", ClientID: "demo", Scope: "read_sayhello", Scopes: []string{"read_sayhello"},
 		Claims:      json.RawMessage(`{"active":true,"sub":"alice","client_id":"demo","scope":"read_sayhello"}`),
+		Validation:  authn.ValidationIntrospection,
 		CachedUntil: h.clock.Now().Add(time.Hour).UnixNano()}
 	h.tokens.LookupFn = h.defaultLookup
 	h.answer(allow)

@@ -47,6 +47,7 @@ var recordPool = sync.Pool{New: func() any { return new(record) }}
 func (r *record) reset() {
 	clear(r.attrs[:]) // drop references to the request's strings
 	r.outcome, r.reason, r.subject, r.clientID, r.decisionID, r.cached = "", "", "", "", "", false
+	r.validation = ""
 	r.lookup, r.looked, r.introspect, r.opa = 0, false, 0, 0
 	r.grant, r.granted = grant{}, false
 	r.upgrade, r.tunnel = false, nil
@@ -152,6 +153,9 @@ func accessLog(log *slog.Logger, req *http.Request, route, id string, resp *echo
 	}
 	if rec.clientID != "" {
 		a = append(a, slog.String("client_id", rec.clientID))
+	}
+	if rec.validation != "" {
+		a = append(a, slog.String("validation", rec.validation))
 	}
 	if rec.looked {
 		a = append(a, slog.String("cache", rec.lookup.String()), slog.Duration("introspect_duration", rec.introspect))

@@ -106,7 +106,8 @@ func TestAccessLog(t *testing.T) {
 	}
 	want := []map[string]any{
 		{"msg": "request", "level": "INFO", "method": "GET", "route": "/sayhello", "status": 200.0, "outcome": "allow",
-			"subject": "alice", "client_id": "demo", "cache": "hit", "decision_id": "dec-1", "remote_addr": "192.0.2.1:1234"},
+			"subject": "alice", "client_id": "demo", "cache": "hit", "decision_id": "dec-1", "remote_addr": "192.0.2.1:1234",
+			"validation": "introspection"},
 		{"route": "/saysecret", "status": 403.0, "outcome": "deny", "decision_id": "dec-1"},
 		{"route": "/sayhello", "status": 401.0, "outcome": "no_token", "reason": "no bearer token"},
 		{"route": "/sayhello", "status": 401.0, "outcome": "invalid_token", "cache": "miss"},

@@ -18,6 +18,7 @@ type record struct {
 	reason     string // e.g. "token inactive", "policy denied", "opa unavailable: breaker open"
 	subject    string
 	clientID   string
+	validation string // how the token was validated: jwt or introspection
 	lookup     authn.Lookup
 	looked     bool          // lookup is meaningful
 	introspect time.Duration // time spent in the token lookup
@@ -33,7 +34,7 @@ type record struct {
 	// the record so that it costs no allocation.
 	input authz.Input
 
-	attrs [16]slog.Attr // the access log's attributes, reused with the record
+	attrs [18]slog.Attr // the access log's attributes, reused with the record
 }
 
 const recordKey = "authgate.record"

@@ -33,6 +33,8 @@ var outcomes = []string{"allow", "deny", "invalid_token", "no_token", "bad_reque
 var (
 	introspectionResults = []string{"active", "inactive", "error"}
 	opaResults           = []string{"allow", "deny", "undefined", "error"}
+	jwtResults           = []string{"valid", "invalid", "unknown_key"}
+	jwksResults          = []string{"ok", "error"}
 )
 
 // methods are the label values of the method label; anything else is "other".
@@ -93,6 +95,8 @@ type Metrics struct {
 	rateLimitRemain *prometheus.GaugeVec
 	budgetClient    prometheus.Counter
 	budgetGlobal    prometheus.Counter
+	jwtValidations  map[string]prometheus.Counter
+	jwksFetches     map[string]prometheus.Counter
 
 	reg prometheus.Registerer
 }
@@ -179,8 +183,20 @@ func New(reg prometheus.Registerer) *Metrics {
 	}, []string{"scope"})
 	m.budgetClient, m.budgetGlobal = budget.WithLabelValues("client"), budget.WithLabelValues("global")
 
+	jwtValidations := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "authgate_jwt_validations_total",
+		Help: "JWT access tokens validated locally by result: valid, invalid, unknown_key (kid not in the issuer's keys, or keys unavailable).",
+	}, []string{"result"})
+	m.jwtValidations = children(jwtValidations, jwtResults)
+	jwksFetches := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "authgate_jwks_fetches_total",
+		Help: "Fetches of the issuer's JWKS by result: ok, error.",
+	}, []string{"result"})
+	m.jwksFetches = children(jwksFetches, jwksResults)
+
 	reg.MustRegister(m.requests, m.duration, m.decisions, introspections, m.introspectionD,
 		cache, m.cacheEvictions, m.transitions, opaRequests, m.opaDuration, m.rateLimit, m.rateLimitRemain, budget,
+		jwtValidations, jwksFetches,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -320,6 +336,21 @@ func (m *Metrics) OPA(result string, d time.Duration) {
 		c.Inc()
 	}
 	m.opaDuration.Observe(d.Seconds())
+}
+
+// JWTValidation counts one local JWT validation: valid, invalid or
+// unknown_key; its signature is jwtauth.Verifier's OnResult.
+func (m *Metrics) JWTValidation(result string) {
+	if c, ok := m.jwtValidations[result]; ok {
+		c.Inc()
+	}
+}
+
+// JWKSFetch counts one fetch of the issuer's JWKS: ok or error.
+func (m *Metrics) JWKSFetch(result string) {
+	if c, ok := m.jwksFetches[result]; ok {
+		c.Inc()
+	}
 }
 
 // CacheEvicted counts one entry pushed out for room; its signature is

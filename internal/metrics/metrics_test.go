@@ -164,6 +164,7 @@ func TestEveryNameRegistered(t *testing.T) {
 		"authgate_breaker_transitions_total", "authgate_opa_requests_total", "authgate_opa_duration_seconds",
 		"authgate_idp_rate_limit_remaining", "authgate_idp_rate_limit_limit",
 		"authgate_introspection_budget_rejections_total",
+		"authgate_jwt_validations_total", "authgate_jwks_fetches_total",
 		"go_goroutines", "process_cpu_seconds_total",
 	} {
 		if !got[name] {
@@ -240,5 +241,31 @@ authgate_introspection_budget_rejections_total{scope="global"} 0
 	want = strings.NewReplacer(`"client"} 0`, `"client"} 2`, `"global"} 0`, `"global"} 1`).Replace(want)
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "authgate_introspection_budget_rejections_total"); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestJWTMetrics: the JWT counters exist at 0 for every result from the
+// start and count by their exact label values.
+func TestJWTMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg)
+	m.JWTValidation("valid")
+	m.JWTValidation("valid")
+	m.JWTValidation("unknown_key")
+	m.JWTValidation("made-up") // not a result: no new series
+	m.JWKSFetch("error")
+	for _, c := range []struct {
+		c    prometheus.Counter
+		want float64
+	}{
+		{m.jwtValidations["valid"], 2}, {m.jwtValidations["invalid"], 0}, {m.jwtValidations["unknown_key"], 1},
+		{m.jwksFetches["ok"], 0}, {m.jwksFetches["error"], 1},
+	} {
+		if got := testutil.ToFloat64(c.c); got != c.want {
+			t.Errorf("%s = %v, want %v", c.c.Desc(), got, c.want)
+		}
+	}
+	if n := testutil.CollectAndCount(reg, "authgate_jwt_validations_total"); n != 3 {
+		t.Errorf("authgate_jwt_validations_total has %d series, want 3", n)
 	}
 }

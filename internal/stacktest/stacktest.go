@@ -7,7 +7,12 @@ package stacktest
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net"
 	"net/http"
@@ -19,6 +24,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 
 	"github.com/authgate/authgate/internal/app"
 	"github.com/authgate/authgate/internal/devidp"
@@ -46,6 +53,31 @@ type IDP struct {
 	*devidp.Server
 	Srv    *httptest.Server
 	Issuer string
+	// GatewayKeyFile is a PEM private key registered for GatewayClient
+	// (private_key_jwt), under the kid GatewayKeyID.
+	GatewayKeyFile string
+}
+
+// GatewayKeyID is the kid of GatewayClient's registered key.
+const GatewayKeyID = "authgate-e2e-key"
+
+// WriteECKey writes a new P-256 private key as PEM into a file of tb's and
+// returns the key and the file's path.
+func WriteECKey(tb testing.TB) (*ecdsa.PrivateKey, string) {
+	tb.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	path := filepath.Join(tb.TempDir(), "key.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return k, path
 }
 
 // StartIDP starts the development authorization server; latency is added to
@@ -54,10 +86,11 @@ func StartIDP(tb testing.TB, latency time.Duration) *IDP {
 	tb.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	issuer := "http://" + srv.Listener.Addr().String() + "/oauth2/default"
+	key, keyFile := WriteECKey(tb)
 	s, err := devidp.New(devidp.Config{
 		Issuer: issuer,
 		Clients: []devidp.Client{
-			{ID: GatewayClient, Secret: GatewaySecret},
+			{ID: GatewayClient, Secret: GatewaySecret, Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: GatewayKeyID}}},
 			{ID: DemoClient, Secret: DemoSecret, Scopes: []string{"read_sayhello", "read_saysecret", "api_read", "api_write"}},
 		},
 		Latency: latency,
@@ -68,7 +101,7 @@ func StartIDP(tb testing.TB, latency time.Duration) *IDP {
 	srv.Config.Handler = s.Handler()
 	srv.Start()
 	tb.Cleanup(srv.Close)
-	return &IDP{Server: s, Srv: srv, Issuer: issuer}
+	return &IDP{Server: s, Srv: srv, Issuer: issuer, GatewayKeyFile: keyFile}
 }
 
 // Restart closes the server's listener and connections, calls down (the

@@ -6,6 +6,7 @@ package introspect
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -22,6 +23,7 @@ import (
 const (
 	ClientSecretBasic = "client_secret_basic"
 	ClientSecretPost  = "client_secret_post"
+	PrivateKeyJWT     = "private_key_jwt" // RFC 7523: a signed assertion, see Client.PrivateKey
 )
 
 // DefaultMaxResponseBytes bounds the introspection answer read by a Client
@@ -30,14 +32,22 @@ const DefaultMaxResponseBytes = 64 << 10
 
 // Client introspects tokens at one endpoint with one set of client credentials.
 // A Client is safe for concurrent use. Its zero value is not usable: URL,
-// ClientID and ClientSecret must be set.
+// ClientID and ClientSecret (or PrivateKey) must be set.
 type Client struct {
 	// URL is the introspection endpoint, e.g. https://example.okta.com/oauth2/default/v1/introspect.
 	URL          string
 	ClientID     string
 	ClientSecret string
-	// AuthMethod is ClientSecretBasic (the default when empty) or ClientSecretPost.
+	// AuthMethod is ClientSecretBasic (the default when empty),
+	// ClientSecretPost or PrivateKeyJWT.
 	AuthMethod string
+	// PrivateKey signs the client assertion of PrivateKeyJWT: an
+	// *rsa.PrivateKey (RS256) or an *ecdsa.PrivateKey (ES256, ES384 or
+	// ES512 by its curve). KeyID, when set, is the assertion's kid.
+	PrivateKey crypto.Signer
+	KeyID      string
+	// Now is the clock of the assertion's iat and exp; nil means time.Now.
+	Now func() time.Time
 	// TokenTypeHint is sent as token_type_hint; empty means "access_token".
 	TokenTypeHint string
 	// HTTPClient sends the requests; nil means http.DefaultClient.
@@ -137,9 +147,17 @@ func (c *Client) Introspect(ctx context.Context, token string) (*Response, error
 		hint = "access_token"
 	}
 	form.Set("token_type_hint", hint)
-	if c.AuthMethod == ClientSecretPost {
+	switch c.AuthMethod {
+	case ClientSecretPost:
 		form.Set("client_id", c.ClientID)
 		form.Set("client_secret", c.ClientSecret)
+	case PrivateKeyJWT:
+		assertion, err := c.assertion()
+		if err != nil {
+			return nil, &Error{Err: err}
+		}
+		form.Set("client_assertion_type", AssertionType)
+		form.Set("client_assertion", assertion)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, strings.NewReader(form.Encode()))
 	if err != nil {
@@ -153,7 +171,7 @@ func (c *Client) Introspect(ctx context.Context, token string) (*Response, error
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	if c.AuthMethod != ClientSecretPost {
+	if c.AuthMethod != ClientSecretPost && c.AuthMethod != PrivateKeyJWT {
 		// RFC 6749 2.3.1: both parts are form-urlencoded before base64.
 		cred := url.QueryEscape(c.ClientID) + ":" + url.QueryEscape(c.ClientSecret)
 		req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(cred)))

@@ -9,13 +9,13 @@ import (
 	"time"
 )
 
-// runCold fetches n distinct tokens and sends each fanout concurrent first
+// runCold fetches n distinct tokens with fetch and sends each fanout concurrent first
 // requests, a wave of tokens at a time, so that coalescing is visible: the
 // introspection calls must equal n.
-func runCold(ctx context.Context, target string, n, fanout int) (result, error) {
+func runCold(ctx context.Context, name, target string, fetch func(context.Context, string) (string, error), n, fanout int) (result, error) {
 	tokens := make([]string, n)
 	for i := range tokens {
-		t, err := fetchToken(ctx, "read_sayhello")
+		t, err := fetch(ctx, "read_sayhello")
 		if err != nil {
 			return result{}, err
 		}
@@ -23,7 +23,7 @@ func runCold(ctx context.Context, target string, n, fanout int) (result, error) 
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxIdleConns: 256}}
 	const wave = 20
-	r := result{name: "cold", requests: n * fanout, concurrency: wave * fanout, statuses: map[int]int{}}
+	r := result{name: name, requests: n * fanout, concurrency: wave * fanout, statuses: map[int]int{}}
 	var mu sync.Mutex
 	var latencies []time.Duration
 	start := time.Now()

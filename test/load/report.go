@@ -15,8 +15,12 @@ import (
 // introspections is authgate's count of introspection calls
 // (authgate_introspection_requests_total, all results), or -1 when its
 // /metrics does not say.
-func introspections(ctx context.Context) int {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+metricsAddr+"/metrics", nil)
+func introspections(ctx context.Context) int { return introspectionsAt(ctx, metricsAddr) }
+
+// introspectionsAt is introspections for the authgate whose metrics
+// listener is metrics.
+func introspectionsAt(ctx context.Context, metrics string) int {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+metrics+"/metrics", nil)
 	c := http.Client{Timeout: 2 * time.Second}
 	resp, err := c.Do(req)
 	if err != nil {
@@ -139,10 +143,14 @@ func printVerdicts(w io.Writer, rs []result, coldTokens int) error {
 	fmt.Fprintf(w, "     (hey, alternated runs, median: p50 %.2f vs %.2f ms, p99 %.2f vs %.2f ms)\n", heyU.p50*1e3, heyHopU.p50*1e3, heyU.p99*1e3, heyHopU.p99*1e3)
 	check(dc.rps >= 0.5*bare.rps, "hot with decision cache: %.2f x bare req/s (target >= 0.50)", dc.rps/bare.rps)
 	check(cold.introspections == coldTokens, "cold: %d introspections for %d distinct tokens", cold.introspections, coldTokens)
+	hotJWT, coldJWT := by["hot-jwt"], by["cold-jwt"]
+	check(hotJWT.introspections == 0, "hot-jwt: %d introspections (target 0); %.2f x hot req/s", hotJWT.introspections, hotJWT.rps/hot.rps)
+	check(coldJWT.introspections == 0, "cold-jwt: %d introspections for %d distinct JWTs (target 0); p50 %.2f ms vs cold %.2f ms",
+		coldJWT.introspections, coldTokens, coldJWT.p50*1e3, cold.p50*1e3)
 
 	want := map[string]int{"opa-direct": 200, "minimal-hop": 200, "bare": 200, "hot": 200, "hot+decision-cache": 200,
 		"deny": 403, "no-token": 401, "bad-token": 401, "minimal-hop unsat": 200, "hot unsat": 200,
-		"minimal-hop paired": 200, "hot paired": 200, "cold": 200}
+		"minimal-hop paired": 200, "hot paired": 200, "cold": 200, "hot-jwt": 200, "cold-jwt": 200}
 	var bad []string
 	for _, r := range rs {
 		if r.errors > 0 || len(r.statuses) != 1 || r.statuses[want[r.name]] == 0 {

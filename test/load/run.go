@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -31,6 +32,9 @@ const (
 	dcTrafficAddr = "127.0.0.1:8087" // authgate with the decision cache on
 	dcAdminAddr   = "127.0.0.1:9087"
 	dcMetricsAddr = "127.0.0.1:9091"
+	jwtTraffic    = "127.0.0.1:8088" // authgate with TOKEN_VALIDATION=hybrid
+	jwtAdmin      = "127.0.0.1:9088"
+	jwtMetrics    = "127.0.0.1:9092"
 	minihopAddr   = "127.0.0.1:8090"
 	bareAddr      = "127.0.0.1:8091"
 	decisionPath  = "/v1/data/demoapi/authz/allow"
@@ -72,11 +76,19 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if err := procs.start(ctx, work, "authgate-decision-cache", bin+"/authgate", nil, dcEnv); err != nil {
 		return err
 	}
-	if err := waitReady(ctx, "http://"+adminAddr+"/readyz", "http://"+dcAdminAddr+"/readyz"); err != nil {
+	jwtEnv := append(env, "LISTEN_ADDR="+jwtTraffic, "ADMIN_ADDR="+jwtAdmin, "METRICS_ADDR="+jwtMetrics, "TOKEN_VALIDATION=hybrid", "OKTA_AUDIENCE=api://default")
+	if err := procs.start(ctx, work, "authgate-jwt", bin+"/authgate", nil, jwtEnv); err != nil {
+		return err
+	}
+	if err := waitReady(ctx, "http://"+adminAddr+"/readyz", "http://"+dcAdminAddr+"/readyz", "http://"+jwtAdmin+"/readyz"); err != nil {
 		return err
 	}
 
 	token, err := fetchToken(ctx, "read_sayhello")
+	if err != nil {
+		return err
+	}
+	jwt, err := fetchJWT(ctx, "read_sayhello")
 	if err != nil {
 		return err
 	}
@@ -111,6 +123,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		{name: "deny", introspect: true, args: []string{"-n", itoa(n), "-c", itoa(c), "-H", auth, "http://" + trafficAddr + "/saysecret"}},
 		{name: "no-token", introspect: true, args: []string{"-n", itoa(n), "-c", itoa(c), "http://" + trafficAddr + "/sayhello"}},
 		{name: "bad-token", introspect: true, args: []string{"-n", itoa(n), "-c", itoa(c), "-H", "Authorization: Bearer bm90LWEtdG9rZW4", "http://" + trafficAddr + "/sayhello"}},
+		{name: "hot-jwt", introspect: true, metrics: jwtMetrics, args: []string{"-n", itoa(n), "-c", itoa(c), "-H", "Authorization: Bearer " + jwt, "http://" + jwtTraffic + "/sayhello"}},
 	}
 	// The unsaturated pair compares latencies a fraction of a millisecond
 	// apart on a shared machine: with hey, run them alternately, three times,
@@ -124,7 +137,8 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	runs := map[string][]result{}
 	var order []string
 	for _, s := range scenarios {
-		before := introspections(ctx)
+		metrics := cmp.Or(s.metrics, metricsAddr)
+		before := introspectionsAt(ctx, metrics)
 		r, err := h.run(ctx, s.args)
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
@@ -132,7 +146,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		r.name = s.name
 		r.introspections = -1
 		if s.introspect {
-			r.introspections = delta(before, introspections(ctx))
+			r.introspections = delta(before, introspectionsAt(ctx, metrics))
 		}
 		if runs[s.name] == nil {
 			order = append(order, s.name)
@@ -163,12 +177,21 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	paired[1].introspections = delta(before, introspections(ctx))
 	results = append(results, paired...)
 	before = introspections(ctx)
-	cold, err := runCold(ctx, "http://"+trafficAddr+"/sayhello", o.coldTokens, o.coldFanout)
+	cold, err := runCold(ctx, "cold", "http://"+trafficAddr+"/sayhello", fetchToken, o.coldTokens, o.coldFanout)
 	if err != nil {
 		return fmt.Errorf("cold: %w", err)
 	}
 	cold.introspections = delta(before, introspections(ctx))
 	results = append(results, cold)
+	// cold-jwt: first sight of as many distinct JWTs, each a signature
+	// check in hybrid mode; none may cost an introspection.
+	before = introspectionsAt(ctx, jwtMetrics)
+	coldJWT, err := runCold(ctx, "cold-jwt", "http://"+jwtTraffic+"/sayhello", fetchJWT, o.coldTokens, o.coldFanout)
+	if err != nil {
+		return fmt.Errorf("cold-jwt: %w", err)
+	}
+	coldJWT.introspections = delta(before, introspectionsAt(ctx, jwtMetrics))
+	results = append(results, coldJWT)
 
 	printTable(out, results)
 	return printVerdicts(out, results, o.coldTokens)
@@ -177,13 +200,22 @@ func run(ctx context.Context, o options, out io.Writer) error {
 type scenario struct {
 	name       string
 	args       []string
-	introspect bool // report authgate's introspection calls
+	introspect bool   // report authgate's introspection calls
+	metrics    string // the metrics address of the authgate under test; "" = metricsAddr
 }
 
 // fetchToken gets a token for the demo client of the development
 // authorization server (.env.example's stack).
 func fetchToken(ctx context.Context, scope string) (string, error) {
-	form := url.Values{"grant_type": {"client_credentials"}, "scope": {scope}}
+	return fetchAccessToken(ctx, url.Values{"grant_type": {"client_credentials"}, "scope": {scope}})
+}
+
+// fetchJWT gets a JWT access token (devidp's token_format=jwt).
+func fetchJWT(ctx context.Context, scope string) (string, error) {
+	return fetchAccessToken(ctx, url.Values{"grant_type": {"client_credentials"}, "scope": {scope}, "token_format": {"jwt"}})
+}
+
+func fetchAccessToken(ctx context.Context, form url.Values) (string, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+idpAddr+issuerPath+"/v1/token", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth("demo", "demo-secret")
@@ -221,6 +253,6 @@ func opaInput(ctx context.Context, token string) ([]byte, error) {
 	return json.Marshal(map[string]any{"input": map[string]any{
 		"method": "GET", "path": "/sayhello", "api": "/sayhello", "query": map[string]any{},
 		"headers": map[string]string{"user-agent": "hey/0.0.1", "content-type": "text/html", "accept-encoding": "gzip"},
-		"token":   claims, "scopes": strings.Fields(scope), "subject": claims["sub"],
+		"token":   claims, "scopes": strings.Fields(scope), "subject": claims["sub"], "validation": "introspection",
 	}})
 }

@@ -1,0 +1,74 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+
+	"github.com/authgate/authgate/internal/authn"
+	"github.com/authgate/authgate/internal/fault"
+)
+
+// TestIntrospectPaths: in hybrid mode a token validated as a JWT is
+// introspected anew on INTROSPECT_PATHS (and only there), and the policy
+// sees which validation answered; an introspected token is not asked twice.
+// In verify mode the paths match the request the proxy asks about.
+func TestIntrospectPaths(t *testing.T) {
+	jwtTok := &authn.Token{Subject: "alice", Claims: json.RawMessage(`{"scp":["a"]}`), Validation: authn.ValidationJWT}
+	tests := []struct {
+		name, method, path, token string
+		verify                    bool // asked on /verify, the request in X-Forwarded-*
+		revoked                   bool
+		wantStatus                int
+		wantIntrospect            bool
+		wantValidation            string
+	}{
+		{name: "JWT elsewhere", method: "GET", path: "/sayhello", token: "jwt", wantStatus: 200, wantValidation: "jwt"},
+		{name: "JWT on an introspect path", method: "GET", path: "/saysecret", token: "jwt", wantStatus: 200, wantIntrospect: true, wantValidation: "introspection"},
+		{name: "revoked JWT on an introspect path", method: "GET", path: "/saysecret", token: "jwt", revoked: true, wantStatus: 401, wantIntrospect: true},
+		{name: "revoked JWT elsewhere still passes until its cache ends", method: "GET", path: "/sayhello", token: "jwt", revoked: true, wantStatus: 200, wantValidation: "jwt"},
+		{name: "opaque token on an introspect path: introspected once", method: "GET", path: "/saysecret", token: "opaque", wantStatus: 200, wantValidation: "introspection"},
+		{name: "verify: JWT for an introspect path", method: "GET", path: "/saysecret", token: "jwt", verify: true, wantStatus: 200, wantIntrospect: true, wantValidation: "introspection"},
+		{name: "verify: JWT for another path", method: "GET", path: "/sayhello", token: "jwt", verify: true, wantStatus: 200, wantValidation: "jwt"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var introspected []string
+			introspect := &fakeTokens{LookupFn: func(_ context.Context, tok string) (*authn.Token, authn.Lookup, error) {
+				introspected = append(introspected, tok)
+				if tt.revoked {
+					return nil, authn.Miss, &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token", Description: "token is not active"}
+				}
+				return &authn.Token{Subject: "alice", Claims: json.RawMessage(`{"active":true}`), Validation: authn.ValidationIntrospection}, authn.Miss, nil
+			}}
+			h := newHarness(t, func(d *Deps) {
+				d.Introspect = introspect
+				d.IntrospectPaths = []PublicPath{{Method: "GET", Path: "/saysecret"}}
+			})
+			h.tokens.LookupFn = func(_ context.Context, tok string) (*authn.Token, authn.Lookup, error) {
+				if tok == "jwt" {
+					return jwtTok, authn.Hit, nil
+				}
+				return &authn.Token{Subject: "bob", Claims: json.RawMessage(`{"active":true}`), Validation: authn.ValidationIntrospection}, authn.Hit, nil
+			}
+			l, req := h.g.Traffic(), newRequest(tt.method, tt.path, "Authorization", "Bearer "+tt.token)
+			if tt.verify {
+				l, req = h.g.Admin(), newRequest(http.MethodGet, "/verify", "Authorization", "Bearer "+tt.token,
+					"X-Forwarded-Method", tt.method, "X-Forwarded-Uri", tt.path)
+			}
+			w := h.serve(l, req)
+			if w.Code != tt.wantStatus {
+				t.Fatalf("status %d, want %d: %s", w.Code, tt.wantStatus, w.Body)
+			}
+			if got := len(introspected) == 1; got != tt.wantIntrospect || len(introspected) > 1 {
+				t.Errorf("introspected %v, want introspection %v", introspected, tt.wantIntrospect)
+			}
+			if tt.wantValidation != "" {
+				if inputs := h.inputs(t); len(inputs) != 1 || inputs[0]["validation"] != tt.wantValidation {
+					t.Errorf("OPA inputs %v, want validation %q", inputs, tt.wantValidation)
+				}
+			}
+		})
+	}
+}
