@@ -156,7 +156,9 @@ var (
 
 // ParseResult decodes a Data API answer body.
 func ParseResult(body []byte) (Result, error) {
-	b := bytes.TrimSpace(body)
+	// JSON's own white space (RFC 8259 section 2), not bytes.TrimSpace's:
+	// a form feed or vertical tab before the object is not JSON.
+	b := bytes.Trim(body, " \t\r\n")
 	switch {
 	case bytes.Equal(b, answerTrue):
 		return Result{Defined: true, Value: json.RawMessage("true")}, nil
