@@ -191,17 +191,33 @@ func build(cfg *config.Config, log *slog.Logger, tel *telemetry) (gw *gateway.Ga
 
 		RequestHeader: requestid.SetHeader,
 	}
-	var verifier authn.Verifier = &authn.Guarded{
+	late := &lateCache{}
+	tier, err := newTier(cfg, log, tel, idpBreaker, late) // nil without REDIS_URL (fleet.go)
+	if err != nil {
+		return nil, nil, err
+	}
+	guarded := &authn.Guarded{
 		Next: &authn.Introspection{Client: client, Audience: cfg.OktaAudience,
 			OnResult: tel.metrics.Introspection, OnRateLimit: tel.metrics.RateLimit, Log: log},
 		Breaker: idpBreaker,
+	}
+	var verifier authn.Verifier = guarded
+	if tier != nil {
+		guarded.OnHold = tier.PublishHold // every replica holds
 	}
 	if cfg.OktaMaxRPS > 0 {
 		// Under the cache (cached tokens never spend the budget), above the
 		// breaker (our own refusals are not upstream failures).
 		rl := authn.NewRateLimited(verifier, cfg.OktaMaxRPS, nil)
 		rl.OnRefuse = tel.metrics.GlobalBudgetRejected
-		verifier = rl
+		if tier != nil {
+			// One budget for the fleet; this replica's own when Redis is not there.
+			b := tier.NewBudget(verifier, rl, cfg.OktaMaxRPS)
+			b.OnRefuse = tel.metrics.GlobalBudgetRejected
+			verifier = b
+		} else {
+			verifier = rl
+		}
 	}
 	if cfg.OktaMaxRPSPerClient > 0 {
 		// Above the global budget: a client past its own limit spends none
@@ -211,7 +227,7 @@ func build(cfg *config.Config, log *slog.Logger, tel *telemetry) (gw *gateway.Ga
 		verifier = cl
 	}
 	stale := &staleLog{log: log, interval: 10 * time.Second}
-	cache, err := authn.NewCache(verifier, authn.CacheSettings{
+	cs := authn.CacheSettings{
 		Size:         cfg.CacheSize,
 		TTL:          cfg.CacheTTL,
 		NegativeTTL:  cfg.CacheNegativeTTL,
@@ -219,15 +235,27 @@ func build(cfg *config.Config, log *slog.Logger, tel *telemetry) (gw *gateway.Ga
 		StaleIfError: cfg.CacheStaleIfError,
 		OnStale:      stale.served,
 		OnEvict:      tel.metrics.CacheEvicted,
-	})
+	}
+	if tier != nil {
+		cs.Shared = tier
+	}
+	cache, err := authn.NewCache(verifier, cs)
 	if err != nil {
+		if tier != nil {
+			tier.Close()
+		}
 		return nil, nil, fmt.Errorf("CACHE_SIZE: %w", err)
 	}
+	late.cache = cache
 	health, err := healthURL(cfg.OPAAuthzURL)
 	if err != nil {
 		return nil, nil, err
 	}
 	closeIdle = func() { idpT.CloseIdleConnections(); opaT.CloseIdleConnections() }
+	if tier != nil {
+		tier.Start()
+		closeIdle = func() { idpT.CloseIdleConnections(); opaT.CloseIdleConnections(); tier.Close() }
+	}
 	tel.metrics.WatchCache(cache.Len)
 	tel.metrics.WatchBreaker(idpBreaker)
 	tel.metrics.WatchBreaker(opaBreaker)
@@ -251,11 +279,19 @@ func build(cfg *config.Config, log *slog.Logger, tel *telemetry) (gw *gateway.Ga
 			{Name: "opa", Check: opaHealth.Check, Required: true},
 			{Name: "idp", Check: func(context.Context) string { return idpBreaker.Health() }},
 		},
-		SendToken:    cfg.OPASendToken,
-		InputHeaders: cfg.OPAInputHeaderNames(),
-		Log:          log,
+		AdminAPIToken: cfg.AdminAPIToken,
+		SendToken:     cfg.OPASendToken,
+		InputHeaders:  cfg.OPAInputHeaderNames(),
+		Log:           log,
 
 		LookupClient: cfg.OktaMaxRPSPerClient > 0,
+	}
+	if tier != nil {
+		// Not required: without Redis every request is still answered.
+		deps.Ready = append(deps.Ready, gateway.ReadyCheck{Name: "redis", Check: tier.Health})
+	}
+	if cfg.AdminAPIToken != "" {
+		deps.Revoke = newRevoker(cfg, cache, tier, client, tel).revoke
 	}
 	if err := modeDeps(cfg, &deps); err != nil {
 		return nil, nil, err

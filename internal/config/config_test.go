@@ -73,6 +73,8 @@ func defaults() config.Config {
 		IdentityHeaderScopes:   "X-Auth-Scopes",
 		LogLevel:               "info",
 		LogFormat:              "json",
+		RedisTimeout:           100 * time.Millisecond,
+		RedisKeyPrefix:         "authgate:",
 	}
 }
 
