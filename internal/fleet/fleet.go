@@ -28,12 +28,13 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/authgate/authgate/internal/breaker"
+	"github.com/authgate/authgate/internal/lograte"
 )
 
 // The breaker in front of Redis: a dead or slow Redis costs at most
 // breakerFailures timeouts, then nothing for breakerOpen, then one probe.
 const (
-	breakerFailures = 3
+	breakerFailures = 5
 	breakerOpen     = time.Second
 )
 
@@ -96,6 +97,8 @@ type Tier struct {
 
 	ps   *redis.PubSub
 	done chan struct{}
+
+	failed lograte.Limit // one line per lograte.Every for failed calls
 }
 
 // New returns a Tier on s.Client; Start makes it listen to the other
@@ -172,6 +175,9 @@ func (t *Tier) do(ctx context.Context, op string, f func(context.Context) error)
 		t.observe(op, "miss", d)
 	default:
 		t.observe(op, "error", d)
+		if t.s.Log != nil {
+			t.failed.Log(t.s.Log, slog.LevelWarn, time.Now(), "redis call failed: answered without the shared tier", "op", op, "err", err)
+		}
 	}
 	done(err)
 	return err
