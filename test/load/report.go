@@ -15,8 +15,11 @@ import (
 // introspections is authgate's count of introspection calls
 // (authgate_introspection_requests_total, all results), or -1 when its
 // /metrics does not say.
-func introspections(ctx context.Context) int {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+metricsAddr+"/metrics", nil)
+func introspections(ctx context.Context) int { return introspectionsAt(ctx, metricsAddr) }
+
+// introspectionsAt is introspections of the authgate whose METRICS_ADDR is addr.
+func introspectionsAt(ctx context.Context, addr string) int {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	c := http.Client{Timeout: 2 * time.Second}
 	resp, err := c.Do(req)
 	if err != nil {
@@ -139,10 +142,15 @@ func printVerdicts(w io.Writer, rs []result, coldTokens int) error {
 	fmt.Fprintf(w, "     (hey, alternated runs, median: p50 %.2f vs %.2f ms, p99 %.2f vs %.2f ms)\n", heyU.p50*1e3, heyHopU.p50*1e3, heyU.p99*1e3, heyHopU.p99*1e3)
 	check(dc.rps >= 0.5*bare.rps, "hot with decision cache: %.2f x bare req/s (target >= 0.50)", dc.rps/bare.rps)
 	check(cold.introspections == coldTokens, "cold: %d introspections for %d distinct tokens", cold.introspections, coldTokens)
+	if fleet, ok := by["fleet"]; ok {
+		shared, l1 := by["shared-hit"], by["shared-hit L1"]
+		check(fleet.introspections == coldTokens, "fleet: %d introspections for %d distinct tokens over %d replicas", fleet.introspections, coldTokens, fleetReplicas)
+		check(shared.p50 <= l1.p50+0.0005, "shared-hit p50: %.2f ms vs L1 hit %.2f ms (target <= +0.50 ms); %d introspections", shared.p50*1e3, l1.p50*1e3, shared.introspections)
+	}
 
 	want := map[string]int{"opa-direct": 200, "minimal-hop": 200, "bare": 200, "hot": 200, "hot+decision-cache": 200,
 		"deny": 403, "no-token": 401, "bad-token": 401, "minimal-hop unsat": 200, "hot unsat": 200,
-		"minimal-hop paired": 200, "hot paired": 200, "cold": 200}
+		"minimal-hop paired": 200, "hot paired": 200, "cold": 200, "fleet": 200, "shared-hit": 200, "shared-hit L1": 200}
 	var bad []string
 	for _, r := range rs {
 		if r.errors > 0 || len(r.statuses) != 1 || r.statuses[want[r.name]] == 0 {

@@ -163,12 +163,18 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	paired[1].introspections = delta(before, introspections(ctx))
 	results = append(results, paired...)
 	before = introspections(ctx)
-	cold, err := runCold(ctx, "http://"+trafficAddr+"/sayhello", o.coldTokens, o.coldFanout)
+	cold, err := runCold(ctx, []string{"http://" + trafficAddr + "/sayhello"}, o.coldTokens, o.coldFanout)
 	if err != nil {
 		return fmt.Errorf("cold: %w", err)
 	}
 	cold.introspections = delta(before, introspections(ctx))
 	results = append(results, cold)
+
+	fleet, err := runFleet(ctx, o, bin, work, &procs, env, out) // fleet.go: several replicas on Redis
+	if err != nil {
+		return fmt.Errorf("fleet: %w", err)
+	}
+	results = append(results, fleet...)
 
 	printTable(out, results)
 	return printVerdicts(out, results, o.coldTokens)
