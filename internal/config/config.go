@@ -119,6 +119,14 @@ type Config struct {
 	// Only OTLP over HTTP is built in; these are checked, not chosen.
 	OTelProtocol       string `env:"OTEL_EXPORTER_OTLP_PROTOCOL"`
 	OTelTracesProtocol string `env:"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"`
+
+	// Several replicas (issue 13; README, "Running several replicas"): see fleet.go.
+	RedisURL       string        `env:"REDIS_URL" secret:"true"` // may carry a password; "" = no shared tier
+	RedisTimeout   time.Duration `env:"REDIS_TIMEOUT" envDefault:"100ms"`
+	RedisKeyPrefix string        `env:"REDIS_KEY_PREFIX" envDefault:"authgate:"`
+	AdminAPIToken  string        `env:"ADMIN_API_TOKEN" secret:"true"` // "" = POST /revoke answers 404
+	RevokeUpstream bool          `env:"REVOKE_UPSTREAM" envDefault:"false"`
+	OktaRevokeURL  string        `env:"OKTA_REVOKE_URL"` // default: discovered from OKTA_ISSUER
 }
 
 // IntrospectURL is OKTA_INTROSPECT_URL, or the Okta default under the issuer.
@@ -373,6 +381,7 @@ func (c *Config) problems() []string {
 	p = append(p, c.modeProblems()...)
 	p = append(p, c.resourceProblems()...)
 	p = append(p, c.jwtProblems()...)
+	p = append(p, c.fleetProblems()...)
 
 	// Observability.
 	switch strings.ToLower(c.LogLevel) {
