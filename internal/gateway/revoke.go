@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"net/http"
 	"strings"
 
@@ -29,7 +30,8 @@ const maxRevokeBody = 16 << 10
 // token and (optional) token_type_hint, the caller authenticated by
 // Authorization: Bearer ADMIN_API_TOKEN. It answers 200 whether or not the
 // token was known or cached (no oracle), with where it was revoked; 502 when
-// REVOKE_UPSTREAM's call to the IdP failed (the local part is done).
+// REVOKE_UPSTREAM's call to the IdP failed (the local part is done). Its
+// errors are written by the error handler (errors.go), as on every route.
 func (g *Gateway) handleRevoke() echo.HandlerFunc {
 	want := sha256.Sum256([]byte(g.deps.AdminAPIToken))
 	revoke := g.deps.Revoke
@@ -54,10 +56,16 @@ func (g *Gateway) handleRevoke() echo.HandlerFunc {
 		g.deps.Log.Info("token revoked", "scope", r.Scope, "upstream", r.Upstream, "remote_addr", req.RemoteAddr)
 		if err != nil {
 			g.deps.Log.Warn("revocation at the authorization server failed (REVOKE_UPSTREAM)", "err", err)
-			return c.JSON(http.StatusBadGateway, struct {
+			// Written by writeFault like every error: the IdP could not
+			// answer (Unavailable, so Retry-After), shaped as 502 with
+			// where authgate did revoke it.
+			const desc = "revoked in authgate, but the authorization server's revocation failed"
+			body, _ := json.Marshal(struct {
 				errorBody
 				Revocation
-			}{errorBody{Error: "bad_gateway", ErrorDescription: "revoked in authgate, but the authorization server's revocation failed"}, r})
+			}{errorBody{Error: "bad_gateway", ErrorDescription: desc}, r})
+			return &fault.Error{Kind: fault.Unavailable, Code: "bad_gateway", Description: desc, Err: err,
+				Answer: &fault.Answer{Status: http.StatusBadGateway, Body: body, BodyType: echo.MIMEApplicationJSON}}
 		}
 		return c.JSON(http.StatusOK, r)
 	}
