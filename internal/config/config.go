@@ -305,9 +305,10 @@ func (c *Config) problems() []string {
 		needed    bool
 	}{
 		{"OKTA_ISSUER", c.OktaIssuer, true},
-		// TOKEN_VALIDATION=jwt never introspects; private_key_jwt signs instead of a secret.
-		{"OKTA_CLIENT_ID", c.OktaClientID, c.Introspects()},
-		{"OKTA_CLIENT_SECRET", c.OktaClientSecret, c.Introspects() && c.OktaAuthMethod != AuthPrivateKeyJWT},
+		// TOKEN_VALIDATION=jwt never introspects (but REVOKE_UPSTREAM
+		// authenticates); private_key_jwt signs instead of a secret.
+		{"OKTA_CLIENT_ID", c.OktaClientID, c.UsesClientCredentials()},
+		{"OKTA_CLIENT_SECRET", c.OktaClientSecret, c.UsesClientCredentials() && c.OktaAuthMethod != AuthPrivateKeyJWT},
 		{"OPA_AUTHZ_URL", c.OPAAuthzURL, true},
 	} {
 		if r.needed && strings.TrimSpace(r.val) == "" {

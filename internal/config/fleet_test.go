@@ -66,6 +66,21 @@ func TestLoadFleet(t *testing.T) {
 			wantErr: []string{"REVOKE_UPSTREAM: true, but ADMIN_API_TOKEN is not set (POST /revoke is off)"},
 		},
 		{
+			name: "jwt mode revokes upstream as a client: credentials required",
+			env: with("TOKEN_VALIDATION", "jwt", "OKTA_AUDIENCE", "api://default", "OKTA_CLIENT_ID", "", "OKTA_CLIENT_SECRET", "",
+				"ADMIN_API_TOKEN", adminToken, "REVOKE_UPSTREAM", "true"),
+			wantErr: []string{"OKTA_CLIENT_ID: required, must not be empty", "OKTA_CLIENT_SECRET: required, must not be empty"},
+		},
+		{
+			name: "jwt mode revoking only here needs no credentials",
+			env: with("TOKEN_VALIDATION", "jwt", "OKTA_AUDIENCE", "api://default", "OKTA_CLIENT_ID", "", "OKTA_CLIENT_SECRET", "",
+				"ADMIN_API_TOKEN", adminToken, "REDIS_URL", "redis://127.0.0.1:6379/0"),
+			want: func(c *config.Config) {
+				c.TokenValidation, c.OktaAudience, c.OktaClientID, c.OktaClientSecret = "jwt", "api://default", "", ""
+				c.AdminAPIToken, c.RedisURL = adminToken, "redis://127.0.0.1:6379/0"
+			},
+		},
+		{
 			name:    "OKTA_REVOKE_URL in clear to another host",
 			env:     with("OKTA_REVOKE_URL", "http://example.okta.com/oauth2/default/v1/revoke"),
 			wantErr: []string{"OKTA_REVOKE_URL: http:// to a host that is not loopback would send the client secret and tokens in clear; use https or set ALLOW_INSECURE_HTTP=true"},

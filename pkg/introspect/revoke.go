@@ -13,7 +13,8 @@ import (
 )
 
 // Revoke asks the server to revoke token (RFC 7009) at endpoint, the
-// client authenticated as for introspection. hint is sent as
+// client authenticated as for introspection (a private_key_jwt assertion
+// names endpoint as its audience). hint is sent as
 // token_type_hint when set. The server answers 200 whether or not the token
 // was valid; anything else is an *Error.
 func (c *Client) Revoke(ctx context.Context, endpoint, token, hint string) error {
@@ -21,9 +22,18 @@ func (c *Client) Revoke(ctx context.Context, endpoint, token, hint string) error
 	if hint != "" {
 		form.Set("token_type_hint", hint)
 	}
-	if c.AuthMethod == ClientSecretPost {
+	switch c.AuthMethod {
+	case ClientSecretPost:
 		form.Set("client_id", c.ClientID)
 		form.Set("client_secret", c.ClientSecret)
+	case PrivateKeyJWT:
+		// An assertion of its own: its aud is the revocation endpoint.
+		assertion, err := c.assertion(endpoint)
+		if err != nil {
+			return &Error{Err: err}
+		}
+		form.Set("client_assertion_type", AssertionType)
+		form.Set("client_assertion", assertion)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
@@ -36,7 +46,7 @@ func (c *Client) Revoke(ctx context.Context, endpoint, token, hint string) error
 		c.RequestHeader(ctx, req.Header)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if c.AuthMethod != ClientSecretPost {
+	if c.AuthMethod != ClientSecretPost && c.AuthMethod != PrivateKeyJWT {
 		cred := url.QueryEscape(c.ClientID) + ":" + url.QueryEscape(c.ClientSecret)
 		req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(cred)))
 	}
