@@ -284,3 +284,76 @@ func active(t *testing.T, i *stacktest.IDP, token string) bool {
 	b.Write(buf[:n])
 	return strings.Contains(b.String(), `"active":true`)
 }
+
+// TestFleetHybrid: in TOKEN_VALIDATION=hybrid the shared tier serves what
+// is introspected (an opaque token, a JWT on INTROSPECT_PATHS: one
+// introspection for the fleet, its validation kept), while a JWT verified
+// locally never asks Redis; a revocation on one replica still reaches the
+// other's local JWT path within a second.
+func TestFleetHybrid(t *testing.T) {
+	o := stacktest.StartOPA(t)
+	i := stacktest.StartIDP(t, 0)
+	r := stacktest.StartRedis(t)
+	gws := startFleet(t, 2, r, i, o, "TOKEN_VALIDATION", "hybrid", "OKTA_AUDIENCE", "api://default", "INTROSPECT_PATHS", "GET /sayhello")
+	claims := func() (n float64) {
+		for _, gw := range gws {
+			n += max(0, scrape(t, gw).value("authgate_redis_requests_total", "op=claim", "result=ok"))
+		}
+		return n
+	}
+
+	opaque := i.Token(t, "read_sayhello")
+	for k, gw := range gws {
+		if got := stacktest.Get(t, gw.Traffic+"/sayhello", opaque); got.Status != 200 {
+			t.Fatalf("opaque on replica %d: %d %s", k, got.Status, got.Body)
+		}
+	}
+	if n := i.IntrospectCalls(); n != 1 {
+		t.Errorf("opaque token on two replicas: %d introspections, want 1", n)
+	}
+	if v := lastAccess(t, gws[1])["validation"]; v != "introspection" {
+		t.Errorf("shared answer's access log validation %v, want introspection", v)
+	}
+	if v := scrape(t, gws[1]).value("authgate_cache_requests_total", "result=shared_hit"); v != 1 {
+		t.Errorf("shared_hit %v on the second replica, want 1", v)
+	}
+
+	jwt, _ := i.IssueJWT(stacktest.DemoClient, []string{"read_sayhello", "read_saysecret"}, time.Hour)
+	before := claims()
+	for k, gw := range gws {
+		// /saysecret: not an introspect path; the demo policy denies it
+		// once the token is accepted.
+		if got := stacktest.Get(t, gw.Traffic+"/saysecret", jwt); got.Status != 403 {
+			t.Fatalf("JWT on replica %d: %d %s", k, got.Status, got.Body)
+		}
+	}
+	if n := claims(); n != before {
+		t.Errorf("a JWT verified locally asked Redis (%v claims, want %v)", n, before)
+	}
+	// On an introspect path the JWT is introspected: once for the fleet.
+	for k, gw := range gws {
+		if got := stacktest.Get(t, gw.Traffic+"/sayhello", jwt); got.Status != 200 {
+			t.Fatalf("JWT on an introspect path, replica %d: %d %s", k, got.Status, got.Body)
+		}
+	}
+	if n := i.IntrospectCalls(); n != 2 {
+		t.Errorf("%d introspections in all, want 2", n)
+	}
+
+	start := time.Now()
+	if got := revoke(t, gws[0], adminToken, jwt); got.Status != 200 || !strings.Contains(got.Body, `"scope":"fleet"`) {
+		t.Fatalf("revoke: %d %s", got.Status, got.Body)
+	}
+	for k, gw := range gws {
+		for _, path := range []string{"/saysecret", "/sayhello"} {
+			stacktest.Eventually(t, time.Second-time.Since(start), "a revoked JWT refused on every replica, on every path, within 1s", func() bool {
+				return stacktest.Get(t, gw.Traffic+path, jwt).Status == 401
+			})
+			t.Logf("replica %d %s: 401 after %s", k, path, time.Since(start))
+		}
+	}
+	for _, gw := range gws {
+		gw.Stop()
+		gw.AssertNoLeaks(t, jwt, opaque, adminToken, stacktest.GatewaySecret)
+	}
+}
