@@ -29,10 +29,20 @@ run: build $(BIN)/opa
 ## test: Go unit and end-to-end tests (race detector on), Rego tests, brief fuzzing.
 test: test-deps test-rego test-go fuzz
 
-# test-deps: the forward-auth end-to-end test runs real nginx. Installed
-# quietly with apt-get when absent and we are root (CI machines start without
-# it); otherwise that test skips, or fails when CI=true.
+# test-deps: the forward-auth end-to-end test runs real nginx, the fleet
+# tests (shared tier) a real redis-server. Installed quietly with apt-get
+# when absent and we are root (CI machines start without them); otherwise
+# those tests skip, or fail when CI=true.
 test-deps:
+	@if ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing redis-server (apt-get) for the fleet tests"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server; } >/dev/null 2>&1 \
+	      || echo "redis-server install failed: the fleet tests will skip (or fail when CI=true)"; \
+	  else \
+	    echo "redis-server not installed: the fleet tests will skip (or fail when CI=true)"; \
+	  fi; \
+	fi
 	@if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing nginx (apt-get) for the forward-auth end-to-end test"; \

@@ -187,8 +187,10 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telem
 	if err != nil {
 		return nil, nil, err
 	}
-	introspection := func(url string) authn.Verifier {
-		client := &introspect.Client{
+	// client is an IdP client authenticated as OKTA_AUTH_METHOD says: the
+	// introspection's at url, and POST /revoke's (REVOKE_UPSTREAM).
+	client := func(url string) *introspect.Client {
+		return &introspect.Client{
 			URL:          url,
 			ClientID:     cfg.OktaClientID,
 			ClientSecret: cfg.OktaClientSecret,
@@ -199,18 +201,44 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telem
 
 			RequestHeader: requestid.SetHeader,
 		}
-		var v authn.Verifier = &authn.Guarded{
-			Next: &authn.Introspection{Client: client, Audience: requiredAudience(cfg),
+	}
+	// The shared tier on Redis (fleet.go), nil without REDIS_URL; what it
+	// hears of other replicas' revocations goes to the token caches, set
+	// below before it starts.
+	late := &lateTokens{}
+	tier, err := newTier(cfg, log, tel, idpBreaker, late)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		if err != nil && tier != nil {
+			tier.Close()
+		}
+	}()
+	introspection := func(url string) authn.Verifier {
+		guarded := &authn.Guarded{
+			Next: &authn.Introspection{Client: client(url), Audience: requiredAudience(cfg),
 				OnResult: tel.metrics.Introspection, OnRateLimit: tel.metrics.RateLimit, Log: log,
 				PrivateKeyJWT: cfg.OktaAuthMethod == config.AuthPrivateKeyJWT},
 			Breaker: idpBreaker,
 		}
+		if tier != nil {
+			guarded.OnHold = tier.PublishHold // every replica holds
+		}
+		var v authn.Verifier = guarded
 		if cfg.OktaMaxRPS > 0 {
 			// Under the cache (cached tokens never spend the budget), above the
 			// breaker (our own refusals are not upstream failures).
 			rl := authn.NewRateLimited(v, cfg.OktaMaxRPS, nil)
 			rl.OnRefuse = tel.metrics.GlobalBudgetRejected
-			v = rl
+			if tier != nil {
+				// One budget for the fleet; this replica's own when Redis is not there.
+				b := tier.NewBudget(v, rl, cfg.OktaMaxRPS)
+				b.OnRefuse = tel.metrics.GlobalBudgetRejected
+				v = b
+			} else {
+				v = rl
+			}
 		}
 		if cfg.OktaMaxRPSPerClient > 0 {
 			// Above the global budget: a client past its own limit spends none
@@ -221,10 +249,15 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telem
 		}
 		return v
 	}
-	toks, err := buildTokens(ctx, cfg, log, tel, &http.Client{Transport: tel.transport(idpT, "jwks")}, introspection)
+	var shared authn.Shared // no nil *fleet.Tier in an interface
+	if tier != nil {
+		shared = tier
+	}
+	toks, err := buildTokens(ctx, cfg, log, tel, &http.Client{Transport: tel.transport(idpT, "jwks")}, introspection, shared)
 	if err != nil {
 		return nil, nil, err
 	}
+	late.tokens = toks
 	cache := toks.cache
 	toks.run(ctx)
 	health, err := healthURL(cfg.OPAAuthzURL)
@@ -232,6 +265,10 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telem
 		return nil, nil, err
 	}
 	closeIdle = func() { idpT.CloseIdleConnections(); opaT.CloseIdleConnections() }
+	if tier != nil {
+		tier.Start()
+		closeIdle = func() { idpT.CloseIdleConnections(); opaT.CloseIdleConnections(); tier.Close() }
+	}
 	tel.metrics.WatchCache(cache.Len)
 	tel.metrics.WatchBreaker(idpBreaker)
 	tel.metrics.WatchBreaker(opaBreaker)
@@ -255,13 +292,21 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telem
 			{Name: "opa", Check: opaHealth.Check, Required: true},
 			{Name: "idp", Check: func(context.Context) string { return idpBreaker.Health() }},
 		},
-		SendToken:    cfg.OPASendToken,
-		InputHeaders: cfg.OPAInputHeaderNames(),
-		Log:          log,
+		AdminAPIToken: cfg.AdminAPIToken,
+		SendToken:     cfg.OPASendToken,
+		InputHeaders:  cfg.OPAInputHeaderNames(),
+		Log:           log,
 
 		LookupClient: cfg.OktaMaxRPSPerClient > 0,
 	}
 	toks.gatewayDeps(cfg, &deps)
+	if tier != nil {
+		// Not required: without Redis every request is still answered.
+		deps.Ready = append(deps.Ready, gateway.ReadyCheck{Name: "redis", Check: tier.Health})
+	}
+	if cfg.AdminAPIToken != "" {
+		deps.Revoke = newRevoker(cfg, toks, tier, client(cfg.IntrospectURL()), tel).revoke
+	}
 	if err := modeDeps(cfg, &deps); err != nil {
 		return nil, nil, err
 	}

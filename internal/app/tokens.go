@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -46,6 +47,15 @@ func (t *tokens) run(ctx context.Context) {
 	}
 }
 
+// revokeKey revokes the token whose SHA-256 is key in every cache (POST
+// /revoke here, or announced by another replica) and keeps it out for d.
+func (t *tokens) revokeKey(key [sha256.Size]byte, d time.Duration) {
+	t.cache.RevokeKey(key, d)
+	if t.introspect != nil {
+		t.introspect.RevokeKey(key, d)
+	}
+}
+
 // gatewayDeps gives the gateway the introspection of INTROSPECT_PATHS.
 func (t *tokens) gatewayDeps(cfg *config.Config, d *gateway.Deps) {
 	if t.introspect == nil {
@@ -72,8 +82,16 @@ type newIntrospection func(url string) authn.Verifier
 // OKTA_JWKS_URL, discovery names the keys (and the introspection endpoint
 // when OKTA_INTROSPECT_URL is empty); if it fails at start-up, the keys'
 // first fetch asks again, and introspection uses the default endpoint.
+//
+// shared, when not nil, is the replicas' shared level (REDIS_URL, package
+// fleet) behind each cache, for what is introspected: every token in
+// introspect mode, in hybrid mode those Hybrid does not verify locally (and
+// every token on INTROSPECT_PATHS). A JWT verified locally (jwt mode, and
+// hybrid's JWTs of OKTA_ISSUER) stays in this replica's cache: its
+// signature check costs less than a Redis round trip and spends no budget.
+// Revocations reach every cache all the same (revokeKey).
 func buildTokens(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemetry, hc *http.Client,
-	introspection newIntrospection) (*tokens, error) {
+	introspection newIntrospection, shared authn.Shared) (*tokens, error) {
 	out := &tokens{}
 	introspectURL := cfg.IntrospectURL()
 	var inner authn.Verifier
@@ -122,26 +140,35 @@ func buildTokens(ctx context.Context, cfg *config.Config, log *slog.Logger, tel 
 			Algorithms: algs, Leeway: cfg.JWTLeeway, Typ: cfg.JWTTyp, OnResult: tel.metrics.JWTValidation}
 	}
 	var err error
+	var innerShared authn.Shared // jwt mode: none
 	switch cfg.TokenValidation {
 	case config.ValidationHybrid:
 		in := introspection(introspectURL)
-		inner = &jwtauth.Hybrid{JWT: inner, Introspect: in, Issuer: strings.TrimSpace(cfg.OktaIssuer)}
+		h := &jwtauth.Hybrid{JWT: inner, Introspect: in, Issuer: strings.TrimSpace(cfg.OktaIssuer)}
+		inner = h
+		if shared != nil {
+			innerShared = jwtauth.SharedIntrospections{Shared: shared, Hybrid: h}
+		}
 		if len(cfg.IntrospectPathRules()) > 0 {
-			if out.introspect, err = newCache(cfg, log, tel, in); err != nil {
+			// The same introspection answers as the main cache's, under the
+			// same keys: the two share the shared level.
+			if out.introspect, err = newCache(cfg, log, tel, in, shared); err != nil {
 				return nil, err
 			}
 		}
 	case config.ValidationIntrospect:
 		inner = introspection(introspectURL)
+		innerShared = shared
 	}
-	if out.cache, err = newCache(cfg, log, tel, inner); err != nil {
+	if out.cache, err = newCache(cfg, log, tel, inner, innerShared); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-// newCache puts v behind a token cache configured by CACHE_*.
-func newCache(cfg *config.Config, log *slog.Logger, tel *telemetry, v authn.Verifier) (*authn.Cache, error) {
+// newCache puts v behind a token cache configured by CACHE_*, with shared
+// (nil: none) as its second level.
+func newCache(cfg *config.Config, log *slog.Logger, tel *telemetry, v authn.Verifier, shared authn.Shared) (*authn.Cache, error) {
 	stale := &staleLog{log: log, interval: 10 * time.Second}
 	c, err := authn.NewCache(v, authn.CacheSettings{
 		Size:         cfg.CacheSize,
@@ -151,6 +178,7 @@ func newCache(cfg *config.Config, log *slog.Logger, tel *telemetry, v authn.Veri
 		StaleIfError: cfg.CacheStaleIfError,
 		OnStale:      stale.served,
 		OnEvict:      tel.metrics.CacheEvicted,
+		Shared:       shared,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("CACHE_SIZE: %w", err)

@@ -260,6 +260,9 @@ func unavailable(err error) *fault.Error {
 type Guarded struct {
 	Next    Verifier
 	Breaker *breaker.Breaker
+	// OnHold, when set, is told of each hold a 429 started (its end, as
+	// bounded), so that other replicas can hold too (package fleet).
+	OnHold func(until time.Time)
 }
 
 var _ Verifier = (*Guarded)(nil)
@@ -283,6 +286,9 @@ func (g *Guarded) Verify(ctx context.Context, token string) (*Token, error) {
 	var ie *introspect.Error
 	if errors.As(err, &ie) && ie.StatusCode == http.StatusTooManyRequests && !ie.RetryAfter.IsZero() {
 		g.Breaker.Hold(ie.RetryAfter)
+		if until := g.Breaker.HeldUntil(); g.OnHold != nil && !until.IsZero() {
+			g.OnHold(until)
+		}
 		// This answer's Retry-After is the hold as bounded, like every
 		// answer while it lasts, not the server's possibly far-off time.
 		var fe *fault.Error

@@ -18,10 +18,12 @@ type Lookup uint8
 
 // Lookup results, named as the authgate_cache_requests_total metric labels them.
 const (
-	Miss      Lookup = iota // this call introspected
-	Hit                     // answered from a live entry
-	Coalesced               // waited for another call's introspection
-	Stale                   // the server could not answer; served a recently expired entry (StaleIfError)
+	Miss            Lookup = iota // this call introspected
+	Hit                           // answered from a live entry
+	Coalesced                     // waited for another call's introspection
+	Stale                         // the server could not answer; served a recently expired entry (StaleIfError)
+	SharedHit                     // answered from the shared tier (Redis): another replica introspected
+	SharedCoalesced               // waited for another replica's introspection of the same token
 )
 
 func (l Lookup) String() string {
@@ -32,6 +34,10 @@ func (l Lookup) String() string {
 		return "coalesced"
 	case Stale:
 		return "stale"
+	case SharedHit:
+		return "shared_hit"
+	case SharedCoalesced:
+		return "shared_coalesced"
 	}
 	return "miss"
 }
@@ -59,6 +65,9 @@ type CacheSettings struct {
 	StaleIfError time.Duration
 	// OnStale, when set, is called for each answer served stale.
 	OnStale func()
+	// Shared, when set, is the level behind this one that the replicas
+	// share (package fleet, on Redis): a miss here asks it before Next.
+	Shared Shared
 }
 
 // Cache is a Verifier that remembers answers by the SHA-256 of the token and
@@ -70,7 +79,11 @@ type Cache struct {
 	now      func() time.Time
 	pos      *lru.Cache[[sha256.Size]byte, posEntry] // lives until tok.CachedUntil
 	neg      *lru.Cache[[sha256.Size]byte, negEntry]
-	flight   singleflight.Group
+	// revoked are the tombstones of revoked tokens (deadline, unix nanos):
+	// an introspection in flight when the token was revoked must not bring
+	// it back. Read on misses only, never on a hit.
+	revoked *lru.Cache[[sha256.Size]byte, int64]
+	flight  singleflight.Group
 }
 
 type posEntry struct {
@@ -96,6 +109,9 @@ func NewCache(next Verifier, s CacheSettings) (*Cache, error) {
 		return nil, err
 	}
 	if c.neg, err = lru.New[[sha256.Size]byte, negEntry](max(s.Size/4, 1)); err != nil {
+		return nil, err
+	}
+	if c.revoked, err = lru.New[[sha256.Size]byte, int64](max(s.Size/4, 1)); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -136,26 +152,29 @@ func (c *Cache) miss(ctx context.Context, token string, key [sha256.Size]byte) (
 		ran = true
 		// Another caller may have stored the answer between our get and now.
 		if t, err, ok := c.get(key); ok {
-			return flightResult{tok: t}, err
+			return flightResult{tok: t, how: Hit}, err
 		}
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.settings.Timeout)
-		defer cancel()
-		t, err := c.next.Verify(ctx, token)
-		if fault.Is(err, fault.Unavailable) {
+		if c.isRevoked(key) {
+			return flightResult{how: Hit}, errRevoked
+		}
+		// Detached from the cancellation of whichever request started it;
+		// introspect bounds the call by Timeout, the Shared level its own.
+		a, how := c.fetch(context.WithoutCancel(ctx), token, key)
+		if fault.Is(a.Err, fault.Unavailable) {
 			if t, ok := c.stale(key); ok {
 				return flightResult{tok: t, stale: true}, nil
 			}
 		}
-		c.store(key, t, err)
-		return flightResult{tok: t}, err
+		c.store(key, a)
+		return flightResult{tok: a.Token, how: how}, a.Err
 	})
 	select {
 	case r := <-ch:
+		res, _ := r.Val.(flightResult)
 		how := Coalesced
 		if ran {
-			how = Miss
+			how = res.how
 		}
-		res, _ := r.Val.(flightResult)
 		if res.stale {
 			how = Stale
 			if c.settings.OnStale != nil {
@@ -188,7 +207,19 @@ func (c *Cache) get(key [sha256.Size]byte) (*Token, error, bool) {
 	return nil, nil, false
 }
 
-func (c *Cache) store(key [sha256.Size]byte, t *Token, err error) {
+// fetch asks the shared level when there is one, else Next.
+func (c *Cache) fetch(ctx context.Context, token string, key [sha256.Size]byte) (Answer, Lookup) {
+	if c.settings.Shared == nil {
+		return c.introspect(ctx, token), Miss
+	}
+	return c.settings.Shared.Fetch(ctx, token, key, func(ctx context.Context) Answer { return c.introspect(ctx, token) })
+}
+
+// introspect asks Next, and says until when its answer may be kept.
+func (c *Cache) introspect(ctx context.Context, token string) Answer {
+	ctx, cancel := context.WithTimeout(ctx, c.settings.Timeout)
+	t, err := c.next.Verify(ctx, token)
+	cancel()
 	now := c.now()
 	if err == nil {
 		deadline := now.Add(c.settings.TTL)
@@ -198,13 +229,35 @@ func (c *Cache) store(key [sha256.Size]byte, t *Token, err error) {
 			}
 		}
 		t.CachedUntil = deadline.UnixNano()
-		c.added(c.pos.Add(key, posEntry{tok: t, staleUntil: staleUntil(deadline, t.Exp, c.settings.StaleIfError)}))
+		return Answer{Token: t, Until: t.CachedUntil}
+	}
+	a := Answer{Err: err}
+	if fault.Is(err, fault.Unauthenticated) {
+		a.Until = now.Add(c.settings.NegativeTTL).UnixNano()
+	}
+	return a
+}
+
+// store keeps a, unless it is no answer (Unavailable), its life is over,
+// or the token was revoked meanwhile and a says it is active.
+func (c *Cache) store(key [sha256.Size]byte, a Answer) {
+	now := c.now().UnixNano()
+	if a.Until <= now {
+		return
+	}
+	if a.Err == nil {
+		if c.isRevoked(key) {
+			return
+		}
+		t := a.Token
+		t.CachedUntil = a.Until
+		c.added(c.pos.Add(key, posEntry{tok: t, staleUntil: staleUntil(time.Unix(0, a.Until), t.Exp, c.settings.StaleIfError)}))
 		return
 	}
 	var fe *fault.Error
-	if errors.As(err, &fe) && fe.Kind == fault.Unauthenticated {
+	if errors.As(a.Err, &fe) && fe.Kind == fault.Unauthenticated {
 		c.pos.Remove(key) // a stale entry must not outlive a definite "no"
-		c.added(c.neg.Add(key, negEntry{err: fe, deadline: now.Add(c.settings.NegativeTTL).UnixNano()}))
+		c.added(c.neg.Add(key, negEntry{err: fe, deadline: a.Until}))
 	}
 }
 

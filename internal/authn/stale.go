@@ -13,7 +13,8 @@ import (
 // flightResult is what a shared introspection gives every caller waiting on it.
 type flightResult struct {
 	tok   *Token
-	stale bool // tok is a recently expired entry, served because Next was Unavailable
+	stale bool   // tok is a recently expired entry, served because Next was Unavailable
+	how   Lookup // how the caller that ran the flight was answered
 }
 
 // staleUntil is when an entry whose life ends at deadline stops being

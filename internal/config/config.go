@@ -119,6 +119,14 @@ type Config struct {
 	// Only OTLP over HTTP is built in; these are checked, not chosen.
 	OTelProtocol       string `env:"OTEL_EXPORTER_OTLP_PROTOCOL"`
 	OTelTracesProtocol string `env:"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"`
+
+	// Several replicas (issue 13; README, "Running several replicas"): see fleet.go.
+	RedisURL       string        `env:"REDIS_URL" secret:"true"` // may carry a password; "" = no shared tier
+	RedisTimeout   time.Duration `env:"REDIS_TIMEOUT" envDefault:"100ms"`
+	RedisKeyPrefix string        `env:"REDIS_KEY_PREFIX" envDefault:"authgate:"`
+	AdminAPIToken  string        `env:"ADMIN_API_TOKEN" secret:"true"` // "" = POST /revoke answers 404
+	RevokeUpstream bool          `env:"REVOKE_UPSTREAM" envDefault:"false"`
+	OktaRevokeURL  string        `env:"OKTA_REVOKE_URL"` // default: discovered from OKTA_ISSUER
 }
 
 // IntrospectURL is OKTA_INTROSPECT_URL, or the Okta default under the issuer.
@@ -297,9 +305,10 @@ func (c *Config) problems() []string {
 		needed    bool
 	}{
 		{"OKTA_ISSUER", c.OktaIssuer, true},
-		// TOKEN_VALIDATION=jwt never introspects; private_key_jwt signs instead of a secret.
-		{"OKTA_CLIENT_ID", c.OktaClientID, c.Introspects()},
-		{"OKTA_CLIENT_SECRET", c.OktaClientSecret, c.Introspects() && c.OktaAuthMethod != AuthPrivateKeyJWT},
+		// TOKEN_VALIDATION=jwt never introspects (but REVOKE_UPSTREAM
+		// authenticates); private_key_jwt signs instead of a secret.
+		{"OKTA_CLIENT_ID", c.OktaClientID, c.UsesClientCredentials()},
+		{"OKTA_CLIENT_SECRET", c.OktaClientSecret, c.UsesClientCredentials() && c.OktaAuthMethod != AuthPrivateKeyJWT},
 		{"OPA_AUTHZ_URL", c.OPAAuthzURL, true},
 	} {
 		if r.needed && strings.TrimSpace(r.val) == "" {
@@ -373,6 +382,7 @@ func (c *Config) problems() []string {
 	p = append(p, c.modeProblems()...)
 	p = append(p, c.resourceProblems()...)
 	p = append(p, c.jwtProblems()...)
+	p = append(p, c.fleetProblems()...)
 
 	// Observability.
 	switch strings.ToLower(c.LogLevel) {

@@ -76,6 +76,8 @@ func defaults() config.Config {
 		TokenValidation:        "introspect",
 		JWTAlgorithms:          []string{"RS256", "ES256"},
 		JWTLeeway:              30 * time.Second,
+		RedisTimeout:           100 * time.Millisecond,
+		RedisKeyPrefix:         "authgate:",
 	}
 }
 

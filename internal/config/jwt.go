@@ -31,6 +31,11 @@ var jwtAlgorithms = map[string]bool{
 // endpoint, i.e. needs client credentials.
 func (c *Config) Introspects() bool { return c.TokenValidation != ValidationJWT }
 
+// UsesClientCredentials reports whether authgate authenticates to the
+// authorization server as a client: to introspect, or to revoke at its RFC
+// 7009 endpoint (REVOKE_UPSTREAM, in every mode, jwt too).
+func (c *Config) UsesClientCredentials() bool { return c.Introspects() || c.RevokeUpstream }
+
 // ValidatesJWT reports whether authgate validates JWTs locally, i.e. needs
 // the issuer's keys.
 func (c *Config) ValidatesJWT() bool {
@@ -109,7 +114,7 @@ func (c *Config) jwtProblems() []string {
 		add("INTROSPECT_PATHS: set, but TOKEN_VALIDATION is %s (only hybrid chooses by path)", c.TokenValidation)
 	}
 	switch {
-	case c.OktaAuthMethod == AuthPrivateKeyJWT && c.Introspects() && c.OktaPrivateKeyFile == "":
+	case c.OktaAuthMethod == AuthPrivateKeyJWT && c.UsesClientCredentials() && c.OktaPrivateKeyFile == "":
 		add("OKTA_PRIVATE_KEY_FILE: required when OKTA_AUTH_METHOD is private_key_jwt")
 	case c.OktaAuthMethod != AuthPrivateKeyJWT && c.OktaPrivateKeyFile != "":
 		add("OKTA_PRIVATE_KEY_FILE: set, but OKTA_AUTH_METHOD is %s (only private_key_jwt signs with a key)", c.OktaAuthMethod)

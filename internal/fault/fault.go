@@ -85,12 +85,13 @@ type Error struct {
 	// RetryAfter, when set on an Unavailable error, is when to try again.
 	RetryAfter time.Time
 	Err        error
-	// Answer, when set, is the answer a policy shaped for its deny (an
-	// object decision): it replaces the status and the body.
+	// Answer, when set, replaces the status and the body: the answer a
+	// policy shaped for its deny (an object decision), or one a handler
+	// shaped (POST /revoke's 502 says what was revoked all the same).
 	Answer *Answer
 }
 
-// Answer is a deny as a policy shaped it.
+// Answer is a deny as a policy (or a handler) shaped it.
 type Answer struct {
 	Status   int         // 4xx or 5xx; 0 means the kind's
 	Header   http.Header // added to the answer

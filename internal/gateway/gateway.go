@@ -73,6 +73,13 @@ type Deps struct {
 	PublicPaths                []PublicPath
 	TrustedProxies             forwarded.Trust
 	Identity                   IdentityHeaders
+	// Revoke, when set with AdminAPIToken, serves POST /revoke on the admin
+	// listener (revoke.go): it revokes a token in this replica's cache and,
+	// with Redis, the fleet's, and says where. An error means only
+	// REVOKE_UPSTREAM's call to the IdP failed.
+	Revoke        func(ctx context.Context, token, hint string) (Revocation, error)
+	AdminAPIToken string
+
 	// Upgrades are the protocols (UPSTREAM_UPGRADES, lower case) a client
 	// may switch to through the proxy; none when empty.
 	Upgrades []string

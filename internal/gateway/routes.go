@@ -35,6 +35,9 @@ func (g *Gateway) routes() {
 	verify := chain(g.handleVerify(), g.observe())
 	g.admin.Match(proxyMethods, verifyPrefix, verify)
 	g.admin.Match(proxyMethods, verifyPrefix+"/*", verify)
+	if g.deps.Revoke != nil && g.deps.AdminAPIToken != "" {
+		g.admin.POST("/revoke", g.handleRevoke()) // unset: 404
+	}
 
 	// Apart from ADMIN_ADDR, which a proxy must reach for /verify.
 	if g.deps.MetricsHandler != nil {

@@ -2,6 +2,7 @@ package jwtauth
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"strings"
@@ -25,10 +26,40 @@ var _ authn.Verifier = (*Hybrid)(nil)
 
 // Verify implements authn.Verifier.
 func (h *Hybrid) Verify(ctx context.Context, token string) (*authn.Token, error) {
-	if iss, ok := PeekIssuer(token); ok && iss == h.Issuer {
+	if h.Local(token) {
 		return h.JWT.Verify(ctx, token)
 	}
 	return h.Introspect.Verify(ctx, token)
+}
+
+// Local reports whether Verify checks token here (a JWT of Issuer) rather
+// than introspecting it.
+func (h *Hybrid) Local(token string) bool {
+	iss, ok := PeekIssuer(token)
+	return ok && iss == h.Issuer
+}
+
+// SharedIntrospections is the shared cache level (authn.Shared: the
+// replicas' Redis, package fleet) of a Cache over Hybrid: the tokens Hybrid
+// introspects go to Shared, so that the fleet introspects each once; a JWT
+// it verifies locally does not, and stays in the replica's own cache. Its
+// signature check costs less than a Redis round trip and spends no budget,
+// so a shared answer would save nothing (README, "Running several
+// replicas").
+type SharedIntrospections struct {
+	Shared authn.Shared
+	Hybrid *Hybrid
+}
+
+var _ authn.Shared = SharedIntrospections{}
+
+// Fetch implements authn.Shared.
+func (s SharedIntrospections) Fetch(ctx context.Context, token string, key [sha256.Size]byte,
+	verify func(context.Context) authn.Answer) (authn.Answer, authn.Lookup) {
+	if s.Hybrid.Local(token) {
+		return verify(ctx), authn.Miss
+	}
+	return s.Shared.Fetch(ctx, token, key, verify)
 }
 
 // PeekIssuer returns the iss claim of a token shaped like a compact JWS

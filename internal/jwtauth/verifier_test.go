@@ -235,8 +235,30 @@ func TestHybridRoutes(t *testing.T) {
 			if got != tt.want {
 				t.Errorf("went to %s, want %s", got, tt.want)
 			}
+			if local := h.Local(tt.token); local != (tt.want == "jwt") {
+				t.Errorf("Local = %v, but Verify went to %s", local, got)
+			}
+			// With several replicas: what is introspected goes to the
+			// shared level, a JWT checked here does not.
+			shared := false
+			s := jwtauth.SharedIntrospections{Hybrid: h, Shared: sharedFunc(func() { shared = true })}
+			_, how := s.Fetch(context.Background(), tt.token, [32]byte{}, func(context.Context) authn.Answer { return authn.Answer{} })
+			if shared != (tt.want == "introspect") {
+				t.Errorf("shared level asked: %v, but Verify went to %s", shared, got)
+			}
+			if !shared && how != authn.Miss {
+				t.Errorf("a local check answered %v, want miss", how)
+			}
 		})
 	}
+}
+
+// sharedFunc is an authn.Shared that answers a shared hit.
+type sharedFunc func()
+
+func (f sharedFunc) Fetch(context.Context, string, [32]byte, func(context.Context) authn.Answer) (authn.Answer, authn.Lookup) {
+	f()
+	return authn.Answer{}, authn.SharedHit
 }
 
 type verifierFunc func()

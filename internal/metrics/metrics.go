@@ -83,7 +83,7 @@ type Metrics struct {
 
 	introspections map[string]prometheus.Counter
 	introspectionD prometheus.Histogram
-	cache          [3]prometheus.Counter // by authn.Lookup: miss, hit, coalesced
+	cache          [6]prometheus.Counter // by authn.Lookup: miss, hit, coalesced; stale never; the shared ones with REDIS_URL (Fleet)
 	cacheVec       *prometheus.CounterVec
 	cacheEvictions prometheus.Counter
 	transitions    *prometheus.CounterVec
@@ -97,6 +97,8 @@ type Metrics struct {
 	budgetGlobal    prometheus.Counter
 	jwtValidations  map[string]prometheus.Counter
 	jwksFetches     map[string]prometheus.Counter
+
+	fleet fleetMetrics // fleet.go: REDIS_URL and POST /revoke
 
 	reg prometheus.Registerer
 }
@@ -295,7 +297,7 @@ func (m *Metrics) Decision(outcome string) {
 // beyond the three pre-resolved ones (such as a stale answer) are counted
 // under their name, a series that appears when first used.
 func (m *Metrics) CacheLookup(l authn.Lookup) {
-	if int(l) < len(m.cache) {
+	if int(l) < len(m.cache) && m.cache[l] != nil {
 		m.cache[l].Inc()
 		return
 	}

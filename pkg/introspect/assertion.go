@@ -21,9 +21,9 @@ const AssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 const AssertionLifetime = 5 * time.Minute
 
 // assertion makes a fresh client assertion (RFC 7523 section 3): iss and
-// sub the client id, aud the endpoint URL (Okta wants the full URL), a
-// unique jti, iat now and exp AssertionLifetime later.
-func (c *Client) assertion() (string, error) {
+// sub the client id, aud the endpoint URL it is sent to (Okta wants the
+// full URL), a unique jti, iat now and exp AssertionLifetime later.
+func (c *Client) assertion(aud string) (string, error) {
 	alg, err := keyAlgorithm(c.PrivateKey)
 	if err != nil {
 		return "", err
@@ -43,7 +43,7 @@ func (c *Client) assertion() (string, error) {
 	jti := make([]byte, 16)
 	rand.Read(jti) // never fails since Go 1.24
 	claims, _ := json.Marshal(map[string]any{
-		"iss": c.ClientID, "sub": c.ClientID, "aud": c.URL,
+		"iss": c.ClientID, "sub": c.ClientID, "aud": aud,
 		"iat": now.Unix(), "exp": now.Add(AssertionLifetime).Unix(),
 		"jti": base64.RawURLEncoding.EncodeToString(jti),
 	})

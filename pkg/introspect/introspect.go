@@ -152,7 +152,7 @@ func (c *Client) Introspect(ctx context.Context, token string) (*Response, error
 		form.Set("client_id", c.ClientID)
 		form.Set("client_secret", c.ClientSecret)
 	case PrivateKeyJWT:
-		assertion, err := c.assertion()
+		assertion, err := c.assertion(c.URL)
 		if err != nil {
 			return nil, &Error{Err: err}
 		}

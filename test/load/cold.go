@@ -11,8 +11,9 @@ import (
 
 // runCold fetches n distinct tokens with fetch and sends each fanout concurrent first
 // requests, a wave of tokens at a time, so that coalescing is visible: the
-// introspection calls must equal n.
-func runCold(ctx context.Context, name, target string, fetch func(context.Context, string) (string, error), n, fanout int) (result, error) {
+// introspection calls must equal n. The requests of one token are spread
+// over targets (several replicas: the fleet scenario).
+func runCold(ctx context.Context, name string, targets []string, fetch func(context.Context, string) (string, error), n, fanout int) (result, error) {
 	tokens := make([]string, n)
 	for i := range tokens {
 		t, err := fetch(ctx, "read_sayhello")
@@ -29,8 +30,9 @@ func runCold(ctx context.Context, name, target string, fetch func(context.Contex
 	start := time.Now()
 	for w := 0; w < n; w += wave {
 		var wg sync.WaitGroup
-		for _, tok := range tokens[w:min(w+wave, n)] {
-			for range fanout {
+		for k, tok := range tokens[w:min(w+wave, n)] {
+			for f := range fanout {
+				target := targets[(k+f)%len(targets)]
 				wg.Add(1)
 				go func() {
 					defer wg.Done()

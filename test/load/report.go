@@ -148,9 +148,16 @@ func printVerdicts(w io.Writer, rs []result, coldTokens int) error {
 	check(coldJWT.introspections == 0, "cold-jwt: %d introspections for %d distinct JWTs (target 0); p50 %.2f ms vs cold %.2f ms",
 		coldJWT.introspections, coldTokens, coldJWT.p50*1e3, cold.p50*1e3)
 
+	if fleet, ok := by["fleet"]; ok {
+		shared, l1 := by["shared-hit"], by["shared-hit L1"]
+		check(fleet.introspections == coldTokens, "fleet: %d introspections for %d distinct tokens over %d replicas", fleet.introspections, coldTokens, fleetReplicas)
+		check(shared.p50 <= l1.p50+0.0005, "shared-hit p50: %.2f ms vs L1 hit %.2f ms (target <= +0.50 ms); %d introspections", shared.p50*1e3, l1.p50*1e3, shared.introspections)
+	}
+
 	want := map[string]int{"opa-direct": 200, "minimal-hop": 200, "bare": 200, "hot": 200, "hot+decision-cache": 200,
 		"deny": 403, "no-token": 401, "bad-token": 401, "minimal-hop unsat": 200, "hot unsat": 200,
-		"minimal-hop paired": 200, "hot paired": 200, "cold": 200, "hot-jwt": 200, "cold-jwt": 200}
+		"minimal-hop paired": 200, "hot paired": 200, "cold": 200, "hot-jwt": 200, "cold-jwt": 200,
+		"fleet": 200, "shared-hit": 200, "shared-hit L1": 200}
 	var bad []string
 	for _, r := range rs {
 		if r.errors > 0 || len(r.statuses) != 1 || r.statuses[want[r.name]] == 0 {

@@ -177,7 +177,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	paired[1].introspections = delta(before, introspections(ctx))
 	results = append(results, paired...)
 	before = introspections(ctx)
-	cold, err := runCold(ctx, "cold", "http://"+trafficAddr+"/sayhello", fetchToken, o.coldTokens, o.coldFanout)
+	cold, err := runCold(ctx, "cold", []string{"http://" + trafficAddr + "/sayhello"}, fetchToken, o.coldTokens, o.coldFanout)
 	if err != nil {
 		return fmt.Errorf("cold: %w", err)
 	}
@@ -186,12 +186,18 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	// cold-jwt: first sight of as many distinct JWTs, each a signature
 	// check in hybrid mode; none may cost an introspection.
 	before = introspectionsAt(ctx, jwtMetrics)
-	coldJWT, err := runCold(ctx, "cold-jwt", "http://"+jwtTraffic+"/sayhello", fetchJWT, o.coldTokens, o.coldFanout)
+	coldJWT, err := runCold(ctx, "cold-jwt", []string{"http://" + jwtTraffic + "/sayhello"}, fetchJWT, o.coldTokens, o.coldFanout)
 	if err != nil {
 		return fmt.Errorf("cold-jwt: %w", err)
 	}
 	coldJWT.introspections = delta(before, introspectionsAt(ctx, jwtMetrics))
 	results = append(results, coldJWT)
+
+	fleet, err := runFleet(ctx, o, bin, work, &procs, env, out) // fleet.go: several replicas on Redis
+	if err != nil {
+		return fmt.Errorf("fleet: %w", err)
+	}
+	results = append(results, fleet...)
 
 	printTable(out, results)
 	return printVerdicts(out, results, o.coldTokens)

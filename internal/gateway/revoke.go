@@ -1,0 +1,72 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/authgate/authgate/internal/fault"
+)
+
+// Revocation says where POST /revoke revoked a token.
+type Revocation struct {
+	// Scope is "fleet" (every replica sharing the Redis was told) or
+	// "local" (this replica only: no Redis, or Redis did not answer).
+	Scope string `json:"scope"`
+	// Upstream is "revoked" when the IdP revoked it too (REVOKE_UPSTREAM),
+	// else "off".
+	Upstream string `json:"upstream"`
+}
+
+// maxRevokeBody bounds the form of POST /revoke.
+const maxRevokeBody = 16 << 10
+
+// handleRevoke serves POST /revoke, shaped like RFC 7009: form members
+// token and (optional) token_type_hint, the caller authenticated by
+// Authorization: Bearer ADMIN_API_TOKEN. It answers 200 whether or not the
+// token was known or cached (no oracle), with where it was revoked; 502 when
+// REVOKE_UPSTREAM's call to the IdP failed (the local part is done). Its
+// errors are written by the error handler (errors.go), as on every route.
+func (g *Gateway) handleRevoke() echo.HandlerFunc {
+	want := sha256.Sum256([]byte(g.deps.AdminAPIToken))
+	revoke := g.deps.Revoke
+	return func(c echo.Context) error {
+		req := c.Request()
+		// Compared as hashes, in constant time: neither the token nor its
+		// length leaks through timing.
+		raw, ok := strings.CutPrefix(req.Header.Get(echo.HeaderAuthorization), "Bearer ")
+		if got := sha256.Sum256([]byte(raw)); !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			return &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token", Description: "ADMIN_API_TOKEN required"}
+		}
+		req.Body = http.MaxBytesReader(c.Response(), req.Body, maxRevokeBody)
+		if err := req.ParseForm(); err != nil {
+			return &fault.Error{Kind: fault.BadRequest, Code: "invalid_request", Description: "unreadable form"}
+		}
+		token := req.PostForm.Get("token")
+		if token == "" {
+			return &fault.Error{Kind: fault.BadRequest, Code: "invalid_request", Description: "missing token"}
+		}
+		// Detached: a caller that goes away must not leave a revocation half done.
+		r, err := revoke(context.WithoutCancel(req.Context()), token, req.PostForm.Get("token_type_hint"))
+		g.deps.Log.Info("token revoked", "scope", r.Scope, "upstream", r.Upstream, "remote_addr", req.RemoteAddr)
+		if err != nil {
+			g.deps.Log.Warn("revocation at the authorization server failed (REVOKE_UPSTREAM)", "err", err)
+			// Written by writeFault like every error: the IdP could not
+			// answer (Unavailable, so Retry-After), shaped as 502 with
+			// where authgate did revoke it.
+			const desc = "revoked in authgate, but the authorization server's revocation failed"
+			body, _ := json.Marshal(struct {
+				errorBody
+				Revocation
+			}{errorBody{Error: "bad_gateway", ErrorDescription: desc}, r})
+			return &fault.Error{Kind: fault.Unavailable, Code: "bad_gateway", Description: desc, Err: err,
+				Answer: &fault.Answer{Status: http.StatusBadGateway, Body: body, BodyType: echo.MIMEApplicationJSON}}
+		}
+		return c.JSON(http.StatusOK, r)
+	}
+}
