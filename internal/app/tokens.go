@@ -38,6 +38,8 @@ type tokens struct {
 	introspect *authn.Cache
 	// keys is the issuer's JWKS (nil in introspect mode); run refreshes it.
 	keys *jwtauth.Keys
+	// jwksBreaker guards the JWKS endpoint (nil in introspect mode).
+	jwksBreaker *breaker.Breaker
 }
 
 // run refreshes the keys in the background until ctx ends.
@@ -58,6 +60,11 @@ func (t *tokens) revokeKey(key [sha256.Size]byte, d time.Duration) {
 
 // gatewayDeps gives the gateway the introspection of INTROSPECT_PATHS.
 func (t *tokens) gatewayDeps(cfg *config.Config, d *gateway.Deps) {
+	if t.jwksBreaker != nil {
+		// Not required: the keys held keep validating while the JWKS
+		// endpoint is down.
+		d.Ready = append(d.Ready, gateway.ReadyCheck{Name: "jwks", Check: func(context.Context) string { return t.jwksBreaker.Health() }})
+	}
 	if t.introspect == nil {
 		return
 	}
@@ -122,6 +129,7 @@ func buildTokens(ctx context.Context, cfg *config.Config, log *slog.Logger, tel 
 		jwksBreaker := breaker.New(breaker.Settings{Name: "jwks", Failures: cfg.OktaBreakerFailures,
 			OpenTimeout: cfg.OktaBreakerOpenTimeout, IsFailure: authn.IsUpstreamFailure, OnStateChange: tel.breakerChange})
 		tel.metrics.WatchBreaker(jwksBreaker)
+		out.jwksBreaker = jwksBreaker
 		out.keys = jwtauth.NewKeys(jwtauth.KeySettings{
 			URL: jwksURL, Discover: discover, HTTPClient: hc, Timeout: cfg.OktaTimeout, Breaker: jwksBreaker,
 			RequestHeader: requestid.SetHeader,

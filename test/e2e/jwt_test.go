@@ -198,6 +198,9 @@ func TestJWKSDown(t *testing.T) {
 	env["TOKEN_VALIDATION"], env["OKTA_AUDIENCE"], env["OKTA_JWKS_URL"] = "jwt", "api://default", keys.URL
 	gw := stacktest.StartGateway(t, env)
 	stacktest.Eventually(t, 10*time.Second, "start-up JWKS fetch", func() bool { return fetches.Load() >= 1 })
+	if r := stacktest.Get(t, gw.Admin+"/readyz", ""); r.Status != 200 || !strings.Contains(r.Body, `"jwks":"ok"`) {
+		t.Errorf("/readyz in jwt mode: %d %s, want 200 reporting jwks", r.Status, r.Body)
+	}
 
 	down.Store(true)
 	known, _ := i.IssueJWT(stacktest.DemoClient, []string{"read_sayhello"}, time.Hour)
@@ -212,6 +215,9 @@ func TestJWKSDown(t *testing.T) {
 	}
 	if n := i.IntrospectCalls(); n != 0 {
 		t.Errorf("%d introspections, want 0", n)
+	}
+	if r := stacktest.Get(t, gw.Admin+"/readyz", ""); r.Status != 200 {
+		t.Errorf("/readyz with the JWKS endpoint down: %d %s, want 200 (the keys held still validate)", r.Status, r.Body)
 	}
 	m := stacktest.Get(t, gw.Metrics+"/metrics", "").Body
 	for _, want := range []string{
