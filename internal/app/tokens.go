@@ -24,6 +24,7 @@ import (
 	"github.com/authgate/authgate/internal/config"
 	"github.com/authgate/authgate/internal/gateway"
 	"github.com/authgate/authgate/internal/jwtauth"
+	"github.com/authgate/authgate/internal/lograte"
 	"github.com/authgate/authgate/internal/requestid"
 )
 
@@ -177,16 +178,20 @@ func buildTokens(ctx context.Context, cfg *config.Config, log *slog.Logger, tel 
 // newCache puts v behind a token cache configured by CACHE_*, with shared
 // (nil: none) as its second level.
 func newCache(cfg *config.Config, log *slog.Logger, tel *telemetry, v authn.Verifier, shared authn.Shared) (*authn.Cache, error) {
-	stale := &staleLog{log: log, interval: 10 * time.Second}
+	// One line per lograte.Every while answers are served stale: an outage
+	// must not write a line per request.
+	var stale lograte.Limit
 	c, err := authn.NewCache(v, authn.CacheSettings{
 		Size:         cfg.CacheSize,
 		TTL:          cfg.CacheTTL,
 		NegativeTTL:  cfg.CacheNegativeTTL,
 		Timeout:      cfg.OktaTimeout,
 		StaleIfError: cfg.CacheStaleIfError,
-		OnStale:      stale.served,
-		OnEvict:      tel.metrics.CacheEvicted,
-		Shared:       shared,
+		OnStale: func() {
+			stale.Log(log, slog.LevelWarn, time.Now(), "served stale introspection answers: the authorization server is unavailable (CACHE_STALE_IF_ERROR)")
+		},
+		OnEvict: tel.metrics.CacheEvicted,
+		Shared:  shared,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("CACHE_SIZE: %w", err)
