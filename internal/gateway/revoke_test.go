@@ -179,7 +179,9 @@ func TestRevokeOff(t *testing.T) {
 func TestRevokeObserved(t *testing.T) {
 	const tok = "TOKEN-MARKER-to-revoke-0123456789"
 	ok := func() (Revocation, error) { return Revocation{Scope: "local", Upstream: "off"}, nil }
-	failed := func() (Revocation, error) { return Revocation{Scope: "local", Upstream: "off"}, errors.New("revoke: status 500") }
+	failed := func() (Revocation, error) {
+		return Revocation{Scope: "local", Upstream: "off"}, errors.New("revoke: status 500")
+	}
 	for _, tc := range []struct {
 		name       string
 		auth       string
