@@ -326,9 +326,7 @@ func modeDeps(cfg *config.Config, d *gateway.Deps) error {
 	d.StreamWriteTimeout = writeTimeout // per write of a stream, not for its whole life
 	d.UpstreamStripAuthorization = cfg.UpstreamStripAuthorization
 	d.Upgrades = cfg.UpgradeProtocols()
-	for _, p := range cfg.PublicPathRules() {
-		d.PublicPaths = append(d.PublicPaths, gateway.PublicPath{Method: p.Method, Path: p.Path, Prefix: p.Prefix})
-	}
+	d.PublicPaths = cfg.PublicPathRules()
 	d.TrustedProxies = cfg.TrustedProxyPrefixes()
 	d.Identity = gateway.IdentityHeaders{
 		Subject:  cfg.IdentityHeaderSubject,

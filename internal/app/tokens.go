@@ -70,9 +70,7 @@ func (t *tokens) gatewayDeps(cfg *config.Config, d *gateway.Deps) {
 		return
 	}
 	d.Introspect = t.introspect
-	for _, p := range cfg.IntrospectPathRules() {
-		d.IntrospectPaths = append(d.IntrospectPaths, gateway.PublicPath{Method: p.Method, Path: p.Path, Prefix: p.Prefix})
-	}
+	d.IntrospectPaths = cfg.IntrospectPathRules()
 }
 
 // requiredAudience is the audience every token must carry, introspected or

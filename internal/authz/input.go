@@ -78,6 +78,15 @@ type Headers struct {
 	Header http.Header
 	// Only is OPA_INPUT_HEADERS as canonical names; nil means every header.
 	Only map[string]bool
+	// Also, when set, names headers shown whatever Only says: in verify
+	// mode, the method-override headers, which authgate cannot remove from
+	// what the proxy forwards, so the policy must always see them.
+	Also func(name string) bool
+}
+
+// shows reports whether the header named k (canonical) is in the view.
+func (h Headers) shows(k string) bool {
+	return !hiddenHeaders[k] && (h.Only == nil || h.Only[k] || h.Also != nil && h.Also(k))
 }
 
 // hiddenHeaders never reach the policy: they carry credentials.
@@ -188,7 +197,7 @@ func (in *Input) AppendJSON(b []byte) ([]byte, error) {
 func (h Headers) Check() error {
 	fields, n := 0, 0
 	for k, vs := range h.Header {
-		if hiddenHeaders[k] || h.Only != nil && !h.Only[k] {
+		if !h.shows(k) {
 			continue
 		}
 		if fields++; fields > MaxHeaderFields {
@@ -217,7 +226,7 @@ func (h Headers) appendJSON(b []byte) ([]byte, error) {
 	first := true
 	start, fields := len(b), 0
 	for k, vs := range h.Header {
-		if hiddenHeaders[k] || h.Only != nil && !h.Only[k] {
+		if !h.shows(k) {
 			continue
 		}
 		if fields++; fields > MaxHeaderFields || len(b)-start > MaxHeaderBytes {

@@ -320,6 +320,28 @@ func TestHeadersOnly(t *testing.T) {
 	}
 }
 
+// TestHeadersAlso: Also shows headers whatever Only says (verify mode's
+// method-override headers), never the credentials; Check counts them.
+func TestHeadersAlso(t *testing.T) {
+	h := http.Header{"X-Tenant": {"acme"}, "X-Other": {"no"}, "X-Http-Method-Override": {"DELETE"}, "Authorization": {"Bearer t"}}
+	also := func(k string) bool { return k == "X-Http-Method-Override" || k == "Authorization" }
+	hs := Headers{Header: h, Only: map[string]bool{"X-Tenant": true}, Also: also}
+	b, err := hs.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]string
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err, string(b))
+	}
+	if want := map[string]string{"x-tenant": "acme", "x-http-method-override": "DELETE"}; !maps.Equal(got, want) {
+		t.Errorf("headers = %q, want %q", got, want)
+	}
+	if err := hs.Check(); err != nil {
+		t.Error(err)
+	}
+}
+
 // TestHeadersBounded: past MaxHeaderFields headers or MaxHeaderBytes of
 // them, the input is ErrHeadersTooLarge; the hidden headers and those
 // outside Only do not count.

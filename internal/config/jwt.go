@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/authgate/authgate/internal/pathrule"
 )
 
 // Token validation modes (TOKEN_VALIDATION).
@@ -53,18 +55,12 @@ func (c *Config) Algorithms() []string {
 	return out
 }
 
-// IntrospectPathRules returns INTROSPECT_PATHS parsed; Load has validated it.
-func (c *Config) IntrospectPathRules() []PublicPath {
-	var out []PublicPath
-	for _, s := range c.IntrospectPaths {
-		if strings.TrimSpace(s) == "" {
-			continue
-		}
-		if p, err := ParsePublicPath(s); err == nil {
-			out = append(out, p)
-		}
-	}
-	return out
+// IntrospectPathRules returns INTROSPECT_PATHS parsed (package pathrule);
+// Load has validated it. The gateway matches them generously: they add
+// checking.
+func (c *Config) IntrospectPathRules() []pathrule.Rule {
+	rules, _ := pathrule.ParseList(c.IntrospectPaths)
+	return rules
 }
 
 // jwtProblems checks the token-validation variables.
@@ -102,13 +98,9 @@ func (c *Config) jwtProblems() []string {
 	if c.JWTLeeway < 0 || c.JWTLeeway > MaxJWTLeeway {
 		add("JWT_LEEWAY: must be between 0s and %s, got %s", MaxJWTLeeway, c.JWTLeeway)
 	}
-	for _, s := range c.IntrospectPaths {
-		if strings.TrimSpace(s) == "" {
-			continue
-		}
-		if _, err := ParsePublicPath(s); err != nil {
-			add("INTROSPECT_PATHS: %v", err)
-		}
+	_, errs := pathrule.ParseList(c.IntrospectPaths)
+	for _, err := range errs {
+		add("INTROSPECT_PATHS: %v", err)
 	}
 	if len(c.IntrospectPathRules()) > 0 && c.TokenValidation != ValidationHybrid {
 		add("INTROSPECT_PATHS: set, but TOKEN_VALIDATION is %s (only hybrid chooses by path)", c.TokenValidation)

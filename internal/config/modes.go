@@ -6,68 +6,15 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+
+	"github.com/authgate/authgate/internal/pathrule"
 )
 
-// PublicPath is one PUBLIC_PATHS entry: requests it matches bypass the check.
-type PublicPath struct {
-	// Method is an HTTP method, or "" for any method.
-	Method string
-	// Path is the exact path, or the prefix (ending in "/") when Prefix is set.
-	Path   string
-	Prefix bool
-}
-
-// ParsePublicPath parses "[METHOD ]PATH", where PATH is an exact path
-// ("/health") or a prefix ending in "/*" ("/static/*", "/*"). Paths are
-// matched against the cleaned path, so they must be clean themselves: no
-// "//", no "." or ".." segments, no percent-encoding.
-func ParsePublicPath(s string) (PublicPath, error) {
-	var p PublicPath
-	fields := strings.Fields(s)
-	switch len(fields) {
-	case 1:
-		p.Path = fields[0]
-	case 2:
-		p.Method, p.Path = fields[0], fields[1]
-		for _, c := range p.Method {
-			if c < 'A' || c > 'Z' {
-				return p, fmt.Errorf("%q: method must be upper-case letters, e.g. GET", s)
-			}
-		}
-	default:
-		return p, fmt.Errorf("%q: want [METHOD ]PATH, e.g. \"GET /health\" or \"OPTIONS /*\"", s)
-	}
-	if strings.HasSuffix(p.Path, "/*") {
-		p.Path, p.Prefix = p.Path[:len(p.Path)-1], true
-	}
-	switch {
-	case !strings.HasPrefix(p.Path, "/"):
-		return p, fmt.Errorf("%q: path must start with /", s)
-	case strings.ContainsAny(p.Path, "*%\\?#"):
-		return p, fmt.Errorf("%q: path may hold * only as a final /*, and no %%, \\, ? or #", s)
-	case strings.Contains(p.Path, "//"):
-		return p, fmt.Errorf("%q: path must not contain //", s)
-	}
-	for _, seg := range strings.Split(p.Path, "/") {
-		if seg == "." || seg == ".." {
-			return p, fmt.Errorf("%q: path must not contain . or .. segments", s)
-		}
-	}
-	return p, nil
-}
-
-// PublicPathRules returns PUBLIC_PATHS parsed; Load has validated it.
-func (c *Config) PublicPathRules() []PublicPath {
-	var out []PublicPath
-	for _, s := range c.PublicPaths {
-		if strings.TrimSpace(s) == "" {
-			continue
-		}
-		if p, err := ParsePublicPath(s); err == nil {
-			out = append(out, p)
-		}
-	}
-	return out
+// PublicPathRules returns PUBLIC_PATHS parsed (package pathrule); Load has
+// validated it. The gateway matches them exactly: they remove checking.
+func (c *Config) PublicPathRules() []pathrule.Rule {
+	rules, _ := pathrule.ParseList(c.PublicPaths)
+	return rules
 }
 
 // UpgradeProtocols returns UPSTREAM_UPGRADES lower-cased, blanks dropped;
@@ -151,13 +98,9 @@ func (c *Config) modeProblems() []string {
 			add("UPSTREAM_UPGRADES: h2c cannot be allowed: the requests inside an h2c connection would reach the upstream unchecked")
 		}
 	}
-	for _, s := range c.PublicPaths {
-		if strings.TrimSpace(s) == "" {
-			continue
-		}
-		if _, err := ParsePublicPath(s); err != nil {
-			add("PUBLIC_PATHS: %v", err)
-		}
+	_, errs := pathrule.ParseList(c.PublicPaths)
+	for _, err := range errs {
+		add("PUBLIC_PATHS: %v", err)
 	}
 	for _, s := range c.TrustedProxies {
 		if strings.TrimSpace(s) == "" {

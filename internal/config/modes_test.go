@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/authgate/authgate/internal/pathrule"
 )
 
 // load runs Load with the required variables plus env, and no env file.
@@ -73,7 +75,7 @@ func TestModeValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantPublic := []PublicPath{{Method: "GET", Path: "/health"}, {Method: "OPTIONS", Path: "/", Prefix: true}, {Path: "/static/", Prefix: true}}
+	wantPublic := []pathrule.Rule{{Method: "GET", Path: "/health"}, {Method: "OPTIONS", Path: "/", Prefix: true}, {Path: "/static/", Prefix: true}}
 	if got := c.PublicPathRules(); !reflect.DeepEqual(got, wantPublic) {
 		t.Errorf("PUBLIC_PATHS: %+v", got)
 	}

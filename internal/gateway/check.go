@@ -28,7 +28,7 @@ func (g *Gateway) check() echo.MiddlewareFunc {
 		return func(c echo.Context) error {
 			rec := recordOf(c)
 			req := c.Request()
-			if isPublic(g.deps.PublicPaths, req.Method, req.URL.Path) {
+			if g.public.Match(req.Method, req.URL.Path) {
 				rec.outcome, rec.reason = outcomePublic, "public path"
 				return next(c)
 			}
@@ -92,8 +92,7 @@ func (g *Gateway) authorize(c echo.Context, rec *record, in *authz.Input) (*auth
 	}
 	start := time.Now()
 	tok, lookup, err := g.deps.Tokens.Lookup(ctx, raw)
-	if err == nil && g.deps.Introspect != nil && tok.Validation == authn.ValidationJWT &&
-		isPublic(g.deps.IntrospectPaths, in.Method, in.Path) {
+	if err == nil && g.deps.Introspect != nil && tok.Validation == authn.ValidationJWT && g.introspects(in) {
 		// Verified locally first, so that a forged JWT never spends the
 		// introspection budget; then asked about, for revocation.
 		tok, lookup, err = g.deps.Introspect.Lookup(ctx, raw)
@@ -110,6 +109,13 @@ func (g *Gateway) authorize(c echo.Context, rec *record, in *authz.Input) (*auth
 		return nil, authz.Decision{}, err
 	}
 	in.SetToken(tok, raw, g.deps.SendToken)
+	if in.Mode == authz.ModeVerify && hasMethodOverride(in.Headers.Header) {
+		// The decision cache keys on method and path, not on the headers:
+		// a verdict for "POST /x" must not answer a POST that the upstream
+		// will read as the DELETE its override header names. Without a
+		// Source the input is decided afresh and not kept (authz.Cache).
+		in.Source = nil
+	}
 	start = time.Now()
 	d, err := g.deps.Decider.Decide(req.Context(), in)
 	if !d.Cached {
@@ -125,6 +131,33 @@ func (g *Gateway) authorize(c echo.Context, rec *record, in *authz.Input) (*auth
 		return nil, authz.Decision{}, denied(&d)
 	}
 	return tok, d, nil
+}
+
+// introspects reports whether the request that in describes is on
+// INTROSPECT_PATHS: by its method and path, or, in verify mode, where the
+// proxy forwards the method-override headers that serve and proxy modes
+// remove, by a method one of them names.
+func (g *Gateway) introspects(in *authz.Input) bool {
+	if g.introspect.Match(in.Method, in.Path) {
+		return true
+	}
+	if in.Mode != authz.ModeVerify {
+		return false
+	}
+	for m := range overriddenMethods(in.Headers.Header) {
+		if g.introspect.Match(m, in.Path) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasMethodOverride reports whether h holds a method-override header.
+func hasMethodOverride(h http.Header) bool {
+	for range overriddenMethods(h) {
+		return true
+	}
+	return false
 }
 
 // denied is the error of a policy's deny: 403 access_denied, or the answer

@@ -19,6 +19,7 @@ import (
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/authz"
 	"github.com/authgate/authgate/internal/forwarded"
+	"github.com/authgate/authgate/internal/pathrule"
 )
 
 // TokenVerifier is what the gateway needs of the token cache.
@@ -44,10 +45,12 @@ type Deps struct {
 	Tokens TokenVerifier
 	// Introspect, when set, introspects (TOKEN_VALIDATION=hybrid): a token
 	// that Tokens validated as a JWT is introspected anew by it on
-	// IntrospectPaths, where a revoked token must stop working within
-	// CACHE_TTL.
+	// IntrospectPaths (INTROSPECT_PATHS), where a revoked token must stop
+	// working within CACHE_TTL. They add checking, so they match generously
+	// (pathrule.Generous): /api/Pay and /api/pay/ for /api/pay, and in
+	// verify mode the method an override header names too.
 	Introspect      TokenVerifier
-	IntrospectPaths []PublicPath
+	IntrospectPaths []pathrule.Rule
 	Decider         authz.Decider
 	// Ready are the dependencies /readyz reports.
 	Ready []ReadyCheck
@@ -70,9 +73,12 @@ type Deps struct {
 	Upstream                   *url.URL
 	UpstreamTimeout            time.Duration
 	UpstreamStripAuthorization bool
-	PublicPaths                []PublicPath
-	TrustedProxies             forwarded.Trust
-	Identity                   IdentityHeaders
+
+	// PublicPaths (PUBLIC_PATHS) bypass the check. They remove checking,
+	// so they match exactly (pathrule.Exact).
+	PublicPaths    []pathrule.Rule
+	TrustedProxies forwarded.Trust
+	Identity       IdentityHeaders
 	// Revoke, when set with AdminAPIToken, serves POST /revoke on the admin
 	// listener (revoke.go): it revokes a token in this replica's cache and,
 	// with Redis, the fleet's, and says where. An error means only
@@ -108,7 +114,9 @@ type ReadyCheck struct {
 // Gateway holds the three HTTP handlers.
 type Gateway struct {
 	deps         Deps
-	inputHeaders map[string]bool // OPA_INPUT_HEADERS as canonical names; nil: all
+	inputHeaders map[string]bool   // OPA_INPUT_HEADERS as canonical names; nil: all
+	public       *pathrule.Matcher // PUBLIC_PATHS, exact
+	introspect   *pathrule.Matcher // INTROSPECT_PATHS, generous
 	traffic      *echo.Echo
 	admin        *echo.Echo
 	metrics      *echo.Echo
@@ -141,6 +149,10 @@ func New(d Deps) *Gateway {
 		upgrades:  d.Upgrades,
 		resource:  res,
 		afterFunc: d.AfterFunc,
+		public:    pathrule.Exact(d.PublicPaths),
+	}
+	if d.Introspect != nil {
+		g.introspect = pathrule.Generous(d.IntrospectPaths)
 	}
 	if len(d.InputHeaders) > 0 {
 		g.inputHeaders = map[string]bool{}

@@ -98,6 +98,7 @@ type fakeMetrics struct {
 	decisions []string // outcomes
 	lookups   []authn.Lookup
 	opa       []string // OPA query results
+	revokes   []string // POST /revoke results
 }
 
 var (
@@ -121,6 +122,12 @@ func (f *fakeMetrics) CacheLookup(l authn.Lookup) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lookups = append(f.lookups, l)
+}
+
+func (f *fakeMetrics) RevokeRequest(result string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.revokes = append(f.revokes, result)
 }
 
 func (f *fakeMetrics) OPA(result string, _ time.Duration) {

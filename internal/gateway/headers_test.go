@@ -16,6 +16,7 @@ import (
 
 	"github.com/authgate/authgate/internal/breaker"
 	"github.com/authgate/authgate/internal/forwarded"
+	"github.com/authgate/authgate/internal/pathrule"
 	"github.com/authgate/authgate/pkg/opa"
 )
 
@@ -107,7 +108,7 @@ func TestForwardingHeadersDropped(t *testing.T) {
 	up := newRecordingUpstream(t)
 	h := newHarness(t, func(d *Deps) {
 		d.Upstream, d.UpstreamTimeout = up.url(), time.Second
-		d.PublicPaths = []PublicPath{{Path: "/health"}}
+		d.PublicPaths = []pathrule.Rule{{Path: "/health"}}
 	})
 	for _, path := range []string{"/api/x", "/health"} {
 		before := len(h.queries())

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/authgate/authgate/internal/pathrule"
 )
 
 func TestInputGainsOrigin(t *testing.T) {
@@ -118,7 +120,7 @@ func TestProxyUpstreamBasePath(t *testing.T) {
 // client's forged copies instead of passing them on.
 func TestVerifyPublicPathEmptiesIdentity(t *testing.T) {
 	h := newHarness(t, func(d *Deps) {
-		d.PublicPaths = []PublicPath{{Path: "/health"}}
+		d.PublicPaths = []pathrule.Rule{{Path: "/health"}}
 	})
 	h.answer(deny)
 	w := h.serve(h.g.Admin(), newRequest("GET", "/verify/health", "X-Auth-Subject", "admin"))

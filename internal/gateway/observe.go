@@ -29,6 +29,9 @@ type Metrics interface {
 	Decision(outcome string)
 	// CacheLookup counts how the token cache answered.
 	CacheLookup(l authn.Lookup)
+	// RevokeRequest counts a POST /revoke on the admin listener by result:
+	// revoked, upstream_error, bad_request, unauthorized.
+	RevokeRequest(result string)
 }
 
 // AccessLogMsg is the msg of access-log lines.
@@ -55,13 +58,18 @@ func (r *record) reset() {
 	r.input = authz.Input{}
 }
 
-// observe is the outermost middleware of the traffic listener. It settles
-// the request id (the client's when well formed, else a new one) and puts
-// it on the request (so that the policy input and upstreams see it), on the
-// response, and in the context (for the IdP and OPA calls); after the
-// handler it reads the request's record for the metrics and the access log.
-func (g *Gateway) observe() echo.MiddlewareFunc {
-	log, m, tracing := g.deps.Log, g.deps.Metrics, g.deps.Tracing
+// observe is the outermost middleware of the traffic listener (and of
+// /verify). It settles the request id (the client's when well formed, else
+// a new one) and puts it on the request (so that the policy input and
+// upstreams see it), on the response, and in the context (for the IdP and
+// OPA calls); after the handler it reads the request's record for the
+// metrics and the access log.
+func (g *Gateway) observe() echo.MiddlewareFunc { return g.observeWith(g.deps.Metrics) }
+
+// observeWith is observe counting in m; nil m: the access log only (POST
+// /revoke, which is not traffic and has its own counter).
+func (g *Gateway) observeWith(m Metrics) echo.MiddlewareFunc {
+	log, tracing := g.deps.Log, g.deps.Tracing
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()

@@ -20,6 +20,7 @@ import (
 	"github.com/authgate/authgate/internal/authz"
 	"github.com/authgate/authgate/internal/breaker"
 	"github.com/authgate/authgate/internal/fault"
+	"github.com/authgate/authgate/internal/pathrule"
 	"github.com/authgate/authgate/internal/requestid"
 	"github.com/authgate/authgate/pkg/opa"
 )
@@ -221,7 +222,7 @@ func TestAsteriskFormRefused(t *testing.T) {
 	for _, mode := range []string{"serve", "proxy"} {
 		h := newHarness(t, func(d *Deps) {
 			d.MetricsHandler = http.NotFoundHandler()
-			d.PublicPaths = []PublicPath{{Method: "OPTIONS", Path: "/", Prefix: true}}
+			d.PublicPaths = []pathrule.Rule{{Method: "OPTIONS", Path: "/", Prefix: true}}
 			if mode == "proxy" {
 				d.Upstream, d.UpstreamTimeout = u, time.Second
 			}

@@ -11,8 +11,8 @@ import (
 	"github.com/authgate/authgate/internal/fault"
 )
 
-// One path for everything: the path OPA sees, the path PUBLIC_PATHS matches,
-// the path Echo routes on and the path sent upstream are the same cleaned
+// One path for everything: the path OPA sees, the path PUBLIC_PATHS and
+// INTROSPECT_PATHS match (package pathrule), the path Echo routes on and the path sent upstream are the same cleaned
 // path, so that no encoding trick can make a request look like one path to
 // the policy and another to the upstream. Rules (README, "Paths"):
 //
@@ -135,25 +135,4 @@ func cleanRequestPath() echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
-}
-
-// PublicPath is one PUBLIC_PATHS rule.
-type PublicPath struct {
-	Method string // "" for any; "GET" also matches HEAD
-	Path   string // exact path, or prefix ending in "/" when Prefix
-	Prefix bool
-}
-
-// isPublic reports whether a request for method and (cleaned) path bypasses
-// the check.
-func isPublic(rules []PublicPath, method, path string) bool {
-	for _, r := range rules {
-		if r.Method != "" && r.Method != method && (r.Method != http.MethodGet || method != http.MethodHead) {
-			continue
-		}
-		if r.Prefix && strings.HasPrefix(path, r.Path) || !r.Prefix && path == r.Path {
-			return true
-		}
-	}
-	return false
 }

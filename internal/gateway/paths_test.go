@@ -75,33 +75,6 @@ func TestCleanPath(t *testing.T) {
 	}
 }
 
-func TestIsPublic(t *testing.T) {
-	rules := []PublicPath{
-		{Method: "GET", Path: "/health"},
-		{Method: "OPTIONS", Path: "/", Prefix: true},
-		{Path: "/static/", Prefix: true},
-	}
-	cases := []struct {
-		method, path string
-		want         bool
-	}{
-		{"GET", "/health", true},
-		{"HEAD", "/health", true},
-		{"POST", "/health", false},
-		{"GET", "/health/x", false},
-		{"GET", "/healthz", false},
-		{"OPTIONS", "/anything/at/all", true},
-		{"DELETE", "/static/a.css", true},
-		{"GET", "/static", false},
-		{"GET", "/staticx", false},
-	}
-	for _, tc := range cases {
-		if got := isPublic(rules, tc.method, tc.path); got != tc.want {
-			t.Errorf("%s %s: %v, want %v", tc.method, tc.path, got, tc.want)
-		}
-	}
-}
-
 // FuzzCleanPath checks that an accepted path is clean, and that cleaning is
 // idempotent: what the upstream gets (the canonical encoding of the result)
 // cleans to itself, so policy and upstream read the same path.

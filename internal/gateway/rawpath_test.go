@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/authgate/authgate/internal/pathrule"
 )
 
 // TestVerifyRawTarget: /verify reads the path as the proxy wrote it. Go's
@@ -12,7 +14,7 @@ import (
 // "^", '"' or "`", and an encoded slash then reads as a slash:
 // /verify/public-api%2Fx{ was decided as /public-api/x{.
 func TestVerifyRawTarget(t *testing.T) {
-	h := newHarness(t, func(d *Deps) { d.PublicPaths = []PublicPath{{Path: "/public-api/", Prefix: true}} })
+	h := newHarness(t, func(d *Deps) { d.PublicPaths = []pathrule.Rule{{Path: "/public-api/", Prefix: true}} })
 	cases := []struct {
 		name, target string
 		header       []string
@@ -50,7 +52,7 @@ func TestProxyRawTarget(t *testing.T) {
 	up := httptest.NewServer(nil)
 	defer up.Close()
 	u, _ := url.Parse(up.URL)
-	h := newHarness(t, func(d *Deps) { d.Upstream = u; d.PublicPaths = []PublicPath{{Path: "/public-api/", Prefix: true}} })
+	h := newHarness(t, func(d *Deps) { d.Upstream = u; d.PublicPaths = []pathrule.Rule{{Path: "/public-api/", Prefix: true}} })
 	for _, target := range []string{"/public-api%2Fx{", "/public-api%2fx`", "/public-api%5Cx|", "/public-api%25x^"} {
 		req := newRequest("GET", target)
 		req.URL.RawPath = "" // what net/url may leave: the raw target is the truth

@@ -23,6 +23,14 @@ type Revocation struct {
 	Upstream string `json:"upstream"`
 }
 
+// Results of POST /revoke, as authgate_revoke_requests_total labels them.
+const (
+	revokeRevoked       = "revoked"
+	revokeUpstreamError = "upstream_error" // revoked here, the IdP's revocation failed
+	revokeBadRequest    = "bad_request"
+	revokeUnauthorized  = "unauthorized" // ADMIN_API_TOKEN missing or wrong
+)
+
 // maxRevokeBody bounds the form of POST /revoke.
 const maxRevokeBody = 16 << 10
 
@@ -32,29 +40,41 @@ const maxRevokeBody = 16 << 10
 // token was known or cached (no oracle), with where it was revoked; 502 when
 // REVOKE_UPSTREAM's call to the IdP failed (the local part is done). Its
 // errors are written by the error handler (errors.go), as on every route.
+//
+// Every call is counted by result (Metrics.RevokeRequest: a refused admin
+// token is "unauthorized", worth an alert) and, through observeWith, gets an
+// access-log line with its status.
 func (g *Gateway) handleRevoke() echo.HandlerFunc {
 	want := sha256.Sum256([]byte(g.deps.AdminAPIToken))
 	revoke := g.deps.Revoke
+	count := func(string) {}
+	if m := g.deps.Metrics; m != nil {
+		count = m.RevokeRequest
+	}
 	return func(c echo.Context) error {
 		req := c.Request()
 		// Compared as hashes, in constant time: neither the token nor its
 		// length leaks through timing.
 		raw, ok := strings.CutPrefix(req.Header.Get(echo.HeaderAuthorization), "Bearer ")
 		if got := sha256.Sum256([]byte(raw)); !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			count(revokeUnauthorized)
 			return &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token", Description: "ADMIN_API_TOKEN required"}
 		}
 		req.Body = http.MaxBytesReader(c.Response(), req.Body, maxRevokeBody)
 		if err := req.ParseForm(); err != nil {
+			count(revokeBadRequest)
 			return &fault.Error{Kind: fault.BadRequest, Code: "invalid_request", Description: "unreadable form"}
 		}
 		token := req.PostForm.Get("token")
 		if token == "" {
+			count(revokeBadRequest)
 			return &fault.Error{Kind: fault.BadRequest, Code: "invalid_request", Description: "missing token"}
 		}
 		// Detached: a caller that goes away must not leave a revocation half done.
 		r, err := revoke(context.WithoutCancel(req.Context()), token, req.PostForm.Get("token_type_hint"))
 		g.deps.Log.Info("token revoked", "scope", r.Scope, "upstream", r.Upstream, "remote_addr", req.RemoteAddr)
 		if err != nil {
+			count(revokeUpstreamError)
 			g.deps.Log.Warn("revocation at the authorization server failed (REVOKE_UPSTREAM)", "err", err)
 			// Written by writeFault like every error: the IdP could not
 			// answer (Unavailable, so Retry-After), shaped as 502 with
@@ -67,6 +87,7 @@ func (g *Gateway) handleRevoke() echo.HandlerFunc {
 			return &fault.Error{Kind: fault.Unavailable, Code: "bad_gateway", Description: desc, Err: err,
 				Answer: &fault.Answer{Status: http.StatusBadGateway, Body: body, BodyType: echo.MIMEApplicationJSON}}
 		}
+		count(revokeRevoked)
 		return c.JSON(http.StatusOK, r)
 	}
 }

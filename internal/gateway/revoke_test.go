@@ -171,3 +171,57 @@ func TestRevokeOff(t *testing.T) {
 		t.Errorf("revoked: %+v", calls)
 	}
 }
+
+// TestRevokeObserved: every POST /revoke gets an access-log line with its
+// status (never the token nor the admin token) and is counted by result in
+// authgate_revoke_requests_total, a refused admin token as unauthorized;
+// none is counted as traffic or as a decision.
+func TestRevokeObserved(t *testing.T) {
+	const tok = "TOKEN-MARKER-to-revoke-0123456789"
+	ok := func() (Revocation, error) { return Revocation{Scope: "local", Upstream: "off"}, nil }
+	failed := func() (Revocation, error) {
+		return Revocation{Scope: "local", Upstream: "off"}, errors.New("revoke: status 500")
+	}
+	for _, tc := range []struct {
+		name       string
+		auth       string
+		form       url.Values
+		answer     func() (Revocation, error)
+		wantStatus int
+		wantResult string
+	}{
+		{"revoked", "Bearer " + adminToken, url.Values{"token": {tok}}, ok, 200, "revoked"},
+		{"no admin token", "", url.Values{"token": {tok}}, ok, 401, "unauthorized"},
+		{"wrong admin token", "Bearer " + tok, url.Values{"token": {tok}}, ok, 401, "unauthorized"},
+		{"not a bearer", "Basic " + adminToken, url.Values{"token": {tok}}, ok, 401, "unauthorized"},
+		{"missing token", "Bearer " + adminToken, url.Values{}, ok, 400, "bad_request"},
+		{"the IdP's revocation failed", "Bearer " + adminToken, url.Values{"token": {tok}}, failed, 502, "upstream_error"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var calls []revokeCall
+			h := newHarness(t, withRevoke(&calls, tc.answer))
+			if w := h.serve(h.g.Admin(), revokeRequest(tc.auth, tc.form)); w.Code != tc.wantStatus {
+				t.Fatalf("status %d, want %d", w.Code, tc.wantStatus)
+			}
+			lines := h.accessLines(t)
+			if len(lines) != 1 {
+				t.Fatalf("%d access-log lines, want 1:\n%s", len(lines), h.logs)
+			}
+			l := lines[0]
+			if l["route"] != "/revoke" || l["method"] != "POST" || l["status"] != float64(tc.wantStatus) || l["remote_addr"] == nil {
+				t.Errorf("access-log line %v", l)
+			}
+			if logs := h.logs.String(); strings.Contains(logs, "TOKEN-MARKER") || strings.Contains(logs, adminToken) {
+				t.Errorf("a token reached the log:\n%s", logs)
+			}
+			h.metrics.mu.Lock()
+			defer h.metrics.mu.Unlock()
+			if len(h.metrics.revokes) != 1 || h.metrics.revokes[0] != tc.wantResult {
+				t.Errorf("revoke results %q, want [%s]", h.metrics.revokes, tc.wantResult)
+			}
+			if len(h.metrics.requests) != 0 || len(h.metrics.decisions) != 0 {
+				t.Errorf("counted as traffic: requests %q, decisions %q", h.metrics.requests, h.metrics.decisions)
+			}
+		})
+	}
+}

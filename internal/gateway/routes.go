@@ -36,7 +36,9 @@ func (g *Gateway) routes() {
 	g.admin.Match(proxyMethods, verifyPrefix, verify)
 	g.admin.Match(proxyMethods, verifyPrefix+"/*", verify)
 	if g.deps.Revoke != nil && g.deps.AdminAPIToken != "" {
-		g.admin.POST("/revoke", g.handleRevoke()) // unset: 404
+		// Logged like a request (never the token), counted apart from the
+		// traffic (authgate_revoke_requests_total). Unset: 404.
+		g.admin.POST("/revoke", chain(g.handleRevoke(), g.observeWith(nil)))
 	}
 
 	// Apart from ADMIN_ADDR, which a proxy must reach for /verify.

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/fault"
+	"github.com/authgate/authgate/internal/pathrule"
 )
 
 // TestIntrospectPaths: in hybrid mode a token validated as a JWT is
@@ -44,7 +46,7 @@ func TestIntrospectPaths(t *testing.T) {
 			}}
 			h := newHarness(t, func(d *Deps) {
 				d.Introspect = introspect
-				d.IntrospectPaths = []PublicPath{{Method: "GET", Path: "/saysecret"}}
+				d.IntrospectPaths = []pathrule.Rule{{Method: "GET", Path: "/saysecret"}}
 			})
 			h.tokens.LookupFn = func(_ context.Context, tok string) (*authn.Token, authn.Lookup, error) {
 				if tok == "jwt" {
@@ -70,5 +72,54 @@ func TestIntrospectPaths(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestIntrospectPathsSpellings: INTROSPECT_PATHS add checking, so a JWT is
+// introspected on every spelling the upstream may read as a rule's path
+// (case, trailing slash, "P" for "P/*"), in proxy and verify modes alike;
+// with exact matching each of these reached the upstream with a JWT the
+// IdP had revoked.
+func TestIntrospectPathsSpellings(t *testing.T) {
+	up := newRecordingUpstream(t)
+	jwtTok := &authn.Token{Subject: "alice", Claims: json.RawMessage(`{}`), Validation: authn.ValidationJWT}
+	for _, tc := range []struct {
+		method, path   string
+		wantIntrospect bool
+	}{
+		{"GET", "/api/pay", true},
+		{"GET", "/api/Pay", true},
+		{"GET", "/api/pay/", true},
+		{"POST", "/API/PAY/", true},
+		{"GET", "/api/admin", true},
+		{"GET", "/api/Admin/users", true},
+		{"GET", "/api/payments", false},
+		{"GET", "/api/administrator", false},
+	} {
+		for _, verify := range []bool{false, true} {
+			introspect := &fakeTokens{LookupFn: func(context.Context, string) (*authn.Token, authn.Lookup, error) {
+				return nil, authn.Miss, &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token", Description: "token is not active"}
+			}}
+			h := newHarness(t, func(d *Deps) {
+				d.Upstream, d.UpstreamTimeout = up.url(), time.Second
+				d.Introspect = introspect
+				d.IntrospectPaths = []pathrule.Rule{{Path: "/api/pay"}, {Path: "/api/admin/", Prefix: true}}
+			})
+			h.tokens.LookupFn = func(context.Context, string) (*authn.Token, authn.Lookup, error) { return jwtTok, authn.Hit, nil }
+			l, req := h.g.Traffic(), newRequest(tc.method, tc.path, "Authorization", "Bearer jwt")
+			if verify {
+				l, req = h.g.Admin(), newRequest(http.MethodGet, "/verify", "Authorization", "Bearer jwt",
+					"X-Forwarded-Method", tc.method, "X-Forwarded-Uri", tc.path)
+			}
+			before := up.hits.Load()
+			w := h.serve(l, req)
+			want := map[bool]int{true: 401, false: 200}[tc.wantIntrospect]
+			if got := introspect.calls.Load() == 1; got != tc.wantIntrospect || w.Code != want {
+				t.Errorf("%s %s (verify %v): introspected %v, status %d; want %v, %d", tc.method, tc.path, verify, got, w.Code, tc.wantIntrospect, want)
+			}
+			if tc.wantIntrospect && up.hits.Load() != before {
+				t.Errorf("%s %s: the revoked JWT reached the upstream", tc.method, tc.path)
+			}
+		}
 	}
 }

@@ -29,9 +29,10 @@ func (g *Gateway) handleVerify() echo.HandlerFunc {
 		// Once the original request is read from them: the forwarding
 		// headers of an untrusted caller, a client's identity headers (a
 		// proxy passes them on) and hop-by-hop ones out of the policy's
-		// view, as in proxy mode.
-		g.scrub(c.Request())
-		if isPublic(g.deps.PublicPaths, in.Method, in.Path) {
+		// view, as in proxy mode. The method-override headers stay: the
+		// proxy forwards them upstream whatever authgate does here.
+		g.scrub(c.Request(), true)
+		if g.publicVerify(in) {
 			rec.outcome, rec.reason = outcomePublic, "public path"
 			// Empty identity headers, so that a proxy copying them over the
 			// client's (Envoy's allowed_upstream_headers) drops forged ones.
@@ -74,7 +75,24 @@ func (g *Gateway) describeForwarded(req *http.Request, in *authz.Input) error {
 	}
 	o := g.trusted.Origin(req)
 	*in = authz.Input{Method: orig.Method, Path: path, Query: query,
-		Headers: authz.Headers{Header: req.Header, Only: g.inputHeaders},
+		Headers: authz.Headers{Header: req.Header, Only: g.inputHeaders, Also: isMethodOverride},
 		Host:    o.Host, Scheme: o.Scheme, RemoteAddr: o.RemoteAddr, Mode: authz.ModeVerify}
 	return nil
+}
+
+// publicVerify reports whether the request a proxy asks about is on
+// PUBLIC_PATHS: its method and path, and every method its override headers
+// name (the proxy forwards them, and the upstream may act on them), so
+// that "GET /static/x" with X-HTTP-Method-Override: DELETE is checked
+// unless DELETE /static/x is public too.
+func (g *Gateway) publicVerify(in *authz.Input) bool {
+	if !g.public.Match(in.Method, in.Path) {
+		return false
+	}
+	for m := range overriddenMethods(in.Headers.Header) {
+		if !g.public.Match(m, in.Path) {
+			return false
+		}
+	}
+	return true
 }

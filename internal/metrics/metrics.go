@@ -35,6 +35,10 @@ var (
 	opaResults           = []string{"allow", "deny", "undefined", "error"}
 	jwtResults           = []string{"valid", "invalid", "unknown_key"}
 	jwksResults          = []string{"ok", "error"}
+	// POST /revoke: revoked (200), upstream_error (502: revoked in
+	// authgate, the IdP's revocation failed), bad_request (400),
+	// unauthorized (401: ADMIN_API_TOKEN missing or wrong).
+	revokeResults = []string{"revoked", "upstream_error", "bad_request", "unauthorized"}
 )
 
 // methods are the label values of the method label; anything else is "other".
@@ -97,6 +101,8 @@ type Metrics struct {
 	budgetGlobal    prometheus.Counter
 	jwtValidations  map[string]prometheus.Counter
 	jwksFetches     map[string]prometheus.Counter
+	revokeRequests  map[string]prometheus.Counter
+	revokeVec       *prometheus.CounterVec
 
 	fleet fleetMetrics // fleet.go: REDIS_URL and POST /revoke
 
@@ -195,10 +201,15 @@ func New(reg prometheus.Registerer) *Metrics {
 		Help: "Fetches of the issuer's JWKS by result: ok, error.",
 	}, []string{"result"})
 	m.jwksFetches = children(jwksFetches, jwksResults)
+	m.revokeVec = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "authgate_revoke_requests_total",
+		Help: "POST /revoke requests on the admin listener by result: revoked, upstream_error (revoked here, the IdP's revocation failed), bad_request, unauthorized (ADMIN_API_TOKEN missing or wrong).",
+	}, []string{"result"})
+	m.revokeRequests = children(m.revokeVec, revokeResults)
 
 	reg.MustRegister(m.requests, m.duration, m.decisions, introspections, m.introspectionD,
 		cache, m.cacheEvictions, m.transitions, opaRequests, m.opaDuration, m.rateLimit, m.rateLimitRemain, budget,
-		jwtValidations, jwksFetches,
+		jwtValidations, jwksFetches, m.revokeVec,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -352,6 +363,16 @@ func (m *Metrics) JWTValidation(result string) {
 func (m *Metrics) JWKSFetch(result string) {
 	if c, ok := m.jwksFetches[result]; ok {
 		c.Inc()
+	}
+}
+
+// RevokeRequest counts one POST /revoke by result (revokeResults); a
+// refused ADMIN_API_TOKEN is "unauthorized", the series to alert on.
+func (m *Metrics) RevokeRequest(result string) {
+	if c, ok := m.revokeRequests[result]; ok {
+		c.Inc()
+	} else {
+		m.revokeVec.WithLabelValues(result).Inc() // the gateway's constants: bounded
 	}
 }
 

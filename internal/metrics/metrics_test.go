@@ -58,6 +58,9 @@ func TestCounters(t *testing.T) {
 	m.RateLimit(introspect.RateLimit{Limit: 1200, Remaining: 1187})
 	m.RateLimit(introspect.RateLimit{Limit: -1, Remaining: -1}) // headers absent: keep the last values
 	m.BreakerTransition("idp", breaker.Closed, breaker.Open)
+	m.RevokeRequest("unauthorized")
+	m.RevokeRequest("unauthorized")
+	m.RevokeRequest("revoked")
 
 	for _, c := range []struct {
 		c    prometheus.Collector
@@ -80,6 +83,9 @@ func TestCounters(t *testing.T) {
 		{m.rateLimitRemain.WithLabelValues(), 1187},
 		{m.transitions.WithLabelValues("idp", "open"), 1},
 		{m.transitions.WithLabelValues("opa", "open"), 0},
+		{m.revokeRequests["unauthorized"], 2},
+		{m.revokeRequests["revoked"], 1},
+		{m.revokeRequests["bad_request"], 0},
 	} {
 		if got := testutil.ToFloat64(c.c); got != c.want {
 			t.Errorf("%v: %v, want %v", c.c, got, c.want)
@@ -164,7 +170,7 @@ func TestEveryNameRegistered(t *testing.T) {
 		"authgate_breaker_transitions_total", "authgate_opa_requests_total", "authgate_opa_duration_seconds",
 		"authgate_idp_rate_limit_remaining", "authgate_idp_rate_limit_limit",
 		"authgate_introspection_budget_rejections_total",
-		"authgate_jwt_validations_total", "authgate_jwks_fetches_total",
+		"authgate_jwt_validations_total", "authgate_jwks_fetches_total", "authgate_revoke_requests_total",
 		"go_goroutines", "process_cpu_seconds_total",
 	} {
 		if !got[name] {

@@ -314,6 +314,90 @@ func TestHybridMode(t *testing.T) {
 	gw.AssertNoLeaks(t, jwt, opaque, revoked, stacktest.GatewaySecret)
 }
 
+// TestHybridIntrospectPathSpellings: INTROSPECT_PATHS add checking, so they
+// match every spelling an upstream may read as the rule. Hybrid mode in
+// front of an upstream with INTROSPECT_PATHS=/api/pay,DELETE /api/items: a
+// JWT revoked at the dev IdP is refused on /api/Pay and /api/pay/ (which
+// exact matching let through to the upstream), still passes elsewhere on
+// its signature; a method-override header never reaches the upstream, and
+// in verify mode, where the proxy forwards it, the DELETE it names is
+// introspected.
+func TestHybridIntrospectPathSpellings(t *testing.T) {
+	o := startModesOPA(t)
+	i := stacktest.StartIDP(t, 0)
+	up := startUpstream(t)
+	env := stacktest.StackEnv(i, o)
+	env["OPA_AUTHZ_URL"] = o.URL + echoDecision
+	env["UPSTREAM_URL"] = up.srv.URL
+	env["TOKEN_VALIDATION"] = "hybrid"
+	env["OKTA_AUDIENCE"] = "api://default"
+	env["INTROSPECT_PATHS"] = "/api/pay, DELETE /api/items"
+	gw := stacktest.StartGateway(t, env)
+
+	jwt, _ := i.IssueJWT(stacktest.DemoClient, []string{"api_read"}, time.Hour)
+	revoked, _ := i.IssueJWT(stacktest.DemoClient, []string{"api_read"}, time.Hour)
+	// Both pass on their signature first, so that the cache holds them as
+	// valid JWTs: what follows is the introspection INTROSPECT_PATHS add.
+	for _, tok := range []string{jwt, revoked} {
+		if r := do(t, "GET", gw.Traffic+"/api/other", bearer(tok), nil); r.Status != 200 {
+			t.Fatalf("JWT elsewhere: %d %s", r.Status, r.Body)
+		}
+	}
+	if n := i.IntrospectCalls(); n != 0 {
+		t.Fatalf("%d introspections for JWTs off INTROSPECT_PATHS", n)
+	}
+	i.Revoke(revoked)
+
+	for _, path := range []string{"/api/pay", "/api/Pay", "/api/pay/", "/API/PAY"} {
+		if r := do(t, "GET", gw.Traffic+path, bearer(jwt), nil); r.Status != 200 {
+			t.Errorf("valid JWT on %s: %d %s", path, r.Status, r.Body)
+		}
+		hits := up.hits.Load()
+		if r := do(t, "GET", gw.Traffic+path, bearer(revoked), nil); r.Status != 401 {
+			t.Errorf("revoked JWT on %s: %d %s, want 401", path, r.Status, r.Body)
+		}
+		if up.hits.Load() != hits {
+			t.Errorf("revoked JWT on %s reached the upstream", path)
+		}
+	}
+	if r := do(t, "GET", gw.Traffic+"/api/other", bearer(revoked), nil); r.Status != 200 {
+		t.Errorf("revoked JWT off INTROSPECT_PATHS: %d, want 200 until its exp (docs/token-validation.md)", r.Status)
+	}
+
+	// Proxy mode: the override never reaches the upstream, which sees the
+	// POST that was decided.
+	override := with(bearer(jwt), "X-HTTP-Method-Override", "DELETE", "X_HTTP_Method", "DELETE", "x-method-override", "DELETE")
+	if r := do(t, "POST", gw.Traffic+"/api/items", override, nil); r.Status != 200 {
+		t.Fatalf("POST with overrides: %d %s", r.Status, r.Body)
+	}
+	s := up.seen()
+	for k := range s.Header {
+		switch strings.ToLower(strings.ReplaceAll(k, "_", "-")) {
+		case "x-http-method-override", "x-http-method", "x-method-override":
+			t.Errorf("upstream got %s", k)
+		}
+	}
+	if s.Method != "POST" || s.Header.Get("X-Seen-Method") != "POST" {
+		t.Errorf("upstream got %s, policy saw %s", s.Method, s.Header.Get("X-Seen-Method"))
+	}
+
+	// Verify mode: the proxy forwards the override, so the DELETE it names
+	// is introspected, and the revoked JWT refused.
+	verify := func(tok string, kv ...string) stacktest.Response {
+		return do(t, "GET", gw.Admin+"/verify", with(bearer(tok), append([]string{"X-Forwarded-Method", "POST", "X-Forwarded-Uri", "/api/items"}, kv...)...), nil)
+	}
+	if r := verify(revoked); r.Status != 200 {
+		t.Errorf("verify POST /api/items, revoked JWT, no override: %d, want 200 (not an introspect path)", r.Status)
+	}
+	if r := verify(revoked, "X-HTTP-Method-Override", "DELETE"); r.Status != 401 {
+		t.Errorf("verify POST /api/items overridden to DELETE, revoked JWT: %d, want 401", r.Status)
+	}
+	if r := verify(jwt, "X-HTTP-Method-Override", "DELETE"); r.Status != 200 {
+		t.Errorf("verify POST /api/items overridden to DELETE, valid JWT: %d", r.Status)
+	}
+	gw.AssertNoLeaks(t, jwt, revoked, stacktest.GatewaySecret)
+}
+
 // TestPrivateKeyJWT: authgate introspects with an RFC 7523 client
 // assertion instead of a secret; a key the server does not know is 503
 // with an ERROR naming the variables.
