@@ -20,6 +20,7 @@ import (
 
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/fault"
+	"github.com/authgate/authgate/internal/tokenid"
 )
 
 // Results of a verification, as authgate_jwt_validations_total labels them.
@@ -56,7 +57,8 @@ type Verifier struct {
 var _ authn.Verifier = (*Verifier)(nil)
 
 // Verify implements authn.Verifier. Errors are *fault.Error:
-// Unauthenticated for a token that is not a valid JWT of the issuer,
+// Unauthenticated for a token that is not a valid JWT of the issuer (or
+// not spelled canonically: tokenid),
 // Unavailable when its key is unknown and the keys cannot be fetched.
 func (v *Verifier) Verify(ctx context.Context, token string) (*authn.Token, error) {
 	t, err := v.verify(ctx, token)
@@ -74,6 +76,17 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*authn.Token, erro
 }
 
 func (v *Verifier) verify(ctx context.Context, token string) (*authn.Token, error) {
+	// One spelling per token: a segment with set unused base64url bits is
+	// a second spelling of a token (go-jose decodes it alike), which a
+	// revocation of the first would miss. Refused before any key lookup,
+	// so that it cannot trigger a refetch either.
+	id, err := tokenid.Of(token)
+	switch {
+	case errors.Is(err, tokenid.ErrNonCanonical):
+		return nil, invalidToken("token is not canonically encoded")
+	case err != nil || !id.JWS:
+		return nil, invalidToken("token is not a JWT signed with an accepted algorithm")
+	}
 	// Compact serialisation only: the JSON one has no place in a header.
 	jws, err := jose.ParseSignedCompact(token, v.Algorithms)
 	if err != nil || len(jws.Signatures) != 1 {
@@ -90,6 +103,8 @@ func (v *Verifier) verify(ctx context.Context, token string) (*authn.Token, erro
 	if key.Algorithm != "" && key.Algorithm != h.Algorithm {
 		return nil, invalidToken("token algorithm does not match its key")
 	}
+	// An ECDSA signature verifies high or low S alike, as crypto/ecdsa
+	// accepts it: tokenid revokes both spellings under one key.
 	payload, err := jws.Verify(key.Key)
 	if err != nil {
 		return nil, invalidToken("token signature is invalid")
