@@ -215,23 +215,3 @@ func rsaN(k signingKey) string {
 	jsonUnmarshal(b, &m)
 	return m["n"]
 }
-
-func TestDiscover(t *testing.T) {
-	var srv *httptest.Server
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/oauth2/default/.well-known/oauth-authorization-server":
-			http.NotFound(w, r)
-		case "/oauth2/default/.well-known/openid-configuration":
-			w.Write([]byte(`{"issuer":"` + srv.URL + `/oauth2/default","jwks_uri":"` + srv.URL + `/keys","introspection_endpoint":"` + srv.URL + `/in"}`))
-		}
-	}))
-	defer srv.Close()
-	m, err := jwtauth.Discover(context.Background(), nil, srv.URL+"/oauth2/default")
-	if err != nil || m.JWKSURI != srv.URL+"/keys" || m.IntrospectionEndpoint != srv.URL+"/in" {
-		t.Fatalf("Discover = %+v, %v", m, err)
-	}
-	if _, err := jwtauth.Discover(context.Background(), nil, srv.URL+"/oauth2/other"); err == nil {
-		t.Error("Discover of an issuer the document does not name succeeded")
-	}
-}
