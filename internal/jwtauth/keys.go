@@ -117,7 +117,7 @@ type keySet struct {
 
 var _ KeySource = (*Keys)(nil)
 
-// NewKeys returns a Keys that has no key yet: the first Key call, or Run,
+// NewKeys returns a Keys that has no key yet: the first Keys call, or Run,
 // fetches them.
 func NewKeys(s KeySettings) *Keys {
 	if s.RefetchInterval <= 0 {
@@ -204,11 +204,11 @@ func (k *Keys) refetch(ctx context.Context) error {
 	failing, retry := k.failing, k.lastRefetch.Add(k.s.RefetchInterval)
 	k.mu.Unlock()
 	desc := "signing keys unavailable"
-	if errors.Is(err, errTooSoon) {
+	switch {
+	case errors.Is(err, errTooSoon) && failing:
+		err = errors.New("JWKS endpoint failing; next refetch at " + retry.UTC().Format(time.RFC3339))
+	case errors.Is(err, errTooSoon):
 		desc = "token signed by a key not held yet; the keys are refetched at most every " + k.s.RefetchInterval.String()
-		if failing {
-			err = errors.New("JWKS endpoint failing; next refetch at " + retry.UTC().Format(time.RFC3339))
-		}
 	}
 	// Undecidable: the key may be one the server published since.
 	e := &fault.Error{Kind: fault.Unavailable, Code: "temporarily_unavailable",
