@@ -156,14 +156,14 @@ func buildTokens(ctx context.Context, cfg *config.Config, log *slog.Logger, tel 
 		tel.metrics.WatchBreaker(jwksBreaker)
 		out.jwksBreaker = jwksBreaker
 		out.keys = jwtauth.NewKeys(jwtauth.KeySettings{
-			URL: jwksURL, HTTPClient: hc,
+			URL: jwksURL, HTTPClient: hc, Timeout: cfg.OktaTimeout, Breaker: jwksBreaker,
 			Discover: func(ctx context.Context) (string, error) {
 				_, url, err := discover(ctx)
 				if err == nil {
 					log.Info("JWKS endpoint discovered", "jwks_url", url)
 				}
 				return url, err
-			}, Timeout: cfg.OktaTimeout, Breaker: jwksBreaker,
+			},
 			RequestHeader: requestid.SetHeader,
 			OnFetch: func(result string, err error) {
 				tel.metrics.JWKSFetch(result)
