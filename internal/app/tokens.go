@@ -26,6 +26,7 @@ import (
 	"github.com/authgate/authgate/internal/jwtauth"
 	"github.com/authgate/authgate/internal/lograte"
 	"github.com/authgate/authgate/internal/requestid"
+	"github.com/authgate/authgate/pkg/introspect"
 )
 
 // tokens are the token verifiers TOKEN_VALIDATION asks for (README, "Token
@@ -59,18 +60,35 @@ func (t *tokens) revokeKey(key [sha256.Size]byte, d time.Duration) {
 	}
 }
 
-// gatewayDeps gives the gateway the introspection of INTROSPECT_PATHS.
+// gatewayDeps gives the gateway the readiness checks of the keys and the
+// introspection of INTROSPECT_PATHS.
 func (t *tokens) gatewayDeps(cfg *config.Config, d *gateway.Deps) {
-	if t.jwksBreaker != nil {
-		// Not required: the keys held keep validating while the JWKS
-		// endpoint is down.
-		d.Ready = append(d.Ready, gateway.ReadyCheck{Name: "jwks", Check: func(context.Context) string { return t.jwksBreaker.Health() }})
-	}
+	d.Ready = append(d.Ready, t.readyChecks(cfg.TokenValidation)...)
 	if t.introspect == nil {
 		return
 	}
 	d.Introspect = t.introspect
 	d.IntrospectPaths = cfg.IntrospectPathRules()
+}
+
+// readyChecks are the keys' entries of /readyz (none in introspect mode):
+// "jwks", the JWKS endpoint's breaker, never required (the keys held keep
+// validating while the endpoint is down); "signing_keys", whether a key
+// set was ever fetched, required in jwt mode, where no token can be
+// valid until then (in hybrid mode introspection still answers).
+func (t *tokens) readyChecks(mode string) []gateway.ReadyCheck {
+	if t.keys == nil {
+		return nil
+	}
+	return []gateway.ReadyCheck{
+		{Name: "jwks", Check: func(context.Context) string { return t.jwksBreaker.Health() }},
+		{Name: "signing_keys", Required: mode == config.ValidationJWT, Check: func(context.Context) string {
+			if t.keys.Held() {
+				return "ok"
+			}
+			return "none fetched yet"
+		}},
+	}
 }
 
 // requiredAudience is the audience every token must carry, introspected or
@@ -101,28 +119,35 @@ func buildTokens(ctx context.Context, cfg *config.Config, log *slog.Logger, tel 
 	out := &tokens{}
 	introspectURL := cfg.IntrospectURL()
 	var inner authn.Verifier
+	var jwksURL string
 	if cfg.ValidatesJWT() {
-		jwksURL := cfg.OktaJWKSURL
-		discover := func(ctx context.Context) (string, error) {
-			m, err := jwtauth.Discover(ctx, hc, cfg.OktaIssuer)
-			if err != nil {
-				return "", err
+		jwksURL = cfg.OktaJWKSURL
+		// discover names the JWKS endpoint, and reports what it refused.
+		discover := func(ctx context.Context) (*introspect.Metadata, string, error) {
+			m, err := introspect.Discover(ctx, hc, cfg.OktaIssuer)
+			switch {
+			case err != nil:
+				return nil, "", err
+			case m.Refused != nil:
+				log.Warn("authorization server metadata names an endpoint authgate refuses; set it explicitly (OKTA_JWKS_URL, OKTA_INTROSPECT_URL, OKTA_REVOKE_URL) to override",
+					"issuer", cfg.OktaIssuer, "error", m.Refused.Error())
 			}
-			return m.JWKSURI, nil
+			if m.JWKSURI == "" {
+				return m, "", errors.New("discover: the authorization server's metadata names no usable jwks_uri (set OKTA_JWKS_URL)")
+			}
+			return m, m.JWKSURI, nil
 		}
 		if jwksURL == "" {
 			dctx, cancel := context.WithTimeout(ctx, cfg.OktaTimeout)
-			m, err := jwtauth.Discover(dctx, hc, cfg.OktaIssuer)
+			m, url, err := discover(dctx)
 			cancel()
-			switch {
-			case err != nil:
+			if err != nil {
 				log.Warn("authorization server discovery failed; asking again on the first key fetch",
 					"issuer", cfg.OktaIssuer, "error", err.Error())
-			default:
-				jwksURL = m.JWKSURI
-				if cfg.OktaIntrospectURL == "" && m.IntrospectionEndpoint != "" {
-					introspectURL = m.IntrospectionEndpoint
-				}
+			}
+			jwksURL = url
+			if m != nil && cfg.OktaIntrospectURL == "" && m.IntrospectionEndpoint != "" {
+				introspectURL = m.IntrospectionEndpoint
 			}
 		}
 		jwksBreaker := breaker.New(breaker.Settings{Name: "jwks", Failures: cfg.OktaBreakerFailures,
@@ -130,7 +155,14 @@ func buildTokens(ctx context.Context, cfg *config.Config, log *slog.Logger, tel 
 		tel.metrics.WatchBreaker(jwksBreaker)
 		out.jwksBreaker = jwksBreaker
 		out.keys = jwtauth.NewKeys(jwtauth.KeySettings{
-			URL: jwksURL, Discover: discover, HTTPClient: hc, Timeout: cfg.OktaTimeout, Breaker: jwksBreaker,
+			URL: jwksURL, HTTPClient: hc, Timeout: cfg.OktaTimeout, Breaker: jwksBreaker,
+			Discover: func(ctx context.Context) (string, error) {
+				_, url, err := discover(ctx)
+				if err == nil {
+					log.Info("JWKS endpoint discovered", "jwks_url", url)
+				}
+				return url, err
+			},
 			RequestHeader: requestid.SetHeader,
 			OnFetch: func(result string, err error) {
 				tel.metrics.JWKSFetch(result)
@@ -170,7 +202,24 @@ func buildTokens(ctx context.Context, cfg *config.Config, log *slog.Logger, tel 
 	if out.cache, err = newCache(cfg, log, tel, inner, innerShared); err != nil {
 		return nil, err
 	}
+	logEndpoints(log, cfg, jwksURL, introspectURL)
 	return out, nil
+}
+
+// logEndpoints names, once at start-up, the endpoints token validation
+// uses: configured, discovered, or the default introspection endpoint.
+func logEndpoints(log *slog.Logger, cfg *config.Config, jwksURL, introspectURL string) {
+	var attrs []any
+	if cfg.ValidatesJWT() {
+		if jwksURL == "" {
+			jwksURL = "(discovered on the first key fetch)"
+		}
+		attrs = append(attrs, "jwks_url", jwksURL)
+	}
+	if cfg.TokenValidation != config.ValidationJWT {
+		attrs = append(attrs, "introspection_url", introspectURL)
+	}
+	log.Info("token validation endpoints", append([]any{"mode", cfg.TokenValidation}, attrs...)...)
 }
 
 // newCache puts v behind a token cache configured by CACHE_*, with shared

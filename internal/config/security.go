@@ -3,9 +3,10 @@ package config
 import (
 	"fmt"
 	"math"
-	"net"
 	"net/url"
 	"strings"
+
+	"github.com/authgate/authgate/pkg/introspect"
 )
 
 // securityProblems checks the reliability and security settings: the
@@ -48,19 +49,10 @@ func (c *Config) securityProblems() []string {
 }
 
 // PlainHTTPNonLoopback reports whether raw is an http:// URL whose host is
-// neither "localhost" nor a loopback address.
-func PlainHTTPNonLoopback(raw string) bool {
-	u, err := url.Parse(raw)
-	if err != nil || !strings.EqualFold(u.Scheme, "http") {
-		return false
-	}
-	host := u.Hostname()
-	if strings.EqualFold(host, "localhost") {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return ip == nil || !ip.IsLoopback()
-}
+// neither "localhost" nor a loopback address. It is the rule discovery
+// applies to the endpoints an issuer's metadata names (package
+// introspect), so that both stay one.
+func PlainHTTPNonLoopback(raw string) bool { return introspect.PlainHTTPNonLoopback(raw) }
 
 func isHTTPS(raw string) bool {
 	u, err := url.Parse(raw)

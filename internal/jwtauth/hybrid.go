@@ -65,6 +65,12 @@ func (s SharedIntrospections) Fetch(ctx context.Context, token string, key [sha2
 // PeekIssuer returns the iss claim of a token shaped like a compact JWS
 // (three base64url parts, the second a JSON object), without verifying
 // anything: it only routes the token, and the JWT path then verifies it.
+//
+// It decodes as leniently as go-jose does (unused bits ignored), on
+// purpose: every spelling of a JWT of the issuer then goes to the
+// Verifier, which accepts the canonical one only (tokenid), and reads iss
+// from the same bytes. A second spelling of a revoked JWT is refused
+// there, never sent to introspection to be judged on its own.
 func PeekIssuer(token string) (string, bool) {
 	head, rest, ok := strings.Cut(token, ".")
 	if !ok || head == "" {

@@ -2,11 +2,13 @@ package jwtauth
 
 import (
 	"context"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,13 +43,22 @@ const (
 // keys do not hold.
 var ErrUnknownKey = errors.New("no key of the issuer's JWKS has this kid")
 
-// KeySource finds the key that signed a token.
+// KeySource finds the keys that may have signed a token.
 type KeySource interface {
-	// Key returns the public key with the given kid ("" when the token
-	// names none). Errors are *fault.Error: Unauthenticated (wrapping
-	// ErrUnknownKey) when fresh keys do not hold it, Unavailable when the
-	// keys could not be fetched to find out.
-	Key(ctx context.Context, kid string) (*jose.JSONWebKey, error)
+	// Keys returns the public keys held under kid (several when keys of
+	// different types share it), or for kid "" the one key of a set that
+	// has exactly one. Errors are *fault.Error: Unauthenticated (wrapping
+	// ErrUnknownKey) when a fetch completed for this question, or the set
+	// held, cannot hold the key; Unavailable, with a RetryAfter, while
+	// that cannot be known: the keys could not be fetched, or not yet
+	// (an unknown kid refetches at most once per RefetchInterval).
+	Keys(ctx context.Context, kid string) ([]*jose.JSONWebKey, error)
+	// Recheck is asked when none of held, the keys Keys gave for kid,
+	// verified a token: the server may have replaced a key and kept its
+	// kid. It refetches as an unknown kid does (shared, rate-limited) and
+	// returns the keys then held under kid; nil when no fetch completed
+	// or the keys are those held.
+	Recheck(ctx context.Context, kid string, held []*jose.JSONWebKey) []*jose.JSONWebKey
 }
 
 // KeySettings configure a Keys.
@@ -78,6 +89,14 @@ type KeySettings struct {
 // triggers one refetch, shared by every caller waiting for it and at most
 // one per RefetchInterval; a failed fetch keeps the keys it had. Run
 // refreshes the keys in the background as the server's max-age says.
+//
+// Only a fetch that completed while the caller waited decides that a kid
+// is unknown (401). Between two refetches an unknown kid is undecidable:
+// the server may have published the key a moment ago, so the answer is 503
+// with Retry-After at the next refetch, which no cache stores. Otherwise
+// one made-up kid per interval would use up every refetch, and a valid
+// token signed by a newly published key would be refused, and that
+// refusal cached.
 type Keys struct {
 	s      KeySettings
 	now    func() time.Time
@@ -92,13 +111,13 @@ type Keys struct {
 }
 
 type keySet struct {
-	byKID map[string]*jose.JSONWebKey
+	byKID map[string][]*jose.JSONWebKey
 	only  *jose.JSONWebKey // the one key, when the set has exactly one
 }
 
 var _ KeySource = (*Keys)(nil)
 
-// NewKeys returns a Keys that has no key yet: the first Key call, or Run,
+// NewKeys returns a Keys that has no key yet: the first Keys call, or Run,
 // fetches them.
 func NewKeys(s KeySettings) *Keys {
 	if s.RefetchInterval <= 0 {
@@ -114,11 +133,56 @@ func NewKeys(s KeySettings) *Keys {
 	return k
 }
 
-// Key implements KeySource.
-func (k *Keys) Key(ctx context.Context, kid string) (*jose.JSONWebKey, error) {
-	if key := k.lookup(kid); key != nil {
-		return key, nil
+// Keys implements KeySource.
+func (k *Keys) Keys(ctx context.Context, kid string) ([]*jose.JSONWebKey, error) {
+	if keys := k.lookup(kid); keys != nil {
+		return keys, nil
 	}
+	if set := k.set.Load(); kid == "" && set != nil {
+		// No refetch makes a token without kid unambiguous among several
+		// keys.
+		return nil, &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token",
+			Description: "token names no key and the issuer has several", Err: ErrUnknownKey}
+	}
+	err := k.refetch(ctx)
+	// Another caller's fetch may have brought the key, whatever ours did.
+	if keys := k.lookup(kid); keys != nil {
+		return keys, nil
+	}
+	if err == nil {
+		return nil, &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token",
+			Description: "token signed by an unknown key", Err: ErrUnknownKey}
+	}
+	return nil, err
+}
+
+// Recheck implements KeySource.
+func (k *Keys) Recheck(ctx context.Context, kid string, held []*jose.JSONWebKey) []*jose.JSONWebKey {
+	if k.refetch(ctx) != nil {
+		return nil
+	}
+	keys := k.lookup(kid)
+	if sameKeys(keys, held) {
+		return nil
+	}
+	return keys
+}
+
+// sameKeys reports whether a and b hold the same public keys, with the
+// same alg, in the same order.
+func sameKeys(a, b []*jose.JSONWebKey) bool {
+	return slices.EqualFunc(a, b, func(x, y *jose.JSONWebKey) bool {
+		pub, ok := x.Key.(interface{ Equal(crypto.PublicKey) bool })
+		return ok && pub.Equal(y.Key) && x.Algorithm == y.Algorithm
+	})
+}
+
+// refetch fetches the keys for a caller that needs one it does not hold,
+// sharing a fetch under way, and at most once per RefetchInterval. It
+// returns nil when a fetch completed; else an Unavailable *fault.Error
+// whose RetryAfter is when the next refetch may run (or the breaker's,
+// when later).
+func (k *Keys) refetch(ctx context.Context) error {
 	ch := k.flight.DoChan("", func() (any, error) {
 		if !k.mayRefetch() {
 			return nil, errTooSoon
@@ -130,45 +194,48 @@ func (k *Keys) Key(ctx context.Context, kid string) (*jose.JSONWebKey, error) {
 	case r := <-ch:
 		err = r.Err
 	case <-ctx.Done():
-		return nil, &fault.Error{Kind: fault.Unavailable, Code: "temporarily_unavailable",
+		return &fault.Error{Kind: fault.Unavailable, Code: "temporarily_unavailable",
 			Description: "request cancelled while waiting for the signing keys", Err: ctx.Err()}
 	}
-	// Another caller's fetch may have brought the key, whatever ours did.
-	if key := k.lookup(kid); key != nil {
-		return key, nil
+	if err == nil {
+		return nil
 	}
 	k.mu.Lock()
 	failing, retry := k.failing, k.lastRefetch.Add(k.s.RefetchInterval)
 	k.mu.Unlock()
-	if errors.Is(err, errTooSoon) && failing {
+	desc := "signing keys unavailable"
+	switch {
+	case errors.Is(err, errTooSoon) && failing:
 		err = errors.New("JWKS endpoint failing; next refetch at " + retry.UTC().Format(time.RFC3339))
+	case errors.Is(err, errTooSoon):
+		desc = "token signed by a key not held yet; the keys are refetched at most every " + k.s.RefetchInterval.String()
 	}
-	if err != nil && !errors.Is(err, errTooSoon) {
-		// Undecidable: the key may be one the server published since.
-		e := &fault.Error{Kind: fault.Unavailable, Code: "temporarily_unavailable",
-			Description: "signing keys unavailable", RetryAfter: retry, Err: err}
-		var fe *fault.Error
-		if errors.As(err, &fe) && fe.RetryAfter.After(retry) {
-			e.RetryAfter = fe.RetryAfter // the breaker's
-		}
-		return nil, e
+	// Undecidable: the key may be one the server published since.
+	e := &fault.Error{Kind: fault.Unavailable, Code: "temporarily_unavailable",
+		Description: desc, RetryAfter: retry, Err: err}
+	var fe *fault.Error
+	if errors.As(err, &fe) && fe.RetryAfter.After(retry) {
+		e.RetryAfter = fe.RetryAfter // the breaker's
 	}
-	return nil, &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token",
-		Description: "token signed by an unknown key", Err: ErrUnknownKey}
+	return e
 }
 
 var errTooSoon = errors.New("refetched less than the refetch interval ago")
 
-func (k *Keys) lookup(kid string) *jose.JSONWebKey {
+func (k *Keys) lookup(kid string) []*jose.JSONWebKey {
 	set := k.set.Load()
-	if set == nil {
+	switch {
+	case set == nil:
 		return nil
-	}
-	if kid == "" {
-		return set.only
+	case kid == "" && set.only != nil:
+		return []*jose.JSONWebKey{set.only}
 	}
 	return set.byKID[kid]
 }
+
+// Held reports whether the keys were ever fetched: until then no JWT can
+// be verified.
+func (k *Keys) Held() bool { return k.set.Load() != nil }
 
 // mayRefetch says whether an unknown kid may trigger a fetch now, and if so
 // starts the interval.
@@ -318,7 +385,7 @@ func parseKeySet(body []byte) (*keySet, error) {
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return nil, errors.New("JWKS is not a JSON object with a keys array")
 	}
-	set := &keySet{byKID: map[string]*jose.JSONWebKey{}}
+	set := &keySet{byKID: map[string][]*jose.JSONWebKey{}}
 	n := 0
 	for _, raw := range doc.Keys {
 		var key jose.JSONWebKey
@@ -336,7 +403,10 @@ func parseKeySet(body []byte) (*keySet, error) {
 		n++
 		set.only = &key
 		if key.KeyID != "" {
-			set.byKID[key.KeyID] = &key
+			// Keys of different types may share a kid (an RSA and an EC
+			// key rotated together): keep each, the verifier tries those
+			// whose type fits the token's alg.
+			set.byKID[key.KeyID] = append(set.byKID[key.KeyID], &key)
 		}
 	}
 	if n == 0 {

@@ -28,7 +28,8 @@ func kindOf(t *testing.T, err error) fault.Kind {
 }
 
 // TestKeysRotation: a kid the cache lacks triggers one refetch; a second
-// unknown kid within the interval does not; after it, it does.
+// unknown kid within the interval does not, and is undecidable until the
+// next (503 with Retry-After); after it, it refetches.
 func TestKeysRotation(t *testing.T) {
 	old, next := newRSAKey(t, "old"), newRSAKey(t, "next")
 	jwks := newJWKSServer(t, old)
@@ -38,28 +39,29 @@ func TestKeysRotation(t *testing.T) {
 	ctx := context.Background()
 
 	keys.Refresh(ctx) // the start-up fetch (Run's first) opens no refetch interval
-	if _, err := keys.Key(ctx, "old"); err != nil {
+	if _, err := keys.Keys(ctx, "old"); err != nil {
 		t.Fatalf("first key: %v", err)
 	}
 	jwks.set(old, next) // the server publishes its next key
 	clk.Add(time.Second)
-	if k, err := keys.Key(ctx, "next"); err != nil || k.KeyID != "next" {
+	if k, err := keys.Keys(ctx, "next"); err != nil || k[0].KeyID != "next" {
 		t.Fatalf("rotated key within the interval of the first fetch: %v %v", k, err)
 	}
 	if n := jwks.fetches.Load(); n != 2 {
 		t.Fatalf("fetches %d, want 2", n)
 	}
 	clk.Add(jwtauth.DefaultRefetchInterval - time.Second)
-	_, err := keys.Key(ctx, "made-up")
-	if kindOf(t, err) != fault.Unauthenticated || !errors.Is(err, jwtauth.ErrUnknownKey) {
-		t.Fatalf("unknown kid: %v, want 401", err)
+	_, err := keys.Keys(ctx, "made-up")
+	var fe *fault.Error
+	if !errors.As(err, &fe) || fe.Kind != fault.Unavailable || !fe.RetryAfter.Equal(now.Add(time.Second+jwtauth.DefaultRefetchInterval)) {
+		t.Fatalf("unknown kid within the interval: %v, want 503 until the next refetch", err)
 	}
 	if n := jwks.fetches.Load(); n != 2 {
 		t.Fatalf("fetches %d after an unknown kid within 10s, want 2", n)
 	}
 	clk.Add(jwtauth.DefaultRefetchInterval)
-	if _, err := keys.Key(ctx, "made-up-2"); kindOf(t, err) != fault.Unauthenticated {
-		t.Fatalf("unknown kid after the interval: %v", err)
+	if _, err := keys.Keys(ctx, "made-up-2"); kindOf(t, err) != fault.Unauthenticated || !errors.Is(err, jwtauth.ErrUnknownKey) {
+		t.Fatalf("unknown kid after the interval: %v, want 401", err)
 	}
 	if n := jwks.fetches.Load(); n != 3 {
 		t.Fatalf("fetches %d, want 3 (one refetch after the interval)", n)
@@ -83,7 +85,7 @@ func TestKeysCoalesce(t *testing.T) {
 			if i%2 == 1 {
 				kid = "nope"
 			}
-			_, errs[i] = keys.Key(context.Background(), kid)
+			_, errs[i] = keys.Keys(context.Background(), kid)
 		})
 	}
 	// Let the one fetch through once it has started.
@@ -112,7 +114,7 @@ func TestKeysDown(t *testing.T) {
 	var results []string
 	keys := newKeys(jwks.URL, clk, func(r string, _ error) { results = append(results, r) })
 	ctx := context.Background()
-	if _, err := keys.Key(ctx, "k1"); err != nil {
+	if _, err := keys.Keys(ctx, "k1"); err != nil {
 		t.Fatal(err)
 	}
 	jwks.fail.Store(true)
@@ -120,11 +122,11 @@ func TestKeysDown(t *testing.T) {
 	if d := keys.Refresh(ctx); d != jwtauth.FailureRetry {
 		t.Errorf("failed refresh: next in %s, want %s", d, jwtauth.FailureRetry)
 	}
-	if _, err := keys.Key(ctx, "k1"); err != nil {
+	if _, err := keys.Keys(ctx, "k1"); err != nil {
 		t.Fatalf("known key while the endpoint fails: %v", err)
 	}
 	for range 2 { // the refetch, then within its interval
-		_, err := keys.Key(ctx, "k2")
+		_, err := keys.Keys(ctx, "k2")
 		var fe *fault.Error
 		if !errors.As(err, &fe) || fe.Kind != fault.Unavailable || fe.RetryAfter.IsZero() {
 			t.Fatalf("unknown kid while the endpoint fails: %v, want 503 with Retry-After", err)
@@ -138,7 +140,7 @@ func TestKeysDown(t *testing.T) {
 	}
 	jwks.fail.Store(false)
 	clk.Add(jwtauth.DefaultRefetchInterval)
-	if _, err := keys.Key(ctx, "k2"); kindOf(t, err) != fault.Unauthenticated {
+	if _, err := keys.Keys(ctx, "k2"); kindOf(t, err) != fault.Unauthenticated {
 		t.Fatalf("unknown kid once the endpoint answers: %v, want 401", err)
 	}
 	if want := []string{"ok", "error", "error", "ok"}; len(results) != 4 || results[1] != "error" || results[3] != "ok" {
@@ -156,7 +158,7 @@ func TestKeysBreaker(t *testing.T) {
 	keys := jwtauth.NewKeys(jwtauth.KeySettings{URL: jwks.URL, Timeout: time.Second, Now: clk.Now, Breaker: b})
 	keys.Refresh(context.Background()) // fails, opens the breaker
 	clk.Add(time.Minute)
-	_, err := keys.Key(context.Background(), "k1")
+	_, err := keys.Keys(context.Background(), "k1")
 	if kindOf(t, err) != fault.Unavailable || !errors.Is(err, breaker.ErrOpen) {
 		t.Fatalf("Key with the breaker open: %v", err)
 	}
@@ -200,7 +202,7 @@ func TestKeysRejects(t *testing.T) {
 	defer srv.Close()
 	keys := newKeys(srv.URL, &clock{t: now}, nil)
 	for _, kid := range []string{"hmac", "weird", "enc"} {
-		if _, err := keys.Key(context.Background(), kid); kindOf(t, err) != fault.Unavailable {
+		if _, err := keys.Keys(context.Background(), kid); kindOf(t, err) != fault.Unavailable {
 			t.Errorf("kid %s: %v, want 503 (no usable key fetched)", kid, err)
 		}
 	}
@@ -212,24 +214,4 @@ func rsaN(k signingKey) string {
 	var m map[string]string
 	jsonUnmarshal(b, &m)
 	return m["n"]
-}
-
-func TestDiscover(t *testing.T) {
-	var srv *httptest.Server
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/oauth2/default/.well-known/oauth-authorization-server":
-			http.NotFound(w, r)
-		case "/oauth2/default/.well-known/openid-configuration":
-			w.Write([]byte(`{"issuer":"` + srv.URL + `/oauth2/default","jwks_uri":"` + srv.URL + `/keys","introspection_endpoint":"` + srv.URL + `/in"}`))
-		}
-	}))
-	defer srv.Close()
-	m, err := jwtauth.Discover(context.Background(), nil, srv.URL+"/oauth2/default")
-	if err != nil || m.JWKSURI != srv.URL+"/keys" || m.IntrospectionEndpoint != srv.URL+"/in" {
-		t.Fatalf("Discover = %+v, %v", m, err)
-	}
-	if _, err := jwtauth.Discover(context.Background(), nil, srv.URL+"/oauth2/other"); err == nil {
-		t.Error("Discover of an issuer the document does not name succeeded")
-	}
 }

@@ -8,6 +8,10 @@ package jwtauth
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +24,7 @@ import (
 
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/fault"
+	"github.com/authgate/authgate/internal/tokenid"
 )
 
 // Results of a verification, as authgate_jwt_validations_total labels them.
@@ -56,8 +61,10 @@ type Verifier struct {
 var _ authn.Verifier = (*Verifier)(nil)
 
 // Verify implements authn.Verifier. Errors are *fault.Error:
-// Unauthenticated for a token that is not a valid JWT of the issuer,
-// Unavailable when its key is unknown and the keys cannot be fetched.
+// Unauthenticated for a token that is not a valid JWT of the issuer (or
+// not spelled canonically: tokenid),
+// Unavailable when its key is unknown and the keys cannot be fetched, or
+// not yet (KeySource).
 func (v *Verifier) Verify(ctx context.Context, token string) (*authn.Token, error) {
 	t, err := v.verify(ctx, token)
 	if v.OnResult != nil {
@@ -74,6 +81,17 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*authn.Token, erro
 }
 
 func (v *Verifier) verify(ctx context.Context, token string) (*authn.Token, error) {
+	// One spelling per token: a segment with set unused base64url bits is
+	// a second spelling of a token (go-jose decodes it alike), which a
+	// revocation of the first would miss. Refused before any key lookup,
+	// so that it cannot trigger a refetch either.
+	id, err := tokenid.Of(token)
+	switch {
+	case errors.Is(err, tokenid.ErrNonCanonical):
+		return nil, invalidToken("token is not canonically encoded")
+	case err != nil || !id.JWS:
+		return nil, invalidToken("token is not a JWT signed with an accepted algorithm")
+	}
 	// Compact serialisation only: the JSON one has no place in a header.
 	jws, err := jose.ParseSignedCompact(token, v.Algorithms)
 	if err != nil || len(jws.Signatures) != 1 {
@@ -83,18 +101,64 @@ func (v *Verifier) verify(ctx context.Context, token string) (*authn.Token, erro
 	if v.Typ != "" && !typMatches(h.ExtraHeaders[jose.HeaderType], v.Typ) {
 		return nil, invalidToken("token type not accepted")
 	}
-	key, err := v.Keys.Key(ctx, h.KeyID)
+	keys, err := v.Keys.Keys(ctx, h.KeyID)
 	if err != nil {
 		return nil, err
 	}
-	if key.Algorithm != "" && key.Algorithm != h.Algorithm {
-		return nil, invalidToken("token algorithm does not match its key")
-	}
-	payload, err := jws.Verify(key.Key)
+	payload, err := verifyWith(jws, h.Algorithm, keys)
 	if err != nil {
-		return nil, invalidToken("token signature is invalid")
+		// The server may have replaced the key under this kid.
+		if fresh := v.Keys.Recheck(ctx, h.KeyID, keys); fresh != nil {
+			payload, err = verifyWith(jws, h.Algorithm, fresh)
+		}
+	}
+	if err != nil {
+		return nil, err
 	}
 	return v.claims(payload)
+}
+
+// verifyWith checks the signature with each key whose type fits alg (an
+// ECDSA signature, high or low S alike, as crypto/ecdsa accepts it).
+func verifyWith(jws *jose.JSONWebSignature, alg string, keys []*jose.JSONWebKey) ([]byte, error) {
+	fit := false
+	for _, key := range keys {
+		if !fits(key, alg) {
+			continue
+		}
+		fit = true
+		if payload, err := jws.Verify(key.Key); err == nil {
+			return payload, nil
+		}
+	}
+	if !fit {
+		return nil, invalidToken("token algorithm does not match its key")
+	}
+	return nil, invalidToken("token signature is invalid")
+}
+
+// fits reports whether key can verify a signature of alg: its alg, when
+// set, is alg, and its type is the one alg names (RFC 7518 3.1).
+func fits(key *jose.JSONWebKey, alg string) bool {
+	if key.Algorithm != "" && key.Algorithm != alg {
+		return false
+	}
+	switch pub := key.Key.(type) {
+	case *rsa.PublicKey:
+		return strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")
+	case *ecdsa.PublicKey:
+		switch jose.SignatureAlgorithm(alg) {
+		case jose.ES256:
+			return pub.Curve == elliptic.P256()
+		case jose.ES384:
+			return pub.Curve == elliptic.P384()
+		case jose.ES512:
+			return pub.Curve == elliptic.P521()
+		}
+	case ed25519.PublicKey:
+		return jose.SignatureAlgorithm(alg) == jose.EdDSA
+	}
+	return false
 }
 
 func typMatches(h any, want string) bool {

@@ -3,9 +3,7 @@ package introspect
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -67,38 +65,4 @@ func (c *Client) httpClient() *http.Client {
 		return c.HTTPClient
 	}
 	return http.DefaultClient
-}
-
-// Metadata is the part of an authorization server's metadata (RFC 8414)
-// that a client of its introspection and revocation endpoints reads.
-type Metadata struct {
-	IntrospectionEndpoint string `json:"introspection_endpoint"`
-	RevocationEndpoint    string `json:"revocation_endpoint"`
-}
-
-// Discover reads the metadata of the server at issuer, at
-// {issuer}/.well-known/oauth-authorization-server as Okta serves it. hc nil
-// means http.DefaultClient.
-func Discover(ctx context.Context, hc *http.Client, issuer string) (*Metadata, error) {
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(issuer, "/")+"/.well-known/oauth-authorization-server", nil)
-	if err != nil {
-		return nil, errors.New("discover: bad issuer URL")
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("discover: %w", scrubURLError(err))
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("discover: status %d", resp.StatusCode)
-	}
-	var m Metadata
-	if err := json.NewDecoder(io.LimitReader(resp.Body, DefaultMaxResponseBytes)).Decode(&m); err != nil {
-		return nil, fmt.Errorf("discover: %w", err)
-	}
-	return &m, nil
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
@@ -134,7 +135,8 @@ func TestJWTMode(t *testing.T) {
 
 // TestJWTRotation: a token under a key published after start-up passes
 // after one refetch; a flood of unknown kids then costs at most one fetch
-// (per 10 s) and each is 401.
+// (per 10 s), and each is 401 (a refetch it waited for lacked the kid) or
+// 503 with Retry-After (undecidable until the next refetch), never 200.
 func TestJWTRotation(t *testing.T) {
 	i, gw := startJWTStack(t, "jwt")
 	stacktest.Eventually(t, 10*time.Second, "start-up JWKS fetch", func() bool { return i.KeysCalls() >= 1 })
@@ -159,8 +161,8 @@ func TestJWTRotation(t *testing.T) {
 		c := maps.Clone(claims)
 		c["jti"] = "AT.flood" + string(rune('a'+n))
 		r := stacktest.Get(t, gw.Traffic+"/sayhello", foreignKeyToken(t, c, "flood-"+string(rune('a'+n))))
-		if r.Status != 401 {
-			t.Fatalf("unknown kid %d: %d %s", n, r.Status, r.Body)
+		if r.Status != 401 && (r.Status != 503 || r.Header.Get("Retry-After") == "") {
+			t.Fatalf("unknown kid %d: %d Retry-After %q %s", n, r.Status, r.Header.Get("Retry-After"), r.Body)
 		}
 	}
 	if got := i.KeysCalls() - before; got > 1 {
@@ -197,7 +199,10 @@ func TestJWKSDown(t *testing.T) {
 	env := stacktest.StackEnv(i, o)
 	env["TOKEN_VALIDATION"], env["OKTA_AUDIENCE"], env["OKTA_JWKS_URL"] = "jwt", "api://default", keys.URL
 	gw := stacktest.StartGateway(t, env)
-	stacktest.Eventually(t, 10*time.Second, "start-up JWKS fetch", func() bool { return fetches.Load() >= 1 })
+	// Ready once the start-up fetch brought the keys (signing_keys).
+	stacktest.Eventually(t, 10*time.Second, "start-up JWKS fetch", func() bool {
+		return stacktest.Get(t, gw.Admin+"/readyz", "").Status == 200
+	})
 	if r := stacktest.Get(t, gw.Admin+"/readyz", ""); r.Status != 200 || !strings.Contains(r.Body, `"jwks":"ok"`) {
 		t.Errorf("/readyz in jwt mode: %d %s, want 200 reporting jwks", r.Status, r.Body)
 	}
@@ -229,6 +234,106 @@ func TestJWKSDown(t *testing.T) {
 		if !strings.Contains(m, want+"\n") {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// TestJWKSNeverFetched: in jwt mode no token can be valid before a key set
+// was fetched once, so /readyz is 503 until then ("signing_keys"); it is
+// 200 from the first fetch that succeeds, and stays so when the endpoint
+// fails again (the keys held keep validating).
+func TestJWKSNeverFetched(t *testing.T) {
+	o := stacktest.StartOPA(t)
+	i := stacktest.StartIDP(t, 0)
+	var up atomic.Bool
+	var fetches atomic.Int64
+	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetches.Add(1)
+		if !up.Load() {
+			http.Error(w, "down", http.StatusBadGateway)
+			return
+		}
+		resp, err := http.Get(i.Issuer + "/v1/keys")
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.Header().Set("Content-Type", "application/json")
+		io.Copy(w, resp.Body)
+	}))
+	defer keys.Close()
+	env := stacktest.StackEnv(i, o)
+	env["TOKEN_VALIDATION"], env["OKTA_AUDIENCE"], env["OKTA_JWKS_URL"] = "jwt", "api://default", keys.URL
+	gw := stacktest.StartGateway(t, env)
+	stacktest.Eventually(t, 10*time.Second, "start-up JWKS fetch", func() bool { return fetches.Load() >= 1 })
+	r := stacktest.Get(t, gw.Admin+"/readyz", "")
+	if r.Status != 503 || !strings.Contains(r.Body, `"signing_keys":"none fetched yet"`) {
+		t.Fatalf("/readyz before any key was fetched: %d %s, want 503 with signing_keys not ok", r.Status, r.Body)
+	}
+	if !strings.Contains(gw.Logs.String(), keys.URL) {
+		t.Errorf("the start-up log does not name the JWKS URL %s", keys.URL)
+	}
+
+	up.Store(true)
+	valid, _ := i.IssueJWT(stacktest.DemoClient, []string{"read_sayhello"}, time.Hour)
+	if r := stacktest.Get(t, gw.Traffic+"/sayhello", valid); r.Status != 200 {
+		t.Fatalf("valid token once the JWKS endpoint answers: %d %s", r.Status, r.Body)
+	}
+	up.Store(false)
+	if r := stacktest.Get(t, gw.Admin+"/readyz", ""); r.Status != 200 || !strings.Contains(r.Body, `"signing_keys":"ok"`) {
+		t.Errorf("/readyz once keys were fetched: %d %s, want 200", r.Status, r.Body)
+	}
+}
+
+// TestJWKSNeverFetchedHybrid: in hybrid mode introspection answers while no
+// key was fetched: /readyz reports signing_keys but stays 200.
+func TestJWKSNeverFetchedHybrid(t *testing.T) {
+	o := stacktest.StartOPA(t)
+	i := stacktest.StartIDP(t, 0)
+	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "down", http.StatusBadGateway)
+	}))
+	defer keys.Close()
+	env := stacktest.StackEnv(i, o)
+	env["TOKEN_VALIDATION"], env["OKTA_AUDIENCE"], env["OKTA_JWKS_URL"] = "hybrid", "api://default", keys.URL
+	gw := stacktest.StartGateway(t, env)
+	if r := stacktest.Get(t, gw.Admin+"/readyz", ""); r.Status != 200 || !strings.Contains(r.Body, `"signing_keys":"none fetched yet"`) {
+		t.Errorf("/readyz in hybrid mode without keys: %d %s, want 200 reporting signing_keys", r.Status, r.Body)
+	}
+}
+
+// TestDiscoveredPlainHTTPRefused: endpoints named by the issuer's metadata
+// obey the rule of configured ones; a plain-http jwks_uri to a host that is
+// not loopback is refused (not fetched, logged), and jwt mode stays not
+// ready rather than trust keys that could be swapped on the way.
+func TestDiscoveredPlainHTTPRefused(t *testing.T) {
+	o := stacktest.StartOPA(t)
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/.well-known/oauth-authorization-server" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"issuer":%q,"jwks_uri":"http://keys.invalid/keys","introspection_endpoint":"http://idp.invalid/in"}`, srv.URL)
+	}))
+	defer srv.Close()
+	gw := stacktest.StartGateway(t, map[string]string{
+		"OKTA_ISSUER": srv.URL, "OKTA_CLIENT_ID": stacktest.GatewayClient, "OKTA_CLIENT_SECRET": stacktest.GatewaySecret,
+		"OPA_AUTHZ_URL": o.URL + stacktest.DecisionPath, "TOKEN_VALIDATION": "jwt", "OKTA_AUDIENCE": "api://default",
+	})
+	logs := gw.Logs.String()
+	for _, want := range []string{
+		"jwks_uri http://keys.invalid/keys refused: plain http to a host that is not loopback",
+		"introspection_endpoint http://idp.invalid/in refused",
+		"names no usable jwks_uri (set OKTA_JWKS_URL)",
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %q:\n%s", want, logs)
+		}
+	}
+	if r := stacktest.Get(t, gw.Admin+"/readyz", ""); r.Status != 503 {
+		t.Errorf("/readyz with the discovered JWKS endpoint refused: %d %s, want 503", r.Status, r.Body)
 	}
 }
 
