@@ -1,0 +1,69 @@
+package e2e
+
+import (
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+	"text/template"
+)
+
+// haproxyConf is docs/proxies.md's HAProxy configuration, loading the
+// repository's contrib/haproxy/authgate.lua, wrapped in what a throw-away
+// HAProxy needs: one loopback port, no chroot, no user switch.
+var haproxyConf = template.Must(template.New("haproxy.cfg").Parse(`global
+    lua-load {{.Repo}}/contrib/haproxy/authgate.lua
+
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+
+frontend www
+    bind {{.Listen}}
+    http-request lua.authgate http://{{.Authgate}}/verify
+    default_backend app
+
+backend app
+    server app {{.Upstream}}
+`))
+
+// TestHAProxyForwardAuth puts real HAProxy, with contrib/haproxy/authgate.lua
+// asking authgate's /verify, in front of a test upstream.
+func TestHAProxyForwardAuth(t *testing.T) {
+	bin := debianBinary(t, "haproxy", "haproxy", "/usr/sbin/haproxy")
+	s := startForwardAuthStack(t)
+	haproxy := proxyProcess(t, proxySpec{
+		name: "haproxy", bin: bin, conf: haproxyConf, file: "haproxy.cfg",
+		args: func(dir, conf string) []string { return []string{"-f", conf, "-db"} },
+		stop: syscall.SIGUSR1, // soft stop: finish what is in flight
+	}, s.adminAddr(), s.upstreamAddr())
+	// The Lua action passes authgate's refusals to the client as they are.
+	checkForwardAuth(t, haproxy, s, 404, true)
+}
+
+// TestHAProxyAuthgateDown: with authgate unreachable the Lua action refuses
+// with 503 and nothing reaches the upstream.
+func TestHAProxyAuthgateDown(t *testing.T) {
+	bin := debianBinary(t, "haproxy", "haproxy", "/usr/sbin/haproxy")
+	up := startUpstream(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String() // nothing listens there once closed
+	l.Close()
+	haproxy := proxyProcess(t, proxySpec{
+		name: "haproxy", bin: bin, conf: haproxyConf, file: "haproxy.cfg",
+		args: func(dir, conf string) []string { return []string{"-f", conf, "-db"} },
+		stop: syscall.SIGUSR1,
+	}, closed, strings.TrimPrefix(up.srv.URL, "http://"))
+	r := do(t, "GET", haproxy+"/api/items", bearer("some-token"), nil)
+	if r.Status != 503 {
+		t.Errorf("%d %s, want 503", r.Status, r.Body)
+	}
+	if up.hits.Load() != 0 {
+		t.Errorf("a request reached the upstream while authgate was down")
+	}
+}
