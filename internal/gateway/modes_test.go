@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/pathrule"
 )
 
@@ -130,6 +133,36 @@ func TestVerifyPublicPathEmptiesIdentity(t *testing.T) {
 	for _, k := range []string{"X-Auth-Subject", "X-Auth-Client-Id", "X-Auth-Scopes"} {
 		if vs, ok := w.Header()[k]; !ok || len(vs) != 1 || vs[0] != "" {
 			t.Errorf("%s: %q, want present and empty", k, vs)
+		}
+	}
+}
+
+// An allow names all three identity headers on the wire, an empty one
+// included (a token with no client_id and no scope): Istio's
+// headersToUpstreamOnAllow and Envoy's allowed_upstream_headers override
+// only the headers present in the answer, and Caddy 2.6's copy_headers sets
+// a missing one to its placeholder's text.
+func TestVerifyAnswersEveryIdentityHeader(t *testing.T) {
+	h := newHarness(t)
+	svc := &authn.Token{Subject: "svc", Validation: authn.ValidationIntrospection,
+		Claims: json.RawMessage(`{"active":true,"sub":"svc"}`), CachedUntil: h.clock.Now().Add(time.Hour).UnixNano()}
+	h.tokens.LookupFn = func(context.Context, string) (*authn.Token, authn.Lookup, error) { return svc, authn.Hit, nil }
+	srv := httptest.NewServer(h.g.Admin())
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL+"/verify/sayhello", nil)
+	req.Header.Set("Authorization", "Bearer svc-token")
+	req.Header.Set("X-Auth-Client-Id", "forged")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d", resp.StatusCode)
+	}
+	for k, want := range map[string]string{"X-Auth-Subject": "svc", "X-Auth-Client-Id": "", "X-Auth-Scopes": ""} {
+		if vs, ok := resp.Header[k]; !ok || len(vs) != 1 || vs[0] != want {
+			t.Errorf("%s: %q (present: %v), want exactly %q", k, vs, ok, want)
 		}
 	}
 }
