@@ -275,3 +275,49 @@ func TestJWTMetrics(t *testing.T) {
 		t.Errorf("authgate_jwt_validations_total has %d series, want 3", n)
 	}
 }
+
+// TestLint runs Prometheus's metric linter (promlint, as promtool check
+// metrics does) over every family authgate can expose, each with a sample:
+// the fleet's too (REDIS_URL), the gauges read when scraped, the Go and
+// process collectors.
+func TestLint(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg)
+	m.Fleet(true)
+	m.WatchCache(func() int { return 1 })
+	m.WatchBreaker(breaker.New(breaker.Settings{Name: "idp", Failures: 3, OpenTimeout: time.Minute}))
+	m.Request("/sayhello", "GET", 200, time.Millisecond)
+	m.Decision("allow")
+	m.CacheLookup(authn.Hit)
+	m.Introspection("active", time.Millisecond)
+	m.ClientBudgetRejected()
+	m.RateLimit(introspect.RateLimit{Limit: 1200, Remaining: 1100})
+	m.OPA("allow", time.Millisecond)
+	m.JWTValidation("valid")
+	m.JWKSFetch("ok")
+	m.CacheEvicted()
+	m.BreakerTransition("idp", breaker.Closed, breaker.Open)
+	m.Redis("claim", "ok", time.Millisecond)
+	m.Revocation("api")
+
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	authgate := 0
+	for _, mf := range mfs {
+		if strings.HasPrefix(mf.GetName(), "authgate_") {
+			authgate++
+		}
+	}
+	if authgate != 20 { // the README's table: every authgate_ family, none left out of the lint
+		t.Errorf("%d authgate_ families linted, want the 20 the README lists", authgate)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -37,6 +38,24 @@ func scrape(t *testing.T, g *stacktest.Gateway) metricsPage {
 		t.Fatalf("/metrics is not the text exposition format: %v", err)
 	}
 	return mfs
+}
+
+// lintMetrics runs Prometheus's metric linter (promlint, as promtool check
+// metrics does) over /metrics as served.
+func lintMetrics(t *testing.T, g *stacktest.Gateway) {
+	t.Helper()
+	resp, err := http.Get(g.Metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	problems, err := promlint.New(resp.Body).Lint()
+	if err != nil {
+		t.Fatalf("promlint: %v", err)
+	}
+	for _, p := range problems {
+		t.Errorf("/metrics lint: %s: %s", p.Metric, p.Text)
+	}
 }
 
 // value is the sample of name whose labels include labels ("k=v" pairs);
@@ -137,6 +156,7 @@ func TestMetricsAndAccessLog(t *testing.T) {
 	}
 	tokens := runScenarios(t, gw, i)
 	m := scrape(t, gw)
+	lintMetrics(t, gw)
 
 	for _, c := range []struct {
 		name   string
