@@ -23,7 +23,7 @@ http://{{.Listen}} {
 		# none survives where authgate's answer has an empty value (some
 		# Caddy versions copy only non-empty ones).
 		request_header -X-Auth-*
-		request_header -X_auth_*
+		request_header -X_Auth_*
 		forward_auth {{.Authgate}} {
 			uri /verify
 			# Caddy sets X-Forwarded-Method/-Uri; a client's X-Original-*

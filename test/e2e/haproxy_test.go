@@ -23,6 +23,10 @@ defaults
 frontend www
     bind {{.Listen}}
     http-request lua.authgate http://{{.Authgate}}/verify
+    # Method-override headers would reach the upstream (see modes.md).
+    http-request del-header X-HTTP-Method-Override
+    http-request del-header X-HTTP-Method
+    http-request del-header X-Method-Override
     default_backend app
 
 backend app
@@ -41,6 +45,19 @@ func TestHAProxyForwardAuth(t *testing.T) {
 	}, s.adminAddr(), s.upstreamAddr())
 	// The Lua action passes authgate's refusals to the client as they are.
 	checkForwardAuth(t, haproxy, s, 404, true)
+
+	t.Run("method-override headers do not reach the upstream", func(t *testing.T) {
+		r := do(t, "GET", haproxy+"/api/items", with(bearer(s.reader), "X-HTTP-Method-Override", "DELETE", "X-Method-Override", "DELETE"), nil)
+		if r.Status != 200 {
+			t.Fatalf("%d %s", r.Status, r.Body)
+		}
+		got := s.up.seen().Header
+		for _, name := range []string{"X-Http-Method-Override", "X-Method-Override"} {
+			if vs := headerValues(got, name); len(vs) != 0 {
+				t.Errorf("upstream got %s: %q", name, vs)
+			}
+		}
+	})
 }
 
 // TestHAProxyAuthgateDown: with authgate unreachable the Lua action refuses
