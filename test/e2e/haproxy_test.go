@@ -9,10 +9,10 @@ import (
 )
 
 // haproxyConf is docs/proxies.md's HAProxy configuration, loading the
-// repository's contrib/haproxy/authgate.lua, wrapped in what a throw-away
+// repository's deploy/haproxy/authgate.lua, wrapped in what a throw-away
 // HAProxy needs: one loopback port, no chroot, no user switch.
 var haproxyConf = template.Must(template.New("haproxy.cfg").Parse(`global
-    lua-load {{.Repo}}/contrib/haproxy/authgate.lua
+    lua-load {{.Repo}}/deploy/haproxy/authgate.lua
 
 defaults
     mode http
@@ -33,7 +33,7 @@ backend app
     server app {{.Upstream}}
 `))
 
-// TestHAProxyForwardAuth puts real HAProxy, with contrib/haproxy/authgate.lua
+// TestHAProxyForwardAuth puts real HAProxy, with deploy/haproxy/authgate.lua
 // asking authgate's /verify, in front of a test upstream.
 func TestHAProxyForwardAuth(t *testing.T) {
 	bin := debianBinary(t, "haproxy", "haproxy", "/usr/sbin/haproxy")

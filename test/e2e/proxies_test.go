@@ -63,7 +63,7 @@ type proxyConf struct {
 	Listen   string // host:port the proxy listens on
 	Upstream string // host:port of the test upstream
 	Authgate string // host:port of authgate's ADMIN_ADDR
-	Repo     string // the repository's root (contrib/ holds files a proxy loads)
+	Repo     string // the repository's root (deploy/ holds files a proxy loads)
 }
 
 // proxyProcess starts the proxy s in front of upstream, asking authgate;
