@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
 	"os"
 	"reflect"
 	"slices"
@@ -440,7 +441,7 @@ func (c *Config) loadIssuer(name string, environ map[string]string, settings []i
 		}
 	}
 	if iss.CAFile != "" && !isHTTPS(iss.IntrospectURL()) {
-		add("%s: set, but the introspection URL %s is not https", v("CA_FILE"), iss.IntrospectURL())
+		add("%s: set, but the introspection URL %s is not https", v("CA_FILE"), redacted(iss.IntrospectURL()))
 	}
 
 	// jwt.go
@@ -572,4 +573,15 @@ func strayIssuerVars(names []string, settings []issuerSetting, value func(string
 		}
 	}
 	return p
+}
+
+// redacted is raw with the password of its userinfo, if any, replaced by
+// "xxxxx": for messages about a URL checkURL may refuse for carrying
+// credentials.
+func redacted(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(not a URL)"
+	}
+	return u.Redacted()
 }

@@ -699,3 +699,21 @@ func TestIssuersDocsExample(t *testing.T) {
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+// TestCAFileMessageHidesPassword: the CA-file message quotes the
+// introspection URL, which may carry a secret (refused too, by its own
+// message): the primary's and an issuer's quote it without.
+func TestCAFileMessageHidesPassword(t *testing.T) {
+	t.Chdir(t.TempDir())
+	_, err := config.Load(lookup(withA("OKTA_INTROSPECT_URL", "http://0oa1:"+secret+"@127.0.0.1/i", "OKTA_CA_FILE", "/ca.pem",
+		"ISSUER_A_INTROSPECT_URL", "http://0oa2:"+secretA+"@127.0.0.1/i", "ISSUER_A_CA_FILE", "/ca.pem")))
+	checkErr(t, err, []string{
+		"OKTA_INTROSPECT_URL: must not carry credentials",
+		"OKTA_CA_FILE: set, but the introspection URL http://0oa1:xxxxx@127.0.0.1/i is not https",
+		"ISSUER_A_INTROSPECT_URL: must not carry credentials",
+		"ISSUER_A_CA_FILE: set, but the introspection URL http://0oa2:xxxxx@127.0.0.1/i is not https",
+	})
+	if strings.Contains(err.Error(), secretA) {
+		t.Errorf("Error() leaks ISSUER_A_CLIENT_SECRET: %q", err)
+	}
+}
