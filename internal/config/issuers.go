@@ -219,8 +219,7 @@ type issuerSetting struct {
 	field   string // issuerEnv's field
 	suffix  string // ISSUER_<NAME>_<suffix>
 	primary string // the primary's twin; "" for OPAQUE_PATHS
-	inherit bool   // unset: the primary's value
-	secret  bool   // never quoted
+	inherit bool   // unset: the primary's value (its Config field's, of the same type)
 }
 
 // issuerSettings lists the per-issuer variables, read from issuerEnv's tags.
@@ -230,9 +229,19 @@ func issuerSettings() []issuerSetting {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		out = append(out, issuerSetting{field: f.Name, suffix: f.Tag.Get("env"), primary: f.Tag.Get("primary"),
-			inherit: f.Tag.Get("inherit") == "true", secret: f.Tag.Get("secret") == "true"})
+			inherit: f.Tag.Get("inherit") == "true"})
 	}
 	return out
+}
+
+// envField is the field of struct type t that reads variable name.
+func envField(t reflect.Type, name string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		if f := t.Field(i); f.Tag.Get("env") == name {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
 }
 
 // issuerVar is the variable of setting for the issuer named name.
@@ -339,6 +348,14 @@ func (c *Config) loadIssuer(name string, environ map[string]string, settings []i
 		_, ok := environ[k]
 		return ok && !unparsed[k]
 	}
+	// An inheriting setting not set takes its twin's value from c.
+	cv, rv := reflect.ValueOf(c).Elem(), reflect.ValueOf(&raw).Elem()
+	for _, s := range settings {
+		if s.inherit && !set(s.suffix) {
+			f, _ := envField(cv.Type(), s.primary)
+			rv.FieldByName(s.field).Set(cv.FieldByIndex(f.Index))
+		}
+	}
 	iss := Issuer{
 		Name:               name,
 		URL:                raw.URL,
@@ -364,30 +381,12 @@ func (c *Config) loadIssuer(name string, environ map[string]string, settings []i
 	if iss.Audience == "" {
 		iss.Audience = c.ResourceURI
 	}
+	// Set but blank (" , ") is this issuer's own, empty list: refused
+	// below, as JWT_ALGORITHMS would be.
 	for _, a := range raw.JWTAlgorithms {
 		if a = strings.TrimSpace(a); a != "" {
 			iss.JWTAlgorithms = append(iss.JWTAlgorithms, a)
 		}
-	}
-	if !set("TIMEOUT") {
-		iss.Timeout = c.OktaTimeout
-	}
-	if !set("MAX_RPS") {
-		iss.MaxRPS = c.OktaMaxRPS
-	}
-	if !set("BREAKER_FAILURES") {
-		iss.BreakerFailures = c.OktaBreakerFailures
-	}
-	if !set("BREAKER_OPEN_TIMEOUT") {
-		iss.BreakerOpenTimeout = c.OktaBreakerOpenTimeout
-	}
-	if !set("JWT_LEEWAY") {
-		iss.JWTLeeway = c.JWTLeeway
-	}
-	// Set but blank (" , ") is this issuer's own, empty list: refused
-	// below, as JWT_ALGORITHMS would be.
-	if !set("JWT_ALGORITHMS") {
-		iss.JWTAlgorithms = c.Algorithms()
 	}
 	v := iss.Var
 

@@ -58,3 +58,26 @@ func TestIssuersDocsClassifyEveryVariable(t *testing.T) {
 		}
 	}
 }
+
+// TestIssuerSettingsTwins: each per-issuer setting's twin is a variable
+// Config reads, and an inheriting one's field has the issuer field's type
+// (Load copies it).
+func TestIssuerSettingsTwins(t *testing.T) {
+	cfg, raw := reflect.TypeFor[Config](), reflect.TypeFor[issuerEnv]()
+	for _, s := range issuerSettings() {
+		if s.primary == "" {
+			if s.suffix != "OPAQUE_PATHS" || s.inherit {
+				t.Errorf("%s: no twin", s.suffix)
+			}
+			continue
+		}
+		f, ok := envField(cfg, s.primary)
+		if !ok {
+			t.Errorf("%s: twin %s is not a variable Config reads", s.suffix, s.primary)
+			continue
+		}
+		if own, _ := raw.FieldByName(s.field); s.inherit && own.Type != f.Type {
+			t.Errorf("%s inherits %s: types %s and %s differ", s.suffix, s.primary, own.Type, f.Type)
+		}
+	}
+}
