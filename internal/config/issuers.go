@@ -264,7 +264,8 @@ func validIssuerName(s string) bool {
 
 // loadIssuers reads and checks the issuers ISSUERS names (c is the rest of
 // the configuration, parsed). Their variables' values come from lookup,
-// else from file (the env file's variables), as every other variable's do.
+// else from file (Load's map, which holds every variable of the env file),
+// as every other variable's do.
 // The problems name their variable; no message quotes a secret.
 func (c *Config) loadIssuers(lookup func(string) (string, bool), file map[string]string) ([]Issuer, []string) {
 	var p []string
