@@ -84,6 +84,10 @@ type Config struct {
 	JWTTyp             string        `env:"JWT_TYP"`               // e.g. at+jwt; empty = not checked
 	OktaPrivateKeyFile string        `env:"OKTA_PRIVATE_KEY_FILE"` // private_key_jwt: PEM, RSA or EC
 	OktaPrivateKeyID   string        `env:"OKTA_PRIVATE_KEY_ID"`   // private_key_jwt: the assertion's kid
+	// Further issuers (docs/issuers.md): see issuers.go. Their
+	// ISSUER_<NAME>_* variables are read by Load; Issuers() lists them.
+	IssuerNames  []string `env:"ISSUERS" envSeparator:","`
+	extraIssuers []Issuer
 
 	// Gateway modes (README, "Gateway modes"). UPSTREAM_URL set means reverse
 	// proxy mode: the demo routes are off and every request is proxied.
@@ -171,7 +175,8 @@ func (c *Config) TracesURL() string {
 // when present) fills in what the process environment does not set. A
 // variable set in the process wins even when empty, so that X= in the
 // environment can override the file: it then takes its default, or stays
-// empty (and a required one is reported). The error names every bad variable.
+// empty (and a required one is reported). The issuers of ISSUERS are read
+// the same way (see loadIssuers). The error names every bad variable.
 func Load(lookup func(string) (string, bool)) (*Config, error) {
 	var c Config
 	keys, err := envKeys(&c)
@@ -211,6 +216,9 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 			problems = append(problems, p)
 		}
 	}
+	extra, issuerProblems := c.loadIssuers(lookup, environ)
+	c.extraIssuers = extra
+	problems = append(problems, issuerProblems...)
 	if len(problems) > 0 {
 		return nil, &Error{Problems: problems}
 	}

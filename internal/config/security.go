@@ -35,7 +35,7 @@ func (c *Config) securityProblems() []string {
 		}
 	}
 	if c.OktaCAFile != "" && !isHTTPS(c.IntrospectURL()) {
-		add("OKTA_CA_FILE: set, but the introspection URL %s is not https", c.IntrospectURL())
+		add("OKTA_CA_FILE: set, but the introspection URL %s is not https", redacted(c.IntrospectURL()))
 	}
 	for _, f := range []struct{ name, val string }{{"OPA_CA_FILE", c.OPACAFile}, {"OPA_CLIENT_CERT_FILE", c.OPAClientCertFile}} {
 		if f.val != "" && c.OPAAuthzURL != "" && !isHTTPS(c.OPAAuthzURL) {
