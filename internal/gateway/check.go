@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"time"
@@ -91,13 +92,7 @@ func (g *Gateway) authorize(c echo.Context, rec *record, in *authz.Input) (*auth
 		ctx = authn.WithClient(ctx, in.RemoteAddr)
 	}
 	start := time.Now()
-	tok, lookup, err := g.deps.Tokens.Lookup(ctx, raw)
-	if err == nil && g.deps.Introspect != nil && tok.Validation == authn.ValidationJWT &&
-		isPublic(g.deps.IntrospectPaths, in.Method, in.Path) {
-		// Verified locally first, so that a forged JWT never spends the
-		// introspection budget; then asked about, for revocation.
-		tok, lookup, err = g.deps.Introspect.Lookup(ctx, raw)
-	}
+	tok, lookup, err := g.lookupToken(ctx, raw, in.Method, in.Path)
 	rec.introspect, rec.lookup, rec.looked = time.Since(start), lookup, true
 	if err != nil {
 		return nil, authz.Decision{}, err
@@ -125,6 +120,20 @@ func (g *Gateway) authorize(c echo.Context, rec *record, in *authz.Input) (*auth
 		return nil, authz.Decision{}, denied(&d)
 	}
 	return tok, d, nil
+}
+
+// lookupToken verifies raw for a request of method on path: the token
+// Verifier, then, in hybrid mode on INTROSPECT_PATHS, the introspection of
+// a JWT it validated. An open stream's re-check (watch.go) asks the same.
+func (g *Gateway) lookupToken(ctx context.Context, raw, method, path string) (*authn.Token, authn.Lookup, error) {
+	tok, lookup, err := g.deps.Tokens.Lookup(ctx, raw)
+	if err == nil && g.deps.Introspect != nil && tok.Validation == authn.ValidationJWT &&
+		isPublic(g.deps.IntrospectPaths, method, path) {
+		// Verified locally first, so that a forged JWT never spends the
+		// introspection budget; then asked about, for revocation.
+		tok, lookup, err = g.deps.Introspect.Lookup(ctx, raw)
+	}
+	return tok, lookup, err
 }
 
 // denied is the error of a policy's deny: 403 access_denied, or the answer
