@@ -154,7 +154,7 @@ func TestStreamRecheck(t *testing.T) {
 		steps []step
 		ended string // "": still open after the steps
 	}{
-		{name: "active", steps: []step{{time.Minute, active(0, time.Minute)}, {time.Minute, active(0, 5 * time.Minute)}, {5 * time.Minute, active(0, time.Minute)}}},
+		{name: "active", steps: []step{{time.Minute, active(0, time.Minute)}, {time.Minute, active(0, 5*time.Minute)}, {5 * time.Minute, active(0, time.Minute)}}},
 		{name: "inactive", steps: []step{{time.Minute, active(0, time.Minute)}, {time.Minute, inactive}}, ended: endInactive},
 		{name: "idp down, no stale-if-error", steps: []step{{time.Minute, idpDown}}, ended: endUnavailable},
 		{name: "idp down within stale-if-error", stale: 30 * time.Second,
