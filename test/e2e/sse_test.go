@@ -388,3 +388,26 @@ func TestShutdownEndsStreamAndTunnel(t *testing.T) {
 		t.Errorf("no \"stopped\" line:\n%s", gw.Logs)
 	}
 }
+
+// A token the IdP revoked (authgate not told) ends the open event stream
+// and WebSocket when its cache entry ends (CACHE_TTL): looked up again, it
+// is inactive.
+func TestIdPInactiveEndsStreamAndTunnel(t *testing.T) {
+	i := stacktest.StartIDP(t, 0)
+	u := startLiveUpstream(t)
+	env := liveEnv(i, startModesOPA(t), u)
+	env["CACHE_TTL"] = "500ms"
+	gw := stacktest.StartGateway(t, env)
+	tok := i.Token(t, "api_read")
+	sse := openSSE(t, gw.Traffic, tok, u)
+	sse.event(t, 1)
+	ws := openWS(t, gw.Traffic, tok)
+	echo(t, ws, "ping")
+	sseDone, wsDone := sse.ended(), wsEnded(ws)
+
+	start := time.Now()
+	i.Revoke(tok)
+	within(t, "event stream ended", sseDone, start, 10*time.Second)
+	within(t, "WebSocket closed", wsDone, start, 10*time.Second)
+	endedBy(t, gw, "inactive")
+}
