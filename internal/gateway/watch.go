@@ -103,7 +103,8 @@ func (s *Streams) Wait(ctx context.Context) error {
 	}
 }
 
-// Len is the number of open streams and tunnels.
+// Len is the number of streams and tunnels not yet over: open, or ended
+// but not yet logged.
 func (s *Streams) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
