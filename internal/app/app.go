@@ -108,6 +108,11 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		// wait for the upstream's answer must not eat the time to relay it.
 		servers[0].WriteTimeout = writeTimeout + cfg.UpstreamTimeout
 	}
+	// Shutdown waits for no hijacked connection and for a stream only
+	// until SHUTDOWN_TIMEOUT: the open streams and tunnels are ended as it
+	// starts, and waited for (their access lines) below.
+	streams := gw.Streams()
+	servers[0].RegisterOnShutdown(streams.Close)
 	errc := make(chan error, len(servers))
 	for i, ln := range []net.Listener{trafficLn, adminLn, metricsLn} {
 		go func() { errc <- servers[i].Serve(ln) }()
@@ -132,6 +137,9 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		if err := s.Shutdown(sctx); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := streams.Wait(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("ending the open streams and tunnels: %w", err))
 	}
 	if err := tel.shutdown(sctx); err != nil {
 		errs = append(errs, fmt.Errorf("flushing spans: %w", err))
@@ -258,6 +266,9 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telem
 		return nil, nil, err
 	}
 	late.tokens = toks
+	// The open streams and tunnels, which every revocation (revokeKey)
+	// ends: set before the tier starts hearing of the fleet's.
+	toks.streams = gateway.NewStreams()
 	cache := toks.cache
 	toks.run(ctx)
 	health, err := healthURL(cfg.OPAAuthzURL)
@@ -292,6 +303,9 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telem
 			{Name: "opa", Check: opaHealth.Check, Required: true},
 			{Name: "idp", Check: func(context.Context) string { return idpBreaker.Health() }},
 		},
+		Streams:       toks.streams,
+		CacheTTL:      cfg.CacheTTL,
+		StaleIfError:  cfg.CacheStaleIfError,
 		AdminAPIToken: cfg.AdminAPIToken,
 		SendToken:     cfg.OPASendToken,
 		InputHeaders:  cfg.OPAInputHeaderNames(),

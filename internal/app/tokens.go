@@ -42,6 +42,9 @@ type tokens struct {
 	keys *jwtauth.Keys
 	// jwksBreaker guards the JWKS endpoint (nil in introspect mode).
 	jwksBreaker *breaker.Breaker
+	// streams are the gateway's open streams and tunnels: a revocation
+	// ends those of the token (nil: none to end).
+	streams *gateway.Streams
 }
 
 // run refreshes the keys in the background until ctx ends.
@@ -57,6 +60,9 @@ func (t *tokens) revokeKey(key [sha256.Size]byte, d time.Duration) {
 	t.cache.RevokeKey(key, d)
 	if t.introspect != nil {
 		t.introspect.RevokeKey(key, d)
+	}
+	if t.streams != nil {
+		t.streams.Revoked(key) // within the second, not at the next re-check
 	}
 }
 

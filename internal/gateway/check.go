@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"time"
@@ -91,12 +92,7 @@ func (g *Gateway) authorize(c echo.Context, rec *record, in *authz.Input) (*auth
 		ctx = authn.WithClient(ctx, in.RemoteAddr)
 	}
 	start := time.Now()
-	tok, lookup, err := g.deps.Tokens.Lookup(ctx, raw)
-	if err == nil && g.deps.Introspect != nil && tok.Validation == authn.ValidationJWT && g.introspects(in) {
-		// Verified locally first, so that a forged JWT never spends the
-		// introspection budget; then asked about, for revocation.
-		tok, lookup, err = g.deps.Introspect.Lookup(ctx, raw)
-	}
+	tok, lookup, err := g.lookupToken(ctx, raw, in)
 	rec.introspect, rec.lookup, rec.looked = time.Since(start), lookup, true
 	if err != nil {
 		return nil, authz.Decision{}, err
@@ -131,6 +127,19 @@ func (g *Gateway) authorize(c echo.Context, rec *record, in *authz.Input) (*auth
 		return nil, authz.Decision{}, denied(&d)
 	}
 	return tok, d, nil
+}
+
+// lookupToken verifies raw for the request that in describes: the token
+// Verifier, then, in hybrid mode on INTROSPECT_PATHS, the introspection of
+// a JWT it validated. An open stream's re-check (watch.go) asks the same.
+func (g *Gateway) lookupToken(ctx context.Context, raw string, in *authz.Input) (*authn.Token, authn.Lookup, error) {
+	tok, lookup, err := g.deps.Tokens.Lookup(ctx, raw)
+	if err == nil && g.deps.Introspect != nil && tok.Validation == authn.ValidationJWT && g.introspects(in) {
+		// Verified locally first, so that a forged JWT never spends the
+		// introspection budget; then asked about, for revocation.
+		tok, lookup, err = g.deps.Introspect.Lookup(ctx, raw)
+	}
+	return tok, lookup, err
 }
 
 // introspects reports whether the request that in describes is on

@@ -97,6 +97,19 @@ type Deps struct {
 	// time.AfterFunc and its Timer.Stop do; nil means time.AfterFunc. It
 	// ends an upgraded connection, and a stream, when its token expires.
 	AfterFunc func(d time.Duration, f func()) (stop func() bool)
+	// Streams, when set, is the registry of the open streams and tunnels
+	// (watch.go), which the caller tells of every revocation
+	// (Streams.Revoked) and closes at shutdown (Streams.Close, Wait); nil
+	// means a registry of the gateway's own (Gateway.Streams).
+	Streams *Streams
+	// CacheTTL is CACHE_TTL: when a stream's token answer came with no
+	// cache entry (authn.Token.CachedUntil 0), it is looked up again that
+	// long after the stream opened; 0: not at all.
+	CacheTTL time.Duration
+	// StaleIfError is CACHE_STALE_IF_ERROR: how long a stream lives on
+	// while the re-check of its token cannot be decided (the IdP
+	// unavailable); 0 ends it at the first such re-check.
+	StaleIfError time.Duration
 
 	// Resource, when set, is served as RFC 9728 metadata and named in
 	// every challenge (resource.go).
@@ -128,6 +141,7 @@ type Gateway struct {
 	upgrades                   upgrades               // UPSTREAM_UPGRADES
 	resource                   *resource              // RFC 9728 metadata; nil when off
 	afterFunc                  func(time.Duration, func()) func() bool
+	streams                    *Streams // the open streams and tunnels (watch.go)
 }
 
 // New builds the gateway and its routes.
@@ -137,6 +151,9 @@ func New(d Deps) *Gateway {
 	}
 	if d.AfterFunc == nil {
 		d.AfterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
+	}
+	if d.Streams == nil {
+		d.Streams = NewStreams()
 	}
 	res := newResource(d.Resource)
 	g := &Gateway{
@@ -150,6 +167,7 @@ func New(d Deps) *Gateway {
 		resource:  res,
 		afterFunc: d.AfterFunc,
 		public:    pathrule.Exact(d.PublicPaths),
+		streams:   d.Streams,
 	}
 	if d.Introspect != nil {
 		g.introspect = pathrule.Generous(d.IntrospectPaths)
@@ -176,6 +194,9 @@ func newEcho(d Deps, res *resource) *echo.Echo {
 	e.HTTPErrorHandler = errorHandler(d.Log, d.Now, res.challengeParam())
 	return e
 }
+
+// Streams is the registry of the open streams and tunnels (Deps.Streams).
+func (g *Gateway) Streams() *Streams { return g.streams }
 
 // Traffic serves the protected API on LISTEN_ADDR.
 func (g *Gateway) Traffic() http.Handler { return g.trafficH }

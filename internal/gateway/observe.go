@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -69,7 +70,6 @@ func (g *Gateway) observe() echo.MiddlewareFunc { return g.observeWith(g.deps.Me
 // observeWith is observe counting in m; nil m: the access log only (POST
 // /revoke, which is not traffic and has its own counter).
 func (g *Gateway) observeWith(m Metrics) echo.MiddlewareFunc {
-	log, tracing := g.deps.Log, g.deps.Tracing
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
@@ -81,38 +81,60 @@ func (g *Gateway) observeWith(m Metrics) echo.MiddlewareFunc {
 			rec := recordPool.Get().(*record)
 			c.Set(recordKey, rec)
 
+			// A proxied answer the client left, or the upstream broke, midway
+			// ends in a panic of http.ErrAbortHandler (ReverseProxy's way to
+			// abort the response): it is still counted and logged, and its
+			// stream's watch released, before the panic goes on.
+			defer func() {
+				if v := recover(); v != nil {
+					if v == http.ErrAbortHandler {
+						g.answered(ctx, c, rec, start, ids[0], m)
+					}
+					panic(v)
+				}
+			}()
 			if err := next(c); err != nil {
 				rec.classify(err)
 				c.Error(err) // answer now, so that the status is known below
 			}
-
-			d := time.Since(start)
-			resp := c.Response()
-			if rec.tunnel != nil {
-				rec.tunnel.settle(resp)
-			}
-			route := c.Path()
-			if m != nil {
-				m.Request(route, req.Method, resp.Status, d)
-				if rec.outcome != "" {
-					m.Decision(rec.outcome)
-				}
-				if rec.looked {
-					m.CacheLookup(rec.lookup)
-				}
-			}
-			var span trace.Span
-			if tracing {
-				span = trace.SpanFromContext(ctx)
-				annotate(span, route, req.Method, ids[0], rec)
-			}
-			if log.Enabled(ctx, slog.LevelInfo) {
-				accessLog(log, req, route, ids[0], resp, d, rec, span)
-			}
+			g.answered(ctx, c, rec, start, ids[0], m)
 			rec.reset()
 			recordPool.Put(rec)
 			return nil
 		}
+	}
+}
+
+// answered reads the record of a request answered (or aborted) for the
+// metrics (m; nil: none), the span and the access log, then releases the watch of its
+// stream or tunnel, if any.
+func (g *Gateway) answered(ctx context.Context, c echo.Context, rec *record, start time.Time, id string, m Metrics) {
+	log := g.deps.Log
+	d := time.Since(start)
+	req, resp := c.Request(), c.Response()
+	if rec.tunnel != nil {
+		rec.tunnel.settle(resp)
+	}
+	route := c.Path()
+	if m != nil {
+		m.Request(route, req.Method, resp.Status, d)
+		if rec.outcome != "" {
+			m.Decision(rec.outcome)
+		}
+		if rec.looked {
+			m.CacheLookup(rec.lookup)
+		}
+	}
+	var span trace.Span
+	if g.deps.Tracing {
+		span = trace.SpanFromContext(ctx)
+		annotate(span, route, req.Method, id, rec)
+	}
+	if log.Enabled(ctx, slog.LevelInfo) {
+		accessLog(log, req, route, id, resp, d, rec, span)
+	}
+	if w := rec.watched(); w != nil {
+		w.logged() // a shutdown waits for this line (Streams.Wait)
 	}
 }
 
@@ -178,11 +200,16 @@ func accessLog(log *slog.Logger, req *http.Request, route, id string, resp *echo
 		a = append(a, slog.Bool("decision_cached", true))
 	}
 	if t := rec.tunnel; t != nil {
-		if switched, d, expired := t.stats(); switched {
+		if switched, d := t.stats(); switched {
 			a = append(a, slog.Duration("tunnel_duration", d), slog.Int64("tunnel_bytes_up", t.up.Load()))
-			if expired {
+			if t.watch.endedBy() == endExp {
 				a = append(a, slog.Bool("tunnel_expired", true))
 			}
+		}
+	}
+	if w := rec.watched(); w != nil {
+		if by := w.endedBy(); by != "" {
+			a = append(a, slog.String("ended_by", by))
 		}
 	}
 	a = append(a,

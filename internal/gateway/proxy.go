@@ -76,14 +76,16 @@ func (g *Gateway) handleProxy() echo.HandlerFunc {
 	stripAuthz := g.deps.UpstreamStripAuthorization
 	return func(c echo.Context) error {
 		req := c.Request()
+		rec := recordOf(c)
+		var op opened // no token on a public path
+		if rec.granted {
+			op = g.opened(req, rec)
+		}
 		if stripAuthz {
 			req.Header.Del("Authorization")
 		}
-		rec := recordOf(c)
-		var exp int64 // 0: a public path, no token to expire
 		if rec.granted {
 			gr := &rec.grant
-			exp = gr.token.Exp
 			id.set(req.Header, gr.token)
 			policy := gr.decision.Headers
 			for k, vs := range policy {
@@ -94,12 +96,27 @@ func (g *Gateway) handleProxy() echo.HandlerFunc {
 			}
 		}
 		if rec.upgrade {
-			g.proxyUpgrade(c, req, exp)
+			g.proxyUpgrade(c, req, op)
 			return nil
 		}
-		rec.proxied.serve(g, c.Response(), req, exp) // stream.go
+		rec.proxied.serve(g, c.Response(), req, op) // stream.go
 		return nil
 	}
+}
+
+// opened is what a stream or tunnel the checked request req may open needs
+// to be watched (watch.go): the token as sent (the check has read it, so it
+// is well formed), what the check made of it, and what its lookup
+// depended on (as the check's input, rec.input, says). It costs no
+// allocation: most answers are no stream.
+func (g *Gateway) opened(req *http.Request, rec *record) opened {
+	raw, _ := bearerToken(req.Header)
+	in := &rec.input
+	op := opened{raw: raw, token: rec.grant.token, method: in.Method, path: in.Path}
+	if g.deps.LookupClient {
+		op.client = in.RemoteAddr
+	}
+	return op
 }
 
 // keepOwnHeaders drops from the Connection header the names of the headers

@@ -34,7 +34,7 @@ type record struct {
 	// the record so that it costs no allocation.
 	input authz.Input
 
-	attrs [18]slog.Attr // the access log's attributes, reused with the record
+	attrs [22]slog.Attr // the access log's attributes, reused with the record
 }
 
 const recordKey = "authgate.record"
@@ -48,4 +48,16 @@ func recordOf(c echo.Context) *record {
 	r := &record{}
 	c.Set(recordKey, r)
 	return r
+}
+
+// watched is the watch of the request's stream or tunnel (watch.go); nil
+// when it opened neither.
+func (r *record) watched() *watch {
+	switch {
+	case r.tunnel != nil:
+		return r.tunnel.watch
+	case r.proxied.stream != nil:
+		return r.proxied.stream.watch
+	}
+	return nil
 }

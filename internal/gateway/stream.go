@@ -20,9 +20,11 @@ import (
 //     is instead set anew before each write (StreamWriteTimeout), so a
 //     stream lives as long as it keeps flowing, and a client that stops
 //     reading is still dropped;
-//   - a stream would outlive the token that opened it: it ends when the
-//     token's exp passes (the upstream stream is closed, and the client's
-//     ends cleanly: it reconnects, and a new check decides).
+//   - a stream would outlive the token that opened it: it is watched
+//     (watch.go), and ends at the token's exp, its revocation, a re-check
+//     that finds it inactive, or shutdown (the upstream stream is closed,
+//     and the client's ends cleanly: it reconnects, and a new check
+//     decides).
 
 // proxyCall is one proxied request's copy of the gateway's reverse proxy,
 // kept in the pooled record. ReverseProxy shows no hook both the response
@@ -33,23 +35,24 @@ type proxyCall struct {
 	rp     httputil.ReverseProxy
 	g      *Gateway
 	w      http.ResponseWriter
-	exp    int64                      // the token's exp (unix seconds); 0 for none, or a public path
+	op     opened                     // the request's token (none on a public path), for a stream's watch
+	stream *stream                    // the answer's stream, when it is one
 	modify func(*http.Response) error // pc.modifyResponse, bound once
 }
 
-// serve proxies req, writing to w, for a token expiring at exp.
-func (pc *proxyCall) serve(g *Gateway, w http.ResponseWriter, req *http.Request, exp int64) {
+// serve proxies req, writing to w, for the token op names.
+func (pc *proxyCall) serve(g *Gateway, w http.ResponseWriter, req *http.Request, op opened) {
 	if pc.modify == nil {
 		pc.modify = pc.modifyResponse
 	}
-	pc.rp, pc.g, pc.w, pc.exp = *g.proxy, g, w, exp
+	pc.rp, pc.g, pc.w, pc.op = *g.proxy, g, w, op
 	pc.rp.ModifyResponse = pc.modify
 	pc.rp.ServeHTTP(w, req)
 }
 
 // reset drops the request's references; the bound method value stays.
 func (pc *proxyCall) reset() {
-	pc.rp, pc.g, pc.w, pc.exp = httputil.ReverseProxy{}, nil, nil, 0
+	pc.rp, pc.g, pc.w, pc.op, pc.stream = httputil.ReverseProxy{}, nil, nil, opened{}, nil
 }
 
 // modifyResponse runs the gateway proxy's own ModifyResponse, if any, then
@@ -61,7 +64,8 @@ func (pc *proxyCall) modifyResponse(res *http.Response) error {
 		}
 	}
 	if isEventStream(res.Header) {
-		res.Body = pc.g.newStream(pc.w, res.Body, pc.exp)
+		pc.stream = pc.g.newStream(pc.w, res.Body, pc.op)
+		res.Body = pc.stream
 	}
 	return nil
 }
@@ -82,33 +86,31 @@ type stream struct {
 	body         io.ReadCloser
 	rc           *http.ResponseController
 	writeTimeout time.Duration // 0: no deadline at all
-	expired      atomic.Bool   // the token's exp passed: body was closed on purpose
-	stop         func() bool   // the exp timer's; nil without one
+	ended        atomic.Bool   // authgate ended it (watch.go): body was closed on purpose
+	watch        *watch
 }
 
-// newStream wraps body, whose answer w is about to write, for a token
-// expiring at exp.
-func (g *Gateway) newStream(w http.ResponseWriter, body io.ReadCloser, exp int64) *stream {
+// newStream wraps body, whose answer w is about to write, for the token op
+// names, and starts watching it.
+func (g *Gateway) newStream(w http.ResponseWriter, body io.ReadCloser, op opened) *stream {
 	s := &stream{body: body, rc: http.NewResponseController(w), writeTimeout: g.deps.StreamWriteTimeout}
 	s.extend() // for the headers, written next
-	if exp != 0 {
-		s.stop = g.afterFunc(time.Unix(exp, 0).Sub(g.deps.Now()), s.expire)
-	}
+	s.watch = g.watch(op, s.end)
 	return s
 }
 
-// expire ends the stream: closing the body unblocks the proxy's read.
-func (s *stream) expire() {
-	s.expired.Store(true)
+// end ends the stream: closing the body unblocks the proxy's read.
+func (s *stream) end() {
+	s.ended.Store(true)
 	s.body.Close()
 }
 
 // Read reads the upstream's next bytes and gives the write that follows its
-// own deadline. Once the token has expired, the closed body reads as the
-// end of the stream, so that the client's answer ends cleanly.
+// own deadline. Once authgate has ended the stream, the closed body reads
+// as the end of the stream, so that the client's answer ends cleanly.
 func (s *stream) Read(p []byte) (int, error) {
 	n, err := s.body.Read(p)
-	if err != nil && s.expired.Load() {
+	if err != nil && s.ended.Load() {
 		return n, io.EOF
 	}
 	if n > 0 {
@@ -128,10 +130,8 @@ func (s *stream) extend() {
 	s.rc.SetWriteDeadline(d) //nolint:errcheck // see above
 }
 
-// Close stops the exp timer and closes the upstream body.
+// Close stops watching the stream and closes the upstream body.
 func (s *stream) Close() error {
-	if s.stop != nil {
-		s.stop()
-	}
+	s.watch.closed()
 	return s.body.Close()
 }

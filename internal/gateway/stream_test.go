@@ -52,6 +52,9 @@ func streamGateway(t *testing.T, es *eventSource, writeTimeout time.Duration, ex
 	proxy := func(d *Deps) { d.Upstream, d.UpstreamTimeout = es.url, time.Second }
 	h := newHarness(t, append([]func(*Deps){proxy}, opts...)...)
 	h.good.Exp = exp
+	if exp != 0 {
+		h.good.CachedUntil = time.Unix(exp, 0).UnixNano() // the cache entry ends at exp
+	}
 	srv := httptest.NewUnstartedServer(h.g.Traffic())
 	srv.Config.WriteTimeout = writeTimeout
 	srv.Start()
@@ -119,29 +122,42 @@ func TestStreamEndsAtExp(t *testing.T) {
 	_, br := openStream(t, base)
 	event(t, es, br, 1)
 	event(t, es, br, 2)
-	if d := after.fire(t); d != 90*time.Second { // exp passes
+	if d := after.duration(); d != 90*time.Second {
 		t.Errorf("stream timer set for %s, want the 90s left to exp", d)
 	}
+	h.clock.Add(90 * time.Second)
+	after.fire(t) // exp passes
 	if line, err := br.ReadString('\n'); !errors.Is(err, io.EOF) || line != "" {
 		t.Fatalf("after exp: read %q, %v; want a clean end of the stream", line, err)
 	}
 	<-es.gone // the upstream's stream was closed
-	if _, stops := after.state(); stops != 1 {
-		t.Errorf("timer stopped %d times, want 1 (released)", stops)
+	if l := h.waitLine(t, AccessLogMsg); l["ended_by"] != "exp" {
+		t.Errorf("access line %v, want ended_by exp", l)
+	}
+	if n := h.g.Streams().Len(); n != 0 {
+		t.Errorf("%d streams still registered", n)
 	}
 }
 
-// A token that has no exp sets no timer.
+// A token that has no exp is looked up again when its cache entry ends;
+// a stream that ends by itself releases that timer.
 func TestStreamWithoutExp(t *testing.T) {
 	es := startEventSource(t)
 	after := &fakeAfter{}
-	_, base := streamGateway(t, es, time.Minute, 0, func(d *Deps) { d.AfterFunc = after.after })
+	h, base := streamGateway(t, es, time.Minute, 0, func(d *Deps) { d.AfterFunc = after.after })
 	resp, br := openStream(t, base)
 	event(t, es, br, 1)
+	if want := time.Unix(0, h.good.CachedUntil).Sub(h.clock.Now()); after.duration() != want {
+		t.Errorf("timer set for %s, want the %s left to the cache entry's end", after.duration(), want)
+	}
 	resp.Body.Close()
 	<-es.gone
-	if set, _ := after.state(); set {
-		t.Error("a timer was set for a token without exp")
+	h.waitLine(t, AccessLogMsg)
+	if _, stops := after.state(); stops != 1 {
+		t.Errorf("timer stopped %d times, want 1 (released)", stops)
+	}
+	if n := h.g.Streams().Len(); n != 0 {
+		t.Errorf("%d streams still registered", n)
 	}
 }
 

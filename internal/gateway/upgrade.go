@@ -135,7 +135,8 @@ func (g *Gateway) screenUpgrade() echo.MiddlewareFunc {
 // tunnel is one allowed upgrade on its way through the proxy. It stands in
 // for the response writer so that it sees the Hijack that ReverseProxy
 // makes after the upstream's 101: from then on it counts the bytes each way
-// and, at the token's expiry, closes both sides. It is allocated per
+// and, when its watch ends it (watch.go: the token's exp, a revocation, a
+// re-check, shutdown), closes both sides. It is allocated per
 // upgrade, never from the record pool: ReverseProxy may return while one of
 // its copying goroutines still writes through the connection.
 type tunnel struct {
@@ -144,10 +145,12 @@ type tunnel struct {
 
 	up, down atomic.Int64 // bytes client -> upstream, upstream -> client
 
+	watch *watch
+
 	mu       sync.Mutex
 	conn     net.Conn  // the client's connection, once hijacked
 	switched time.Time // when it was
-	expired  bool
+	ended    bool      // authgate ended it
 }
 
 // Unwrap gives http.ResponseController the writer underneath (Flush).
@@ -163,32 +166,31 @@ func (t *tunnel) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.conn, t.switched = conn, time.Now()
-	if t.expired {
+	if t.ended {
 		conn.Close()
 	}
 	return &countedConn{Conn: conn, t: t}, brw, nil
 }
 
-// expire ends the tunnel: the token it was opened with has expired.
-func (t *tunnel) expire() {
+// end ends the tunnel (its watch's end).
+func (t *tunnel) end() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.expired = true
+	t.ended = true
 	t.cancel()
 	if t.conn != nil {
 		t.conn.Close()
 	}
 }
 
-// stats says whether the connection switched protocols, for how long and
-// whether its token's expiry ended it.
-func (t *tunnel) stats() (switched bool, d time.Duration, expired bool) {
+// stats says whether the connection switched protocols, and for how long.
+func (t *tunnel) stats() (switched bool, d time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.conn == nil {
-		return false, 0, false
+		return false, 0
 	}
-	return true, time.Since(t.switched), t.expired
+	return true, time.Since(t.switched)
 }
 
 // settle writes into the echo response what the client got once the
@@ -196,7 +198,7 @@ func (t *tunnel) stats() (switched bool, d time.Duration, expired bool) {
 // and as its size the bytes sent down the tunnel. The metrics and the access
 // log then read them as for any answer.
 func (t *tunnel) settle(resp *echo.Response) {
-	if switched, _, _ := t.stats(); switched {
+	if switched, _ := t.stats(); switched {
 		resp.Status, resp.Size = http.StatusSwitchingProtocols, t.down.Load()
 	}
 }
@@ -229,17 +231,15 @@ func (c *countedConn) CloseWrite() error {
 }
 
 // proxyUpgrade proxies an allowed upgrade through a tunnel that lives no
-// longer than the token's exp (unix seconds; 0: no limit, as on a public
-// path). ReverseProxy closes the upstream side when the request's context
-// ends, and then the client's.
-func (g *Gateway) proxyUpgrade(c echo.Context, req *http.Request, exp int64) {
+// longer than the token op names (watch.go; none on a public path: until
+// shutdown). ReverseProxy closes the upstream side when the request's
+// context ends, and then the client's.
+func (g *Gateway) proxyUpgrade(c echo.Context, req *http.Request, op opened) {
 	ctx, cancel := context.WithCancel(req.Context())
 	defer cancel()
 	t := &tunnel{ResponseWriter: c.Response(), cancel: cancel}
 	recordOf(c).tunnel = t
-	if exp != 0 {
-		stop := g.afterFunc(time.Unix(exp, 0).Sub(g.deps.Now()), t.expire)
-		defer stop()
-	}
+	t.watch = g.watch(op, t.end)
+	defer t.watch.closed()
 	g.proxy.ServeHTTP(t, req.WithContext(ctx))
 }

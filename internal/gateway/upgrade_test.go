@@ -130,6 +130,13 @@ func (a *fakeAfter) after(d time.Duration, f func()) func() bool {
 	}
 }
 
+// duration is the delay of the last timer set.
+func (a *fakeAfter) duration() time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.d
+}
+
 // state says whether a timer was set, and how many times one was stopped.
 func (a *fakeAfter) state() (set bool, stops int) {
 	a.mu.Lock()
@@ -213,7 +220,7 @@ func TestTunnelEndsAtTokenExpiry(t *testing.T) {
 		d.AfterFunc = after.after
 	})
 	h.clock.Set(time.Unix(1_900_000_000, 0))
-	h.good.Exp = exp
+	h.good.Exp, h.good.CachedUntil = exp, time.Unix(exp, 0).UnixNano()
 	srv := httptest.NewServer(h.g.Traffic())
 	defer srv.Close()
 	conn, br := dialUpgrade(t, srv.Listener.Addr().String(), goodToken)
@@ -222,14 +229,16 @@ func TestTunnelEndsAtTokenExpiry(t *testing.T) {
 		t.Fatalf("echo: %q %v", got, err)
 	}
 
-	if d := after.fire(t); d != 90*time.Second {
+	if d := after.duration(); d != 90*time.Second {
 		t.Errorf("tunnel timer %v, want 90s (the token's exp)", d)
 	}
+	h.clock.Add(90 * time.Second)
+	after.fire(t)
 	if n, err := br.ReadByte(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("the client's connection is still open after exp (read %q, %v)", n, err)
 	}
 	l := h.waitLine(t, AccessLogMsg)
-	if l["status"] != 101.0 || l["outcome"] != "allow" || l["tunnel_expired"] != true {
+	if l["status"] != 101.0 || l["outcome"] != "allow" || l["tunnel_expired"] != true || l["ended_by"] != "exp" {
 		t.Errorf("access line %v", l)
 	}
 	if l["tunnel_bytes_up"] != float64(len("ping\n")) || l["bytes"] != float64(len("echo ping\n")) {
@@ -241,7 +250,7 @@ func TestTunnelEndsAtTokenExpiry(t *testing.T) {
 }
 
 // A tunnel that ends by itself is logged as it ends, not marked expired; a
-// token without exp sets no timer.
+// token without exp is looked up again when its cache entry ends.
 func TestTunnelLoggedWhenItEnds(t *testing.T) {
 	after := &fakeAfter{}
 	h := newHarness(t, func(d *Deps) {
@@ -259,14 +268,12 @@ func TestTunnelLoggedWhenItEnds(t *testing.T) {
 	}
 	conn.Close()
 	l := h.waitLine(t, AccessLogMsg)
-	if l["status"] != 101.0 || l["tunnel_bytes_up"] != 5.0 || l["bytes"] != 15.0 || l["tunnel_expired"] != nil {
+	if l["status"] != 101.0 || l["tunnel_bytes_up"] != 5.0 || l["bytes"] != 15.0 || l["tunnel_expired"] != nil || l["ended_by"] != nil {
 		t.Errorf("access line %v", l)
 	}
-	after.mu.Lock()
-	if after.f != nil {
-		t.Error("a timer was set for a token without exp")
+	if want := time.Unix(0, h.good.CachedUntil).Sub(h.clock.Now()); after.duration() != want {
+		t.Errorf("timer set for %s, want the %s left to the cache entry's end", after.duration(), want)
 	}
-	after.mu.Unlock()
 	m := h.metrics
 	m.mu.Lock()
 	if want := []string{"/* GET Switching Protocols"}; !reflect.DeepEqual(m.requests, want) {

@@ -357,3 +357,27 @@ func TestFleetHybrid(t *testing.T) {
 		gw.AssertNoLeaks(t, jwt, opaque, adminToken, stacktest.GatewaySecret)
 	}
 }
+
+// A revocation on one replica ends the token's open event stream and
+// WebSocket on another within a second (the fleet's revocation message).
+func TestFleetRevokeEndsStreams(t *testing.T) {
+	i := stacktest.StartIDP(t, 0)
+	r := stacktest.StartRedis(t)
+	u := startLiveUpstream(t)
+	o := startModesOPA(t)
+	gws := startFleet(t, 2, r, i, o, "OPA_AUTHZ_URL", o.URL+gatewayDecision, "UPSTREAM_URL", u.srv.URL)
+	tok := i.Token(t, "api_read")
+	sse := openSSE(t, gws[1].Traffic, tok, u)
+	sse.event(t, 1)
+	ws := openWS(t, gws[1].Traffic, tok)
+	echo(t, ws, "ping")
+
+	sseDone, wsDone := sse.ended(), wsEnded(ws)
+	start := time.Now()
+	if got := revoke(t, gws[0], adminToken, tok); got.Status != 200 || !strings.Contains(got.Body, `"scope":"fleet"`) {
+		t.Fatalf("revoke: %d %s", got.Status, got.Body)
+	}
+	within(t, "event stream on the other replica ended", sseDone, start, time.Second)
+	within(t, "WebSocket on the other replica closed", wsDone, start, time.Second)
+	endedBy(t, gws[1], "revoked")
+}

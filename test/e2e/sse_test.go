@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/websocket"
+
+	"github.com/authgate/authgate/internal/opatest"
 	"github.com/authgate/authgate/internal/stacktest"
 )
 
@@ -131,4 +134,280 @@ func TestSSEThroughProxy(t *testing.T) {
 		t.Error("the upstream stream was not closed when the client's ended")
 	}
 	gw.AssertNoLeaks(t, tok)
+}
+
+// liveUpstream is an upstream with the two kinds of connection that outlive
+// their request: a Server-Sent Events stream on /api/events (an event per
+// "next", held open until authgate goes away) and a WebSocket echo on
+// /api/ws (golang.org/x/net/websocket, the real handshake and framing).
+type liveUpstream struct {
+	srv    *httptest.Server
+	next   chan int
+	sseEnd chan struct{} // an event stream was closed
+	wsEnd  chan struct{} // a WebSocket was closed
+}
+
+func startLiveUpstream(t *testing.T) *liveUpstream {
+	t.Helper()
+	u := &liveUpstream{next: make(chan int), sseEnd: make(chan struct{}, 8), wsEnd: make(chan struct{}, 8)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/api/events", func(w http.ResponseWriter, r *http.Request) {
+		defer func() { u.sseEnd <- struct{}{} }()
+		rc := http.NewResponseController(w)
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(200)
+		rc.Flush()
+		for {
+			select {
+			case k := <-u.next:
+				fmt.Fprintf(w, "id: %d\ndata: {\"n\":%d}\n\n", k, k)
+				rc.Flush()
+			case <-r.Context().Done():
+				return
+			}
+		}
+	})
+	mux.Handle("/api/ws", websocket.Handler(func(ws *websocket.Conn) {
+		defer func() { u.wsEnd <- struct{}{} }()
+		for {
+			var msg string
+			if err := websocket.Message.Receive(ws, &msg); err != nil {
+				return
+			}
+			if err := websocket.Message.Send(ws, "echo "+msg); err != nil {
+				return
+			}
+		}
+	}))
+	u.srv = httptest.NewServer(mux)
+	t.Cleanup(u.srv.Close)
+	return u
+}
+
+// liveEnv is authgate in proxy mode in front of u, with the gateway policy
+// of o (GET /api/... needs api_read) and POST /revoke.
+func liveEnv(i *stacktest.IDP, o *opatest.Server, u *liveUpstream) map[string]string {
+	env := stacktest.StackEnv(i, o)
+	env["OPA_AUTHZ_URL"] = o.URL + gatewayDecision
+	env["UPSTREAM_URL"] = u.srv.URL
+	env["ADMIN_API_TOKEN"] = adminToken
+	return env
+}
+
+// sseClient is an event stream read through authgate.
+type sseClient struct {
+	resp *http.Response
+	br   *bufio.Reader
+	u    *liveUpstream
+}
+
+// openSSE opens /api/events on the gateway at base with token.
+func openSSE(t *testing.T, base, token string, u *liveUpstream) *sseClient {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+"/api/events", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("event stream: %d %s", resp.StatusCode, b)
+	}
+	return &sseClient{resp: resp, br: bufio.NewReader(resp.Body), u: u}
+}
+
+// event has the upstream send event k and reads it through authgate.
+func (c *sseClient) event(t *testing.T, k int) {
+	t.Helper()
+	c.u.next <- k
+	ev, err := readEvent(c.br)
+	if err != nil || !strings.HasPrefix(ev, fmt.Sprintf("id: %d\n", k)) {
+		t.Fatalf("event %d: %q, %v", k, ev, err)
+	}
+}
+
+// ended waits for the stream's clean end (a complete chunked body, not a
+// reset), in the background: it delivers the read's error.
+func (c *sseClient) ended() <-chan error {
+	ch := make(chan error, 1)
+	go func() {
+		ev, err := readEvent(c.br)
+		if err == nil || ev != "" {
+			err = fmt.Errorf("read %q, %v: not the end of the stream", ev, err)
+		} else if errors.Is(err, io.EOF) {
+			err = nil
+		}
+		ch <- err
+	}()
+	return ch
+}
+
+// openWS opens a WebSocket to /api/ws through the gateway at base with token.
+func openWS(t *testing.T, base, token string) *websocket.Conn {
+	t.Helper()
+	cfg, err := websocket.NewConfig(strings.Replace(base, "http://", "ws://", 1)+"/api/ws", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Header = http.Header{"Authorization": {"Bearer " + token}}
+	ws, err := websocket.DialConfig(cfg)
+	if err != nil {
+		t.Fatalf("WebSocket through authgate: %v", err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	return ws
+}
+
+// echo sends msg on ws and reads the upstream's echo.
+func echo(t *testing.T, ws *websocket.Conn, msg string) {
+	t.Helper()
+	ws.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := websocket.Message.Send(ws, msg); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	var got string
+	if err := websocket.Message.Receive(ws, &got); err != nil || got != "echo "+msg {
+		t.Fatalf("echo: %q, %v", got, err)
+	}
+}
+
+// wsEnded waits, in the background, for ws to be closed under the client:
+// it delivers nil then, an error if a message came instead.
+func wsEnded(ws *websocket.Conn) <-chan error {
+	ch := make(chan error, 1)
+	go func() {
+		ws.SetDeadline(time.Now().Add(30 * time.Second))
+		var msg string
+		err := websocket.Message.Receive(ws, &msg)
+		switch {
+		case err == nil:
+			ch <- fmt.Errorf("got %q: the WebSocket is still open", msg)
+		case errors.Is(err, io.EOF) || !isTimeout(err):
+			ch <- nil
+		default:
+			ch <- err
+		}
+	}()
+	return ch
+}
+
+func isTimeout(err error) bool {
+	var ne interface{ Timeout() bool }
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// within waits for ch at most d, and says how long it took.
+func within(t *testing.T, what string, ch <-chan error, start time.Time, d time.Duration) time.Duration {
+	t.Helper()
+	select {
+	case err := <-ch:
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	case <-time.After(d - time.Since(start)):
+		t.Fatalf("%s: not within %s", what, d)
+	}
+	took := time.Since(start)
+	t.Logf("%s after %s", what, took)
+	return took
+}
+
+// endedBy waits for the access lines of gw's stream and tunnel, and checks
+// that authgate ended both for reason.
+func endedBy(t *testing.T, gw *stacktest.Gateway, reason string) {
+	t.Helper()
+	for _, route := range []string{"stream", "tunnel"} {
+		stacktest.Eventually(t, 10*time.Second, "the "+route+"'s access line, ended by "+reason, func() bool {
+			for _, l := range gw.Logs.Lines("request") {
+				_, tunnel := l["tunnel_duration"]
+				if l["ended_by"] == reason && tunnel == (route == "tunnel") {
+					return true
+				}
+			}
+			return false
+		})
+	}
+}
+
+// POST /revoke ends the token's open event stream and WebSocket within a
+// second, each with its access line; the token's other requests get 401.
+func TestRevokeEndsStreamAndTunnel(t *testing.T) {
+	i := stacktest.StartIDP(t, 0)
+	u := startLiveUpstream(t)
+	gw := stacktest.StartGateway(t, liveEnv(i, startModesOPA(t), u))
+	tok := i.Token(t, "api_read")
+	other := i.Token(t, "api_read")
+
+	sse := openSSE(t, gw.Traffic, tok, u)
+	sse.event(t, 1)
+	ws := openWS(t, gw.Traffic, tok)
+	echo(t, ws, "ping")
+	otherWS := openWS(t, gw.Traffic, other) // another token's: stays
+	echo(t, otherWS, "ping")
+
+	sseDone, wsDone := sse.ended(), wsEnded(ws)
+	start := time.Now()
+	if got := revoke(t, gw, adminToken, tok); got.Status != 200 {
+		t.Fatalf("revoke: %d %s", got.Status, got.Body)
+	}
+	within(t, "event stream ended", sseDone, start, time.Second)
+	within(t, "WebSocket closed", wsDone, start, time.Second)
+	<-u.sseEnd // authgate closed its side of the upstream's stream
+	<-u.wsEnd
+	endedBy(t, gw, "revoked")
+	echo(t, otherWS, "still there")
+	gw.AssertNoLeaks(t, tok)
+}
+
+// Shutdown ends the open event stream and WebSocket at once: Run returns
+// nil well before SHUTDOWN_TIMEOUT, and both have their access lines.
+func TestShutdownEndsStreamAndTunnel(t *testing.T) {
+	i := stacktest.StartIDP(t, 0)
+	u := startLiveUpstream(t)
+	env := liveEnv(i, startModesOPA(t), u)
+	env["SHUTDOWN_TIMEOUT"] = "20s"
+	gw := stacktest.StartGateway(t, env)
+	tok := i.Token(t, "api_read")
+	sse := openSSE(t, gw.Traffic, tok, u)
+	sse.event(t, 1)
+	ws := openWS(t, gw.Traffic, tok)
+	echo(t, ws, "ping")
+	sseDone, wsDone := sse.ended(), wsEnded(ws)
+
+	start := time.Now()
+	stopped := make(chan error, 1)
+	go func() { stopped <- gw.Stop() }()
+	within(t, "Run returned", stopped, start, 5*time.Second)
+	within(t, "event stream ended", sseDone, start, 5*time.Second)
+	within(t, "WebSocket closed", wsDone, start, 5*time.Second)
+	endedBy(t, gw, "shutdown")
+	if l := gw.Logs.Lines("stopped"); len(l) != 1 {
+		t.Errorf("no \"stopped\" line:\n%s", gw.Logs)
+	}
+}
+
+// A token the IdP revoked (authgate not told) ends the open event stream
+// and WebSocket when its cache entry ends (CACHE_TTL): looked up again, it
+// is inactive.
+func TestIdPInactiveEndsStreamAndTunnel(t *testing.T) {
+	i := stacktest.StartIDP(t, 0)
+	u := startLiveUpstream(t)
+	env := liveEnv(i, startModesOPA(t), u)
+	env["CACHE_TTL"] = "500ms"
+	gw := stacktest.StartGateway(t, env)
+	tok := i.Token(t, "api_read")
+	sse := openSSE(t, gw.Traffic, tok, u)
+	sse.event(t, 1)
+	ws := openWS(t, gw.Traffic, tok)
+	echo(t, ws, "ping")
+	sseDone, wsDone := sse.ended(), wsEnded(ws)
+
+	start := time.Now()
+	i.Revoke(tok)
+	within(t, "event stream ended", sseDone, start, 10*time.Second)
+	within(t, "WebSocket closed", wsDone, start, 10*time.Second)
+	endedBy(t, gw, "inactive")
 }
