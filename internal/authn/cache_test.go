@@ -83,11 +83,11 @@ func TestCacheKeyIsTheWholeToken(t *testing.T) {
 	next := echoVerifier()
 	c := newCache(t, next, authn.CacheSettings{TTL: time.Minute, Now: newClock().Now})
 	tokens := []string{
-		"eyJhbGciOiJSUzI1NiJ9.payload.sig",
-		"eyJhbGciOiJSUzI1NiJ9.payload.sih",  // one byte
-		"EYJhbGciOiJSUzI1NiJ9.payload.sig",  // case
-		"eyJhbGciOiJSUzI1NiJ9.payload.sig ", // trailing space
-		"eyJhbGciOiJSUzI1NiJ9.payload.si",   // prefix
+		"eyJhbGciOiJSUzI1NiJ9.cGF5bG9hZA.c2lnbmF0dXJl",
+		"eyJhbGciOiJSUzI1NiJ9.cGF5bG9hZA.c2lnbmF0dXJm",  // one byte
+		"EYJhbGciOiJSUzI1NiJ9.cGF5bG9hZA.c2lnbmF0dXJl",  // case
+		"eyJhbGciOiJSUzI1NiJ9.cGF5bG9hZA.c2lnbmF0dXJl ", // trailing space
+		"eyJhbGciOiJSUzI1NiJ9.cGF5bG9hZA.c2lnbmF0",      // prefix
 		"",
 	}
 	for _, tok := range tokens {

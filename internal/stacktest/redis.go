@@ -13,6 +13,10 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// FleetKey is the FLEET_KEY of the replicas the tests start: REDIS_URL
+// requires one.
+const FleetKey = "stacktest-fleet-key-0123456789abcdefghijklmnop"
+
 // Redis is a real redis-server on a loopback port, owned by one test.
 type Redis struct {
 	Addr string // 127.0.0.1:PORT

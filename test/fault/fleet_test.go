@@ -18,7 +18,7 @@ func fleetOf(t *testing.T, n int, redisURL, idpURL, opaURL string, extra ...stri
 	t.Helper()
 	var gws []*stacktest.Gateway
 	for range n {
-		gws = append(gws, stacktest.StartGateway(t, env(idpURL, opaURL, append([]string{"REDIS_URL", redisURL}, extra...)...)))
+		gws = append(gws, stacktest.StartGateway(t, env(idpURL, opaURL, append([]string{"REDIS_URL", redisURL, "FLEET_KEY", stacktest.FleetKey}, extra...)...)))
 	}
 	return gws
 }
