@@ -1,16 +1,8 @@
 package fleet_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
-	"io"
-	"net"
-	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,101 +11,7 @@ import (
 	"github.com/authgate/authgate/internal/stacktest"
 )
 
-// hostileRedis speaks just enough RESP for go-redis, and answers every
-// claim (the claim script: three keys, two arguments) with claim, every
-// budget call with budget, and anything else with :0.
-type hostileRedis struct {
-	ln            net.Listener
-	claim, budget string
-	claims        atomic.Int64
-	wg            sync.WaitGroup
-}
-
-func startHostileRedis(t *testing.T, claim, budget string) *hostileRedis {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &hostileRedis{ln: ln, claim: claim, budget: budget}
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			h.wg.Add(1)
-			go func() { defer h.wg.Done(); h.serve(c) }()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); h.wg.Wait() })
-	return h
-}
-
-func (h *hostileRedis) serve(c net.Conn) {
-	defer c.Close()
-	go func() { <-time.After(10 * time.Second); c.Close() }() // bounded, whatever the client does
-	r := bufio.NewReader(c)
-	for {
-		cmd, err := readCommand(r)
-		if err != nil {
-			return
-		}
-		var reply string
-		switch name := strings.ToUpper(cmd[0]); {
-		case name == "HELLO":
-			reply = "-ERR unknown command 'HELLO'\r\n"
-		case name == "CLIENT", name == "PING":
-			reply = "+OK\r\n"
-		case (name == "EVALSHA" || name == "EVAL") && len(cmd) == 8 && cmd[2] == "3":
-			h.claims.Add(1)
-			reply = h.claim
-		case (name == "EVALSHA" || name == "EVAL") && len(cmd) == 6 && cmd[2] == "1" && h.budget != "":
-			reply = h.budget
-		default:
-			reply = ":0\r\n"
-		}
-		if _, err := io.WriteString(c, reply); err != nil {
-			return
-		}
-	}
-}
-
-// readCommand reads one RESP array of bulk strings.
-func readCommand(r *bufio.Reader) ([]string, error) {
-	line, err := r.ReadString('\n')
-	if err != nil {
-		return nil, err
-	}
-	if !strings.HasPrefix(line, "*") {
-		return nil, errors.New("not an array")
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(line[1:]))
-	if err != nil || n < 1 || n > 64 {
-		return nil, errors.New("bad array")
-	}
-	out := make([]string, n)
-	for i := range out {
-		line, err := r.ReadString('\n')
-		if err != nil || !strings.HasPrefix(line, "$") {
-			return nil, errors.New("not a bulk string")
-		}
-		size, err := strconv.Atoi(strings.TrimSpace(line[1:]))
-		if err != nil || size < 0 || size > 1<<20 {
-			return nil, errors.New("bad bulk string")
-		}
-		b := make([]byte, size+2)
-		if _, err := io.ReadFull(r, b); err != nil {
-			return nil, err
-		}
-		out[i] = string(b[:size])
-	}
-	return out, nil
-}
-
-func bulk(s string) string { return fmt.Sprintf("$%d\r\n%s\r\n", len(s), s) }
+var bulk = stacktest.Bulk
 
 // TestHostileClaimReplies: a claim reply of any shape is checked: one that
 // is not a claim's is a miss, answered by the IdP, without a panic, a hang
@@ -144,15 +42,15 @@ func TestHostileClaimReplies(t *testing.T) {
 		{"a wait that never ends", "*1\r\n" + bulk("wait"), 16},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			h := startHostileRedis(t, tt.reply, "")
+			h := stacktest.StartHostileRedis(t, tt.reply, "")
 			f := &idp{}
-			r := newReplica(t, h.ln.Addr().String(), f, func(s *fleet.Settings) { s.LockTTL = 500 * time.Millisecond })
+			r := newReplica(t, h.Addr, f, func(s *fleet.Settings) { s.LockTTL = 500 * time.Millisecond })
 			start := time.Now()
 			tok, how, err := r.cache.Lookup(context.Background(), token)
 			if err != nil || tok.Subject != "alice" || how != authn.Miss {
 				t.Fatalf("%+v %v %v, want the IdP's answer, a miss", tok, how, err)
 			}
-			if n := h.claims.Load(); n > tt.maxClaims || n < 1 {
+			if n := h.Claims(); n > tt.maxClaims || n < 1 {
 				t.Errorf("%d claims, want 1 to %d", n, tt.maxClaims)
 			}
 			if d := time.Since(start); d > 2*time.Second {
@@ -165,9 +63,9 @@ func TestHostileClaimReplies(t *testing.T) {
 // TestHostileBudgetReply: a budget reply longer than one emission interval
 // is cut to it.
 func TestHostileBudgetReply(t *testing.T) {
-	h := startHostileRedis(t, "*1\r\n"+bulk("locked"), ":999999999999\r\n")
+	h := stacktest.StartHostileRedis(t, "*1\r\n"+bulk("locked"), ":999999999999\r\n")
 	f := &idp{}
-	r := newReplica(t, h.ln.Addr().String(), f)
+	r := newReplica(t, h.Addr, f)
 	b := r.tier.NewBudget(f, authn.NewRateLimited(f, 1, nil), 10)
 	_, err := b.Verify(context.Background(), "t")
 	fe := asFault(err)
