@@ -72,3 +72,6 @@ func Tombstone(secret, name string, until int64) string {
 	}
 	return k.tombstone(name, until)
 }
+
+// Scripts are the Lua scripts a Tier runs.
+func Scripts() []string { return []string{claimLua, putLua, deleteLua, budgetLua} }

@@ -1,9 +1,9 @@
 // Package fleet makes several authgate replicas act as one, on Redis: a
 // token answer cache shared behind each replica's own (sealed so that
 // whoever reads Redis learns neither tokens nor claims, and whoever writes
-// to it without the fleet key cannot forge an answer: keys.go), one introspection
-// per token across the fleet (a short lock, the others wait for its
-// answer), the introspection budget and the IdP's 429 hold across
+// to it without the fleet key cannot forge an answer: keys.go), one
+// introspection per token across the fleet (a short lock, the others wait
+// for its answer), the introspection budget and the IdP's 429 hold across
 // replicas, and revocations pushed to every replica.
 //
 // Redis is an optimisation, never a new way to fail: every call is bounded
@@ -184,9 +184,11 @@ func (t *Tier) warm() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*t.s.Timeout)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, s := range []*redis.Script{t.claimScript, t.putScript, t.deleteScript, t.budgetScript} {
+	// SCRIPT LOAD, its reply ignored: Script.Load would take the digest
+	// Redis answers for the script's own.
+	for _, src := range []string{claimLua, putLua, deleteLua, budgetLua} {
 		wg.Add(1)
-		go func() { defer wg.Done(); s.Load(ctx, t.rdb) }()
+		go func() { defer wg.Done(); t.rdb.ScriptLoad(ctx, src) }()
 	}
 	for range warmConns {
 		wg.Add(1)
@@ -286,7 +288,8 @@ func (t *Tier) tombstoneName(k *fleetKey, rev [sha256.Size]byte) string {
 	return t.s.Prefix + "{" + k.nameOf(t.s.Issuer, rev) + "}:revoked"
 }
 
-// publishMessage seals m, sent now by this replica, under keys.
+// message is a message of kind with arg, sent now by this replica,
+// sealed under keys (keys.go).
 func (t *Tier) message(keys keyring, kind byte, arg []byte) string {
 	return sealMessage(keys, t.channel, message{kind: kind, sent: t.now().UnixNano(), from: t.id, arg: arg})
 }

@@ -2,10 +2,12 @@ package fleet_test
 
 import (
 	"context"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -253,4 +255,20 @@ func asFault(err error) *fault.Error {
 		return fe
 	}
 	return nil
+}
+
+// TestStartLoadsScripts: Start loads every script, so that the first
+// calls on a busy machine do not send them whole.
+func TestStartLoadsScripts(t *testing.T) {
+	rs := stacktest.StartRedis(t)
+	newReplica(t, rs.Addr, &idp{})
+	var shas []string
+	for _, src := range fleet.Scripts() {
+		sum := sha1.Sum([]byte(src))
+		shas = append(shas, hex.EncodeToString(sum[:]))
+	}
+	got, err := rs.Client().ScriptExists(context.Background(), shas...).Result()
+	if err != nil || slices.Contains(got, false) {
+		t.Errorf("scripts loaded %v %v, want all", got, err)
+	}
 }
