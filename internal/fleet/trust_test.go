@@ -272,3 +272,21 @@ func TestStartLoadsScripts(t *testing.T) {
 		t.Errorf("scripts loaded %v %v, want all", got, err)
 	}
 }
+
+// TestCallerGoneIsNoRedisFailure: a call cut short because its caller's
+// context ended (a request gone, a deadline of the caller's) says nothing
+// about Redis: the breaker stays closed.
+func TestCallerGoneIsNoRedisFailure(t *testing.T) {
+	rs := stacktest.StartRedis(t)
+	f := &idp{}
+	a := newReplica(t, rs.Addr, f)
+	b := a.tier.NewBudget(f, f, 1000)
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	for range 10 {
+		b.Verify(ctx, "t")
+	}
+	if h := a.tier.Health(context.Background()); h != "ok" {
+		t.Errorf("Health %q after callers went away, want ok", h)
+	}
+}
