@@ -155,6 +155,10 @@ func (t *Tier) Fetch(ctx context.Context, token string, key [sha256.Size]byte, i
 			continue // claim again, within the bounds
 		case "locked":
 			unwatch()
+			if a, ok := t.previous(ctx, token, id); ok {
+				t.put(ctx, token, id, k, n, a, lock) // shared under this key's names too
+				return a, how
+			}
 			a := introspect(ctx)
 			t.put(ctx, token, id, k, n, a, lock)
 			return a, authn.Miss
@@ -179,6 +183,34 @@ func (t *Tier) Fetch(ctx context.Context, token string, key [sha256.Size]byte, i
 	a := introspect(ctx)
 	t.put(ctx, token, id, k, n, a, "")
 	return a, authn.Miss
+}
+
+// previous reads token's answer under the names of the previous fleet key
+// (FLEET_KEY_PREVIOUS), while rotating: replicas that still write with it
+// keep sharing their answers with those that write with the new one. Such
+// a replica writes its tombstones under both keys' names, so the claim
+// under this key's names has seen any.
+func (t *Tier) previous(ctx context.Context, token string, id tokenid.ID) (authn.Answer, bool) {
+	for _, pk := range t.keys[1:] {
+		name := t.namesOf(pk, id).answer
+		var v string
+		err := t.do(ctx, "rotation", func(ctx context.Context) (err error) {
+			v, err = t.rdb.Get(ctx, name).Result()
+			return err
+		})
+		if err != nil {
+			continue
+		}
+		a, err := unseal(t.keys, token, name, []byte(v))
+		if err != nil {
+			t.reject("answer", "forged")
+			continue
+		}
+		if a.Until > t.now().UnixNano() {
+			return a, true
+		}
+	}
+	return authn.Answer{}, false
 }
 
 // deleteIf deletes the value v read at name, unless it changed since.

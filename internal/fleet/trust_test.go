@@ -154,10 +154,21 @@ func TestRotation(t *testing.T) {
 	fresh := newReplica(t, rs.Addr, f, rotate(fleetKey2, ""))      // FLEET_KEY=new
 	tokens := []string{"tok-rot-a-0123456789", "tok-rot-b-0123456789"}
 	for _, tok := range tokens {
-		for _, r := range []*replica{old, both, fresh} {
-			if _, _, err := lookup(t, r, tok); err != nil {
+		// Introspected by the old key's replica: the rotating replica reads
+		// its answer (the previous key's) and shares it under the new key,
+		// where the new-key-only replica finds it.
+		calls := f.calls.Load()
+		for i, r := range []*replica{old, both, fresh} {
+			_, how, err := lookup(t, r, tok)
+			if err != nil {
 				t.Fatal(err)
 			}
+			if want := []authn.Lookup{authn.Miss, authn.SharedHit, authn.SharedHit}[i]; how != want {
+				t.Errorf("replica %d: %v, want %v", i, how, want)
+			}
+		}
+		if n := f.calls.Load() - calls; n != 1 {
+			t.Errorf("%d introspections, want 1", n)
 		}
 	}
 	// Revoked by the rotating replica: every replica hears it.

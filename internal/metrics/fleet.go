@@ -10,7 +10,7 @@ import (
 
 // Label values of the shared tier's metrics (package fleet names them).
 var (
-	redisOps     = []string{"claim", "put", "delete", "revoke", "budget", "publish", "ping"}
+	redisOps     = []string{"claim", "put", "delete", "revoke", "budget", "publish", "ping", "rotation"}
 	redisResults = []string{"ok", "miss", "error", "breaker_open"}
 	revokeSource = []string{"api", "pubsub"}
 	// rejected are the (what, reason) pairs package fleet reports.
