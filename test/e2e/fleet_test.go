@@ -102,7 +102,7 @@ func TestFleetSharedHit(t *testing.T) {
 	}
 	for _, gw := range gws {
 		gw.Stop()
-		gw.AssertNoLeaks(t, tok, stacktest.GatewaySecret, adminToken)
+		gw.AssertNoLeaks(t, tok, stacktest.GatewaySecret, adminToken, stacktest.FleetKey)
 	}
 }
 
@@ -354,6 +354,6 @@ func TestFleetHybrid(t *testing.T) {
 	}
 	for _, gw := range gws {
 		gw.Stop()
-		gw.AssertNoLeaks(t, jwt, opaque, adminToken, stacktest.GatewaySecret)
+		gw.AssertNoLeaks(t, jwt, opaque, adminToken, stacktest.GatewaySecret, stacktest.FleetKey)
 	}
 }
