@@ -12,11 +12,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/breaker"
 	"github.com/authgate/authgate/internal/config"
 	"github.com/authgate/authgate/internal/fleet"
 	"github.com/authgate/authgate/internal/gateway"
+	"github.com/authgate/authgate/internal/tokenid"
 	"github.com/authgate/authgate/pkg/introspect"
 )
 
@@ -28,12 +28,17 @@ func newTier(cfg *config.Config, log *slog.Logger, tel *telemetry, idp *breaker.
 	if !cfg.Shared() {
 		return nil, nil
 	}
+	if cfg.PlainRedisNonLoopback() {
+		log.Warn("REDIS_URL is redis:// (no TLS) to a host that is not loopback: whoever is on the path sees and can replay the traffic; use rediss://")
+	}
 	rdb, err := fleet.Dial(cfg.RedisURL, cfg.RedisTimeout)
 	if err != nil {
 		return nil, err
 	}
-	tier := fleet.New(fleet.Settings{
+	tier, err := fleet.New(fleet.Settings{
 		Client:          rdb,
+		Key:             cfg.FleetKey,
+		PreviousKey:     cfg.FleetKeyPrev,
 		Prefix:          cfg.RedisKeyPrefix,
 		Timeout:         cfg.RedisTimeout,
 		LockTTL:         cfg.OktaTimeout,
@@ -44,6 +49,10 @@ func newTier(cfg *config.Config, log *slog.Logger, tel *telemetry, idp *breaker.
 		OnHold:          idp.Hold,
 		OnBreakerChange: tel.breakerChange,
 	})
+	if err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("FLEET_KEY: %w", err)
+	}
 	tel.metrics.WatchBreaker(tier.Breaker())
 	return tier, nil
 }
@@ -73,9 +82,10 @@ func newRevoker(cfg *config.Config, toks *tokens, tier *fleet.Tier, client *intr
 		upstream: cfg.RevokeUpstream, client: client, issuer: cfg.OktaIssuer, timeout: cfg.OktaTimeout, url: cfg.OktaRevokeURL}
 }
 
-// revoke implements gateway.Deps' Revoke.
+// revoke implements gateway.Deps' Revoke. It keys by the token's
+// revocation id (tokenid), so that every spelling of a JWS is revoked.
 func (r *revoker) revoke(ctx context.Context, token, hint string) (gateway.Revocation, error) {
-	key := authn.Key(token)
+	key := tokenid.Revocation(token)
 	r.tokens.revokeKey(key, r.tombstone)
 	res := gateway.Revocation{Scope: "local", Upstream: "off"}
 	if r.tier != nil && r.tier.Revoke(ctx, key) == nil {

@@ -54,8 +54,9 @@ func (t *tokens) run(ctx context.Context) {
 	}
 }
 
-// revokeKey revokes the token whose SHA-256 is key in every cache (POST
-// /revoke here, or announced by another replica) and keeps it out for d.
+// revokeKey revokes the token whose revocation id (tokenid.Revocation) is
+// key in every cache (POST /revoke here, or announced by another replica)
+// and keeps it out for d. Every revocation goes through here.
 func (t *tokens) revokeKey(key [sha256.Size]byte, d time.Duration) {
 	t.cache.RevokeKey(key, d)
 	if t.introspect != nil {

@@ -4,13 +4,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"sync/atomic"
 	"time"
-	"unsafe"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/authgate/authgate/internal/fault"
+	"github.com/authgate/authgate/internal/tokenid"
 )
 
 // Lookup says how the cache answered one Verify.
@@ -70,25 +71,33 @@ type CacheSettings struct {
 	Shared Shared
 }
 
-// Cache is a Verifier that remembers answers by the SHA-256 of the token and
-// lets concurrent misses for one token share a single call to Next.
-// A hit never extends an entry's life.
+// Cache is a Verifier that remembers answers by the SHA-256 of the token
+// string (tokenid.ID.Exact: a second spelling of a JWS is verified again,
+// never served another's answer) and lets concurrent misses for one token
+// share a single call to Next. A hit never extends an entry's life.
+// Revocation keys on what the token signs (tokenid.ID.Revocation), so that
+// revoking one spelling revokes them all. A token shaped like a JWS that is
+// not canonical base64url is 401 at the miss, never asked of Next.
 type Cache struct {
 	next     Verifier
 	settings CacheSettings
 	now      func() time.Time
 	pos      *lru.Cache[[sha256.Size]byte, posEntry] // lives until tok.CachedUntil
 	neg      *lru.Cache[[sha256.Size]byte, negEntry]
-	// revoked are the tombstones of revoked tokens (deadline, unix nanos):
-	// an introspection in flight when the token was revoked must not bring
-	// it back. Read on misses only, never on a hit.
-	revoked *lru.Cache[[sha256.Size]byte, int64]
-	flight  singleflight.Group
+	// revoked are the tombstones of revoked tokens by revocation id
+	// (deadline, unix nanos): an introspection in flight when the token was
+	// revoked must not bring it back, nor may an entry of another spelling
+	// of it answer. A hit reads them only while one may be live
+	// (revokedUntil).
+	revoked      *lru.Cache[[sha256.Size]byte, int64]
+	revokedUntil atomic.Int64 // unix nanos: the latest tombstone's deadline
+	flight       singleflight.Group
 }
 
 type posEntry struct {
 	tok        *Token
-	staleUntil int64 // unix nanos; <= tok.CachedUntil when it may not be served stale
+	rev        [sha256.Size]byte // the token's revocation id
+	staleUntil int64             // unix nanos; <= tok.CachedUntil when it may not be served stale
 }
 
 type negEntry struct {
@@ -128,25 +137,28 @@ func (c *Cache) Verify(ctx context.Context, token string) (*Token, error) {
 
 // Lookup is Verify that also says how the cache answered.
 func (c *Cache) Lookup(ctx context.Context, token string) (*Token, Lookup, error) {
-	key := hashToken(token)
+	// The exact id, hashed in place (tokenid.Exact): []byte(token) would
+	// cost an allocation per request (BenchmarkCacheHit).
+	key := tokenid.Exact(token)
 	if t, err, ok := c.get(key); ok {
 		return t, Hit, err
 	}
 	return c.miss(ctx, token, key)
 }
 
-// hashToken is the cache key: SHA-256 of the token, never the token.
-func hashToken(token string) [sha256.Size]byte {
-	// Hash the string's bytes in place: Sum256 neither keeps nor changes
-	// them. unsafe stays because it is measured: []byte(token) costs one
-	// allocation per request (BenchmarkCacheHit: 0 -> 1 alloc, 112 B, and
-	// ~140 ns, for a 110-byte token; more for a real JWT).
-	return sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
-}
+// errNonCanonical answers a token shaped like a JWS whose base64url is not
+// canonical: no signer writes one, and it would be another spelling of a
+// token that may be revoked.
+var errNonCanonical = &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token", Description: "token is not canonically encoded"}
 
 // miss introspects once for all concurrent callers with the same key. It is
 // apart from Lookup so that a hit does not pay for the closure.
 func (c *Cache) miss(ctx context.Context, token string, key [sha256.Size]byte) (*Token, Lookup, error) {
+	id, err := tokenid.Of(token)
+	if err != nil {
+		return nil, Miss, errNonCanonical
+	}
+	rev := id.Revocation
 	ran := false
 	ch := c.flight.DoChan(string(key[:]), func() (any, error) {
 		ran = true
@@ -154,7 +166,7 @@ func (c *Cache) miss(ctx context.Context, token string, key [sha256.Size]byte) (
 		if t, err, ok := c.get(key); ok {
 			return flightResult{tok: t, how: Hit}, err
 		}
-		if c.isRevoked(key) {
+		if c.isRevoked(rev) {
 			return flightResult{how: Hit}, errRevoked
 		}
 		// Detached from the cancellation of whichever request started it;
@@ -165,7 +177,7 @@ func (c *Cache) miss(ctx context.Context, token string, key [sha256.Size]byte) (
 				return flightResult{tok: t, stale: true}, nil
 			}
 		}
-		c.store(key, a)
+		c.store(key, rev, a)
 		return flightResult{tok: a.Token, how: how}, a.Err
 	})
 	select {
@@ -191,6 +203,11 @@ func (c *Cache) miss(ctx context.Context, token string, key [sha256.Size]byte) (
 func (c *Cache) get(key [sha256.Size]byte) (*Token, error, bool) {
 	now := c.now().UnixNano()
 	if e, ok := c.pos.Get(key); ok {
+		// One atomic load while no tombstone is live.
+		if now < c.revokedUntil.Load() && c.isRevoked(e.rev) {
+			c.pos.Remove(key)
+			return nil, errRevoked, true
+		}
 		if now < e.tok.CachedUntil {
 			return e.tok, nil, true
 		}
@@ -239,19 +256,19 @@ func (c *Cache) introspect(ctx context.Context, token string) Answer {
 }
 
 // store keeps a, unless it is no answer (Unavailable), its life is over,
-// or the token was revoked meanwhile and a says it is active.
-func (c *Cache) store(key [sha256.Size]byte, a Answer) {
+// or the token was revoked meanwhile (rev) and a says it is active.
+func (c *Cache) store(key, rev [sha256.Size]byte, a Answer) {
 	now := c.now().UnixNano()
 	if a.Until <= now {
 		return
 	}
 	if a.Err == nil {
-		if c.isRevoked(key) {
+		if c.isRevoked(rev) {
 			return
 		}
 		t := a.Token
 		t.CachedUntil = a.Until
-		c.added(c.pos.Add(key, posEntry{tok: t, staleUntil: staleUntil(time.Unix(0, a.Until), t.Exp, c.settings.StaleIfError)}))
+		c.added(c.pos.Add(key, posEntry{tok: t, rev: rev, staleUntil: staleUntil(time.Unix(0, a.Until), t.Exp, c.settings.StaleIfError)}))
 		return
 	}
 	var fe *fault.Error

@@ -83,11 +83,11 @@ func TestCacheKeyIsTheWholeToken(t *testing.T) {
 	next := echoVerifier()
 	c := newCache(t, next, authn.CacheSettings{TTL: time.Minute, Now: newClock().Now})
 	tokens := []string{
-		"eyJhbGciOiJSUzI1NiJ9.payload.sig",
-		"eyJhbGciOiJSUzI1NiJ9.payload.sih",  // one byte
-		"EYJhbGciOiJSUzI1NiJ9.payload.sig",  // case
-		"eyJhbGciOiJSUzI1NiJ9.payload.sig ", // trailing space
-		"eyJhbGciOiJSUzI1NiJ9.payload.si",   // prefix
+		"eyJhbGciOiJSUzI1NiJ9.cGF5bG9hZA.c2lnbmF0dXJl",
+		"eyJhbGciOiJSUzI1NiJ9.cGF5bG9hZA.c2lnbmF0dXJm",  // one byte
+		"EYJhbGciOiJSUzI1NiJ9.cGF5bG9hZA.c2lnbmF0dXJl",  // case
+		"eyJhbGciOiJSUzI1NiJ9.cGF5bG9hZA.c2lnbmF0dXJl ", // trailing space
+		"eyJhbGciOiJSUzI1NiJ9.cGF5bG9hZA.c2lnbmF0",      // prefix
 		"",
 	}
 	for _, tok := range tokens {
@@ -457,6 +457,92 @@ func BenchmarkCacheHit(b *testing.B) {
 	if _, _, err := c.Lookup(ctx, token); err != nil {
 		b.Fatal(err)
 	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, how, _ := c.Lookup(ctx, token); how != authn.Hit {
+			b.Fatalf("Lookup = %v, want hit", how)
+		}
+	}
+}
+
+// Two spellings of one JWS: the same signing input, two signatures (as an
+// ECDSA signature and its high-S twin are), both canonical base64url.
+const (
+	jwsA = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLW9uZS0wMTIz"
+	jwsB = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXR3by0wMTIz"
+)
+
+// TestCacheRevocationCoversEverySpelling: revoking one spelling of a JWS
+// revokes the others, whether cached before (a hit does not survive) or
+// not yet seen (the miss is refused); each spelling is verified on its
+// own, never served another's answer.
+func TestCacheRevocationCoversEverySpelling(t *testing.T) {
+	next := echoVerifier()
+	clk := newClock()
+	c := newCache(t, next, authn.CacheSettings{TTL: time.Minute, Now: clk.Now})
+	if tok, err := lookup(t, c, jwsA, authn.Miss); err != nil || tok.Subject != jwsA {
+		t.Fatalf("%+v %v", tok, err)
+	}
+	if tok, err := lookup(t, c, jwsB, authn.Miss); err != nil || tok.Subject != jwsB {
+		t.Fatalf("the other spelling: %+v %v, want its own answer", tok, err)
+	}
+	c.RevokeKey(authn.Key(jwsA), time.Minute)
+	for _, tok := range []string{jwsB, jwsA} {
+		if _, _, err := c.Lookup(context.Background(), tok); !fault.Is(err, fault.Unauthenticated) {
+			t.Errorf("%s after the revocation: %v, want 401", tok, err)
+		}
+	}
+	// A third spelling, never seen: refused without asking Next.
+	calls := next.calls.Load()
+	if _, _, err := c.Lookup(context.Background(), jwsA[:len(jwsA)-4]+"MDEy"); !fault.Is(err, fault.Unauthenticated) {
+		t.Errorf("a new spelling after the revocation: %v, want 401", err)
+	}
+	if next.calls.Load() != calls {
+		t.Error("a revoked token's new spelling was asked of Next")
+	}
+	// The tombstone ends: verified again.
+	clk.Add(2 * time.Minute)
+	if _, err := lookup(t, c, jwsB, authn.Miss); err != nil {
+		t.Errorf("after the tombstone: %v", err)
+	}
+	// Revoke by token: the same key.
+	c.Revoke(jwsB, time.Minute)
+	if _, _, err := c.Lookup(context.Background(), jwsA); !fault.Is(err, fault.Unauthenticated) {
+		t.Errorf("Revoke(token) of one spelling left the other: %v", err)
+	}
+}
+
+// TestCacheRefusesNonCanonicalJWS: a JWS-shaped token with set unused
+// base64url bits is 401 invalid_token, never asked of Next nor cached.
+func TestCacheRefusesNonCanonicalJWS(t *testing.T) {
+	next := echoVerifier()
+	c := newCache(t, next, authn.CacheSettings{TTL: time.Minute, Now: newClock().Now})
+	// 43 characters carry 32 bytes and 2 unused bits: "l" sets one.
+	bad := "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLW9uZS0wMTIzNDU2Nzg5YWJjZGVmZ2hpamt"
+	bad = bad[:len(bad)-1] + "l"
+	for range 2 {
+		_, how, err := c.Lookup(context.Background(), bad)
+		var fe *fault.Error
+		if !errors.As(err, &fe) || fe.Kind != fault.Unauthenticated || fe.Code != "invalid_token" || how != authn.Miss {
+			t.Fatalf("non-canonical: %v %v, want 401 invalid_token", how, err)
+		}
+	}
+	if next.calls.Load() != 0 || c.Len() != 0 {
+		t.Errorf("%d calls to Next, %d entries; want none", next.calls.Load(), c.Len())
+	}
+}
+
+// BenchmarkCacheHitWithTombstones is BenchmarkCacheHit while a tombstone
+// is live: the hit then checks its revocation id, still without an
+// allocation.
+func BenchmarkCacheHitWithTombstones(b *testing.B) {
+	c := newCache(b, echoVerifier(), authn.CacheSettings{TTL: time.Hour})
+	const token = "eyJraWQiOiJrMSIsImFsZyI6IlJTMjU2In0.eyJzdWIiOiJhbGljZSIsInNjcCI6WyJyZWFkX3NheWhlbGxvIl19.c2lnbmF0dXJl"
+	ctx := context.Background()
+	if _, _, err := c.Lookup(ctx, token); err != nil {
+		b.Fatal(err)
+	}
+	c.RevokeKey(authn.Key("another-token"), time.Hour)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, how, _ := c.Lookup(ctx, token); how != authn.Hit {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/authgate/authgate/internal/fault"
+	"github.com/authgate/authgate/internal/tokenid"
 )
 
 // Answer is what a cache level keeps for one token: an active Token, or
@@ -21,7 +22,8 @@ type Answer struct {
 // Shared is a cache level that several replicas share (package fleet
 // implements it on Redis), behind the Cache of each.
 type Shared interface {
-	// Fetch answers token (key is its SHA-256) from the shared level, or
+	// Fetch answers token (key is its exact id, tokenid.ID.Exact: the
+	// SHA-256 of the string) from the shared level, or
 	// calls introspect, ideally once across all replicas for one token, and
 	// shares what it returns. It says how it answered: SharedHit,
 	// SharedCoalesced or Miss (introspect ran here). Fetch never fails on
@@ -37,19 +39,28 @@ var errRevoked = &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token"
 // ErrRevoked returns the error a revoked token gets (Unauthenticated).
 func ErrRevoked() *fault.Error { return errRevoked }
 
-// Revoke drops token from the cache and keeps it out for d: its lookups
-// answer 401 "token revoked", and an introspection in flight for it stores
-// nothing.
-func (c *Cache) Revoke(token string, d time.Duration) { c.RevokeKey(hashToken(token), d) }
+// Revoke drops token, in every spelling, from the cache and keeps it out
+// for d: its lookups answer 401 "token revoked", and an introspection in
+// flight for it stores nothing.
+func (c *Cache) Revoke(token string, d time.Duration) { c.RevokeKey(Key(token), d) }
 
-// Key is the cache key of token, the key RevokeKey takes: its SHA-256.
-func Key(token string) [sha256.Size]byte { return hashToken(token) }
+// Key is the key RevokeKey takes for token: its revocation id
+// (tokenid.Revocation), the same for every spelling of a JWS.
+func Key(token string) [sha256.Size]byte { return tokenid.Revocation(token) }
 
-// RevokeKey is Revoke by the token's SHA-256, for a revocation another
-// replica announced (it knows only the hash).
+// RevokeKey is Revoke by the token's revocation id, for a revocation
+// another replica announced (it knows only the id).
 func (c *Cache) RevokeKey(key [sha256.Size]byte, d time.Duration) {
 	until := c.now().Add(d).UnixNano()
 	c.revoked.Add(key, until)
+	for {
+		u := c.revokedUntil.Load()
+		if u >= until || c.revokedUntil.CompareAndSwap(u, until) {
+			break
+		}
+	}
+	// An opaque token's revocation id is its cache key: its entries go at
+	// once. A JWS's entries (one per spelling) go on their next hit.
 	c.pos.Remove(key)
 	c.neg.Add(key, negEntry{err: errRevoked, deadline: until})
 }

@@ -39,7 +39,7 @@ func (c *Cache) stale(key [sha256.Size]byte) (*Token, bool) {
 	if !ok {
 		return nil, false
 	}
-	if now := c.now().UnixNano(); now >= e.tok.CachedUntil && now < e.staleUntil {
+	if now := c.now().UnixNano(); now >= e.tok.CachedUntil && now < e.staleUntil && !c.isRevoked(e.rev) {
 		return e.tok, true
 	}
 	return nil, false

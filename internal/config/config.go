@@ -128,7 +128,9 @@ type Config struct {
 	RedisURL       string        `env:"REDIS_URL" secret:"true"` // may carry a password; "" = no shared tier
 	RedisTimeout   time.Duration `env:"REDIS_TIMEOUT" envDefault:"100ms"`
 	RedisKeyPrefix string        `env:"REDIS_KEY_PREFIX" envDefault:"authgate:"`
-	AdminAPIToken  string        `env:"ADMIN_API_TOKEN" secret:"true"` // "" = POST /revoke answers 404
+	FleetKey       string        `env:"FLEET_KEY" secret:"true"`          // required with REDIS_URL
+	FleetKeyPrev   string        `env:"FLEET_KEY_PREVIOUS" secret:"true"` // rotation: also accepted for reading
+	AdminAPIToken  string        `env:"ADMIN_API_TOKEN" secret:"true"`    // "" = POST /revoke answers 404
 	RevokeUpstream bool          `env:"REVOKE_UPSTREAM" envDefault:"false"`
 	OktaRevokeURL  string        `env:"OKTA_REVOKE_URL"` // default: discovered from OKTA_ISSUER
 }

@@ -16,17 +16,28 @@ import (
 // comes more than burst emission intervals early. It returns 0 when
 // allowed, else the microseconds until the next call would be.
 //
+// The state carries no MAC (Redis itself updates it), so it is bounded
+// instead: a legitimate one is never later than now + burst × interval, so
+// a later one (or one that is not a number) was written by someone else,
+// and is reset: no wait it causes exceeds one emission interval. The reply
+// is -1 when it was reset (and the call allowed).
+//
 // KEYS: the budget. ARGV: emission interval (µs), burst.
 const budgetLua = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local burst = tonumber(ARGV[2])
+local stored = redis.call('GET', KEYS[1])
+local tat = tonumber(stored or '0')
+local reset = false
+if stored and (tat == nil or tat ~= tat or tat > now + burst * interval) then tat = now; reset = true end
 if tat < now then tat = now end
-local allow_at = tat + interval - tonumber(ARGV[2]) * interval
+local allow_at = tat + interval - burst * interval
 if now < allow_at then return math.ceil(allow_at - now) end
 local new_tat = tat + interval
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
+if reset then return -1 end
 return 0
 `
 
@@ -42,6 +53,7 @@ type Budget struct {
 	next     authn.Verifier
 	local    authn.Verifier
 	interval string // µs
+	every    time.Duration
 	burst    string
 	key      string
 	now      func() time.Time
@@ -56,10 +68,10 @@ var _ authn.Verifier = (*Budget)(nil)
 // local (typically an authn.RateLimited wrapping next) answers when Redis
 // cannot.
 func (t *Tier) NewBudget(next, local authn.Verifier, perSecond float64) *Budget {
-	return &Budget{tier: t, next: next, local: local,
-		interval: strconv.FormatInt(max(1, int64(math.Round(1e6/perSecond))), 10),
-		burst:    strconv.Itoa(max(1, int(math.Ceil(perSecond)))),
-		key:      t.s.Prefix + "budget", now: t.now}
+	us := max(1, int64(math.Round(1e6/perSecond)))
+	return &Budget{tier: t, next: next, local: local, now: t.now, key: t.s.Prefix + "budget",
+		interval: strconv.FormatInt(us, 10), every: time.Duration(us) * time.Microsecond,
+		burst: strconv.Itoa(max(1, int(math.Ceil(perSecond))))}
 }
 
 // Verify implements authn.Verifier.
@@ -71,6 +83,17 @@ func (b *Budget) Verify(ctx context.Context, token string) (*authn.Token, error)
 	})
 	if err != nil {
 		return b.local.Verify(ctx, token)
+	}
+	switch {
+	case wait == -1:
+		b.tier.reject("budget", "corrupt")
+	case wait < 0:
+		b.tier.reject("reply", "unexpected")
+	case wait > int64(b.every/time.Microsecond):
+		// No legitimate state makes a longer wait (budgetLua): a hostile
+		// Redis's reply is bounded here too.
+		b.tier.reject("budget", "corrupt")
+		wait = int64(b.every / time.Microsecond)
 	}
 	if wait > 0 {
 		if b.OnRefuse != nil {

@@ -1,8 +1,9 @@
 // Package fleet makes several authgate replicas act as one, on Redis: a
 // token answer cache shared behind each replica's own (sealed so that
-// whoever reads Redis learns neither tokens nor claims), one introspection
-// per token across the fleet (a short lock, the others wait for its
-// answer), the introspection budget and the IdP's 429 hold across
+// whoever reads Redis learns neither tokens nor claims, and whoever writes
+// to it without the fleet key cannot forge an answer: keys.go), one
+// introspection per token across the fleet (a short lock, the others wait
+// for its answer), the introspection budget and the IdP's 429 hold across
 // replicas, and revocations pushed to every replica.
 //
 // Redis is an optimisation, never a new way to fail: every call is bounded
@@ -15,13 +16,13 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +30,7 @@ import (
 
 	"github.com/authgate/authgate/internal/breaker"
 	"github.com/authgate/authgate/internal/lograte"
+	"github.com/authgate/authgate/internal/tokenid"
 )
 
 // The breaker in front of Redis: a dead or slow Redis costs at most
@@ -38,9 +40,28 @@ const (
 	breakerOpen     = time.Second
 )
 
-// pollInterval is how often a replica waiting for another's introspection
-// asks Redis again, should the pub/sub notice be lost.
-const pollInterval = 25 * time.Millisecond
+// pollInterval is how soon a replica waiting for another's introspection
+// first asks Redis again, should the pub/sub notice be lost; each further
+// wait doubles, up to max(pollMax, LockTTL/8).
+const (
+	pollInterval = 25 * time.Millisecond
+	pollMax      = 400 * time.Millisecond
+)
+
+// One Fetch makes at most maxClaims claims, of which at most maxBadValues
+// may find a value that does not open or has ended: past either, or past
+// the lock's life, it introspects on its own. A hostile or confused Redis
+// (a value made PERSIST, a READONLY replica where the delete fails, a
+// clock ahead) then costs a few calls, never a loop.
+const (
+	maxClaims    = 16
+	maxBadValues = 2
+)
+
+// messageSkew is how far the time a message was sent may be from this
+// replica's clock, either way: past it the message is dropped, so that
+// one recorded from the channel cannot be played back later.
+const messageSkew = time.Minute
 
 // Observer is told of every Redis call and of revocations; package metrics
 // implements it.
@@ -50,12 +71,28 @@ type Observer interface {
 	Redis(op, result string, d time.Duration)
 	// Revocation counts one revocation by source: api or pubsub.
 	Revocation(source string)
+	// Rejected counts one thing read from Redis and not believed: what is
+	// message, answer, tombstone, budget or reply; reason is forged (no
+	// fleet key's proof), stale (a message's time out of bounds), ended
+	// (an answer whose life is over), corrupt (budget state out of
+	// bounds) or unexpected (a reply of the wrong shape).
+	Rejected(what, reason string)
 }
 
 // Settings configure a Tier.
 type Settings struct {
 	// Client is the Redis client (Dial).
 	Client redis.UniversalClient
+	// Key is the fleet key (FLEET_KEY): it seals and signs what this
+	// replica writes, and opens and verifies what it reads. Required.
+	Key string
+	// PreviousKey (FLEET_KEY_PREVIOUS), when set, is accepted for reading
+	// and verifying too, during a rotation; revocations and holds are then
+	// sent under both keys.
+	PreviousKey string
+	// Issuer is the issuer's part of every token key name: tokens of two
+	// issuers never share a key space. "" for the one issuer.
+	Issuer string
 	// Prefix starts every key and the pub/sub channel (REDIS_KEY_PREFIX).
 	Prefix string
 	// Timeout bounds every Redis call (REDIS_TIMEOUT).
@@ -72,7 +109,8 @@ type Settings struct {
 	Observer Observer
 	// Log receives the state changes of the tier (breaker, subscription).
 	Log *slog.Logger
-	// OnRevoked is called for a revocation another replica announced.
+	// OnRevoked is called for a revocation another replica announced,
+	// with the token's revocation id (tokenid.ID.Revocation).
 	OnRevoked func(key [sha256.Size]byte)
 	// OnHold is called for a 429 hold another replica announced.
 	OnHold func(until time.Time)
@@ -83,13 +121,14 @@ type Settings struct {
 // Tier is the shared tier. Its methods are safe for concurrent use.
 type Tier struct {
 	s       Settings
+	keys    keyring
 	rdb     redis.UniversalClient
 	now     func() time.Time
 	breaker *breaker.Breaker
 	channel string
-	id      string // this replica, in its pub/sub messages
+	id      [8]byte // this replica, in its pub/sub messages
 
-	claimScript, putScript, revokeScript, budgetScript *redis.Script
+	claimScript, putScript, deleteScript, budgetScript *redis.Script
 
 	mu      sync.Mutex
 	waiters map[[sha256.Size]byte]chan struct{} // closed when the key's answer may have come
@@ -102,32 +141,60 @@ type Tier struct {
 }
 
 // New returns a Tier on s.Client; Start makes it listen to the other
-// replicas, Close stops it and closes the client.
-func New(s Settings) *Tier {
-	t := &Tier{s: s, rdb: s.Client, now: s.Now, channel: s.Prefix + "events",
+// replicas, Close stops it and closes the client. It fails only without a
+// fleet key.
+func New(s Settings) (*Tier, error) {
+	ring, err := newKeyring(s.Key, s.PreviousKey)
+	if err != nil {
+		return nil, err
+	}
+	t := &Tier{s: s, keys: ring, rdb: s.Client, now: s.Now, channel: s.Prefix + "events",
 		waiters: map[[sha256.Size]byte]chan struct{}{}, done: make(chan struct{})}
 	if t.now == nil {
 		t.now = time.Now
 	}
-	var id [8]byte
-	rand.Read(id[:])
-	t.id = hex.EncodeToString(id[:])
+	rand.Read(t.id[:])
 	t.breaker = breaker.New(breaker.Settings{Name: "redis", Failures: breakerFailures, OpenTimeout: breakerOpen,
 		IsFailure: func(err error) bool { return !errors.Is(err, redis.Nil) }, OnStateChange: s.OnBreakerChange})
 	t.claimScript = redis.NewScript(claimLua)
 	t.putScript = redis.NewScript(putLua)
-	t.revokeScript = redis.NewScript(revokeLua)
+	t.deleteScript = redis.NewScript(deleteLua)
 	t.budgetScript = redis.NewScript(budgetLua)
-	return t
+	return t, nil
 }
 
-// Start listens to the other replicas (revocations, holds, answers come
-// in), once the callbacks of Settings can be called. It does not fail:
-// with Redis down, the subscription comes up when Redis does (go-redis
-// reconnects it, after a restart too).
+// warmConns is how many connections Start opens ahead of the first
+// requests.
+const warmConns = 8
+
+// Start loads the scripts and opens a few connections (so that the first
+// requests, cold tokens on a busy machine, do not pay for EVAL and dials
+// under REDIS_TIMEOUT), then listens to the other replicas (revocations,
+// holds, answers come in), once the callbacks of Settings can be called.
+// It does not fail: with Redis down, the subscription comes up when Redis
+// does (go-redis reconnects it, after a restart too), and a script not
+// loaded is sent whole once (EVALSHA, then EVAL).
 func (t *Tier) Start() {
+	t.warm()
 	t.ps = t.rdb.Subscribe(context.Background(), t.channel)
 	go t.listen()
+}
+
+func (t *Tier) warm() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*t.s.Timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	// SCRIPT LOAD, its reply ignored: Script.Load would take the digest
+	// Redis answers for the script's own.
+	for _, src := range []string{claimLua, putLua, deleteLua, budgetLua} {
+		wg.Add(1)
+		go func() { defer wg.Done(); t.rdb.ScriptLoad(ctx, src) }()
+	}
+	for range warmConns {
+		wg.Add(1)
+		go func() { defer wg.Done(); t.rdb.Ping(ctx) }()
+	}
+	wg.Wait()
 }
 
 // Close stops listening and closes the client.
@@ -156,18 +223,25 @@ func (t *Tier) Health(ctx context.Context) string {
 }
 
 // do runs one Redis call f behind the breaker, bounded by Timeout, and
-// reports it. redis.Nil (no such key) is an answer, not a failure.
+// reports it. redis.Nil (no such key) is an answer, not a failure; nor is
+// a call cut short because its caller's ctx ended (a request gone, a wait
+// over): that says nothing about Redis.
 func (t *Tier) do(ctx context.Context, op string, f func(context.Context) error) error {
 	done, err := t.breaker.Allow()
 	if err != nil {
 		t.observe(op, "breaker_open", 0)
 		return err
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, t.s.Timeout)
 	start := time.Now()
 	err = f(ctx)
 	d := time.Since(start)
 	cancel()
+	if err != nil && parent.Err() != nil {
+		done(context.Canceled) // excluded: neither a success nor a failure
+		return err
+	}
 	switch {
 	case err == nil:
 		t.observe(op, "ok", d)
@@ -189,19 +263,37 @@ func (t *Tier) observe(op, result string, d time.Duration) {
 	}
 }
 
-// keys are the Redis keys of one token. The hash tag puts them in one slot
-// of a Redis Cluster, so that one script may touch them all.
-type keys struct {
+func (t *Tier) reject(what, reason string) {
+	if t.s.Observer != nil {
+		t.s.Observer.Rejected(what, reason)
+	}
+}
+
+// names are the Redis keys of one token under one fleet key. The hash tag
+// (the keyed name of the revocation id) puts them in one slot of a Redis
+// Cluster, so that one script may touch them all; every spelling of a JWS
+// shares the tombstone and has its own answer and lock.
+type names struct {
 	answer, tombstone, lock string
 }
 
-func (t *Tier) keysOf(key [sha256.Size]byte) keys {
-	tag := t.s.Prefix + "{" + hex.EncodeToString(key[:]) + "}:"
-	return keys{answer: tag + "answer", tombstone: tag + "revoked", lock: tag + "lock"}
+func (t *Tier) namesOf(k *fleetKey, id tokenid.ID) names {
+	tag := t.s.Prefix + "{" + k.nameOf(t.s.Issuer, id.Revocation) + "}:"
+	exact := k.nameOf(t.s.Issuer, id.Exact)[:32] // 128 bits: unique within the tag
+	return names{answer: tag + "answer:" + exact, tombstone: tag + "revoked", lock: tag + "lock:" + exact}
 }
 
-// Messages on the channel: "f HEX" (an answer came, or its lock was let
-// go), "r HEX ID" (revoked by replica ID), "h UNIXNANO ID" (a 429 hold).
+// tombstoneName is the tombstone's key of the revocation id rev under k.
+func (t *Tier) tombstoneName(k *fleetKey, rev [sha256.Size]byte) string {
+	return t.s.Prefix + "{" + k.nameOf(t.s.Issuer, rev) + "}:revoked"
+}
+
+// message is a message of kind with arg, sent now by this replica,
+// sealed under keys (keys.go).
+func (t *Tier) message(keys keyring, kind byte, arg []byte) string {
+	return sealMessage(keys, t.channel, message{kind: kind, sent: t.now().UnixNano(), from: t.id, arg: arg})
+}
+
 func (t *Tier) listen() {
 	defer close(t.done)
 	for m := range t.ps.Channel(redis.WithChannelSize(1024)) {
@@ -209,37 +301,46 @@ func (t *Tier) listen() {
 	}
 }
 
-func (t *Tier) handle(msg string) {
-	kind, rest, _ := strings.Cut(msg, " ")
-	arg, from, _ := strings.Cut(rest, " ")
-	switch kind {
-	case "f":
-		if key, ok := parseKey(arg); ok {
+// handle acts on one message (keys.go), once it proves that a holder of a
+// fleet key sent it lately; any other is dropped and counted.
+func (t *Tier) handle(payload string) {
+	m, ok := t.keys.openMessage(t.channel, payload)
+	if !ok {
+		t.reject("message", "forged")
+		return
+	}
+	if d := t.now().Sub(time.Unix(0, m.sent)); d > messageSkew || d < -messageSkew {
+		t.reject("message", "stale")
+		return
+	}
+	self := m.from == t.id
+	switch m.kind {
+	case 'f':
+		if key, ok := idArg(m.arg); ok {
 			t.wake(key)
 		}
-	case "r":
-		if key, ok := parseKey(arg); ok && from != t.id {
+	case 'r':
+		if key, ok := idArg(m.arg); ok && !self {
 			if t.s.OnRevoked != nil {
 				t.s.OnRevoked(key)
 			}
 			if t.s.Observer != nil {
 				t.s.Observer.Revocation("pubsub")
 			}
-			t.wake(key)
 		}
-	case "h":
-		if n, err := strconv.ParseInt(arg, 10, 64); err == nil && from != t.id && t.s.OnHold != nil {
-			t.s.OnHold(time.Unix(0, n))
+	case 'h':
+		if len(m.arg) == 8 && !self && t.s.OnHold != nil {
+			t.s.OnHold(time.Unix(0, int64(binary.BigEndian.Uint64(m.arg))))
 		}
 	}
 }
 
-func parseKey(s string) (key [sha256.Size]byte, ok bool) {
-	if len(s) != 2*sha256.Size {
+func idArg(b []byte) (key [sha256.Size]byte, ok bool) {
+	if len(b) != sha256.Size {
 		return key, false
 	}
-	_, err := hex.Decode(key[:], []byte(s))
-	return key, err == nil
+	copy(key[:], b)
+	return key, true
 }
 
 // watch returns a channel closed when the key's answer may have come.
@@ -277,7 +378,7 @@ func (t *Tier) lockID() string {
 	t.lockSeq++
 	n := t.lockSeq
 	t.mu.Unlock()
-	return t.id + "-" + strconv.FormatUint(n, 10)
+	return hex.EncodeToString(t.id[:]) + "-" + strconv.FormatUint(n, 10)
 }
 
 // Dial makes the client REDIS_URL names: redis:// or rediss:// (TLS) for

@@ -3,7 +3,6 @@ package fleet_test
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"strings"
 	"sync"
@@ -47,11 +46,27 @@ func (f *idp) Verify(ctx context.Context, token string) (*authn.Token, error) {
 		Validation: authn.ValidationIntrospection}, nil
 }
 
-// observer records the Redis calls and revocations.
+// observer records the Redis calls, revocations and what was not believed.
 type observer struct {
-	mu    sync.Mutex
-	calls map[string]int // "op result"
-	revs  map[string]int
+	mu       sync.Mutex
+	calls    map[string]int // "op result"
+	revs     map[string]int
+	rejected map[string]int // "what reason"
+}
+
+func (o *observer) Rejected(what, reason string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.rejected == nil {
+		o.rejected = map[string]int{}
+	}
+	o.rejected[what+" "+reason]++
+}
+
+func (o *observer) rejections(k string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.rejected[k]
 }
 
 func (o *observer) Redis(op, result string, _ time.Duration) {
@@ -84,25 +99,41 @@ func (o *observer) revocations(source string) int {
 	return o.revs[source]
 }
 
+// The fleet keys of the tests (FLEET_KEY).
+const (
+	fleetKey  = "fleet-key-of-the-tests-0123456789abcdef"
+	fleetKey2 = "fleet-key-two-of-the-tests-0123456789abc"
+)
+
 // replica is one authgate's token side: its Cache over the shared Tier.
 type replica struct {
 	cache *authn.Cache
 	tier  *fleet.Tier
 	obs   *observer
+	holds atomic.Int64 // OnHold calls
 }
 
-func newReplica(t *testing.T, addr string, next authn.Verifier) *replica {
+// newReplica is a replica with the tests' fleet key; edit, when given,
+// changes its settings.
+func newReplica(t *testing.T, addr string, next authn.Verifier, edit ...func(*fleet.Settings)) *replica {
 	t.Helper()
 	rdb, err := fleet.Dial("redis://"+addr+"/0", 200*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := &replica{obs: &observer{}}
-	r.tier = fleet.New(fleet.Settings{Client: rdb, Prefix: "test:", Timeout: 200 * time.Millisecond,
+	s := fleet.Settings{Client: rdb, Key: fleetKey, Prefix: "test:", Timeout: 200 * time.Millisecond,
 		LockTTL: 2 * time.Second, Tombstone: time.Minute, Observer: r.obs,
-		OnRevoked: func(key [sha256.Size]byte) { r.cache.RevokeKey(key, time.Minute) }})
+		OnRevoked: func(key [sha256.Size]byte) { r.cache.RevokeKey(key, time.Minute) },
+		OnHold:    func(time.Time) { r.holds.Add(1) }}
+	for _, e := range edit {
+		e(&s)
+	}
+	if r.tier, err = fleet.New(s); err != nil {
+		t.Fatal(err)
+	}
 	r.cache, err = authn.NewCache(next, authn.CacheSettings{Size: 100, TTL: time.Minute, NegativeTTL: 30 * time.Second,
-		Timeout: 2 * time.Second, Shared: r.tier})
+		Timeout: 2 * time.Second, Shared: r.tier, Now: s.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,8 +187,8 @@ func TestSharedHit(t *testing.T) {
 		t.Fatalf("inactive on the other replica: %v %v, want a shared hit of 401", how, err)
 	}
 	// The answer's TTL in Redis ends no later than the entry.
-	key := sha256.Sum256([]byte(token))
-	pttl, err := rs.Client().PTTL(context.Background(), "test:{"+hex.EncodeToString(key[:])+"}:answer").Result()
+	name, _, _ := fleet.Names(fleetKey, "test:", token)
+	pttl, err := rs.Client().PTTL(context.Background(), name).Result()
 	if err != nil || pttl <= 0 || pttl > time.Minute {
 		t.Errorf("PTTL %v %v, want (0, 1m]", pttl, err)
 	}
@@ -193,8 +224,7 @@ func TestGarbageValue(t *testing.T) {
 	rs := stacktest.StartRedis(t)
 	f := &idp{}
 	const token = "tok-garbage-0123456789"
-	key := sha256.Sum256([]byte(token))
-	name := "test:{" + hex.EncodeToString(key[:]) + "}:answer"
+	name, _, _ := fleet.Names(fleetKey, "test:", token)
 	c := rs.Client()
 	for _, v := range []string{"garbage", "\x01" + strings.Repeat("x", 64)} {
 		c.Set(context.Background(), name, v, time.Minute)
@@ -211,8 +241,8 @@ func TestGarbageValue(t *testing.T) {
 	if _, _, err := lookup(t, other, "tok-other-0123456789"); err != nil {
 		t.Fatal(err)
 	}
-	okey := sha256.Sum256([]byte("tok-other-0123456789"))
-	v, _ := c.Get(context.Background(), "test:{"+hex.EncodeToString(okey[:])+"}:answer").Result()
+	oname, _, _ := fleet.Names(fleetKey, "test:", "tok-other-0123456789")
+	v, _ := c.Get(context.Background(), oname).Result()
 	c.Set(context.Background(), name, v, time.Minute)
 	if _, how, err := lookup(t, newReplica(t, rs.Addr, f), token); err != nil || how != authn.Miss {
 		t.Fatalf("another token's value: %v %v, want a miss", how, err)

@@ -3,32 +3,34 @@ package fleet
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
-	"strconv"
+	"encoding/binary"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
-// revokeLua drops a token's answer, leaves its tombstone (so that an
-// introspection in flight cannot bring it back) and tells every replica.
-//
-// KEYS: answer, tombstone. ARGV: tombstone life (ms), channel, message.
-const revokeLua = `
-redis.call('DEL', KEYS[1])
-redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
-redis.call('PUBLISH', ARGV[2], ARGV[3])
-return 1
-`
-
-// Revoke revokes the token whose SHA-256 is key across the fleet: its
-// shared answer is dropped, a tombstone refuses it for Tombstone, and every
-// replica is told to drop it from its own cache. An error means Redis did
-// not take it: only this replica's revocation (the caller's) stands.
-func (t *Tier) Revoke(ctx context.Context, key [sha256.Size]byte) error {
-	k := t.keysOf(key)
-	msg := "r " + hex.EncodeToString(key[:]) + " " + t.id
+// Revoke revokes the token whose revocation id (tokenid.ID.Revocation) is
+// rev across the fleet: a tombstone refuses it for Tombstone (its answers
+// in Redis, behind it, are never served again and end by themselves), and
+// every replica is told to drop it from its own cache. While two fleet
+// keys are set, the tombstone is written under both keys' names and the
+// message sent under both, so that a replica that knows either hears it.
+// An error means Redis did not take it: only this replica's revocation
+// (the caller's) stands.
+func (t *Tier) Revoke(ctx context.Context, rev [sha256.Size]byte) error {
+	life := max(t.s.Tombstone, time.Millisecond)
+	until := t.now().Add(life).UnixNano()
+	msg := t.message(t.keys, 'r', rev[:])
 	return t.do(ctx, "revoke", func(ctx context.Context) error {
-		return t.revokeScript.Run(ctx, t.rdb, []string{k.answer, k.tombstone},
-			strconv.FormatInt(max(t.s.Tombstone.Milliseconds(), 1), 10), t.channel, msg).Err()
+		_, err := t.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, k := range t.keys {
+				name := t.tombstoneName(k, rev)
+				p.Set(ctx, name, k.tombstone(name, until), life)
+			}
+			p.Publish(ctx, t.channel, msg)
+			return nil
+		})
+		return err
 	})
 }
 
@@ -37,7 +39,7 @@ func (t *Tier) Revoke(ctx context.Context, key [sha256.Size]byte) error {
 // It runs on the request path of the call that got the 429, bounded by
 // REDIS_TIMEOUT.
 func (t *Tier) PublishHold(until time.Time) {
-	msg := "h " + strconv.FormatInt(until.UnixNano(), 10) + " " + t.id
+	msg := t.message(t.keys, 'h', binary.BigEndian.AppendUint64(nil, uint64(until.UnixNano())))
 	t.do(context.Background(), "publish", func(ctx context.Context) error {
 		return t.rdb.Publish(ctx, t.channel, msg).Err()
 	})

@@ -13,19 +13,18 @@ import (
 	"github.com/authgate/authgate/internal/fault"
 )
 
-// A value in Redis is sealed with AES-256-GCM under a key derived from the
-// token itself (HKDF-SHA256): the key name is the token's SHA-256, so
-// whoever reads Redis (a dump, a replica, a shared instance) learns neither
-// the tokens nor their claims, and only a caller holding the token can open
-// its answer. The key name is the additional data, so a value cannot be
-// moved to another key.
-const (
-	sealVersion = 1
-	sealInfo    = "authgate fleet answer v1"
-)
+// A value in Redis is sealed with AES-256-GCM under a key derived
+// (HKDF-SHA256) from the token and the fleet key's seal subkey (keys.go):
+// opening it, or sealing one that opens, takes both. Whoever reads Redis
+// (a dump, a replica, a shared instance) learns neither the tokens nor
+// their claims; whoever writes to it without the fleet key cannot make an
+// answer any replica believes, even for a token of their own choosing. The
+// key name is the additional data, so a value cannot be moved to another
+// key; the fleet key's id says which key sealed it (rotation).
+const sealInfo = "authgate fleet answer v2"
 
-// errUnsealed is a value that does not open: garbage, another version, or
-// another token's.
+// errUnsealed is a value that does not open: garbage, another version,
+// another token's, or sealed without a fleet key this replica holds.
 var errUnsealed = errors.New("shared answer does not open")
 
 // sealed is what a sealed value holds.
@@ -45,8 +44,8 @@ type sealed struct {
 	Desc       string `json:"desc,omitempty"`
 }
 
-func aeadFor(token string) (cipher.AEAD, error) {
-	key, err := hkdf.Key(sha256.New, []byte(token), nil, sealInfo, 32)
+func aeadFor(k *fleetKey, token string) (cipher.AEAD, error) {
+	key, err := hkdf.Key(sha256.New, []byte(token), k.seal, sealInfo, 32)
 	if err != nil {
 		return nil, err
 	}
@@ -57,8 +56,9 @@ func aeadFor(token string) (cipher.AEAD, error) {
 	return cipher.NewGCM(block)
 }
 
-// seal encodes a cacheable answer (active, or Unauthenticated) for name.
-func seal(token, name string, a authn.Answer) ([]byte, error) {
+// seal encodes a cacheable answer (active, or Unauthenticated) for name
+// under k: version, key id, nonce, sealed JSON.
+func seal(k *fleetKey, token, name string, a authn.Answer) ([]byte, error) {
 	v := sealed{Until: a.Until}
 	if a.Err == nil {
 		t := a.Token
@@ -75,27 +75,38 @@ func seal(token, name string, a authn.Answer) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	aead, err := aeadFor(token)
+	aead, err := aeadFor(k, token)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, 1+aead.NonceSize(), 1+aead.NonceSize()+len(plain)+aead.Overhead())
-	out[0] = sealVersion
-	rand.Read(out[1:])
-	return aead.Seal(out, out[1:1+aead.NonceSize()], plain, []byte(name)), nil
+	const head = 1 + 4
+	out := make([]byte, head+aead.NonceSize(), head+aead.NonceSize()+len(plain)+aead.Overhead())
+	out[0] = keyVersion
+	copy(out[1:head], k.id[:])
+	rand.Read(out[head:])
+	return aead.Seal(out, out[head:], plain, []byte(name)), nil
 }
 
-// unseal opens what seal made for token under name.
-func unseal(token, name string, b []byte) (authn.Answer, error) {
-	aead, err := aeadFor(token)
+// unseal opens what seal made for token under name, with the key of r
+// that sealed it.
+func unseal(r keyring, token, name string, b []byte) (authn.Answer, error) {
+	const head = 1 + 4
+	if len(b) < head || b[0] != keyVersion {
+		return authn.Answer{}, errUnsealed
+	}
+	k := r.byID(b[1:head])
+	if k == nil {
+		return authn.Answer{}, errUnsealed
+	}
+	aead, err := aeadFor(k, token)
 	if err != nil {
 		return authn.Answer{}, err
 	}
 	n := aead.NonceSize()
-	if len(b) < 1+n || b[0] != sealVersion {
+	if len(b) < head+n {
 		return authn.Answer{}, errUnsealed
 	}
-	plain, err := aead.Open(nil, b[1:1+n], b[1+n:], []byte(name))
+	plain, err := aead.Open(nil, b[head:head+n], b[head+n:], []byte(name))
 	if err != nil {
 		return authn.Answer{}, errUnsealed
 	}

@@ -10,9 +10,12 @@ import (
 
 // Label values of the shared tier's metrics (package fleet names them).
 var (
-	redisOps     = []string{"claim", "put", "delete", "revoke", "budget", "publish", "ping"}
+	redisOps     = []string{"claim", "put", "delete", "revoke", "budget", "publish", "ping", "rotation"}
 	redisResults = []string{"ok", "miss", "error", "breaker_open"}
 	revokeSource = []string{"api", "pubsub"}
+	// rejected are the (what, reason) pairs package fleet reports.
+	rejected = [][2]string{{"message", "forged"}, {"message", "stale"}, {"answer", "forged"}, {"answer", "ended"},
+		{"tombstone", "forged"}, {"tombstone", "ended"}, {"budget", "corrupt"}, {"reply", "unexpected"}}
 )
 
 // fleetMetrics are the metrics of several replicas: absent until Fleet
@@ -23,13 +26,15 @@ type fleetMetrics struct {
 	duration    map[string]prometheus.Observer
 	durationVec *prometheus.HistogramVec
 	revocations map[string]prometheus.Counter
+	rejected    map[[2]string]prometheus.Counter
 }
 
 // Fleet registers the metrics of push revocation
 // (authgate_revocations_total) and, when shared (REDIS_URL), those of the
 // shared tier: authgate_redis_requests_total{op,result},
 // authgate_redis_duration_seconds{op} and the shared_hit and
-// shared_coalesced results of authgate_cache_requests_total. It is called
+// shared_coalesced results of authgate_cache_requests_total, and
+// authgate_redis_rejected_total{what,reason}. It is called
 // once, before serving.
 func (m *Metrics) Fleet(shared bool) {
 	f := &m.fleet
@@ -62,7 +67,25 @@ func (m *Metrics) Fleet(shared bool) {
 			f.redis[[2]string{op, r}] = f.redisVec.WithLabelValues(op, r)
 		}
 	}
-	m.reg.MustRegister(f.redisVec, f.durationVec)
+	rej := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "authgate_redis_rejected_total",
+		Help: "Things read from Redis and not believed, by what (message, answer, tombstone, budget, reply) and reason: " +
+			"forged (no proof of the fleet key), stale (a message sent too long ago), ended (an answer or tombstone over), " +
+			"corrupt (budget state out of bounds, reset), unexpected (a reply of the wrong shape).",
+	}, []string{"what", "reason"})
+	f.rejected = map[[2]string]prometheus.Counter{}
+	for _, r := range rejected {
+		f.rejected[r] = rej.WithLabelValues(r[0], r[1])
+	}
+	m.reg.MustRegister(f.redisVec, f.durationVec, rej)
+}
+
+// Rejected counts one thing read from Redis and not believed
+// (fleet.Observer). Pairs are package fleet's constants: bounded.
+func (m *Metrics) Rejected(what, reason string) {
+	if c, ok := m.fleet.rejected[[2]string{what, reason}]; ok {
+		c.Inc()
+	}
 }
 
 // Redis counts one call to Redis (fleet.Observer). A call not sent (the

@@ -1,17 +1,28 @@
 package stacktest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
+
+// FleetKey is the FLEET_KEY of the replicas the tests start: REDIS_URL
+// requires one.
+const FleetKey = "stacktest-fleet-key-0123456789abcdefghijklmnop"
 
 // Redis is a real redis-server on a loopback port, owned by one test.
 type Redis struct {
@@ -149,4 +160,129 @@ func (r *Redis) Port() int {
 	_, p, _ := net.SplitHostPort(r.Addr)
 	n, _ := strconv.Atoi(p)
 	return n
+}
+
+// HostileRedis speaks just enough RESP (version 2) for go-redis, and
+// answers as a hostile or confused Redis might: every claim (a script call
+// with three keys and two arguments) with Claim, every budget call (one
+// key, two arguments) with Budget when set, SUBSCRIBE as Redis does, and
+// anything else with :0. Replies are raw RESP (Bulk helps).
+type HostileRedis struct {
+	Addr string // 127.0.0.1:PORT
+	URL  string // redis://127.0.0.1:PORT/0
+
+	claim, budget string
+	claims        atomic.Int64
+	ln            net.Listener
+	mu            sync.Mutex
+	conns         map[net.Conn]bool
+	wg            sync.WaitGroup
+}
+
+// StartHostileRedis serves until the test ends.
+func StartHostileRedis(tb testing.TB, claim, budget string) *HostileRedis {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	h := &HostileRedis{Addr: ln.Addr().String(), claim: claim, budget: budget, ln: ln, conns: map[net.Conn]bool{}}
+	h.URL = "redis://" + h.Addr + "/0"
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			h.mu.Lock()
+			h.conns[c] = true
+			h.mu.Unlock()
+			h.wg.Add(1)
+			go func() { defer h.wg.Done(); h.serve(c) }()
+		}
+	}()
+	tb.Cleanup(func() {
+		ln.Close()
+		h.mu.Lock()
+		for c := range h.conns {
+			c.Close()
+		}
+		h.mu.Unlock()
+		h.wg.Wait()
+	})
+	return h
+}
+
+// Claims is the number of claims asked so far.
+func (h *HostileRedis) Claims() int64 { return h.claims.Load() }
+
+// Bulk is s as a RESP bulk string.
+func Bulk(s string) string { return fmt.Sprintf("$%d\r\n%s\r\n", len(s), s) }
+
+func (h *HostileRedis) serve(c net.Conn) {
+	defer c.Close()
+	r := bufio.NewReader(c)
+	for {
+		cmd, err := readCommand(r)
+		if err != nil {
+			return
+		}
+		var reply string
+		script := func(keys string, n int) bool {
+			name := strings.ToUpper(cmd[0])
+			return (name == "EVALSHA" || name == "EVAL") && len(cmd) == n && cmd[2] == keys
+		}
+		switch name := strings.ToUpper(cmd[0]); {
+		case name == "HELLO":
+			reply = "-ERR unknown command 'HELLO'\r\n"
+		case name == "CLIENT", name == "PING":
+			reply = "+OK\r\n"
+		case name == "SUBSCRIBE" && len(cmd) == 2:
+			reply = "*3\r\n" + Bulk("subscribe") + Bulk(cmd[1]) + ":1\r\n"
+		case script("3", 8):
+			h.claims.Add(1)
+			reply = h.claim
+		case script("1", 6) && h.budget != "":
+			reply = h.budget
+		default:
+			reply = ":0\r\n"
+		}
+		if _, err := io.WriteString(c, reply); err != nil {
+			return
+		}
+	}
+}
+
+// readCommand reads one RESP array of bulk strings.
+func readCommand(r *bufio.Reader) ([]string, error) {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasPrefix(line, "*") {
+		return nil, errors.New("not an array")
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(line[1:]))
+	if err != nil || n < 1 || n > 64 {
+		return nil, errors.New("bad array")
+	}
+	out := make([]string, n)
+	for i := range out {
+		line, err := r.ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "$") {
+			return nil, errors.New("not a bulk string")
+		}
+		size, err := strconv.Atoi(strings.TrimSpace(line[1:]))
+		if err != nil || size < 0 || size > 1<<20 {
+			return nil, errors.New("bad bulk string")
+		}
+		b := make([]byte, size+2)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, err
+		}
+		out[i] = string(b[:size])
+	}
+	return out, nil
 }

@@ -21,7 +21,7 @@ func startFleet(t *testing.T, n int, r *stacktest.Redis, i *stacktest.IDP, o *op
 	var gws []*stacktest.Gateway
 	for range n {
 		env := stacktest.StackEnv(i, o)
-		env["REDIS_URL"] = r.URL
+		env["REDIS_URL"], env["FLEET_KEY"] = r.URL, stacktest.FleetKey
 		env["ADMIN_API_TOKEN"] = adminToken
 		for k := 0; k+1 < len(extra); k += 2 {
 			env[extra[k]] = extra[k+1]
@@ -102,7 +102,7 @@ func TestFleetSharedHit(t *testing.T) {
 	}
 	for _, gw := range gws {
 		gw.Stop()
-		gw.AssertNoLeaks(t, tok, stacktest.GatewaySecret, adminToken)
+		gw.AssertNoLeaks(t, tok, stacktest.GatewaySecret, adminToken, stacktest.FleetKey)
 	}
 }
 
@@ -354,7 +354,7 @@ func TestFleetHybrid(t *testing.T) {
 	}
 	for _, gw := range gws {
 		gw.Stop()
-		gw.AssertNoLeaks(t, jwt, opaque, adminToken, stacktest.GatewaySecret)
+		gw.AssertNoLeaks(t, jwt, opaque, adminToken, stacktest.GatewaySecret, stacktest.FleetKey)
 	}
 }
 

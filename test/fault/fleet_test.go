@@ -18,7 +18,7 @@ func fleetOf(t *testing.T, n int, redisURL, idpURL, opaURL string, extra ...stri
 	t.Helper()
 	var gws []*stacktest.Gateway
 	for range n {
-		gws = append(gws, stacktest.StartGateway(t, env(idpURL, opaURL, append([]string{"REDIS_URL", redisURL}, extra...)...)))
+		gws = append(gws, stacktest.StartGateway(t, env(idpURL, opaURL, append([]string{"REDIS_URL", redisURL, "FLEET_KEY", stacktest.FleetKey}, extra...)...)))
 	}
 	return gws
 }
@@ -184,4 +184,42 @@ func TestFleetSlowRedis(t *testing.T) {
 		stacktest.Get(t, gws[1].Traffic+"/sayhello", tok)
 		return metric(t, gws[1], `authgate_cache_requests_total{result="shared_hit"}`) > 0
 	})
+}
+
+// TestFleetHostileRedis: a Redis that answers claims with replies of the
+// wrong shape (a hit without a value, a hit with an integer), a wait that
+// never ends, or a value that does not open, neither crashes a replica
+// nor hangs or floods: every request is answered by the IdP, with a few
+// Redis calls each.
+func TestFleetHostileRedis(t *testing.T) {
+	o := startOPA(t)
+	idp := newStandIn(t, introspection)
+	for _, tt := range []struct {
+		name, claim string
+		perRequest  int64
+	}{
+		{"hit without a value", "*1\r\n" + stacktest.Bulk("hit"), 1},
+		{"hit with an integer", "*2\r\n" + stacktest.Bulk("hit") + ":5\r\n", 1},
+		{"a value that does not open", "*2\r\n" + stacktest.Bulk("hit") + stacktest.Bulk("sealed-by-nobody"), 2},
+		{"a wait that never ends", "*1\r\n" + stacktest.Bulk("wait"), 16},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := stacktest.StartHostileRedis(t, tt.claim, "")
+			gw := fleetOf(t, 1, h.URL, idp.srv.URL, o.URL, "OKTA_TIMEOUT", "500ms")[0]
+			const requests = 3
+			for k := range requests {
+				start := time.Now()
+				check(t, stacktest.Get(t, gw.Traffic+"/sayhello", freshToken(true)), want{status: 200})
+				if d := time.Since(start); d > 2*time.Second {
+					t.Errorf("request %d answered after %s", k, d)
+				}
+			}
+			if n := h.Claims(); n < 1 || n > requests*tt.perRequest {
+				t.Errorf("%d claims for %d requests, want 1 to %d", n, requests, requests*tt.perRequest)
+			}
+			if res := stacktest.Get(t, gw.Admin+"/readyz", ""); res.Status != 200 {
+				t.Errorf("/readyz %d %s", res.Status, res.Body)
+			}
+		})
+	}
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
@@ -39,14 +41,17 @@ func runFleet(ctx context.Context, o options, bin, work string, p *procs, env []
 	if err := p.start(ctx, work, "redis", redisBin, []string{"--port", "6390", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"}, nil); err != nil {
 		return nil, err
 	}
-	// One prefix for the fleet (the replicas share only what is under it),
-	// new each run.
+	// One prefix and one fleet key for the fleet (the replicas share only
+	// what is under it), new each run.
 	prefix := "load-" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"
+	var kb [32]byte
+	rand.Read(kb[:])
+	fleetKey := base64.StdEncoding.EncodeToString(kb[:])
 	var targets, metrics []string
 	for i := range fleetReplicas {
 		traffic, admin, m := replicaAddrs(i)
 		renv := append(slices.Clone(env), "LISTEN_ADDR="+traffic, "ADMIN_ADDR="+admin, "METRICS_ADDR="+m,
-			"REDIS_URL=redis://"+redisAddr+"/0", "REDIS_KEY_PREFIX="+prefix)
+			"REDIS_URL=redis://"+redisAddr+"/0", "REDIS_KEY_PREFIX="+prefix, "FLEET_KEY="+fleetKey)
 		if err := p.start(ctx, work, "authgate-replica-"+strconv.Itoa(i), bin+"/authgate", nil, renv); err != nil {
 			return nil, err
 		}

@@ -24,6 +24,7 @@ func main() {
 	flag.IntVar(&o.coldTokens, "cold-tokens", 200, "distinct tokens in the cold scenario")
 	flag.IntVar(&o.coldFanout, "cold-fanout", 5, "concurrent requests per token in the cold scenario")
 	flag.DurationVar(&o.idpLatency, "idp-latency", 50e6, "artificial latency of the development authorization server (an Okta round trip)")
+	flag.StringVar(&o.only, "only", "", `"fleet": run only the fleet scenarios (three replicas on redis-server)`)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

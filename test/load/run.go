@@ -19,6 +19,7 @@ type options struct {
 	requests, concurrency  int
 	coldTokens, coldFanout int
 	idpLatency             time.Duration
+	only                   string // "fleet": the fleet scenarios alone
 }
 
 // Addresses of the default local stack (make run) and of what this command
@@ -71,6 +72,14 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		if err := procs.start(ctx, work, "authgate", bin+"/authgate", nil, env); err != nil {
 			return err
 		}
+	}
+	if o.only == "fleet" {
+		fleet, err := runFleet(ctx, o, bin, work, &procs, env, out)
+		if err != nil {
+			return fmt.Errorf("fleet: %w", err)
+		}
+		printTable(out, fleet)
+		return nil
 	}
 	dcEnv := append(env, "LISTEN_ADDR="+dcTrafficAddr, "ADMIN_ADDR="+dcAdminAddr, "METRICS_ADDR="+dcMetricsAddr, "DECISION_CACHE_TTL=30s")
 	if err := procs.start(ctx, work, "authgate-decision-cache", bin+"/authgate", nil, dcEnv); err != nil {
