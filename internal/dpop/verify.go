@@ -57,6 +57,9 @@ const (
 	maxProofLen = 8 << 10
 	maxJTILen   = 256
 	minRSABits  = 2048
+	// replayMargin is how much longer than its proof's validity a jti is
+	// remembered.
+	replayMargin = time.Second
 )
 
 // Config configures a Verifier.
@@ -271,8 +274,11 @@ func (v *Verifier) Verify(ctx context.Context, r Request) (Proof, error) {
 			p.NextNonce = v.nonces.Current()
 		}
 	}
-	// Remembered until the proof could no longer pass the iat check.
-	ttl := iat.Add(v.maxAge + v.leeway).Sub(now)
+	// Remembered until the proof could no longer pass the iat check, and a
+	// second more: a proof accepted at the very edge of its window is still
+	// refused at the same instant, and a replica whose clock is a little
+	// behind this one's still finds it in the fleet store.
+	ttl := iat.Add(v.maxAge+v.leeway).Sub(now) + replayMargin
 	fresh, err := v.replay.Use(ctx, replayKeyOf(jkt, c.JTI), ttl)
 	if err != nil {
 		return Proof{}, &fault.Error{Kind: fault.Unavailable, Description: "DPoP replay check unavailable", Err: err}

@@ -393,6 +393,19 @@ func TestVerifyReplay(t *testing.T) {
 		t.Fatalf("same jti, other key: %v", err)
 	}
 
+	// A proof accepted at the very end of its window is refused when
+	// replayed at the same instant.
+	edge := t0.Add(65 * time.Second)
+	now = edge
+	r.Proofs = []string{signProof(t, jose.ES256, ecKey, "dpop+jwt", with(goodClaims(), "jti", "edge"))}
+	r.JKT = thumbprint(t, ecKey.Public())
+	if _, err := v.Verify(context.Background(), r); err != nil {
+		t.Fatalf("at the edge: %v", err)
+	}
+	_, err = v.Verify(context.Background(), r)
+	wantCode(t, err, fault.Unauthenticated, CodeInvalidProof)
+	now = t0
+
 	// A proof that fails a check is not remembered: the good one after it
 	// still passes.
 	r.Proofs = []string{signProof(t, jose.ES256, ecKey, "dpop+jwt", with(goodClaims(), "jti", "second"))}
