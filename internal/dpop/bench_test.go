@@ -52,3 +52,24 @@ func BenchmarkLocalReplay(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRefuseOtherURL is the cost of refusing a proof made for another
+// request: no signature verification.
+func BenchmarkRefuseOtherURL(b *testing.B) {
+	keys(b)
+	v, err := NewVerifier(Config{Replay: alwaysFresh{}, Now: func() time.Time { return t0 }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := Request{
+		Proofs: []string{signProof(b, jose.ES256, ecKey, "dpop+jwt", goodClaims())},
+		Method: "GET", URI: "https://api.example.com/other", Token: token, JKT: thumbprint(b, ecKey.Public()),
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := v.Verify(ctx, r); err == nil {
+			b.Fatal("accepted")
+		}
+	}
+}

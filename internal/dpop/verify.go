@@ -163,14 +163,15 @@ type claims struct {
 	Nonce *string         `json:"nonce"`
 }
 
-// Verify checks r's proof as RFC 9449 section 4.3 says, in this order:
-// one DPoP header; a canonical compact JWS; typ dpop+jwt; an accepted
-// asymmetric alg; a public jwk header whose key verifies the signature;
-// jti, htm, htu, iat present; htm the method; htu the request's URI (both
-// normalised by NormalizeHTU); iat within [now - MaxAge - Leeway, now +
-// Leeway]; ath the base64url SHA-256 of the token; the key's thumbprint
-// the token's cnf.jkt; then the nonce, when Nonces are on; last the replay
-// store, so that only proofs that passed everything are remembered.
+// Verify checks r's proof as RFC 9449 section 4.3 says, cheap checks
+// first: one DPoP header; a canonical compact JWS; typ dpop+jwt; an
+// accepted asymmetric alg; a public jwk header; jti, htm, htu, iat
+// present; htm the method; htu the request's URI (both normalised by
+// NormalizeHTU); iat within [now - MaxAge - Leeway, now + Leeway]; ath the
+// base64url SHA-256 of the token; the key's thumbprint the token's
+// cnf.jkt; then the signature, by the jwk; then the nonce, when Nonces are
+// on; last the replay store, so that only proofs that passed everything
+// are remembered.
 //
 // It returns a *fault.Error: Unauthenticated with Code invalid_dpop_proof
 // for a proof that fails a check, use_dpop_nonce (and the nonce in the
@@ -215,12 +216,12 @@ func (v *Verifier) Verify(ctx context.Context, r Request) (Proof, error) {
 	if k, ok := jwk.Key.(*rsa.PublicKey); ok && k.N.BitLen() < minRSABits {
 		return Proof{}, invalidProof("DPoP proof key too small")
 	}
-	payload, err := jws.Verify(jwk)
-	if err != nil {
-		return Proof{}, invalidProof("DPoP proof signature does not verify")
-	}
+	// The claims are read before the signature is verified, so that a
+	// proof of another request, a stale one or one for another key costs
+	// no signature verification. Only refusals are decided on them before
+	// the signature holds.
 	var c claims
-	if err := json.Unmarshal(payload, &c); err != nil {
+	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &c); err != nil {
 		return Proof{}, invalidProof("DPoP proof claims are malformed")
 	}
 	switch {
@@ -260,6 +261,9 @@ func (v *Verifier) Verify(ctx context.Context, r Request) (Proof, error) {
 	jkt := base64.RawURLEncoding.EncodeToString(tp)
 	if subtle.ConstantTimeCompare([]byte(jkt), []byte(r.JKT)) != 1 {
 		return Proof{}, invalidProof("DPoP proof key is not the key the token is bound to")
+	}
+	if _, err := jws.Verify(jwk); err != nil {
+		return Proof{}, invalidProof("DPoP proof signature does not verify")
 	}
 	p := Proof{JKT: jkt, IssuedAt: iat}
 	if v.nonces != nil {
