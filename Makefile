@@ -84,6 +84,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./pkg/introspect/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseResult$$' -fuzztime=$(FUZZTIME) ./pkg/opa/
 	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./internal/jwtauth/
+	$(GO) test -run='^$$' -fuzz='^FuzzNormalizeHTU$$' -fuzztime=$(FUZZTIME) ./internal/dpop/
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/certbind/
 
 ## policy-push: deploy opa-policies/ (tests excluded) to a running OPA with PUT /v1/policies/{id}.
 OPA_URL ?= http://127.0.0.1:8181

@@ -1,0 +1,94 @@
+package dpop
+
+import (
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"time"
+)
+
+// Resource-server nonces (RFC 9449 section 9) are stateless: a nonce is
+// HMAC-SHA256, under a key derived from the one given (FLEET_KEY in a
+// fleet, so that every replica issues and accepts the same nonces), of the
+// number of the time window it was issued in. A nonce of the current or the
+// previous window is accepted, so one lives between one and two windows;
+// nothing is stored, and a restart or another replica changes nothing.
+//
+// The nonce says nothing about the time to a reader (it is a MAC, not a
+// timestamp), and cannot be forged or carried forward without the key.
+const nonceInfo = "authgate dpop nonce v1"
+
+// DefaultNonceWindow is how long a nonce is issued for when NewNonces is
+// given no window.
+const DefaultNonceWindow = 5 * time.Minute
+
+// Nonces issues and checks resource-server nonces. It is safe for
+// concurrent use.
+type Nonces struct {
+	key    []byte
+	window time.Duration
+	now    func() time.Time
+}
+
+// NewNonces makes nonces keyed by key (at least 32 bytes; the same on every
+// replica), rotating every window (DefaultNonceWindow when 0), on the clock
+// now (time.Now when nil).
+func NewNonces(key []byte, window time.Duration, now func() time.Time) (*Nonces, error) {
+	if len(key) < 32 {
+		return nil, errors.New("dpop nonce key must be at least 32 bytes")
+	}
+	if window == 0 {
+		window = DefaultNonceWindow
+	}
+	if window < time.Second {
+		return nil, errors.New("dpop nonce window must be at least 1s")
+	}
+	if now == nil {
+		now = time.Now
+	}
+	// A key of its own: the key given may serve other purposes (FLEET_KEY).
+	sub, err := hkdf.Key(sha256.New, key, nil, nonceInfo, 32)
+	if err != nil {
+		return nil, err
+	}
+	return &Nonces{key: sub, window: window, now: now}, nil
+}
+
+func (n *Nonces) counter() uint64 {
+	return uint64(n.now().UnixNano() / int64(n.window))
+}
+
+func (n *Nonces) mac(counter uint64) []byte {
+	m := hmac.New(sha256.New, n.key)
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], counter)
+	m.Write(b[:])
+	return m.Sum(nil)
+}
+
+// Current is the nonce to hand out now.
+func (n *Nonces) Current() string {
+	return base64.RawURLEncoding.EncodeToString(n.mac(n.counter()))
+}
+
+// Check reports whether nonce is valid (of the current or the previous
+// window), and whether it is the current one: a valid nonce of the
+// previous window should be followed by a fresh one (DPoP-Nonce on the
+// answer), before it expires.
+func (n *Nonces) Check(nonce string) (valid, current bool) {
+	if len(nonce) != base64.RawURLEncoding.EncodedLen(sha256.Size) {
+		return false, false
+	}
+	got, err := base64.RawURLEncoding.Strict().DecodeString(nonce)
+	if err != nil {
+		return false, false
+	}
+	c := n.counter()
+	if hmac.Equal(got, n.mac(c)) {
+		return true, true
+	}
+	return c > 0 && hmac.Equal(got, n.mac(c-1)), false
+}
