@@ -16,8 +16,17 @@ all: build
 # same compiled packages then serve make opa-image, which only relinks.
 $(BIN)/opa: internal/tools/go.mod
 	CGO_ENABLED=0 $(TOOLS) $(BIN)/opa -trimpath github.com/open-policy-agent/opa
+# Helm has a tools module of its own (internal/tools/helm): its Kubernetes
+# dependencies would otherwise move OPA's. The -X flags are those of Helm's
+# own Makefile: its version, and the Kubernetes version that helm template
+# and lint assume (that of its k8s.io/client-go), not v1.20.
 $(BIN)/helm: internal/tools/helm/go.mod
-	$(GO) build -C internal/tools/helm -o $(BIN)/helm helm.sh/helm/v3/cmd/helm
+	v=$$($(GO) list -C internal/tools/helm -m -f '{{.Version}}' helm.sh/helm/v3) && \
+	k=$$($(GO) list -C internal/tools/helm -m -f '{{.Version}}' k8s.io/client-go | cut -d. -f2) && \
+	$(GO) build -C internal/tools/helm -o $(BIN)/helm -ldflags "-X helm.sh/helm/v3/internal/version.version=$$v \
+	  -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$$k \
+	  -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$$k" \
+	  helm.sh/helm/v3/cmd/helm
 $(BIN)/hey: internal/tools/go.mod
 	$(TOOLS) $(BIN)/hey github.com/rakyll/hey
 $(BIN)/benchstat: internal/tools/go.mod

@@ -71,8 +71,23 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- range $k, $v := .Values.env -}}
 {{- $_ := set $env $k $v -}}
 {{- end -}}
-{{- range $k := keys $env | sortAlpha }}
-- name: {{ $k }}
-  value: {{ get $env $k | quote }}
+{{- $list := list -}}
+{{- range $k := keys $env | sortAlpha -}}
+{{- $list = append $list (dict "name" $k "value" (get $env $k)) -}}
 {{- end -}}
+{{- toYaml $list -}}
+{{- end -}}
+
+{{/* topologySpreadConstraints, each given the pods' labels when it has no labelSelector. */}}
+{{- define "authgate.topologySpread" -}}
+{{- $list := list -}}
+{{- $selector := dict "matchLabels" (include "authgate.selectorLabels" . | fromYaml) -}}
+{{- range .Values.topologySpreadConstraints -}}
+{{- if hasKey . "labelSelector" -}}
+{{- $list = append $list . -}}
+{{- else -}}
+{{- $list = append $list (merge (dict "labelSelector" $selector) .) -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $list -}}
 {{- end -}}
