@@ -18,18 +18,19 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// The values files the chart is proven with, besides its defaults.
-var (
-	everythingOn   = Chart + "/ci/everything-on-values.yaml"
-	existingSecret = Chart + "/ci/existing-secret-values.yaml"
+// The values files the chart is proven with, besides its defaults
+// (relative to the chart).
+const (
+	everythingOn   = "ci/everything-on-values.yaml"
+	existingSecret = "ci/existing-secret-values.yaml"
 )
 
 func TestChartLint(t *testing.T) {
 	for _, values := range []string{"", everythingOn, existingSecret} {
 		t.Run(cmpName(values), func(t *testing.T) {
-			args := []string{"lint", "--strict", Chart}
+			args := []string{"lint", "--strict", Chart(t)}
 			if values != "" {
-				args = append(args, "-f", values)
+				args = append(args, "-f", filepath.Join(Chart(t), values))
 			}
 			out, err := exec.Command(Helm(t), args...).CombinedOutput()
 			if err != nil {
@@ -208,7 +209,7 @@ func checkPod(t *testing.T, d *appsv1.Deployment) {
 
 // TestChartEverythingOn: every optional object, decoded strictly.
 func TestChartEverythingOn(t *testing.T) {
-	r := render(t, "-f", everythingOn)
+	r := render(t, "-f", filepath.Join(Chart(t), everythingOn))
 	want := []string{"ConfigMap/authgate-policies", "Deployment/authgate", "HorizontalPodAutoscaler/authgate",
 		"NetworkPolicy/authgate", "PodDisruptionBudget/authgate", "Secret/authgate", "Service/authgate",
 		"Service/authgate-admin", "ServiceAccount/authgate", "ServiceMonitor/authgate"}
@@ -266,7 +267,7 @@ func TestChartEverythingOn(t *testing.T) {
 
 // TestChartExistingSecret: an existing Secret and ConfigMap are used, not rendered.
 func TestChartExistingSecret(t *testing.T) {
-	r := render(t, "-f", existingSecret)
+	r := render(t, "-f", filepath.Join(Chart(t), existingSecret))
 	want := []string{"Deployment/authgate", "Service/authgate", "Service/authgate-admin"}
 	if got := r.keys(); !slices.Equal(got, want) {
 		t.Fatalf("rendered %v, want %v", got, want)

@@ -158,7 +158,7 @@ func splitImage(image string) (repo, tag string) {
 // "/"; OPA takes the package from the file, not its name).
 func policies(t *testing.T) map[string]string {
 	t.Helper()
-	root := "../../opa-policies"
+	root := filepath.Join(RepoRoot(t), "opa-policies")
 	m := map[string]string{}
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".rego") || strings.HasSuffix(path, "_test.rego") {

@@ -23,8 +23,30 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
-// Chart is the chart's directory, relative to this package.
-const Chart = "../../deploy/helm/authgate"
+// RepoRoot is the repository's root: the directory above the working
+// directory (a test's package directory) whose go.mod is the module
+// github.com/authgate/authgate.
+func RepoRoot(tb testing.TB) string {
+	tb.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
+			strings.HasPrefix(string(b), "module github.com/authgate/authgate\n") {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			tb.Fatal("no go.mod of github.com/authgate/authgate above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Chart is the chart's directory.
+func Chart(tb testing.TB) string { return filepath.Join(RepoRoot(tb), "deploy", "helm", "authgate") }
 
 // scheme holds every API type the chart may render, and nothing else: an
 // object of any other kind fails to decode.
@@ -49,24 +71,37 @@ var strict = serializer.NewCodecFactory(scheme(), serializer.EnableStrict).Unive
 // (helm template's output). Empty documents are skipped; the first error
 // names the document's source comment (# Source: ...) when there is one.
 func Decode(stream []byte) ([]runtime.Object, error) {
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(stream)))
+	docs, err := Documents(stream)
+	if err != nil {
+		return nil, err
+	}
 	var objs []runtime.Object
+	for _, doc := range docs {
+		obj, _, err := strict.Decode(doc, nil, nil)
+		if err != nil {
+			return objs, fmt.Errorf("%s: %w", Source(doc), err)
+		}
+		objs = append(objs, obj)
+	}
+	return objs, nil
+}
+
+// Documents splits a multi-document YAML stream, leaving out documents
+// that hold only comments.
+func Documents(stream []byte) ([][]byte, error) {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(stream)))
+	var docs [][]byte
 	for {
 		doc, err := r.Read()
 		if errors.Is(err, io.EOF) {
-			return objs, nil
+			return docs, nil
 		}
 		if err != nil {
-			return objs, err
+			return docs, err
 		}
-		if isBlank(doc) {
-			continue
+		if !isBlank(doc) {
+			docs = append(docs, doc)
 		}
-		obj, _, err := strict.Decode(doc, nil, nil)
-		if err != nil {
-			return objs, fmt.Errorf("%s: %w", source(doc), err)
-		}
-		objs = append(objs, obj)
 	}
 }
 
@@ -81,9 +116,9 @@ func isBlank(doc []byte) bool {
 	return true
 }
 
-// source is the "# Source: chart/templates/x.yaml" line of a rendered
+// Source is the "# Source: chart/templates/x.yaml" line of a rendered
 // document, or its first line.
-func source(doc []byte) string {
+func Source(doc []byte) string {
 	for line := range strings.Lines(string(doc)) {
 		if s, ok := strings.CutPrefix(strings.TrimSpace(line), "# Source: "); ok {
 			return s
@@ -99,7 +134,7 @@ func Helm(tb testing.TB) string {
 	tb.Helper()
 	bin := os.Getenv("HELM")
 	if bin == "" {
-		bin, _ = filepath.Abs("../../bin/helm")
+		bin = filepath.Join(RepoRoot(tb), "bin", "helm")
 	}
 	if _, err := os.Stat(bin); err != nil {
 		missing(tb, "helm ("+bin+"; make bin/helm builds the pinned one)")
@@ -121,7 +156,7 @@ func missing(tb testing.TB, what string) {
 // the error with helm's output.
 func Render(tb testing.TB, args ...string) ([]byte, error) {
 	tb.Helper()
-	cmd := exec.Command(Helm(tb), append([]string{"template", "authgate", Chart, "--namespace", "authgate"}, args...)...)
+	cmd := exec.Command(Helm(tb), append([]string{"template", "authgate", Chart(tb), "--namespace", "authgate"}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
