@@ -73,7 +73,10 @@ func TestAPIServerAcceptsChart(t *testing.T) {
 	}
 
 	// The namespace and the CRD are created for real: a dry run needs them.
-	api.apply(t, []byte("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: "+namespace+"\n"), false)
+	// Pod Security Admission warns about every pod template in the namespace
+	// that the restricted standard refuses; apply fails on any warning.
+	api.apply(t, []byte("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: "+namespace+
+		"\n  labels:\n    pod-security.kubernetes.io/warn: restricted\n    pod-security.kubernetes.io/audit: restricted\n"), false)
 	b, err := os.ReadFile(crd)
 	if err != nil {
 		t.Fatal(err)
@@ -82,14 +85,21 @@ func TestAPIServerAcceptsChart(t *testing.T) {
 	api.waitFor(t, "/apis/monitoring.coreos.com/v1/namespaces/"+namespace+"/servicemonitors")
 
 	// The decoder is strict only if the server refuses what it should.
-	for name, doc := range map[string]string{
-		"unknown field": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: bad}\nspec:\n  replicass: 1\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec: {containers: [{name: c, image: i}]}\n",
-		"wrong type":    "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: bad}\nspec:\n  replicas: two\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec: {containers: [{name: c, image: i}]}\n",
-		"unknown in CR": "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: bad}\nspec:\n  selector: {}\n  endpoints: [{prot: metrics}]\n",
-	} {
-		if status, body := api.tryApply(t, []byte(doc), true); status < 400 {
-			t.Errorf("%s: the server accepted it (%d): %s", name, status, body)
+	for _, name := range []string{"unknown field", "wrong type", "unknown in CR"} {
+		doc := map[string]string{
+			"unknown field": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: bad}\nspec:\n  replicass: 1\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec: {containers: [{name: c, image: i}]}\n",
+			"wrong type":    "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: bad}\nspec:\n  replicas: two\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec: {containers: [{name: c, image: i}]}\n",
+			"unknown in CR": "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: bad}\nspec:\n  selector: {}\n  endpoints: [{prot: metrics}]\n",
+		}[name]
+		status, body := api.tryApply(t, []byte(doc), true)
+		var st struct{ Message string }
+		json.Unmarshal([]byte(body), &st)
+		field := map[string]string{"unknown field": ".spec.replicass", "wrong type": ".spec.replicas", "unknown in CR": ".prot"}[name]
+		if status < 400 || !strings.Contains(st.Message, field) {
+			t.Errorf("%s: %d %s, want a refusal naming %s", name, status, body, field)
+			continue
 		}
+		t.Logf("refused as it should be, %s: %d %s", name, status, st.Message)
 	}
 
 	for _, values := range []string{"", "ci/everything-on-values.yaml", "ci/existing-secret-values.yaml"} {
@@ -153,6 +163,8 @@ func start(t *testing.T, apiserverBin, etcdBin string) *apiServer {
 	apiserver := run(t, "kube-apiserver", apiserverBin,
 		"--etcd-servers", etcdURL,
 		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+		// No Endpoints for the kubernetes Service: it would refuse a loopback address.
+		"--endpoint-reconciler-type", "none",
 		"--secure-port", strconv.Itoa(ports[2]), "--cert-dir", certDir,
 		"--token-auth-file", tokens, "--authorization-mode", "RBAC",
 		"--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
@@ -179,7 +191,7 @@ func start(t *testing.T, apiserverBin, etcdBin string) *apiServer {
 		time.Sleep(100 * time.Millisecond) // polling interval
 	}
 	api.client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS12},
+		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "kubernetes.default.svc", MinVersion: tls.VersionTLS12},
 	}}
 	for {
 		status, _, err := api.do("GET", "/readyz", "", nil)
@@ -194,9 +206,15 @@ func start(t *testing.T, apiserverBin, etcdBin string) *apiServer {
 }
 
 func (a *apiServer) do(method, path, contentType string, body []byte) (int, []byte, error) {
+	status, b, _, err := a.doHeader(method, path, contentType, body)
+	return status, b, err
+}
+
+// doHeader is do that also returns the response's Warning headers.
+func (a *apiServer) doHeader(method, path, contentType string, body []byte) (int, []byte, []string, error) {
 	req, err := http.NewRequest(method, a.url+path, bytes.NewReader(body))
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+a.token)
 	if contentType != "" {
@@ -204,11 +222,11 @@ func (a *apiServer) do(method, path, contentType string, body []byte) (int, []by
 	}
 	resp, err := a.client.Do(req)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
+	return resp.StatusCode, b, resp.Header.Values("Warning"), err
 }
 
 func (a *apiServer) getJSON(t *testing.T, path string, v any) {
@@ -240,19 +258,29 @@ func (a *apiServer) waitFor(t *testing.T, path string) {
 }
 
 // apply applies doc with a server-side apply and strict field validation,
-// as a dry run or for real; any answer but 200 or 201 fails the test. It
-// returns Kind/name.
+// as a dry run or for real; any answer but 200 or 201, or any warning (a
+// deprecated field, a pod template the restricted Pod Security Standard
+// refuses), fails the test. It returns Kind/name.
 func (a *apiServer) apply(t *testing.T, doc []byte, dryRun bool) string {
 	t.Helper()
-	status, body := a.tryApply(t, doc, dryRun)
+	status, body, warnings := a.tryApplyWarnings(t, doc, dryRun)
 	id := objectID(t, doc)
 	if status != http.StatusOK && status != http.StatusCreated {
 		t.Errorf("%s (%s): %d %s", id, k8s.Source(doc), status, body)
+	}
+	if len(warnings) > 0 {
+		t.Errorf("%s (%s): warnings %q", id, k8s.Source(doc), warnings)
 	}
 	return id
 }
 
 func (a *apiServer) tryApply(t *testing.T, doc []byte, dryRun bool) (int, string) {
+	t.Helper()
+	status, body, _ := a.tryApplyWarnings(t, doc, dryRun)
+	return status, body
+}
+
+func (a *apiServer) tryApplyWarnings(t *testing.T, doc []byte, dryRun bool) (int, string, []string) {
 	t.Helper()
 	var meta struct {
 		APIVersion string `json:"apiVersion"`
@@ -280,11 +308,11 @@ func (a *apiServer) tryApply(t *testing.T, doc []byte, dryRun bool) (int, string
 		q.Set("dryRun", "All")
 	}
 	path += "/" + resource + "/" + meta.Metadata.Name + "?" + q.Encode()
-	status, body, err := a.do("PATCH", path, "application/apply-patch+yaml", doc)
+	status, body, warnings, err := a.doHeader("PATCH", path, "application/apply-patch+yaml", doc)
 	if err != nil {
 		t.Fatalf("PATCH %s: %v", path, err)
 	}
-	return status, string(body)
+	return status, string(body), warnings
 }
 
 func objectID(t *testing.T, doc []byte) string {
