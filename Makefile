@@ -179,7 +179,7 @@ test-image: $(BIN)/helm $(BIN)/opa
 # kube-apiserver for make k8s-check: k8s.io/kubernetes through the Go module
 # proxy (internal/tools/kubernetes), with the version -ldflags of
 # Kubernetes' hack/lib/version.sh so that it reports v1.37.x, not v0.0.0.
-# About four minutes the first time on two cores.
+# About 9 CPU-minutes the first time (some five minutes on an idle two-core machine).
 $(BIN)/kube-apiserver: internal/tools/kubernetes/go.mod
 	v=$$($(GO) list -C internal/tools/kubernetes -m -f '{{.Version}}' k8s.io/kubernetes) && \
 	minor=$$(echo $$v | cut -d. -f2) && flags="" && \
