@@ -174,7 +174,7 @@ test-image: $(BIN)/helm $(BIN)/opa
 	fi; \
 	$(MAKE) --no-print-directory ENGINE=podman image opa-image && \
 	cd test/k8s && IMAGE=$(IMAGE) OPA_IMAGE=$(OPA_IMAGE) HELM=$(BIN)/helm OPA_BIN=$(BIN)/opa \
-	  $(GO) test -count=1 -v -run 'Image|KubePlay' ./...
+	  $(GO) test -count=1 -v -run 'Image|KubePlay' .
 
 # kube-apiserver for make k8s-check: k8s.io/kubernetes through the Go module
 # proxy (internal/tools/kubernetes), with the version -ldflags of
