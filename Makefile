@@ -7,12 +7,26 @@ GO    ?= go
 BIN   := $(CURDIR)/bin
 TOOLS := $(GO) build -C internal/tools -o
 
-.PHONY: all build run test test-deps test-go test-rego fuzz bench load soak lint clean policy-push otelcol
+.PHONY: all build run test test-deps test-go test-rego fuzz bench load soak lint clean policy-push otelcol \
+	image opa-image test-deploy-deps test-chart test-image k8s-check
 
 all: build
 
+# Static (CGO_ENABLED=0) and -trimpath, as internal/opatest builds it: the
+# same compiled packages then serve make opa-image, which only relinks.
 $(BIN)/opa: internal/tools/go.mod
-	$(TOOLS) $(BIN)/opa github.com/open-policy-agent/opa
+	CGO_ENABLED=0 $(TOOLS) $(BIN)/opa -trimpath github.com/open-policy-agent/opa
+# Helm has a tools module of its own (internal/tools/helm): its Kubernetes
+# dependencies would otherwise move OPA's. The -X flags are those of Helm's
+# own Makefile: its version, and the Kubernetes version that helm template
+# and lint assume (that of its k8s.io/client-go), not v1.20.
+$(BIN)/helm: internal/tools/helm/go.mod
+	v=$$($(GO) list -C internal/tools/helm -m -f '{{.Version}}' helm.sh/helm/v3) && \
+	k=$$($(GO) list -C internal/tools/helm -m -f '{{.Version}}' k8s.io/client-go | cut -d. -f2) && \
+	$(GO) build -C internal/tools/helm -o $(BIN)/helm -ldflags "-X helm.sh/helm/v3/internal/version.version=$$v \
+	  -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$$k \
+	  -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$$k" \
+	  helm.sh/helm/v3/cmd/helm
 $(BIN)/hey: internal/tools/go.mod
 	$(TOOLS) $(BIN)/hey github.com/rakyll/hey
 $(BIN)/benchstat: internal/tools/go.mod
@@ -40,8 +54,9 @@ build:
 run: build $(BIN)/opa
 	@bash test/stack.sh run
 
-## test: Go unit and end-to-end tests (race detector on), Rego tests, brief fuzzing.
-test: test-deps test-rego test-go fuzz
+## test: Go unit and end-to-end tests (race detector on), Rego tests, brief fuzzing,
+## the Helm chart (test-chart) and the image and chart under podman (test-image).
+test: test-deps test-deploy-deps test-rego test-go fuzz test-chart test-image
 
 # test-deps: the end-to-end tests run real proxies in front of /verify
 # (nginx, Caddy, HAProxy) and the fleet tests a real redis-server. Installed
@@ -111,3 +126,94 @@ soak: $(BIN)/opa
 
 clean:
 	rm -rf $(BIN)
+
+## image: authgate's container image, tagged $(IMAGE) (default authgate:dev): the static
+## binary (CGO_ENABLED=0, -trimpath) built here and a CA bundle, FROM scratch, user 65532,
+## built by whichever of podman, buildah or docker is installed (ENGINE= to choose).
+IMAGE     ?= authgate:dev
+OPA_IMAGE ?= authgate-opa:dev
+ENGINE    ?= $(firstword $(foreach e,podman buildah docker,$(shell command -v $(e) 2>/dev/null)))
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# podman on this project's machines: runc, cgroupfs, explicit ulimits (see the file).
+export CONTAINERS_CONF ?= $(CURDIR)/test/k8s/containers.conf
+
+image:
+	@test -n "$(ENGINE)" || { echo "make image: needs podman, buildah or docker"; exit 1; }
+	@mkdir -p $(BIN)/image
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/image/authgate ./cmd/authgate
+	cp /etc/ssl/certs/ca-certificates.crt $(BIN)/image/ca-certificates.crt
+	$(ENGINE) build -f Dockerfile -t $(IMAGE) \
+	  --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) .
+
+## opa-image: the pinned OPA, static, FROM scratch, tagged $(OPA_IMAGE): the chart's OPA
+## sidecar for make test-chart-run (production uses upstream's openpolicyagent/opa).
+opa-image: $(BIN)/opa
+	@test -n "$(ENGINE)" || { echo "make opa-image: needs podman, buildah or docker"; exit 1; }
+	@mkdir -p $(BIN)/opa-image
+	CGO_ENABLED=0 $(TOOLS) $(BIN)/opa-image/opa -trimpath -ldflags='-s -w' github.com/open-policy-agent/opa
+	$(ENGINE) build -f deploy/opa/Dockerfile -t $(OPA_IMAGE) \
+	  --build-arg VERSION=$$($(GO) list -C internal/tools -m -f '{{.Version}}' github.com/open-policy-agent/opa) .
+
+# test-deploy-deps: the image and chart tests run podman (with runc, and
+# catatonit for kube play's pause image); buildah is the other builder
+# make image accepts. Installed like test-deps: with apt-get, when absent
+# and we are root; otherwise make test-image skips, or fails when CI=true.
+test-deploy-deps:
+	@if ! command -v podman >/dev/null 2>&1 || ! command -v catatonit >/dev/null 2>&1 || ! command -v runc >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing podman, buildah, runc, catatonit (apt-get) for the image and chart tests"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman buildah runc catatonit; } >/dev/null 2>&1 \
+	      || echo "podman install failed: make test-image will skip (or fail when CI=true)"; \
+	  else \
+	    echo "podman not installed: make test-image will skip (or fail when CI=true)"; \
+	  fi; \
+	fi
+
+## test-chart: deploy/helm/authgate: helm lint --strict; helm template of the defaults and
+## of ci/*-values.yaml decoded strictly against the Kubernetes API types; values the
+## schema or the templates must refuse (test/k8s, a module of its own). No containers.
+test-chart: $(BIN)/helm
+	cd test/k8s && $(GO) vet ./... && HELM=$(BIN)/helm $(GO) test -count=1 -skip 'Image|KubePlay' .
+
+## test-image: make image and make opa-image with podman, then (test/k8s) the image's
+## contents, the image run read-only answering the seed scenario and exiting 0 on SIGTERM,
+## and the chart's Deployment run under podman kube play answering it too.
+test-image: $(BIN)/helm $(BIN)/opa
+	@if ! command -v podman >/dev/null 2>&1; then \
+	  if [ "$$CI" = true ]; then echo "make test-image: podman is not installed, and CI=true"; exit 1; fi; \
+	  echo "make test-image: podman is not installed: skipping"; exit 0; \
+	fi; \
+	$(MAKE) --no-print-directory ENGINE=podman image opa-image && \
+	cd test/k8s && IMAGE=$(IMAGE) OPA_IMAGE=$(OPA_IMAGE) HELM=$(BIN)/helm OPA_BIN=$(BIN)/opa \
+	  $(GO) test -count=1 -v -run 'Image|KubePlay' .
+
+# kube-apiserver for make k8s-check: k8s.io/kubernetes through the Go module
+# proxy (internal/tools/kubernetes), with the version -ldflags of
+# Kubernetes' hack/lib/version.sh so that it reports v1.37.x, not v0.0.0.
+# About 9 CPU-minutes the first time (some five minutes on an idle two-core machine).
+$(BIN)/kube-apiserver: internal/tools/kubernetes/go.mod
+	v=$$($(GO) list -C internal/tools/kubernetes -m -f '{{.Version}}' k8s.io/kubernetes) && \
+	minor=$$(echo $$v | cut -d. -f2) && flags="" && \
+	for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do \
+	  flags="$$flags -X $$pkg.gitVersion=$$v -X $$pkg.gitMajor=1 -X $$pkg.gitMinor=$$minor -X $$pkg.gitTreeState=clean"; \
+	done && \
+	$(GO) build -C internal/tools/kubernetes -o $(BIN)/kube-apiserver -ldflags "-s -w$$flags" k8s.io/kubernetes/cmd/kube-apiserver
+
+## k8s-check: the rendered chart (defaults, ci/*-values.yaml) applied to a real kube-apiserver
+## (on etcd, both on loopback) with a server-side dry run and strict field validation, the
+## ServiceMonitor CRD of the prometheus-operator module created first. Not in make test:
+## building kube-apiserver takes about 9 CPU-minutes the first time; then about 7 s.
+PROMETHEUS_OPERATOR ?= github.com/prometheus-operator/prometheus-operator@v0.85.0
+k8s-check: $(BIN)/kube-apiserver $(BIN)/helm
+	@if ! command -v etcd >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing etcd-server (apt-get)"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends etcd-server; } >/dev/null 2>&1; \
+	  fi; \
+	  command -v etcd >/dev/null 2>&1 || { echo "make k8s-check: etcd is not installed (apt-get install etcd-server)"; exit 1; }; \
+	fi
+	dir=$$($(GO) mod download -json $(PROMETHEUS_OPERATOR) | sed -n 's/^.*"Dir": "\(.*\)",*$$/\1/p') && \
+	cd test/k8s && KUBE_APISERVER=$(BIN)/kube-apiserver HELM=$(BIN)/helm ETCD=$$(command -v etcd) \
+	  SERVICEMONITOR_CRD=$$dir/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml \
+	  $(GO) test -count=1 -v -run APIServer ./apiserver

@@ -94,8 +94,11 @@ func Binary(tb testing.TB) string {
 	// Build next to the target and rename, so nobody sees a half-written binary.
 	tmp := filepath.Join(binDir, fmt.Sprintf(".opa.%d", os.Getpid()))
 	tb.Logf("opatest: building %s (takes a few minutes)", bin)
+	// Static and -trimpath, as the Makefile builds it (make opa-image reuses
+	// the compiled packages).
 	cmd := exec.Command("go", "build", "-C", filepath.Join(root, "internal", "tools"),
-		"-o", tmp, "github.com/open-policy-agent/opa")
+		"-o", tmp, "-trimpath", "github.com/open-policy-agent/opa")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.Remove(tmp)
 		tb.Fatalf("opatest: build opa: %v\n%s", err, out)
