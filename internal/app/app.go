@@ -21,7 +21,7 @@ import (
 	"github.com/authgate/authgate/internal/config"
 	"github.com/authgate/authgate/internal/gateway"
 	"github.com/authgate/authgate/internal/requestid"
-	"github.com/authgate/authgate/pkg/introspect"
+	"github.com/authgate/authgate/internal/tokens"
 	"github.com/authgate/authgate/pkg/opa"
 )
 
@@ -34,11 +34,6 @@ const (
 	idleTimeout    = 120 * time.Second
 	maxHeaderBytes = 64 << 10
 )
-
-// perClientLimiters bounds the clients OKTA_MAX_RPS_PER_CLIENT remembers
-// (about 200 bytes each): a flood of addresses evicts the oldest, which
-// then start again with a full burst, under the global budget still.
-const perClientLimiters = 16384
 
 // Run runs authgate until ctx ends or SIGINT/SIGTERM arrives, then shuts
 // down gracefully. lookupEnv is the process environment (os.LookupEnv): a
@@ -191,25 +186,6 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telem
 	opaBreaker := breaker.New(breaker.Settings{Name: "opa", Failures: cfg.OPABreakerFailures,
 		OpenTimeout: cfg.OPABreakerOpenTimeout, IsFailure: authn.IsUpstreamFailure, OnStateChange: onChange})
 
-	privateKey, err := loadPrivateKey(cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	// client is an IdP client authenticated as OKTA_AUTH_METHOD says: the
-	// introspection's at url, and POST /revoke's (REVOKE_UPSTREAM).
-	client := func(url string) *introspect.Client {
-		return &introspect.Client{
-			URL:          url,
-			ClientID:     cfg.OktaClientID,
-			ClientSecret: cfg.OktaClientSecret,
-			AuthMethod:   cfg.OktaAuthMethod,
-			PrivateKey:   privateKey,
-			KeyID:        cfg.OktaPrivateKeyID,
-			HTTPClient:   idpHTTP,
-
-			RequestHeader: requestid.SetHeader,
-		}
-	}
 	// The shared tier on Redis (fleet.go), nil without REDIS_URL; what it
 	// hears of other replicas' revocations goes to the token caches, set
 	// below before it starts.
@@ -223,54 +199,17 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telem
 			tier.Close()
 		}
 	}()
-	introspection := func(url string) authn.Verifier {
-		guarded := &authn.Guarded{
-			Next: &authn.Introspection{Client: client(url), Audience: requiredAudience(cfg),
-				OnResult: tel.metrics.Introspection, OnRateLimit: tel.metrics.RateLimit, Log: log,
-				PrivateKeyJWT: cfg.OktaAuthMethod == config.AuthPrivateKeyJWT},
-			Breaker: idpBreaker,
-		}
-		if tier != nil {
-			guarded.OnHold = tier.PublishHold // every replica holds
-		}
-		var v authn.Verifier = guarded
-		if cfg.OktaMaxRPS > 0 {
-			// Under the cache (cached tokens never spend the budget), above the
-			// breaker (our own refusals are not upstream failures).
-			rl := authn.NewRateLimited(v, cfg.OktaMaxRPS, nil)
-			rl.OnRefuse = tel.metrics.GlobalBudgetRejected
-			if tier != nil {
-				// One budget for the fleet; this replica's own when Redis is not there.
-				b := tier.NewBudget(v, rl, cfg.OktaMaxRPS)
-				b.OnRefuse = tel.metrics.GlobalBudgetRejected
-				v = b
-			} else {
-				v = rl
-			}
-		}
-		if cfg.OktaMaxRPSPerClient > 0 {
-			// Above the global budget: a client past its own limit spends none
-			// of everyone's.
-			cl := authn.NewClientLimited(v, cfg.OktaMaxRPSPerClient, perClientLimiters, nil)
-			cl.OnRefuse = tel.metrics.ClientBudgetRejected
-			v = cl
-		}
-		return v
-	}
-	var shared authn.Shared // no nil *fleet.Tier in an interface
-	if tier != nil {
-		shared = tier
-	}
-	toks, err := buildTokens(ctx, cfg, log, tel, &http.Client{Transport: tel.transport(idpT, "jwks")}, introspection, shared)
+	toks, err := tokens.Build(ctx, tokens.Settings{Config: cfg, Log: log, Metrics: tel.metrics, OnBreakerChange: onChange,
+		IdP: idpHTTP, JWKS: &http.Client{Transport: tel.transport(idpT, "jwks")}, IdPBreaker: idpBreaker, Tier: tier})
 	if err != nil {
 		return nil, nil, err
 	}
 	late.tokens = toks
-	// The open streams and tunnels, which every revocation (revokeKey)
+	// The open streams and tunnels, which every revocation (RevokeKey)
 	// ends: set before the tier starts hearing of the fleet's.
-	toks.streams = gateway.NewStreams()
-	cache := toks.cache
-	toks.run(ctx)
+	toks.Streams = gateway.NewStreams()
+	cache := toks.Cache()
+	toks.Run(ctx)
 	health, err := healthURL(cfg.OPAAuthzURL)
 	if err != nil {
 		return nil, nil, err
@@ -303,7 +242,7 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telem
 			{Name: "opa", Check: opaHealth.Check, Required: true},
 			{Name: "idp", Check: func(context.Context) string { return idpBreaker.Health() }},
 		},
-		Streams:       toks.streams,
+		Streams:       toks.Streams,
 		CacheTTL:      cfg.CacheTTL,
 		StaleIfError:  cfg.CacheStaleIfError,
 		AdminAPIToken: cfg.AdminAPIToken,
@@ -313,13 +252,13 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telem
 
 		LookupClient: cfg.OktaMaxRPSPerClient > 0,
 	}
-	toks.gatewayDeps(cfg, &deps)
+	toks.GatewayDeps(&deps)
 	if tier != nil {
 		// Not required: without Redis every request is still answered.
 		deps.Ready = append(deps.Ready, gateway.ReadyCheck{Name: "redis", Check: tier.Health})
 	}
 	if cfg.AdminAPIToken != "" {
-		deps.Revoke = newRevoker(cfg, toks, tier, client(cfg.IntrospectURL()), tel).revoke
+		deps.Revoke = toks.Revoker()
 	}
 	if err := modeDeps(cfg, &deps); err != nil {
 		return nil, nil, err

@@ -1,19 +1,18 @@
-package app
+// Package tokens assembles the token side that TOKEN_VALIDATION asks for
+// (docs/token-validation.md): which verifiers answer, in which order,
+// behind which caches, and how a revocation reaches them all. The verifiers
+// themselves live in authn (introspection, breaker, budgets, cache) and
+// jwtauth (local JWT validation, the hybrid router).
+package tokens
 
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -22,54 +21,86 @@ import (
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/breaker"
 	"github.com/authgate/authgate/internal/config"
+	"github.com/authgate/authgate/internal/fleet"
 	"github.com/authgate/authgate/internal/gateway"
 	"github.com/authgate/authgate/internal/jwtauth"
 	"github.com/authgate/authgate/internal/lograte"
+	"github.com/authgate/authgate/internal/metrics"
 	"github.com/authgate/authgate/internal/requestid"
 	"github.com/authgate/authgate/pkg/introspect"
 )
 
-// tokens are the token verifiers TOKEN_VALIDATION asks for (README, "Token
-// validation").
-type tokens struct {
+// perClientLimiters bounds the clients OKTA_MAX_RPS_PER_CLIENT remembers
+// (about 200 bytes each): a flood of addresses evicts the oldest, which
+// then start again with a full burst, under the global budget still.
+const perClientLimiters = 16384
+
+// Settings are what the token side is built from.
+type Settings struct {
+	Config  *config.Config
+	Log     *slog.Logger
+	Metrics *metrics.Metrics
+	// OnBreakerChange is told of every breaker transition (the JWKS one's).
+	OnBreakerChange func(name string, from, to breaker.State)
+	// IdP calls the authorization server: introspection and revocation.
+	IdP *http.Client
+	// JWKS fetches the signing keys and the discovery document.
+	JWKS *http.Client
+	// IdPBreaker guards the introspection endpoint.
+	IdPBreaker *breaker.Breaker
+	// Tier is the shared tier on Redis (package fleet); nil without REDIS_URL.
+	Tier *fleet.Tier
+
+	// privateKey signs the client assertions of private_key_jwt (nil:
+	// none), read by Build from OKTA_PRIVATE_KEY_FILE.
+	privateKey crypto.Signer
+}
+
+// Tokens are the token verifiers TOKEN_VALIDATION asks for.
+type Tokens struct {
+	s Settings
 	// cache answers the gateway: introspection, local JWT validation, or
 	// the hybrid of the two, behind the token cache.
 	cache *authn.Cache
 	// introspect is the introspection alone behind a cache of its own, for
 	// INTROSPECT_PATHS; nil unless hybrid mode has such paths.
 	introspect *authn.Cache
-	// keys is the issuer's JWKS (nil in introspect mode); run refreshes it.
+	// keys is the issuer's JWKS (nil in introspect mode); Run refreshes it.
 	keys *jwtauth.Keys
 	// jwksBreaker guards the JWKS endpoint (nil in introspect mode).
 	jwksBreaker *breaker.Breaker
-	// streams are the gateway's open streams and tunnels: a revocation
+	// Streams are the gateway's open streams and tunnels: a revocation
 	// ends those of the token (nil: none to end).
-	streams *gateway.Streams
+	Streams *gateway.Streams
 }
 
-// run refreshes the keys in the background until ctx ends.
-func (t *tokens) run(ctx context.Context) {
+// Run refreshes the keys in the background until ctx ends.
+func (t *Tokens) Run(ctx context.Context) {
 	if t.keys != nil {
 		go t.keys.Run(ctx)
 	}
 }
 
-// revokeKey revokes the token whose revocation id (tokenid.Revocation) is
+// Cache is the token cache that answers the gateway.
+func (t *Tokens) Cache() *authn.Cache { return t.cache }
+
+// RevokeKey revokes the token whose revocation id (tokenid.Revocation) is
 // key in every cache (POST /revoke here, or announced by another replica)
 // and keeps it out for d. Every revocation goes through here.
-func (t *tokens) revokeKey(key [sha256.Size]byte, d time.Duration) {
+func (t *Tokens) RevokeKey(key [sha256.Size]byte, d time.Duration) {
 	t.cache.RevokeKey(key, d)
 	if t.introspect != nil {
 		t.introspect.RevokeKey(key, d)
 	}
-	if t.streams != nil {
-		t.streams.Revoked(key) // within the second, not at the next re-check
+	if t.Streams != nil {
+		t.Streams.Revoked(key) // within the second, not at the next re-check
 	}
 }
 
-// gatewayDeps gives the gateway the readiness checks of the keys and the
+// GatewayDeps gives the gateway the readiness checks of the keys and the
 // introspection of INTROSPECT_PATHS.
-func (t *tokens) gatewayDeps(cfg *config.Config, d *gateway.Deps) {
+func (t *Tokens) GatewayDeps(d *gateway.Deps) {
+	cfg := t.s.Config
 	d.Ready = append(d.Ready, t.readyChecks(cfg.TokenValidation)...)
 	if t.introspect == nil {
 		return
@@ -83,7 +114,7 @@ func (t *tokens) gatewayDeps(cfg *config.Config, d *gateway.Deps) {
 // validating while the endpoint is down); "signing_keys", whether a key
 // set was ever fetched, required in jwt mode, where no token can be
 // valid until then (in hybrid mode introspection still answers).
-func (t *tokens) readyChecks(mode string) []gateway.ReadyCheck {
+func (t *Tokens) readyChecks(mode string) []gateway.ReadyCheck {
 	if t.keys == nil {
 		return nil
 	}
@@ -98,32 +129,86 @@ func (t *tokens) readyChecks(mode string) []gateway.ReadyCheck {
 	}
 }
 
-// requiredAudience is the audience every token must carry, introspected or
-// verified as a JWT: the one place both read it (OKTA_AUDIENCE, else
-// RESOURCE_URI, RFC 8707; empty: not checked).
-func requiredAudience(cfg *config.Config) string { return cfg.RequiredAudience() }
+// client is an IdP client authenticated as OKTA_AUTH_METHOD says: the
+// introspection's at url, and POST /revoke's (REVOKE_UPSTREAM).
+func (s *Settings) client(url string) *introspect.Client {
+	cfg := s.Config
+	return &introspect.Client{
+		URL:          url,
+		ClientID:     cfg.OktaClientID,
+		ClientSecret: cfg.OktaClientSecret,
+		AuthMethod:   cfg.OktaAuthMethod,
+		PrivateKey:   s.privateKey,
+		KeyID:        cfg.OktaPrivateKeyID,
+		HTTPClient:   s.IdP,
 
-// newIntrospection is the introspection chain: the per-client budget
+		RequestHeader: requestid.SetHeader,
+	}
+}
+
+// introspection is the introspection chain: the per-client budget
 // (OKTA_MAX_RPS_PER_CLIENT) over the global one (OKTA_MAX_RPS) over the
 // breaker over the client. Hybrid mode calls it once: its two caches share
 // the budgets and the breaker.
-type newIntrospection func(url string) authn.Verifier
+func (s *Settings) introspection(url string) authn.Verifier {
+	cfg, m, tier := s.Config, s.Metrics, s.Tier
+	guarded := &authn.Guarded{
+		Next: &authn.Introspection{Client: s.client(url), Audience: cfg.RequiredAudience(),
+			OnResult: m.Introspection, OnRateLimit: m.RateLimit, Log: s.Log,
+			PrivateKeyJWT: cfg.OktaAuthMethod == config.AuthPrivateKeyJWT},
+		Breaker: s.IdPBreaker,
+	}
+	if tier != nil {
+		guarded.OnHold = tier.PublishHold // every replica holds
+	}
+	var v authn.Verifier = guarded
+	if cfg.OktaMaxRPS > 0 {
+		// Under the cache (cached tokens never spend the budget), above the
+		// breaker (our own refusals are not upstream failures).
+		rl := authn.NewRateLimited(v, cfg.OktaMaxRPS, nil)
+		rl.OnRefuse = m.GlobalBudgetRejected
+		if tier != nil {
+			// One budget for the fleet; this replica's own when Redis is not there.
+			b := tier.NewBudget(v, rl, cfg.OktaMaxRPS)
+			b.OnRefuse = m.GlobalBudgetRejected
+			v = b
+		} else {
+			v = rl
+		}
+	}
+	if cfg.OktaMaxRPSPerClient > 0 {
+		// Above the global budget: a client past its own limit spends none
+		// of everyone's.
+		cl := authn.NewClientLimited(v, cfg.OktaMaxRPSPerClient, perClientLimiters, nil)
+		cl.OnRefuse = m.ClientBudgetRejected
+		v = cl
+	}
+	return v
+}
 
-// buildTokens makes the verifiers. In jwt and hybrid mode without
+// Build makes the verifiers. In jwt and hybrid mode without
 // OKTA_JWKS_URL, discovery names the keys (and the introspection endpoint
 // when OKTA_INTROSPECT_URL is empty); if it fails at start-up, the keys'
 // first fetch asks again, and introspection uses the default endpoint.
 //
-// shared, when not nil, is the replicas' shared level (REDIS_URL, package
-// fleet) behind each cache, for what is introspected: every token in
-// introspect mode, in hybrid mode those Hybrid does not verify locally (and
-// every token on INTROSPECT_PATHS). A JWT verified locally (jwt mode, and
-// hybrid's JWTs of OKTA_ISSUER) stays in this replica's cache: its
-// signature check costs less than a Redis round trip and spends no budget.
-// Revocations reach every cache all the same (revokeKey).
-func buildTokens(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemetry, hc *http.Client,
-	introspection newIntrospection, shared authn.Shared) (*tokens, error) {
-	out := &tokens{}
+// The shared tier (Settings.Tier, REDIS_URL, package fleet), when set, is
+// the second level behind each cache, for what is introspected: every
+// token in introspect mode, in hybrid mode those Hybrid does not verify
+// locally (and every token on INTROSPECT_PATHS). A JWT verified locally
+// (jwt mode, and hybrid's JWTs of OKTA_ISSUER) stays in this replica's
+// cache: its signature check costs less than a Redis round trip and spends
+// no budget. Revocations reach every cache all the same (RevokeKey).
+func Build(ctx context.Context, s Settings) (*Tokens, error) {
+	cfg, log, hc := s.Config, s.Log, s.JWKS
+	var err error
+	if s.privateKey, err = loadPrivateKey(cfg); err != nil {
+		return nil, err
+	}
+	var shared authn.Shared // no nil *fleet.Tier in an interface
+	if s.Tier != nil {
+		shared = s.Tier
+	}
+	out := &Tokens{s: s}
 	introspectURL := cfg.IntrospectURL()
 	var inner authn.Verifier
 	var jwksURL string
@@ -158,8 +243,8 @@ func buildTokens(ctx context.Context, cfg *config.Config, log *slog.Logger, tel 
 			}
 		}
 		jwksBreaker := breaker.New(breaker.Settings{Name: "jwks", Failures: cfg.OktaBreakerFailures,
-			OpenTimeout: cfg.OktaBreakerOpenTimeout, IsFailure: authn.IsUpstreamFailure, OnStateChange: tel.breakerChange})
-		tel.metrics.WatchBreaker(jwksBreaker)
+			OpenTimeout: cfg.OktaBreakerOpenTimeout, IsFailure: authn.IsUpstreamFailure, OnStateChange: s.OnBreakerChange})
+		s.Metrics.WatchBreaker(jwksBreaker)
 		out.jwksBreaker = jwksBreaker
 		out.keys = jwtauth.NewKeys(jwtauth.KeySettings{
 			URL: jwksURL, HTTPClient: hc, Timeout: cfg.OktaTimeout, Breaker: jwksBreaker,
@@ -172,7 +257,7 @@ func buildTokens(ctx context.Context, cfg *config.Config, log *slog.Logger, tel 
 			},
 			RequestHeader: requestid.SetHeader,
 			OnFetch: func(result string, err error) {
-				tel.metrics.JWKSFetch(result)
+				s.Metrics.JWKSFetch(result)
 				if err != nil {
 					log.Warn("JWKS fetch failed; keeping the keys held", "error", err.Error())
 				}
@@ -182,14 +267,13 @@ func buildTokens(ctx context.Context, cfg *config.Config, log *slog.Logger, tel 
 		for _, a := range cfg.Algorithms() {
 			algs = append(algs, jose.SignatureAlgorithm(a))
 		}
-		inner = &jwtauth.Verifier{Keys: out.keys, Issuer: strings.TrimSpace(cfg.OktaIssuer), Audience: requiredAudience(cfg),
-			Algorithms: algs, Leeway: cfg.JWTLeeway, Typ: cfg.JWTTyp, OnResult: tel.metrics.JWTValidation}
+		inner = &jwtauth.Verifier{Keys: out.keys, Issuer: strings.TrimSpace(cfg.OktaIssuer), Audience: cfg.RequiredAudience(),
+			Algorithms: algs, Leeway: cfg.JWTLeeway, Typ: cfg.JWTTyp, OnResult: s.Metrics.JWTValidation}
 	}
-	var err error
 	var innerShared authn.Shared // jwt mode: none
 	switch cfg.TokenValidation {
 	case config.ValidationHybrid:
-		in := introspection(introspectURL)
+		in := s.introspection(introspectURL)
 		h := &jwtauth.Hybrid{JWT: inner, Introspect: in, Issuer: strings.TrimSpace(cfg.OktaIssuer)}
 		inner = h
 		if shared != nil {
@@ -198,15 +282,15 @@ func buildTokens(ctx context.Context, cfg *config.Config, log *slog.Logger, tel 
 		if len(cfg.IntrospectPathRules()) > 0 {
 			// The same introspection answers as the main cache's, under the
 			// same keys: the two share the shared level.
-			if out.introspect, err = newCache(cfg, log, tel, in, shared); err != nil {
+			if out.introspect, err = s.newCache(in, shared); err != nil {
 				return nil, err
 			}
 		}
 	case config.ValidationIntrospect:
-		inner = introspection(introspectURL)
+		inner = s.introspection(introspectURL)
 		innerShared = shared
 	}
-	if out.cache, err = newCache(cfg, log, tel, inner, innerShared); err != nil {
+	if out.cache, err = s.newCache(inner, innerShared); err != nil {
 		return nil, err
 	}
 	logEndpoints(log, cfg, jwksURL, introspectURL)
@@ -231,7 +315,8 @@ func logEndpoints(log *slog.Logger, cfg *config.Config, jwksURL, introspectURL s
 
 // newCache puts v behind a token cache configured by CACHE_*, with shared
 // (nil: none) as its second level.
-func newCache(cfg *config.Config, log *slog.Logger, tel *telemetry, v authn.Verifier, shared authn.Shared) (*authn.Cache, error) {
+func (s *Settings) newCache(v authn.Verifier, shared authn.Shared) (*authn.Cache, error) {
+	cfg, log := s.Config, s.Log
 	// One line per lograte.Every while answers are served stale: an outage
 	// must not write a line per request.
 	var stale lograte.Limit
@@ -244,56 +329,11 @@ func newCache(cfg *config.Config, log *slog.Logger, tel *telemetry, v authn.Veri
 		OnStale: func() {
 			stale.Log(log, slog.LevelWarn, time.Now(), "served stale introspection answers: the authorization server is unavailable (CACHE_STALE_IF_ERROR)")
 		},
-		OnEvict: tel.metrics.CacheEvicted,
+		OnEvict: s.Metrics.CacheEvicted,
 		Shared:  shared,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("CACHE_SIZE: %w", err)
 	}
 	return c, nil
-}
-
-// loadPrivateKey reads OKTA_PRIVATE_KEY_FILE (private_key_jwt): a PEM
-// PKCS#8, PKCS#1 (RSA) or SEC 1 (EC) private key; nil when not set. The
-// error names the variable, never the key.
-func loadPrivateKey(cfg *config.Config) (crypto.Signer, error) {
-	if cfg.OktaAuthMethod != config.AuthPrivateKeyJWT || cfg.OktaPrivateKeyFile == "" {
-		return nil, nil
-	}
-	b, err := os.ReadFile(cfg.OktaPrivateKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("OKTA_PRIVATE_KEY_FILE: %w", err)
-	}
-	block, _ := pem.Decode(b)
-	if block == nil {
-		return nil, errors.New("OKTA_PRIVATE_KEY_FILE: no PEM block")
-	}
-	var key any
-	switch block.Type {
-	case "PRIVATE KEY":
-		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-	case "RSA PRIVATE KEY":
-		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-	case "EC PRIVATE KEY":
-		key, err = x509.ParseECPrivateKey(block.Bytes)
-	default:
-		return nil, fmt.Errorf("OKTA_PRIVATE_KEY_FILE: PEM block %q is not a private key", block.Type)
-	}
-	if err != nil {
-		return nil, errors.New("OKTA_PRIVATE_KEY_FILE: cannot parse the private key")
-	}
-	switch k := key.(type) {
-	case *rsa.PrivateKey:
-		if k.N.BitLen() < 2048 {
-			return nil, fmt.Errorf("OKTA_PRIVATE_KEY_FILE: RSA key of %d bits; at least 2048", k.N.BitLen())
-		}
-		return k, nil
-	case *ecdsa.PrivateKey:
-		switch k.Curve {
-		case elliptic.P256(), elliptic.P384(), elliptic.P521():
-			return k, nil
-		}
-		return nil, errors.New("OKTA_PRIVATE_KEY_FILE: EC key on a curve other than P-256, P-384 or P-521")
-	}
-	return nil, errors.New("OKTA_PRIVATE_KEY_FILE: the key must be RSA or EC")
 }
