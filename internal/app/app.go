@@ -236,7 +236,6 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telem
 	}
 	opaHealth := &authz.Health{URL: health, HTTPClient: opaHTTP, Breaker: opaBreaker}
 	deps := gateway.Deps{
-		Tokens:  cache,
 		Decider: decider,
 		Ready: []gateway.ReadyCheck{
 			{Name: "opa", Check: opaHealth.Check, Required: true},

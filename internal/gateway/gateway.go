@@ -22,11 +22,13 @@ import (
 	"github.com/authgate/authgate/internal/pathrule"
 )
 
-// TokenVerifier is what the gateway needs of the token cache.
-type TokenVerifier interface {
-	// Lookup verifies token and says whether the cache answered. Errors are
-	// *fault.Error: Unauthenticated or Unavailable.
-	Lookup(ctx context.Context, token string) (*authn.Token, authn.Lookup, error)
+// Tokens is what the gateway needs of the token side, assembled by package
+// tokens: one lookup per request, whatever TOKEN_VALIDATION is.
+type Tokens interface {
+	// Lookup verifies raw, the bearer token of the request r describes, and
+	// says whether a cache answered. Errors are *fault.Error:
+	// Unauthenticated or Unavailable.
+	Lookup(ctx context.Context, r *authn.Request, raw string) (*authn.Token, authn.Lookup, error)
 }
 
 // Deps are the gateway's dependencies, built by the caller.
@@ -42,16 +44,10 @@ type Deps struct {
 	// (otelhttp): the request's span is then named after its route.
 	Tracing bool
 
-	Tokens TokenVerifier
-	// Introspect, when set, introspects (TOKEN_VALIDATION=hybrid): a token
-	// that Tokens validated as a JWT is introspected anew by it on
-	// IntrospectPaths (INTROSPECT_PATHS), where a revoked token must stop
-	// working within CACHE_TTL. They add checking, so they match generously
-	// (pathrule.Generous): /api/Pay and /api/pay/ for /api/pay, and in
-	// verify mode the method an override header names too.
-	Introspect      TokenVerifier
-	IntrospectPaths []pathrule.Rule
-	Decider         authz.Decider
+	// Tokens verifies the bearer token of every protected request (and of
+	// an open stream's re-check), in whichever TOKEN_VALIDATION mode.
+	Tokens  Tokens
+	Decider authz.Decider
 	// Ready are the dependencies /readyz reports.
 	Ready []ReadyCheck
 	// SendToken puts the raw token in the OPA input as jwt.tokenValue.
@@ -129,7 +125,6 @@ type Gateway struct {
 	deps         Deps
 	inputHeaders map[string]bool   // OPA_INPUT_HEADERS as canonical names; nil: all
 	public       *pathrule.Matcher // PUBLIC_PATHS, exact
-	introspect   *pathrule.Matcher // INTROSPECT_PATHS, generous
 	traffic      *echo.Echo
 	admin        *echo.Echo
 	metrics      *echo.Echo
@@ -168,9 +163,6 @@ func New(d Deps) *Gateway {
 		afterFunc: d.AfterFunc,
 		public:    pathrule.Exact(d.PublicPaths),
 		streams:   d.Streams,
-	}
-	if d.Introspect != nil {
-		g.introspect = pathrule.Generous(d.IntrospectPaths)
 	}
 	if len(d.InputHeaders) > 0 {
 		g.inputHeaders = map[string]bool{}

@@ -47,20 +47,41 @@ import (
 	"github.com/authgate/authgate/internal/authz"
 	"github.com/authgate/authgate/internal/breaker"
 	"github.com/authgate/authgate/internal/fault"
+	"github.com/authgate/authgate/internal/jwtauth"
+	"github.com/authgate/authgate/internal/pathrule"
 	"github.com/authgate/authgate/pkg/opa"
 )
 
-// fakeTokens is a TokenVerifier with a function field.
+// fakeTokens is a Tokens with a function field; the request it is told of
+// is kept in last.
 type fakeTokens struct {
 	LookupFn func(ctx context.Context, token string) (*authn.Token, authn.Lookup, error)
 	calls    atomic.Int32
+	mu       sync.Mutex
+	last     authn.Request
 }
 
-var _ TokenVerifier = (*fakeTokens)(nil)
+var _ Tokens = (*fakeTokens)(nil)
 
-func (f *fakeTokens) Lookup(ctx context.Context, token string) (*authn.Token, authn.Lookup, error) {
+func (f *fakeTokens) Lookup(ctx context.Context, r *authn.Request, token string) (*authn.Token, authn.Lookup, error) {
 	f.calls.Add(1)
+	f.mu.Lock()
+	f.last = *r
+	f.mu.Unlock()
 	return f.LookupFn(ctx, token)
+}
+
+// lastRequest is the request the latest Lookup was told of.
+func (f *fakeTokens) lastRequest() authn.Request {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.last
+}
+
+// introspectOnPaths puts d.Tokens under hybrid mode's INTROSPECT_PATHS:
+// a JWT it validates is introspected anew by introspect on rules.
+func introspectOnPaths(d *Deps, introspect Tokens, rules ...pathrule.Rule) {
+	d.Tokens = &jwtauth.IntrospectOnPaths{Tokens: d.Tokens, Introspect: introspect, Paths: pathrule.Generous(rules)}
 }
 
 // fakeDecider is an authz.Decider with a function field, for a test that

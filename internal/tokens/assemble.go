@@ -26,6 +26,7 @@ import (
 	"github.com/authgate/authgate/internal/jwtauth"
 	"github.com/authgate/authgate/internal/lograte"
 	"github.com/authgate/authgate/internal/metrics"
+	"github.com/authgate/authgate/internal/pathrule"
 	"github.com/authgate/authgate/internal/requestid"
 	"github.com/authgate/authgate/pkg/introspect"
 )
@@ -59,6 +60,9 @@ type Settings struct {
 // Tokens are the token verifiers TOKEN_VALIDATION asks for.
 type Tokens struct {
 	s Settings
+	// lookup answers the gateway (gateway.Deps.Tokens): cache, or in
+	// hybrid mode with INTROSPECT_PATHS cache then introspect on them.
+	lookup authn.Tokens
 	// cache answers the gateway: introspection, local JWT validation, or
 	// the hybrid of the two, behind the token cache.
 	cache *authn.Cache
@@ -97,16 +101,11 @@ func (t *Tokens) RevokeKey(key [sha256.Size]byte, d time.Duration) {
 	}
 }
 
-// GatewayDeps gives the gateway the readiness checks of the keys and the
-// introspection of INTROSPECT_PATHS.
+// GatewayDeps gives the gateway the token lookup and the readiness checks
+// of the keys.
 func (t *Tokens) GatewayDeps(d *gateway.Deps) {
-	cfg := t.s.Config
-	d.Ready = append(d.Ready, t.readyChecks(cfg.TokenValidation)...)
-	if t.introspect == nil {
-		return
-	}
-	d.Introspect = t.introspect
-	d.IntrospectPaths = cfg.IntrospectPathRules()
+	d.Tokens = t.lookup
+	d.Ready = append(d.Ready, t.readyChecks(t.s.Config.TokenValidation)...)
 }
 
 // readyChecks are the keys' entries of /readyz (none in introspect mode):
@@ -292,6 +291,12 @@ func Build(ctx context.Context, s Settings) (*Tokens, error) {
 	}
 	if out.cache, err = s.newCache(inner, innerShared); err != nil {
 		return nil, err
+	}
+	out.lookup = authn.Cached{Cache: out.cache}
+	if out.introspect != nil {
+		// Verify locally, then introspect on these paths.
+		out.lookup = &jwtauth.IntrospectOnPaths{Tokens: out.lookup, Introspect: authn.Cached{Cache: out.introspect},
+			Paths: pathrule.Generous(cfg.IntrospectPathRules())}
 	}
 	logEndpoints(log, cfg, jwksURL, introspectURL)
 	return out, nil
