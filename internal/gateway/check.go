@@ -10,6 +10,7 @@ import (
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/authz"
 	"github.com/authgate/authgate/internal/fault"
+	"github.com/authgate/authgate/internal/forwarded"
 )
 
 // Outcomes of a request that passes, as authgate_decisions_total labels
@@ -133,7 +134,7 @@ func (g *Gateway) authorize(c echo.Context, rec *record, in *authz.Input) (*auth
 
 // hasMethodOverride reports whether h holds a method-override header.
 func hasMethodOverride(h http.Header) bool {
-	for range overriddenMethods(h) {
+	for range forwarded.OverriddenMethods(h) {
 		return true
 	}
 	return false

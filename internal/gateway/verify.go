@@ -75,7 +75,7 @@ func (g *Gateway) describeForwarded(req *http.Request, in *authz.Input, tr *auth
 	}
 	o := g.trusted.Origin(req)
 	*in = authz.Input{Method: orig.Method, Path: path, Query: query,
-		Headers: authz.Headers{Header: req.Header, Only: g.inputHeaders, Also: isMethodOverride},
+		Headers: authz.Headers{Header: req.Header, Only: g.inputHeaders, Also: forwarded.IsMethodOverride},
 		Host:    o.Host, Scheme: o.Scheme, RemoteAddr: o.RemoteAddr, Mode: authz.ModeVerify}
 	*tr = authn.Request{Method: orig.Method, Path: path, Scheme: o.Scheme, Host: o.Host,
 		Target: req.RequestURI, Header: req.Header, Original: orig}
@@ -91,7 +91,7 @@ func (g *Gateway) publicVerify(in *authz.Input) bool {
 	if !g.public.Match(in.Method, in.Path) {
 		return false
 	}
-	for m := range overriddenMethods(in.Headers.Header) {
+	for m := range forwarded.OverriddenMethods(in.Headers.Header) {
 		if !g.public.Match(m, in.Path) {
 			return false
 		}
