@@ -278,8 +278,8 @@ func modeDeps(cfg *config.Config, d *gateway.Deps) error {
 	d.StreamWriteTimeout = writeTimeout // per write of a stream, not for its whole life
 	d.UpstreamStripAuthorization = cfg.UpstreamStripAuthorization
 	d.Upgrades = cfg.UpgradeProtocols()
-	d.PublicPaths = cfg.PublicPathRules()
-	d.TrustedProxies = cfg.TrustedProxyPrefixes()
+	d.PublicPaths = cfg.PublicPathRules
+	d.TrustedProxies = cfg.TrustedProxyPrefixes
 	d.Identity = gateway.IdentityHeaders{
 		Subject:  cfg.IdentityHeaderSubject,
 		ClientID: cfg.IdentityHeaderClientID,

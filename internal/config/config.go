@@ -15,6 +15,9 @@ import (
 
 	"github.com/caarlos0/env/v10"
 	"github.com/joho/godotenv"
+
+	"github.com/authgate/authgate/internal/forwarded"
+	"github.com/authgate/authgate/internal/pathrule"
 )
 
 // Auth methods for the introspection endpoint (RFC 7591 names, as Okta uses them).
@@ -133,6 +136,12 @@ type Config struct {
 	AdminAPIToken  string        `env:"ADMIN_API_TOKEN" secret:"true"`    // "" = POST /revoke answers 404
 	RevokeUpstream bool          `env:"REVOKE_UPSTREAM" envDefault:"false"`
 	OktaRevokeURL  string        `env:"OKTA_REVOKE_URL"` // default: discovered from OKTA_ISSUER
+
+	// Parsed by Load from the variables above, once: the rest of authgate
+	// reads these, never the raw lists.
+	PublicPathRules      []pathrule.Rule // PUBLIC_PATHS; matched exactly (they remove checking)
+	IntrospectPathRules  []pathrule.Rule // INTROSPECT_PATHS; matched generously (they add checking)
+	TrustedProxyPrefixes forwarded.Trust // TRUSTED_PROXIES; a bare address stands for itself (/32 or /128)
 }
 
 // IntrospectURL is OKTA_INTROSPECT_URL, or the Okta default under the issuer.
@@ -306,7 +315,9 @@ func describe(t reflect.Type, err error) string {
 	return fmt.Sprintf("not a valid %s: %v", t, err)
 }
 
-// problems checks values that parsed but make no sense together.
+// problems checks values that parsed but make no sense together, and keeps
+// the lists it parses to check them (PublicPathRules, IntrospectPathRules,
+// TrustedProxyPrefixes): the one parse.
 func (c *Config) problems() []string {
 	var p []string
 	add := func(format string, a ...any) { p = append(p, fmt.Sprintf(format, a...)) }

@@ -278,7 +278,7 @@ func Build(ctx context.Context, s Settings) (*Tokens, error) {
 		if shared != nil {
 			innerShared = jwtauth.SharedIntrospections{Shared: shared, Hybrid: h}
 		}
-		if len(cfg.IntrospectPathRules()) > 0 {
+		if len(cfg.IntrospectPathRules) > 0 {
 			// The same introspection answers as the main cache's, under the
 			// same keys: the two share the shared level.
 			if out.introspect, err = s.newCache(in, shared); err != nil {
@@ -296,7 +296,7 @@ func Build(ctx context.Context, s Settings) (*Tokens, error) {
 	if out.introspect != nil {
 		// Verify locally, then introspect on these paths.
 		out.lookup = &jwtauth.IntrospectOnPaths{Tokens: out.lookup, Introspect: authn.Cached{Cache: out.introspect},
-			Paths: pathrule.Generous(cfg.IntrospectPathRules())}
+			Paths: pathrule.Generous(cfg.IntrospectPathRules)}
 	}
 	logEndpoints(log, cfg, jwksURL, introspectURL)
 	return out, nil
