@@ -3,20 +3,18 @@ package app
 // Several replicas (docs/fleet.md): the shared tier on Redis (REDIS_URL).
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"log/slog"
 
 	"github.com/authgate/authgate/internal/breaker"
 	"github.com/authgate/authgate/internal/config"
 	"github.com/authgate/authgate/internal/fleet"
-	"github.com/authgate/authgate/internal/tokens"
 )
 
 // newTier connects the shared tier when REDIS_URL is set (nil otherwise).
-// The caches it hands revocations to are set once built (late.tokens),
-// before Start.
-func newTier(cfg *config.Config, log *slog.Logger, tel *telemetry, idp *breaker.Breaker, late *lateTokens) (*fleet.Tier, error) {
+// The token caches it hands other replicas' revocations to are given at
+// Start, once built over it.
+func newTier(cfg *config.Config, log *slog.Logger, tel *telemetry, idp *breaker.Breaker) (*fleet.Tier, error) {
 	tel.metrics.Fleet(cfg.Shared())
 	if !cfg.Shared() {
 		return nil, nil
@@ -38,7 +36,6 @@ func newTier(cfg *config.Config, log *slog.Logger, tel *telemetry, idp *breaker.
 		Tombstone:       cfg.CacheTTL,
 		Observer:        tel.metrics,
 		Log:             log,
-		OnRevoked:       func(key [sha256.Size]byte) { late.tokens.RevokeKey(key, cfg.CacheTTL) },
 		OnHold:          idp.Hold,
 		OnBreakerChange: tel.breakerChange,
 	})
@@ -49,6 +46,3 @@ func newTier(cfg *config.Config, log *slog.Logger, tel *telemetry, idp *breaker.
 	tel.metrics.WatchBreaker(tier.Breaker())
 	return tier, nil
 }
-
-// lateTokens are the token caches, for the callbacks made before they exist.
-type lateTokens struct{ tokens *tokens.Tokens }

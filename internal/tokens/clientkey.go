@@ -12,7 +12,26 @@ import (
 	"os"
 
 	"github.com/authgate/authgate/internal/config"
+	"github.com/authgate/authgate/internal/requestid"
+	"github.com/authgate/authgate/pkg/introspect"
 )
+
+// client is an IdP client authenticated as OKTA_AUTH_METHOD says: the
+// introspection's at url, and POST /revoke's (REVOKE_UPSTREAM).
+func (s *Settings) client(url string) *introspect.Client {
+	cfg := s.Config
+	return &introspect.Client{
+		URL:          url,
+		ClientID:     cfg.OktaClientID,
+		ClientSecret: cfg.OktaClientSecret,
+		AuthMethod:   cfg.OktaAuthMethod,
+		PrivateKey:   s.privateKey,
+		KeyID:        cfg.OktaPrivateKeyID,
+		HTTPClient:   s.IdP,
+
+		RequestHeader: requestid.SetHeader,
+	}
+}
 
 // loadPrivateKey reads OKTA_PRIVATE_KEY_FILE (private_key_jwt): a PEM
 // PKCS#8, PKCS#1 (RSA) or SEC 1 (EC) private key; nil when not set. The

@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
@@ -12,6 +13,21 @@ import (
 	"github.com/authgate/authgate/internal/tokenid"
 	"github.com/authgate/authgate/pkg/introspect"
 )
+
+// RevokeKey revokes the token whose revocation id (tokenid.Revocation) is
+// key in every cache, keeps it out for d, and ends its open streams and
+// tunnels within the second, not at their next re-check. Every revocation
+// goes through here: POST /revoke on this replica (Revoker), and those
+// another replica announces (the tier's callback, given at Start).
+func (t *Tokens) RevokeKey(key [sha256.Size]byte, d time.Duration) {
+	t.cache.RevokeKey(key, d)
+	if t.introspect != nil {
+		t.introspect.RevokeKey(key, d)
+	}
+	if t.s.Streams != nil {
+		t.s.Streams.Revoked(key)
+	}
+}
 
 // Revoker returns POST /revoke's work (gateway.Deps' Revoke): this
 // replica's caches, the fleet's (the tier, when set), and the IdP's
