@@ -16,10 +16,11 @@ package gateway
 //	h.lines(t), h.accessLines(t), h.waitLine(t, msg)     // what was logged
 //	h.clock.Add(time.Minute)                             // the time moves only when told
 //
-// Defaults: the token cache is h.tokens (goodToken is h.good, active,
+// Defaults: Deps.Tokens is h.tokens (goodToken is h.good, active,
 // introspected; inactiveToken is not; idpDownToken's IdP is down: see
-// defaultLookup); no Deps.Introspect (TOKEN_VALIDATION=hybrid's second
-// lookup: set it to another fakeTokens); the policy is the real authz.OPA
+// defaultLookup; the request it was told of: h.tokens.lastRequest());
+// hybrid's INTROSPECT_PATHS: introspectOnPaths(d, another fakeTokens,
+// rules...); the policy is the real authz.OPA
 // over h.opa (OPA's Data API, answering allow) behind the real
 // authz.Guarded with h.opaBreaker, so a test sees the very document the
 // gateway sends; /readyz reports that breaker; metrics go to h.metrics;
