@@ -4,6 +4,7 @@ package app
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -19,9 +20,10 @@ import (
 	"github.com/authgate/authgate/internal/authz"
 	"github.com/authgate/authgate/internal/breaker"
 	"github.com/authgate/authgate/internal/config"
+	"github.com/authgate/authgate/internal/fleet"
 	"github.com/authgate/authgate/internal/gateway"
 	"github.com/authgate/authgate/internal/requestid"
-	"github.com/authgate/authgate/pkg/introspect"
+	"github.com/authgate/authgate/internal/tokens"
 	"github.com/authgate/authgate/pkg/opa"
 )
 
@@ -34,11 +36,6 @@ const (
 	idleTimeout    = 120 * time.Second
 	maxHeaderBytes = 64 << 10
 )
-
-// perClientLimiters bounds the clients OKTA_MAX_RPS_PER_CLIENT remembers
-// (about 200 bytes each): a flood of addresses evicts the oldest, which
-// then start again with a full burst, under the global budget still.
-const perClientLimiters = 16384
 
 // Run runs authgate until ctx ends or SIGINT/SIGTERM arrives, then shuts
 // down gracefully. lookupEnv is the process environment (os.LookupEnv): a
@@ -166,9 +163,11 @@ func newServer(h http.Handler, log *slog.Logger, cfg *config.Config) *http.Serve
 	}
 }
 
-// build makes the clients, breakers and cache from cfg; the key refresh
-// (jwt and hybrid modes) runs until ctx ends.
-// closeIdle closes the upstream connections left idle.
+// build assembles authgate from cfg, top to bottom: the clients of the IdP
+// and OPA and their breakers, the shared tier, the token side (package
+// tokens), the policy side, then the gateway over them. The key refresh
+// (jwt and hybrid modes) runs until ctx ends. closeIdle closes the
+// upstream connections left idle, and the tier.
 func build(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemetry) (gw *gateway.Gateway, closeIdle func(), err error) {
 	warnPlainHTTP(cfg, log)
 	idpT, err := idpTransport(cfg)
@@ -179,42 +178,16 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telem
 	if err != nil {
 		return nil, nil, err
 	}
+	closeIdle = func() { idpT.CloseIdleConnections(); opaT.CloseIdleConnections() }
 	// No http.Client.Timeout: every call carries a context deadline
 	// (OKTA_TIMEOUT in the cache, OPA_TIMEOUT in the check), and a client
 	// timeout would add a timer per request on the hot path.
 	idpHTTP := &http.Client{Transport: tel.transport(idpT, "introspect")}
 	opaHTTP := &http.Client{Transport: tel.transport(opaT, "opa decision")}
+	idpBreaker := newBreaker("idp", cfg.OktaBreakerFailures, cfg.OktaBreakerOpenTimeout, tel)
+	opaBreaker := newBreaker("opa", cfg.OPABreakerFailures, cfg.OPABreakerOpenTimeout, tel)
 
-	onChange := tel.breakerChange
-	idpBreaker := breaker.New(breaker.Settings{Name: "idp", Failures: cfg.OktaBreakerFailures,
-		OpenTimeout: cfg.OktaBreakerOpenTimeout, IsFailure: authn.IsUpstreamFailure, OnStateChange: onChange})
-	opaBreaker := breaker.New(breaker.Settings{Name: "opa", Failures: cfg.OPABreakerFailures,
-		OpenTimeout: cfg.OPABreakerOpenTimeout, IsFailure: authn.IsUpstreamFailure, OnStateChange: onChange})
-
-	privateKey, err := loadPrivateKey(cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	// client is an IdP client authenticated as OKTA_AUTH_METHOD says: the
-	// introspection's at url, and POST /revoke's (REVOKE_UPSTREAM).
-	client := func(url string) *introspect.Client {
-		return &introspect.Client{
-			URL:          url,
-			ClientID:     cfg.OktaClientID,
-			ClientSecret: cfg.OktaClientSecret,
-			AuthMethod:   cfg.OktaAuthMethod,
-			PrivateKey:   privateKey,
-			KeyID:        cfg.OktaPrivateKeyID,
-			HTTPClient:   idpHTTP,
-
-			RequestHeader: requestid.SetHeader,
-		}
-	}
-	// The shared tier on Redis (fleet.go), nil without REDIS_URL; what it
-	// hears of other replicas' revocations goes to the token caches, set
-	// below before it starts.
-	late := &lateTokens{}
-	tier, err := newTier(cfg, log, tel, idpBreaker, late)
+	tier, err := newTier(cfg, log, tel, idpBreaker) // nil without REDIS_URL
 	if err != nil {
 		return nil, nil, err
 	}
@@ -223,129 +196,118 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telem
 			tier.Close()
 		}
 	}()
-	introspection := func(url string) authn.Verifier {
-		guarded := &authn.Guarded{
-			Next: &authn.Introspection{Client: client(url), Audience: requiredAudience(cfg),
-				OnResult: tel.metrics.Introspection, OnRateLimit: tel.metrics.RateLimit, Log: log,
-				PrivateKeyJWT: cfg.OktaAuthMethod == config.AuthPrivateKeyJWT},
-			Breaker: idpBreaker,
-		}
-		if tier != nil {
-			guarded.OnHold = tier.PublishHold // every replica holds
-		}
-		var v authn.Verifier = guarded
-		if cfg.OktaMaxRPS > 0 {
-			// Under the cache (cached tokens never spend the budget), above the
-			// breaker (our own refusals are not upstream failures).
-			rl := authn.NewRateLimited(v, cfg.OktaMaxRPS, nil)
-			rl.OnRefuse = tel.metrics.GlobalBudgetRejected
-			if tier != nil {
-				// One budget for the fleet; this replica's own when Redis is not there.
-				b := tier.NewBudget(v, rl, cfg.OktaMaxRPS)
-				b.OnRefuse = tel.metrics.GlobalBudgetRejected
-				v = b
-			} else {
-				v = rl
-			}
-		}
-		if cfg.OktaMaxRPSPerClient > 0 {
-			// Above the global budget: a client past its own limit spends none
-			// of everyone's.
-			cl := authn.NewClientLimited(v, cfg.OktaMaxRPSPerClient, perClientLimiters, nil)
-			cl.OnRefuse = tel.metrics.ClientBudgetRejected
-			v = cl
-		}
-		return v
-	}
-	var shared authn.Shared // no nil *fleet.Tier in an interface
-	if tier != nil {
-		shared = tier
-	}
-	toks, err := buildTokens(ctx, cfg, log, tel, &http.Client{Transport: tel.transport(idpT, "jwks")}, introspection, shared)
+	// The open streams and tunnels, which every revocation ends.
+	streams := gateway.NewStreams()
+	toks, err := tokens.Build(ctx, tokens.Settings{Config: cfg, Log: log, Metrics: tel.metrics, OnBreakerChange: tel.breakerChange,
+		IdP: idpHTTP, JWKS: &http.Client{Transport: tel.transport(idpT, "jwks")}, IdPBreaker: idpBreaker, Tier: tier, Streams: streams})
 	if err != nil {
 		return nil, nil, err
 	}
-	late.tokens = toks
-	// The open streams and tunnels, which every revocation (revokeKey)
-	// ends: set before the tier starts hearing of the fleet's.
-	toks.streams = gateway.NewStreams()
-	cache := toks.cache
-	toks.run(ctx)
-	health, err := healthURL(cfg.OPAAuthzURL)
-	if err != nil {
-		return nil, nil, err
-	}
-	closeIdle = func() { idpT.CloseIdleConnections(); opaT.CloseIdleConnections() }
+	toks.Run(ctx)
 	if tier != nil {
-		tier.Start()
+		// What the tier hears of other replicas' revocations goes to the
+		// token caches, built over it.
+		tier.Start(func(key [sha256.Size]byte) { toks.RevokeKey(key, cfg.CacheTTL) })
 		closeIdle = func() { idpT.CloseIdleConnections(); opaT.CloseIdleConnections(); tier.Close() }
 	}
-	tel.metrics.WatchCache(cache.Len)
-	tel.metrics.WatchBreaker(idpBreaker)
-	tel.metrics.WatchBreaker(opaBreaker)
-	opaClient := &opa.Client{URL: cfg.OPAAuthzURL, HTTPClient: opaHTTP, RequestHeader: requestid.SetHeader}
-	// The policy side, composed like the token side: OPA, behind its
-	// breaker, behind the decision cache when DECISION_CACHE_TTL is set.
-	var decider authz.Decider = &authz.Guarded{
-		Next:    &authz.OPA{Client: opaClient, Timeout: cfg.OPATimeout, Log: log, Metrics: tel.metrics},
-		Breaker: opaBreaker,
-	}
-	if cfg.DecisionCacheTTL > 0 {
-		if decider, err = authz.NewCache(decider, cfg.CacheSize, cfg.DecisionCacheTTL, nil); err != nil {
-			return nil, nil, fmt.Errorf("CACHE_SIZE: %w", err)
-		}
-	}
-	opaHealth := &authz.Health{URL: health, HTTPClient: opaHTTP, Breaker: opaBreaker}
-	deps := gateway.Deps{
-		Tokens:  cache,
-		Decider: decider,
-		Ready: []gateway.ReadyCheck{
-			{Name: "opa", Check: opaHealth.Check, Required: true},
-			{Name: "idp", Check: func(context.Context) string { return idpBreaker.Health() }},
-		},
-		Streams:       toks.streams,
-		CacheTTL:      cfg.CacheTTL,
-		StaleIfError:  cfg.CacheStaleIfError,
-		AdminAPIToken: cfg.AdminAPIToken,
-		SendToken:     cfg.OPASendToken,
-		InputHeaders:  cfg.OPAInputHeaderNames(),
-		Log:           log,
 
-		LookupClient: cfg.OktaMaxRPSPerClient > 0,
-	}
-	toks.gatewayDeps(cfg, &deps)
-	if tier != nil {
-		// Not required: without Redis every request is still answered.
-		deps.Ready = append(deps.Ready, gateway.ReadyCheck{Name: "redis", Check: tier.Health})
-	}
-	if cfg.AdminAPIToken != "" {
-		deps.Revoke = newRevoker(cfg, toks, tier, client(cfg.IntrospectURL()), tel).revoke
-	}
-	if err := modeDeps(cfg, &deps); err != nil {
+	decider, err := newDecider(cfg, log, tel, opaHTTP, opaBreaker)
+	if err != nil {
 		return nil, nil, err
 	}
-	return gateway.New(tel.gatewayDeps(deps, cfg)), closeIdle, nil
+	opaHealth, err := newOPAHealth(cfg, opaHTTP, opaBreaker)
+	if err != nil {
+		return nil, nil, err
+	}
+	deps, err := gatewayDeps(cfg, log, tel, toks, decider, parts{opaHealth: opaHealth, idpBreaker: idpBreaker, tier: tier, streams: streams})
+	if err != nil {
+		return nil, nil, err
+	}
+	return gateway.New(deps), closeIdle, nil
 }
 
-// modeDeps fills in the gateway-mode settings (README, "Gateway modes").
-func modeDeps(cfg *config.Config, d *gateway.Deps) error {
-	if cfg.UpstreamURL != "" {
-		u, err := url.Parse(cfg.UpstreamURL)
-		if err != nil {
-			return errors.New("UPSTREAM_URL: not a URL")
-		}
-		d.Upstream = u
+// newBreaker is the circuit breaker of an upstream, watched and logged.
+func newBreaker(name string, failures uint32, openTimeout time.Duration, tel *telemetry) *breaker.Breaker {
+	b := breaker.New(breaker.Settings{Name: name, Failures: failures, OpenTimeout: openTimeout,
+		IsFailure: authn.IsUpstreamFailure, OnStateChange: tel.breakerChange})
+	tel.metrics.WatchBreaker(b)
+	return b
+}
+
+// newDecider is the policy side, composed like the token side: OPA, behind
+// its breaker, behind the decision cache when DECISION_CACHE_TTL is set.
+func newDecider(cfg *config.Config, log *slog.Logger, tel *telemetry, hc *http.Client, b *breaker.Breaker) (authz.Decider, error) {
+	opaClient := &opa.Client{URL: cfg.OPAAuthzURL, HTTPClient: hc, RequestHeader: requestid.SetHeader}
+	var decider authz.Decider = &authz.Guarded{
+		Next:    &authz.OPA{Client: opaClient, Timeout: cfg.OPATimeout, Log: log, Metrics: tel.metrics},
+		Breaker: b,
 	}
-	d.UpstreamTimeout = cfg.UpstreamTimeout
-	d.StreamWriteTimeout = writeTimeout // per write of a stream, not for its whole life
-	d.UpstreamStripAuthorization = cfg.UpstreamStripAuthorization
-	d.Upgrades = cfg.UpgradeProtocols()
-	d.PublicPaths = cfg.PublicPathRules()
-	d.TrustedProxies = cfg.TrustedProxyPrefixes()
-	d.Identity = gateway.IdentityHeaders{
-		Subject:  cfg.IdentityHeaderSubject,
-		ClientID: cfg.IdentityHeaderClientID,
-		Scopes:   cfg.IdentityHeaderScopes,
+	if cfg.DecisionCacheTTL > 0 {
+		c, err := authz.NewCache(decider, cfg.CacheSize, cfg.DecisionCacheTTL, nil)
+		if err != nil {
+			return nil, fmt.Errorf("CACHE_SIZE: %w", err)
+		}
+		decider = c
+	}
+	return decider, nil
+}
+
+// newOPAHealth is OPA's entry of /readyz: its /health at the origin of the
+// decision URL, behind its breaker.
+func newOPAHealth(cfg *config.Config, hc *http.Client, b *breaker.Breaker) (*authz.Health, error) {
+	u, err := url.Parse(cfg.OPAAuthzURL)
+	if err != nil {
+		return nil, errors.New("OPA_AUTHZ_URL: not a URL")
+	}
+	health := (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: "/health"}).String()
+	return &authz.Health{URL: health, HTTPClient: hc, Breaker: b}, nil
+}
+
+// parts are the pieces of build that gatewayDeps hands on.
+type parts struct {
+	opaHealth  *authz.Health
+	idpBreaker *breaker.Breaker
+	tier       *fleet.Tier // nil without REDIS_URL
+	streams    *gateway.Streams
+}
+
+// gatewayDeps fills in the gateway's dependencies, group by group
+// (gateway.Deps; the modes: docs/modes.md).
+func gatewayDeps(cfg *config.Config, log *slog.Logger, tel *telemetry, toks *tokens.Tokens, decider authz.Decider, p parts) (gateway.Deps, error) {
+	d := gateway.Deps{
+		Tokens:       toks,
+		LookupClient: cfg.OktaMaxRPSPerClient > 0,
+		CacheTTL:     cfg.CacheTTL,
+		StaleIfError: cfg.CacheStaleIfError,
+
+		Decider:        decider,
+		PublicPaths:    cfg.PublicPathRules,
+		TrustedProxies: cfg.TrustedProxyPrefixes,
+		SendToken:      cfg.OPASendToken,
+		InputHeaders:   cfg.OPAInputHeaderNames(),
+
+		Log:            log,
+		Metrics:        tel.metrics,
+		MetricsHandler: tel.metricsHandler(),
+		PProf:          cfg.PProf,
+		Tracing:        tel.tracing(),
+
+		UpstreamTimeout:            cfg.UpstreamTimeout,
+		UpstreamStripAuthorization: cfg.UpstreamStripAuthorization,
+		Identity: gateway.IdentityHeaders{
+			Subject:  cfg.IdentityHeaderSubject,
+			ClientID: cfg.IdentityHeaderClientID,
+			Scopes:   cfg.IdentityHeaderScopes,
+		},
+		Upgrades:           cfg.UpgradeProtocols(),
+		StreamWriteTimeout: writeTimeout, // per write of a stream, not for its whole life
+		Streams:            p.streams,
+
+		Ready: []gateway.ReadyCheck{
+			{Name: "opa", Check: p.opaHealth.Check, Required: true},
+			{Name: "idp", Check: func(context.Context) string { return p.idpBreaker.Health() }},
+		},
+		AdminAPIToken: cfg.AdminAPIToken,
 	}
 	if cfg.ResourceURI != "" {
 		d.Resource = &gateway.ProtectedResource{
@@ -356,7 +318,22 @@ func modeDeps(cfg *config.Config, d *gateway.Deps) error {
 			Documentation:        cfg.ResourceDocumentation,
 		}
 	}
-	return nil
+	if cfg.UpstreamURL != "" {
+		u, err := url.Parse(cfg.UpstreamURL)
+		if err != nil {
+			return d, errors.New("UPSTREAM_URL: not a URL")
+		}
+		d.Upstream = u
+	}
+	d.Ready = append(d.Ready, toks.ReadyChecks()...)
+	if p.tier != nil {
+		// Not required: without Redis every request is still answered.
+		d.Ready = append(d.Ready, gateway.ReadyCheck{Name: "redis", Check: p.tier.Health})
+	}
+	if cfg.AdminAPIToken != "" {
+		d.Revoke = toks.Revoker()
+	}
+	return d, nil
 }
 
 // newTransport is a keep-alive pool sized for a gateway: the default of two
@@ -367,13 +344,4 @@ func newTransport() *http.Transport {
 	t.MaxIdleConnsPerHost = 512
 	t.IdleConnTimeout = 90 * time.Second
 	return t
-}
-
-// healthURL is OPA's /health at the origin of the decision URL.
-func healthURL(authz string) (string, error) {
-	u, err := url.Parse(authz)
-	if err != nil {
-		return "", errors.New("OPA_AUTHZ_URL: not a URL")
-	}
-	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: "/health"}).String(), nil
 }

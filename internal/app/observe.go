@@ -25,7 +25,6 @@ import (
 
 	"github.com/authgate/authgate/internal/breaker"
 	"github.com/authgate/authgate/internal/config"
-	"github.com/authgate/authgate/internal/gateway"
 	"github.com/authgate/authgate/internal/metrics"
 )
 
@@ -135,13 +134,9 @@ func (t *telemetry) breakerChange(name string, from, to breaker.State) {
 	t.metrics.BreakerTransition(name, from, to)
 }
 
-// gatewayDeps adds the observability dependencies to d.
-func (t *telemetry) gatewayDeps(d gateway.Deps, cfg *config.Config) gateway.Deps {
-	d.Metrics = t.metrics
-	d.MetricsHandler = promhttp.HandlerFor(t.registry, promhttp.HandlerOpts{
+// metricsHandler serves the registry on GET /metrics.
+func (t *telemetry) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(t.registry, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(t.log.Handler(), slog.LevelError),
 	})
-	d.PProf = cfg.PProf
-	d.Tracing = t.tracing()
-	return d
 }

@@ -15,8 +15,8 @@ type Document struct {
 	Input *Input `json:"input"`
 }
 
-// Input is the OPA input document: the contract policies rely on (README,
-// "OPA input"). Its json tags are the member names; a field added here is
+// Input is the OPA input document: the contract policies rely on
+// (docs/opa-input.md). Its json tags are the member names; a field added here is
 // a field every policy may come to depend on.
 //
 // A nil Query or Scopes is written {} and [], where encoding/json would

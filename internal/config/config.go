@@ -15,6 +15,9 @@ import (
 
 	"github.com/caarlos0/env/v10"
 	"github.com/joho/godotenv"
+
+	"github.com/authgate/authgate/internal/forwarded"
+	"github.com/authgate/authgate/internal/pathrule"
 )
 
 // Auth methods for the introspection endpoint (RFC 7591 names, as Okta uses them).
@@ -75,7 +78,7 @@ type Config struct {
 	// checked before OKTA_MAX_RPS; 0 = off.
 	OktaMaxRPSPerClient float64 `env:"OKTA_MAX_RPS_PER_CLIENT" envDefault:"0"`
 
-	// Token validation (README, "Token validation"): see jwt.go.
+	// Token validation (docs/token-validation.md): see jwt.go.
 	TokenValidation    string        `env:"TOKEN_VALIDATION" envDefault:"introspect"` // introspect, jwt or hybrid
 	IntrospectPaths    []string      `env:"INTROSPECT_PATHS" envSeparator:","`        // hybrid: always introspected
 	OktaJWKSURL        string        `env:"OKTA_JWKS_URL"`                            // default: jwks_uri from discovery
@@ -89,7 +92,7 @@ type Config struct {
 	IssuerNames  []string `env:"ISSUERS" envSeparator:","`
 	extraIssuers []Issuer
 
-	// Gateway modes (README, "Gateway modes"). UPSTREAM_URL set means reverse
+	// Gateway modes (docs/modes.md). UPSTREAM_URL set means reverse
 	// proxy mode: the demo routes are off and every request is proxied.
 	UpstreamURL                string        `env:"UPSTREAM_URL"`
 	UpstreamStripAuthorization bool          `env:"UPSTREAM_STRIP_AUTHORIZATION" envDefault:"false"`
@@ -102,8 +105,8 @@ type Config struct {
 	IdentityHeaderSubject  string   `env:"IDENTITY_HEADER_SUBJECT" envDefault:"X-Auth-Subject"`
 	IdentityHeaderClientID string   `env:"IDENTITY_HEADER_CLIENT_ID" envDefault:"X-Auth-Client-Id"`
 	IdentityHeaderScopes   string   `env:"IDENTITY_HEADER_SCOPES" envDefault:"X-Auth-Scopes"`
-	// Protected resource (RFC 9728 metadata, audience binding; README,
-	// "Protecting an MCP server"): see resource.go. Empty RESOURCE_URI = off.
+	// Protected resource (RFC 9728 metadata, audience binding;
+	// docs/mcp.md): see resource.go. Empty RESOURCE_URI = off.
 	ResourceURI                  string   `env:"RESOURCE_URI"`
 	ResourceAuthorizationServers []string `env:"RESOURCE_AUTHORIZATION_SERVERS" envSeparator:","` // default [OKTA_ISSUER]
 	ResourceScopes               string   `env:"RESOURCE_SCOPES"`                                 // comma- or space-separated
@@ -124,7 +127,7 @@ type Config struct {
 	OTelProtocol       string `env:"OTEL_EXPORTER_OTLP_PROTOCOL"`
 	OTelTracesProtocol string `env:"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"`
 
-	// Several replicas (issue 13; README, "Running several replicas"): see fleet.go.
+	// Several replicas (docs/fleet.md): see fleet.go.
 	RedisURL       string        `env:"REDIS_URL" secret:"true"` // may carry a password; "" = no shared tier
 	RedisTimeout   time.Duration `env:"REDIS_TIMEOUT" envDefault:"100ms"`
 	RedisKeyPrefix string        `env:"REDIS_KEY_PREFIX" envDefault:"authgate:"`
@@ -133,6 +136,12 @@ type Config struct {
 	AdminAPIToken  string        `env:"ADMIN_API_TOKEN" secret:"true"`    // "" = POST /revoke answers 404
 	RevokeUpstream bool          `env:"REVOKE_UPSTREAM" envDefault:"false"`
 	OktaRevokeURL  string        `env:"OKTA_REVOKE_URL"` // default: discovered from OKTA_ISSUER
+
+	// Parsed by Load from the variables above, once: the rest of authgate
+	// reads these, never the raw lists.
+	PublicPathRules      []pathrule.Rule // PUBLIC_PATHS; matched exactly (they remove checking)
+	IntrospectPathRules  []pathrule.Rule // INTROSPECT_PATHS; matched generously (they add checking)
+	TrustedProxyPrefixes forwarded.Trust // TRUSTED_PROXIES; a bare address stands for itself (/32 or /128)
 }
 
 // IntrospectURL is OKTA_INTROSPECT_URL, or the Okta default under the issuer.
@@ -306,7 +315,9 @@ func describe(t reflect.Type, err error) string {
 	return fmt.Sprintf("not a valid %s: %v", t, err)
 }
 
-// problems checks values that parsed but make no sense together.
+// problems checks values that parsed but make no sense together, and keeps
+// the lists it parses to check them (PublicPathRules, IntrospectPathRules,
+// TrustedProxyPrefixes): the one parse.
 func (c *Config) problems() []string {
 	var p []string
 	add := func(format string, a ...any) { p = append(p, fmt.Sprintf(format, a...)) }

@@ -173,7 +173,7 @@ func (c *Config) primaryIssuer() Issuer {
 		JWTAlgorithms:      c.Algorithms(),
 		JWTLeeway:          c.JWTLeeway,
 		JWTTyp:             c.JWTTyp,
-		IntrospectPaths:    c.IntrospectPathRules(),
+		IntrospectPaths:    c.IntrospectPathRules,
 		Timeout:            c.OktaTimeout,
 		MaxRPS:             c.OktaMaxRPS,
 		CAFile:             c.OktaCAFile,

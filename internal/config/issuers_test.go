@@ -135,7 +135,7 @@ func TestIssuersWithoutISSUERS(t *testing.T) {
 			if !p.IsPrimary() || p.IntrospectURL() != c.IntrospectURL() || p.Introspects() != c.Introspects() ||
 				p.UsesClientCredentials() != c.UsesClientCredentials() || p.ValidatesJWT() != c.ValidatesJWT() ||
 				p.RequiredAudience() != c.RequiredAudience() || !reflect.DeepEqual(p.Algorithms(), c.Algorithms()) ||
-				!reflect.DeepEqual(p.IntrospectPathRules(), c.IntrospectPathRules()) || p.OpaquePathRules() != nil {
+				!reflect.DeepEqual(p.IntrospectPathRules(), c.IntrospectPathRules) || p.OpaquePathRules() != nil {
 				t.Errorf("the primary's methods differ from Config's: %+v", p)
 			}
 		})

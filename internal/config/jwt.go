@@ -55,14 +55,6 @@ func (c *Config) Algorithms() []string {
 	return out
 }
 
-// IntrospectPathRules returns INTROSPECT_PATHS parsed (package pathrule);
-// Load has validated it. The gateway matches them generously: they add
-// checking.
-func (c *Config) IntrospectPathRules() []pathrule.Rule {
-	rules, _ := pathrule.ParseList(c.IntrospectPaths)
-	return rules
-}
-
 // jwtProblems checks the token-validation variables.
 func (c *Config) jwtProblems() []string {
 	var p []string
@@ -98,11 +90,12 @@ func (c *Config) jwtProblems() []string {
 	if c.JWTLeeway < 0 || c.JWTLeeway > MaxJWTLeeway {
 		add("JWT_LEEWAY: must be between 0s and %s, got %s", MaxJWTLeeway, c.JWTLeeway)
 	}
-	_, errs := pathrule.ParseList(c.IntrospectPaths)
+	var errs []error
+	c.IntrospectPathRules, errs = pathrule.ParseList(c.IntrospectPaths)
 	for _, err := range errs {
 		add("INTROSPECT_PATHS: %v", err)
 	}
-	if len(c.IntrospectPathRules()) > 0 && c.TokenValidation != ValidationHybrid {
+	if len(c.IntrospectPathRules) > 0 && c.TokenValidation != ValidationHybrid {
 		add("INTROSPECT_PATHS: set, but TOKEN_VALIDATION is %s (only hybrid chooses by path)", c.TokenValidation)
 	}
 	switch {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/authgate/authgate/internal/config"
+	"github.com/authgate/authgate/internal/pathrule"
 )
 
 func TestLoadTokenValidation(t *testing.T) {
@@ -34,6 +35,7 @@ func TestLoadTokenValidation(t *testing.T) {
 			want: func(c *config.Config) {
 				c.TokenValidation, c.OktaAudience = "hybrid", "api://default"
 				c.IntrospectPaths = []string{"POST /admin/*", "/payments"}
+				c.IntrospectPathRules = []pathrule.Rule{{Method: "POST", Path: "/admin/", Prefix: true}, {Path: "/payments"}}
 			},
 		},
 		{

@@ -10,13 +10,6 @@ import (
 	"github.com/authgate/authgate/internal/pathrule"
 )
 
-// PublicPathRules returns PUBLIC_PATHS parsed (package pathrule); Load has
-// validated it. The gateway matches them exactly: they remove checking.
-func (c *Config) PublicPathRules() []pathrule.Rule {
-	rules, _ := pathrule.ParseList(c.PublicPaths)
-	return rules
-}
-
 // UpgradeProtocols returns UPSTREAM_UPGRADES lower-cased, blanks dropped;
 // Load has validated it.
 func (c *Config) UpgradeProtocols() []string {
@@ -24,18 +17,6 @@ func (c *Config) UpgradeProtocols() []string {
 	for _, s := range c.UpstreamUpgrades {
 		if s = strings.ToLower(strings.TrimSpace(s)); s != "" {
 			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// TrustedProxyPrefixes returns TRUSTED_PROXIES parsed; Load has validated
-// it. A bare address stands for itself (/32 or /128).
-func (c *Config) TrustedProxyPrefixes() []netip.Prefix {
-	var out []netip.Prefix
-	for _, s := range c.TrustedProxies {
-		if p, err := parsePrefix(s); err == nil {
-			out = append(out, p)
 		}
 	}
 	return out
@@ -98,17 +79,22 @@ func (c *Config) modeProblems() []string {
 			add("UPSTREAM_UPGRADES: h2c cannot be allowed: the requests inside an h2c connection would reach the upstream unchecked")
 		}
 	}
-	_, errs := pathrule.ParseList(c.PublicPaths)
+	var errs []error
+	c.PublicPathRules, errs = pathrule.ParseList(c.PublicPaths)
 	for _, err := range errs {
 		add("PUBLIC_PATHS: %v", err)
 	}
+	c.TrustedProxyPrefixes = nil
 	for _, s := range c.TrustedProxies {
 		if strings.TrimSpace(s) == "" {
 			continue
 		}
-		if _, err := parsePrefix(s); err != nil {
+		p, err := parsePrefix(s)
+		if err != nil {
 			add("TRUSTED_PROXIES: %q is not a CIDR (10.0.0.0/8) or an IP address", strings.TrimSpace(s))
+			continue
 		}
+		c.TrustedProxyPrefixes = append(c.TrustedProxyPrefixes, p)
 	}
 	seen := map[string]string{}
 	for _, h := range []struct{ name, val string }{

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authgate/authgate/internal/forwarded"
 	"github.com/authgate/authgate/internal/pathrule"
 )
 
@@ -38,7 +39,7 @@ func TestModeDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.UpstreamURL != "" || c.UpstreamStripAuthorization || c.UpstreamTimeout != 30*time.Second ||
-		c.PublicPathRules() != nil || c.TrustedProxyPrefixes() != nil ||
+		c.PublicPathRules != nil || c.TrustedProxyPrefixes != nil ||
 		c.IdentityHeaderSubject != "X-Auth-Subject" || c.IdentityHeaderClientID != "X-Auth-Client-Id" || c.IdentityHeaderScopes != "X-Auth-Scopes" {
 		t.Errorf("defaults: %+v", c)
 	}
@@ -76,11 +77,11 @@ func TestModeValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantPublic := []pathrule.Rule{{Method: "GET", Path: "/health"}, {Method: "OPTIONS", Path: "/", Prefix: true}, {Path: "/static/", Prefix: true}}
-	if got := c.PublicPathRules(); !reflect.DeepEqual(got, wantPublic) {
+	if got := c.PublicPathRules; !reflect.DeepEqual(got, wantPublic) {
 		t.Errorf("PUBLIC_PATHS: %+v", got)
 	}
-	wantProxies := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32"), netip.MustParsePrefix("::1/128")}
-	if got := c.TrustedProxyPrefixes(); !reflect.DeepEqual(got, wantProxies) {
+	wantProxies := forwarded.Trust{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32"), netip.MustParsePrefix("::1/128")}
+	if got := c.TrustedProxyPrefixes; !reflect.DeepEqual(got, wantProxies) {
 		t.Errorf("TRUSTED_PROXIES: %v", got)
 	}
 	if !c.UpstreamStripAuthorization || c.UpstreamTimeout != 5*time.Second || c.IdentityHeaderSubject != "X-User" {

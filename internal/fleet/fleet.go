@@ -109,9 +109,6 @@ type Settings struct {
 	Observer Observer
 	// Log receives the state changes of the tier (breaker, subscription).
 	Log *slog.Logger
-	// OnRevoked is called for a revocation another replica announced,
-	// with the token's revocation id (tokenid.ID.Revocation).
-	OnRevoked func(key [sha256.Size]byte)
 	// OnHold is called for a 429 hold another replica announced.
 	OnHold func(until time.Time)
 	// OnBreakerChange, when set, is told of the Redis breaker's transitions.
@@ -134,8 +131,9 @@ type Tier struct {
 	waiters map[[sha256.Size]byte]chan struct{} // closed when the key's answer may have come
 	lockSeq uint64
 
-	ps   *redis.PubSub
-	done chan struct{}
+	ps        *redis.PubSub
+	done      chan struct{}
+	onRevoked func(key [sha256.Size]byte) // set by Start, before it listens
 
 	failed lograte.Limit // one line per lograte.Every for failed calls
 }
@@ -171,10 +169,15 @@ const warmConns = 8
 // requests, cold tokens on a busy machine, do not pay for EVAL and dials
 // under REDIS_TIMEOUT), then listens to the other replicas (revocations,
 // holds, answers come in), once the callbacks of Settings can be called.
+// onRevoked (nil: none) is called for each revocation another replica
+// announces, with the token's revocation id (tokenid.Revocation): given
+// here, not in Settings, because what it revokes (the token caches) is
+// built over the tier.
 // It does not fail: with Redis down, the subscription comes up when Redis
 // does (go-redis reconnects it, after a restart too), and a script not
 // loaded is sent whole once (EVALSHA, then EVAL).
-func (t *Tier) Start() {
+func (t *Tier) Start(onRevoked func(key [sha256.Size]byte)) {
+	t.onRevoked = onRevoked
 	t.warm()
 	t.ps = t.rdb.Subscribe(context.Background(), t.channel)
 	go t.listen()
@@ -321,8 +324,8 @@ func (t *Tier) handle(payload string) {
 		}
 	case 'r':
 		if key, ok := idArg(m.arg); ok && !self {
-			if t.s.OnRevoked != nil {
-				t.s.OnRevoked(key)
+			if t.onRevoked != nil {
+				t.onRevoked(key)
 			}
 			if t.s.Observer != nil {
 				t.s.Observer.Revocation("pubsub")

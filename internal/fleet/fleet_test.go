@@ -124,8 +124,7 @@ func newReplica(t *testing.T, addr string, next authn.Verifier, edit ...func(*fl
 	r := &replica{obs: &observer{}}
 	s := fleet.Settings{Client: rdb, Key: fleetKey, Prefix: "test:", Timeout: 200 * time.Millisecond,
 		LockTTL: 2 * time.Second, Tombstone: time.Minute, Observer: r.obs,
-		OnRevoked: func(key [sha256.Size]byte) { r.cache.RevokeKey(key, time.Minute) },
-		OnHold:    func(time.Time) { r.holds.Add(1) }}
+		OnHold: func(time.Time) { r.holds.Add(1) }}
 	for _, e := range edit {
 		e(&s)
 	}
@@ -137,7 +136,7 @@ func newReplica(t *testing.T, addr string, next authn.Verifier, edit ...func(*fl
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.tier.Start()
+	r.tier.Start(func(key [sha256.Size]byte) { r.cache.RevokeKey(key, time.Minute) })
 	t.Cleanup(func() { r.tier.Close() })
 	return r
 }

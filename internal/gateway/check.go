@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/authz"
 	"github.com/authgate/authgate/internal/fault"
+	"github.com/authgate/authgate/internal/forwarded"
 )
 
 // Outcomes of a request that passes, as authgate_decisions_total labels
@@ -21,9 +21,8 @@ const (
 )
 
 // check is the middleware that protects a route: bearer token, then the
-// token Verifier (introspection or a JWT's local check, cached; in hybrid
-// mode a JWT is introspected too on INTROSPECT_PATHS), then the Decider
-// (the policy). PUBLIC_PATHS bypass it.
+// token lookup (Deps.Tokens, whatever TOKEN_VALIDATION is), then the
+// Decider (the policy). PUBLIC_PATHS bypass it.
 func (g *Gateway) check() echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -34,7 +33,7 @@ func (g *Gateway) check() echo.MiddlewareFunc {
 				return next(c)
 			}
 			in := &rec.input
-			if err := g.describeRequest(req, in); err != nil {
+			if err := g.describeRequest(req, in, &rec.token); err != nil {
 				return err
 			}
 			tok, d, err := g.authorize(c, rec, in)
@@ -51,9 +50,10 @@ func (g *Gateway) check() echo.MiddlewareFunc {
 	}
 }
 
-// describeRequest describes the request itself to the policy (serve and
-// proxy modes); its path has been cleaned by cleanRequestPath.
-func (g *Gateway) describeRequest(req *http.Request, in *authz.Input) error {
+// describeRequest describes the request itself to the policy (in) and to
+// the token lookup (tr) in serve and proxy modes; its path has been
+// cleaned by cleanRequestPath.
+func (g *Gateway) describeRequest(req *http.Request, in *authz.Input, tr *authn.Request) error {
 	query, err := parseQuery(req.URL.RawQuery)
 	if err != nil {
 		return err
@@ -62,6 +62,8 @@ func (g *Gateway) describeRequest(req *http.Request, in *authz.Input) error {
 	*in = authz.Input{Method: req.Method, Path: req.URL.Path, Query: query,
 		Headers: authz.Headers{Header: req.Header, Only: g.inputHeaders},
 		Host:    o.Host, Scheme: o.Scheme, RemoteAddr: o.RemoteAddr, Mode: g.mode}
+	*tr = authn.Request{Method: req.Method, Path: req.URL.Path, Scheme: o.Scheme, Host: o.Host,
+		Target: req.RequestURI, Header: req.Header}
 	return nil
 }
 
@@ -78,9 +80,10 @@ func parseQuery(raw string) (url.Values, error) {
 	return q, nil
 }
 
-// authorize decides the request that in describes (the request itself, or
-// the one a proxy asks about), filling rec as it goes. The token is always
-// the request's own Authorization header.
+// authorize decides the request that in (for the policy) and rec.token
+// (for the token lookup) describe: the request itself, or the one a proxy
+// asks about. It fills rec as it goes. The token is always the request's
+// own Authorization header.
 func (g *Gateway) authorize(c echo.Context, rec *record, in *authz.Input) (*authn.Token, authz.Decision, error) {
 	req := c.Request()
 	raw, err := bearerToken(req.Header)
@@ -92,7 +95,7 @@ func (g *Gateway) authorize(c echo.Context, rec *record, in *authz.Input) (*auth
 		ctx = authn.WithClient(ctx, in.RemoteAddr)
 	}
 	start := time.Now()
-	tok, lookup, err := g.lookupToken(ctx, raw, in)
+	tok, lookup, err := g.deps.Tokens.Lookup(ctx, &rec.token, raw)
 	rec.introspect, rec.lookup, rec.looked = time.Since(start), lookup, true
 	if err != nil {
 		return nil, authz.Decision{}, err
@@ -129,41 +132,9 @@ func (g *Gateway) authorize(c echo.Context, rec *record, in *authz.Input) (*auth
 	return tok, d, nil
 }
 
-// lookupToken verifies raw for the request that in describes: the token
-// Verifier, then, in hybrid mode on INTROSPECT_PATHS, the introspection of
-// a JWT it validated. An open stream's re-check (watch.go) asks the same.
-func (g *Gateway) lookupToken(ctx context.Context, raw string, in *authz.Input) (*authn.Token, authn.Lookup, error) {
-	tok, lookup, err := g.deps.Tokens.Lookup(ctx, raw)
-	if err == nil && g.deps.Introspect != nil && tok.Validation == authn.ValidationJWT && g.introspects(in) {
-		// Verified locally first, so that a forged JWT never spends the
-		// introspection budget; then asked about, for revocation.
-		tok, lookup, err = g.deps.Introspect.Lookup(ctx, raw)
-	}
-	return tok, lookup, err
-}
-
-// introspects reports whether the request that in describes is on
-// INTROSPECT_PATHS: by its method and path, or, in verify mode, where the
-// proxy forwards the method-override headers that serve and proxy modes
-// remove, by a method one of them names.
-func (g *Gateway) introspects(in *authz.Input) bool {
-	if g.introspect.Match(in.Method, in.Path) {
-		return true
-	}
-	if in.Mode != authz.ModeVerify {
-		return false
-	}
-	for m := range overriddenMethods(in.Headers.Header) {
-		if g.introspect.Match(m, in.Path) {
-			return true
-		}
-	}
-	return false
-}
-
 // hasMethodOverride reports whether h holds a method-override header.
 func hasMethodOverride(h http.Header) bool {
-	for range overriddenMethods(h) {
+	for range forwarded.OverriddenMethods(h) {
 		return true
 	}
 	return false

@@ -22,16 +22,59 @@ import (
 	"github.com/authgate/authgate/internal/pathrule"
 )
 
-// TokenVerifier is what the gateway needs of the token cache.
-type TokenVerifier interface {
-	// Lookup verifies token and says whether the cache answered. Errors are
-	// *fault.Error: Unauthenticated or Unavailable.
-	Lookup(ctx context.Context, token string) (*authn.Token, authn.Lookup, error)
+// Tokens is what the gateway needs of the token side, assembled by package
+// tokens: one lookup per request, whatever TOKEN_VALIDATION is.
+type Tokens interface {
+	// Lookup verifies raw, the bearer token of the request r describes, and
+	// says whether a cache answered. Errors are *fault.Error:
+	// Unauthenticated or Unavailable.
+	Lookup(ctx context.Context, r *authn.Request, raw string) (*authn.Token, authn.Lookup, error)
 }
 
-// Deps are the gateway's dependencies, built by the caller.
+// Deps are the gateway's dependencies, built by the caller (app's
+// gatewayDeps fills them in, group by group): the tokens, the decider, the
+// observation, the proxy, the admin listener.
 type Deps struct {
-	// Observability.
+	// Tokens.
+
+	// Tokens verifies the bearer token of every protected request (and of
+	// an open stream's re-check), in whichever TOKEN_VALIDATION mode.
+	Tokens Tokens
+	// LookupClient names the client (remote_addr) in the context of each
+	// token lookup, with authn.WithClient, for OKTA_MAX_RPS_PER_CLIENT. Off,
+	// a lookup costs no allocation for it.
+	LookupClient bool
+	// CacheTTL is CACHE_TTL: when a stream's token answer came with no
+	// cache entry (authn.Token.CachedUntil 0), it is looked up again that
+	// long after the stream opened; 0: not at all.
+	CacheTTL time.Duration
+	// StaleIfError is CACHE_STALE_IF_ERROR: how long a stream lives on
+	// while the re-check of its token cannot be decided (the IdP
+	// unavailable); 0 ends it at the first such re-check.
+	StaleIfError time.Duration
+	// Resource, when set, is served as RFC 9728 metadata and named in
+	// every challenge (resource.go).
+	Resource *ProtectedResource
+
+	// Decider: the policy, and what it is told.
+
+	Decider authz.Decider
+	// PublicPaths (PUBLIC_PATHS) bypass the check. They remove checking,
+	// so they match exactly (pathrule.Exact).
+	PublicPaths []pathrule.Rule
+	// TrustedProxies (TRUSTED_PROXIES) are believed about where a request
+	// came from (package forwarded).
+	TrustedProxies forwarded.Trust
+	// SendToken puts the raw token in the OPA input as jwt.tokenValue.
+	SendToken bool
+	// InputHeaders, when set, are the only headers (names, any case) put in
+	// the OPA input; nil means every header but the credentials
+	// (OPA_INPUT_HEADERS).
+	InputHeaders []string
+
+	// Observation.
+
+	Log *slog.Logger
 	// Metrics, when set, is told of every request answered on the traffic listener.
 	Metrics Metrics
 	// MetricsHandler, when set, serves GET /metrics on the metrics listener.
@@ -41,51 +84,18 @@ type Deps struct {
 	// Tracing says that the traffic handler runs inside a tracing handler
 	// (otelhttp): the request's span is then named after its route.
 	Tracing bool
-
-	Tokens TokenVerifier
-	// Introspect, when set, introspects (TOKEN_VALIDATION=hybrid): a token
-	// that Tokens validated as a JWT is introspected anew by it on
-	// IntrospectPaths (INTROSPECT_PATHS), where a revoked token must stop
-	// working within CACHE_TTL. They add checking, so they match generously
-	// (pathrule.Generous): /api/Pay and /api/pay/ for /api/pay, and in
-	// verify mode the method an override header names too.
-	Introspect      TokenVerifier
-	IntrospectPaths []pathrule.Rule
-	Decider         authz.Decider
-	// Ready are the dependencies /readyz reports.
-	Ready []ReadyCheck
-	// SendToken puts the raw token in the OPA input as jwt.tokenValue.
-	SendToken bool
-	// InputHeaders, when set, are the only headers (names, any case) put in
-	// the OPA input; nil means every header but the credentials
-	// (OPA_INPUT_HEADERS).
-	InputHeaders []string
-	Log          *slog.Logger
 	// Now is the clock for Retry-After and the rate-limited log lines; nil
 	// means time.Now.
 	Now func() time.Time
-	// LookupClient names the client (remote_addr) in the context of each
-	// token lookup, with authn.WithClient, for OKTA_MAX_RPS_PER_CLIENT. Off,
-	// a lookup costs no allocation for it.
-	LookupClient bool
 
-	// Gateway modes (proxy.go, verify.go). Upstream set means proxy mode.
+	// Proxy (proxy.go, verify.go): Upstream set means proxy mode.
+
 	Upstream                   *url.URL
 	UpstreamTimeout            time.Duration
 	UpstreamStripAuthorization bool
-
-	// PublicPaths (PUBLIC_PATHS) bypass the check. They remove checking,
-	// so they match exactly (pathrule.Exact).
-	PublicPaths    []pathrule.Rule
-	TrustedProxies forwarded.Trust
-	Identity       IdentityHeaders
-	// Revoke, when set with AdminAPIToken, serves POST /revoke on the admin
-	// listener (revoke.go): it revokes a token in this replica's cache and,
-	// with Redis, the fleet's, and says where. An error means only
-	// REVOKE_UPSTREAM's call to the IdP failed.
-	Revoke        func(ctx context.Context, token, hint string) (Revocation, error)
-	AdminAPIToken string
-
+	// Identity are the headers that carry the token's identity upstream
+	// (and in /verify's answer).
+	Identity IdentityHeaders
 	// Upgrades are the protocols (UPSTREAM_UPGRADES, lower case) a client
 	// may switch to through the proxy; none when empty.
 	Upgrades []string
@@ -102,18 +112,17 @@ type Deps struct {
 	// (Streams.Revoked) and closes at shutdown (Streams.Close, Wait); nil
 	// means a registry of the gateway's own (Gateway.Streams).
 	Streams *Streams
-	// CacheTTL is CACHE_TTL: when a stream's token answer came with no
-	// cache entry (authn.Token.CachedUntil 0), it is looked up again that
-	// long after the stream opened; 0: not at all.
-	CacheTTL time.Duration
-	// StaleIfError is CACHE_STALE_IF_ERROR: how long a stream lives on
-	// while the re-check of its token cannot be decided (the IdP
-	// unavailable); 0 ends it at the first such re-check.
-	StaleIfError time.Duration
 
-	// Resource, when set, is served as RFC 9728 metadata and named in
-	// every challenge (resource.go).
-	Resource *ProtectedResource
+	// Admin listener.
+
+	// Ready are the dependencies /readyz reports.
+	Ready []ReadyCheck
+	// Revoke, when set with AdminAPIToken, serves POST /revoke on the admin
+	// listener (revoke.go): it revokes a token in this replica's cache and,
+	// with Redis, the fleet's, and says where. An error means only
+	// REVOKE_UPSTREAM's call to the IdP failed.
+	Revoke        func(ctx context.Context, token, hint string) (Revocation, error)
+	AdminAPIToken string
 }
 
 // ReadyCheck is one dependency /readyz reports: Check answers "ok" or what
@@ -129,7 +138,6 @@ type Gateway struct {
 	deps         Deps
 	inputHeaders map[string]bool   // OPA_INPUT_HEADERS as canonical names; nil: all
 	public       *pathrule.Matcher // PUBLIC_PATHS, exact
-	introspect   *pathrule.Matcher // INTROSPECT_PATHS, generous
 	traffic      *echo.Echo
 	admin        *echo.Echo
 	metrics      *echo.Echo
@@ -168,9 +176,6 @@ func New(d Deps) *Gateway {
 		afterFunc: d.AfterFunc,
 		public:    pathrule.Exact(d.PublicPaths),
 		streams:   d.Streams,
-	}
-	if d.Introspect != nil {
-		g.introspect = pathrule.Generous(d.IntrospectPaths)
 	}
 	if len(d.InputHeaders) > 0 {
 		g.inputHeaders = map[string]bool{}

@@ -16,10 +16,11 @@ package gateway
 //	h.lines(t), h.accessLines(t), h.waitLine(t, msg)     // what was logged
 //	h.clock.Add(time.Minute)                             // the time moves only when told
 //
-// Defaults: the token cache is h.tokens (goodToken is h.good, active,
+// Defaults: Deps.Tokens is h.tokens (goodToken is h.good, active,
 // introspected; inactiveToken is not; idpDownToken's IdP is down: see
-// defaultLookup); no Deps.Introspect (TOKEN_VALIDATION=hybrid's second
-// lookup: set it to another fakeTokens); the policy is the real authz.OPA
+// defaultLookup; the request it was told of: h.tokens.lastRequest());
+// hybrid's INTROSPECT_PATHS: introspectOnPaths(d, another fakeTokens,
+// rules...); the policy is the real authz.OPA
 // over h.opa (OPA's Data API, answering allow) behind the real
 // authz.Guarded with h.opaBreaker, so a test sees the very document the
 // gateway sends; /readyz reports that breaker; metrics go to h.metrics;
@@ -47,20 +48,41 @@ import (
 	"github.com/authgate/authgate/internal/authz"
 	"github.com/authgate/authgate/internal/breaker"
 	"github.com/authgate/authgate/internal/fault"
+	"github.com/authgate/authgate/internal/jwtauth"
+	"github.com/authgate/authgate/internal/pathrule"
 	"github.com/authgate/authgate/pkg/opa"
 )
 
-// fakeTokens is a TokenVerifier with a function field.
+// fakeTokens is a Tokens with a function field; the request it is told of
+// is kept in last.
 type fakeTokens struct {
 	LookupFn func(ctx context.Context, token string) (*authn.Token, authn.Lookup, error)
 	calls    atomic.Int32
+	mu       sync.Mutex
+	last     authn.Request
 }
 
-var _ TokenVerifier = (*fakeTokens)(nil)
+var _ Tokens = (*fakeTokens)(nil)
 
-func (f *fakeTokens) Lookup(ctx context.Context, token string) (*authn.Token, authn.Lookup, error) {
+func (f *fakeTokens) Lookup(ctx context.Context, r *authn.Request, token string) (*authn.Token, authn.Lookup, error) {
 	f.calls.Add(1)
+	f.mu.Lock()
+	f.last = *r
+	f.mu.Unlock()
 	return f.LookupFn(ctx, token)
+}
+
+// lastRequest is the request the latest Lookup was told of.
+func (f *fakeTokens) lastRequest() authn.Request {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.last
+}
+
+// introspectOnPaths puts d.Tokens under hybrid mode's INTROSPECT_PATHS:
+// a JWT it validates is introspected anew by introspect on rules.
+func introspectOnPaths(d *Deps, introspect Tokens, rules ...pathrule.Rule) {
+	d.Tokens = &jwtauth.IntrospectOnPaths{Tokens: d.Tokens, Introspect: introspect, Paths: pathrule.Generous(rules)}
 }
 
 // fakeDecider is an authz.Decider with a function field, for a test that

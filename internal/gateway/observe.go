@@ -56,7 +56,7 @@ func (r *record) reset() {
 	r.grant, r.granted = grant{}, false
 	r.upgrade, r.tunnel = false, nil
 	r.proxied.reset()
-	r.input = authz.Input{}
+	r.input, r.token = authz.Input{}, authn.Request{}
 }
 
 // observe is the outermost middleware of the traffic listener (and of

@@ -156,8 +156,7 @@ func TestVerifyMethodOverride(t *testing.T) {
 					return nil, authn.Miss, &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token", Description: "token is not active"}
 				}}
 				h := newHarness(t, func(d *Deps) {
-					d.Introspect = introspect
-					d.IntrospectPaths = []pathrule.Rule{{Method: "DELETE", Path: "/x"}, {Method: "DELETE", Path: "/sayhello"}}
+					introspectOnPaths(d, introspect, pathrule.Rule{Method: "DELETE", Path: "/x"}, pathrule.Rule{Method: "DELETE", Path: "/sayhello"})
 				})
 				h.tokens.LookupFn = func(context.Context, string) (*authn.Token, authn.Lookup, error) { return jwtTok, authn.Hit, nil }
 				l, req := h.g.Traffic(), newRequest(tc.method, tc.path, append([]string{"Authorization", "Bearer jwt"}, tc.header...)...)

@@ -14,7 +14,7 @@ import (
 // One path for everything: the path OPA sees, the path PUBLIC_PATHS and
 // INTROSPECT_PATHS match (package pathrule), the path Echo routes on and the path sent upstream are the same cleaned
 // path, so that no encoding trick can make a request look like one path to
-// the policy and another to the upstream. Rules (README, "Paths"):
+// the policy and another to the upstream. Rules (docs/modes.md, "Paths"):
 //
 //   - rejected with 400: an encoded slash (%2F), backslash (%5C) or percent
 //     sign (%25, i.e. double encoding), a raw backslash, control characters

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/authz"
 )
 
@@ -129,7 +130,7 @@ func FuzzVerifyPath(f *testing.F) {
 			return
 		}
 		var in authz.Input
-		if g.describeForwarded(req, &in) != nil {
+		if g.describeForwarded(req, &in, &authn.Request{}) != nil {
 			return
 		}
 		raw := rawPathOf(req)

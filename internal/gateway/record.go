@@ -33,6 +33,8 @@ type record struct {
 	// input is the request as the policy sees it, built by the check; in
 	// the record so that it costs no allocation.
 	input authz.Input
+	// token is the request as the token lookup sees it, built with input.
+	token authn.Request
 
 	attrs [22]slog.Attr // the access log's attributes, reused with the record
 }

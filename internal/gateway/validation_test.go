@@ -45,8 +45,7 @@ func TestIntrospectPaths(t *testing.T) {
 				return &authn.Token{Subject: "alice", Claims: json.RawMessage(`{"active":true}`), Validation: authn.ValidationIntrospection}, authn.Miss, nil
 			}}
 			h := newHarness(t, func(d *Deps) {
-				d.Introspect = introspect
-				d.IntrospectPaths = []pathrule.Rule{{Method: "GET", Path: "/saysecret"}}
+				introspectOnPaths(d, introspect, pathrule.Rule{Method: "GET", Path: "/saysecret"})
 			})
 			h.tokens.LookupFn = func(_ context.Context, tok string) (*authn.Token, authn.Lookup, error) {
 				if tok == "jwt" {
@@ -102,8 +101,7 @@ func TestIntrospectPathsSpellings(t *testing.T) {
 			}}
 			h := newHarness(t, func(d *Deps) {
 				d.Upstream, d.UpstreamTimeout = up.url(), time.Second
-				d.Introspect = introspect
-				d.IntrospectPaths = []pathrule.Rule{{Path: "/api/pay"}, {Path: "/api/admin/", Prefix: true}}
+				introspectOnPaths(d, introspect, pathrule.Rule{Path: "/api/pay"}, pathrule.Rule{Path: "/api/admin/", Prefix: true})
 			})
 			h.tokens.LookupFn = func(context.Context, string) (*authn.Token, authn.Lookup, error) { return jwtTok, authn.Hit, nil }
 			l, req := h.g.Traffic(), newRequest(tc.method, tc.path, "Authorization", "Bearer jwt")
@@ -121,5 +119,29 @@ func TestIntrospectPathsSpellings(t *testing.T) {
 				t.Errorf("%s %s: the revoked JWT reached the upstream", tc.method, tc.path)
 			}
 		}
+	}
+}
+
+// TestTokenRequest: the token lookup is told of the request as the policy
+// sees it (method, cleaned path) and as it was sent (target, header), and
+// on /verify of the original request the proxy describes.
+func TestTokenRequest(t *testing.T) {
+	h := newHarness(t)
+	if w := h.serve(h.g.Traffic(), newRequest("GET", "/sayhello?a=1", "Authorization", "Bearer "+goodToken)); w.Code != 200 {
+		t.Fatalf("serve: %d %s", w.Code, w.Body)
+	}
+	got := h.tokens.lastRequest()
+	if got.Method != "GET" || got.Path != "/sayhello" || got.Target != "/sayhello?a=1" ||
+		got.Header.Get("Authorization") == "" || got.ForwardAuth() {
+		t.Errorf("serve: token lookup told %+v", got)
+	}
+	if w := h.serve(h.g.Admin(), newRequest(http.MethodGet, "/verify", "Authorization", "Bearer "+goodToken,
+		"X-Forwarded-Method", "DELETE", "X-Forwarded-Uri", "/say%68ello?x=1", "X-HTTP-Method-Override", "PUT")); w.Code != 200 {
+		t.Fatalf("verify: %d %s", w.Code, w.Body)
+	}
+	got = h.tokens.lastRequest()
+	if got.Method != "DELETE" || got.Path != "/sayhello" || got.Target != "/verify" || !got.ForwardAuth() ||
+		got.Original.RawPath != "/say%68ello" || got.Original.RawQuery != "x=1" || len(got.Header["X-HTTP-Method-Override"]) != 1 {
+		t.Errorf("verify: token lookup told %+v", got)
 	}
 }

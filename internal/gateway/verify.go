@@ -23,7 +23,7 @@ func (g *Gateway) handleVerify() echo.HandlerFunc {
 	return func(c echo.Context) error {
 		rec := recordOf(c)
 		in := &rec.input
-		if err := g.describeForwarded(c.Request(), in); err != nil {
+		if err := g.describeForwarded(c.Request(), in, &rec.token); err != nil {
 			return err
 		}
 		// Once the original request is read from them: the forwarding
@@ -58,8 +58,8 @@ func (g *Gateway) handleVerify() echo.HandlerFunc {
 // asks about (forwarded.Original), its path cleaned exactly as on the
 // traffic listener; host, scheme and remote address are the origin of the
 // call itself (X-Forwarded-Host/Proto/For when the caller is one of
-// TRUSTED_PROXIES).
-func (g *Gateway) describeForwarded(req *http.Request, in *authz.Input) error {
+// TRUSTED_PROXIES). tr is the same for the token lookup.
+func (g *Gateway) describeForwarded(req *http.Request, in *authz.Input, tr *authn.Request) error {
 	// The raw request target, not req.URL: see rawPathOf.
 	orig, err := forwarded.Original(req, rawPathOf(req), verifyPrefix)
 	if err != nil {
@@ -75,8 +75,10 @@ func (g *Gateway) describeForwarded(req *http.Request, in *authz.Input) error {
 	}
 	o := g.trusted.Origin(req)
 	*in = authz.Input{Method: orig.Method, Path: path, Query: query,
-		Headers: authz.Headers{Header: req.Header, Only: g.inputHeaders, Also: isMethodOverride},
+		Headers: authz.Headers{Header: req.Header, Only: g.inputHeaders, Also: forwarded.IsMethodOverride},
 		Host:    o.Host, Scheme: o.Scheme, RemoteAddr: o.RemoteAddr, Mode: authz.ModeVerify}
+	*tr = authn.Request{Method: orig.Method, Path: path, Scheme: o.Scheme, Host: o.Host,
+		Target: req.RequestURI, Header: req.Header, Original: orig}
 	return nil
 }
 
@@ -89,7 +91,7 @@ func (g *Gateway) publicVerify(in *authz.Input) bool {
 	if !g.public.Match(in.Method, in.Path) {
 		return false
 	}
-	for m := range overriddenMethods(in.Headers.Header) {
+	for m := range forwarded.OverriddenMethods(in.Headers.Header) {
 		if !g.public.Match(m, in.Path) {
 			return false
 		}

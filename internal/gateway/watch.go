@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/authgate/authgate/internal/authn"
-	"github.com/authgate/authgate/internal/authz"
 	"github.com/authgate/authgate/internal/fault"
 	"github.com/authgate/authgate/internal/tokenid"
 )
@@ -314,15 +313,15 @@ func (w *watch) expiry() int64 {
 	return w.exp
 }
 
-// recheck looks the token up again as the check did (check.go,
-// lookupToken): through the cache, so a live entry answers and an ended
-// one is introspected (or, a JWT, re-verified) anew.
+// recheck looks the token up again as the check did (Deps.Tokens, for the
+// stream's method and path): through the cache, so a live entry answers
+// and an ended one is introspected (or, a JWT, re-verified) anew.
 func (w *watch) recheck() (*authn.Token, error) {
 	ctx := w.ctx
 	if w.op.client != "" {
 		ctx = authn.WithClient(ctx, w.op.client)
 	}
-	tok, _, err := w.g.lookupToken(ctx, w.op.raw, &authz.Input{Method: w.op.method, Path: w.op.path, Mode: w.g.mode})
+	tok, _, err := w.g.deps.Tokens.Lookup(ctx, &authn.Request{Method: w.op.method, Path: w.op.path}, w.op.raw)
 	return tok, err
 }
 

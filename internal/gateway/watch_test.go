@@ -249,7 +249,7 @@ func TestStreamRecheckHybrid(t *testing.T) {
 		return inactive(t0)
 	}}
 	ws := openWatched(t, jwt, func(d *Deps) {
-		d.Introspect, d.IntrospectPaths = intro, []pathrule.Rule{{Path: "/events"}}
+		introspectOnPaths(d, intro, pathrule.Rule{Path: "/events"})
 	})
 	ws.recheck(t, time.Minute, jwt)
 	ws.ended(t, endInactive)

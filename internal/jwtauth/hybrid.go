@@ -44,8 +44,7 @@ func (h *Hybrid) Local(token string) bool {
 // introspects go to Shared, so that the fleet introspects each once; a JWT
 // it verifies locally does not, and stays in the replica's own cache. Its
 // signature check costs less than a Redis round trip and spends no budget,
-// so a shared answer would save nothing (README, "Running several
-// replicas").
+// so a shared answer would save nothing (docs/fleet.md).
 type SharedIntrospections struct {
 	Shared authn.Shared
 	Hybrid *Hybrid

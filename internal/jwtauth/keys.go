@@ -22,7 +22,7 @@ import (
 	"github.com/authgate/authgate/internal/fault"
 )
 
-// Bounds of the key cache's life and refetches (README, "Key rotation").
+// Bounds of the key cache's life and refetches (docs/token-validation.md, "Key rotation").
 const (
 	// DefaultRefetchInterval is the least time between two refetches that
 	// unknown kids trigger: a flood of made-up kids costs one fetch per

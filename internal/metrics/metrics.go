@@ -1,7 +1,7 @@
 // Package metrics is authgate's Prometheus instrumentation. Every metric is
 // registered on the prometheus.Registerer the caller passes to New: there is
 // no global registry and no init. The names and label values are a contract
-// that dashboards depend on (README, "Metrics").
+// that dashboards depend on (docs/operations.md, "Metrics").
 //
 // The per-request methods (Request, Decision, CacheLookup) run on the hot
 // path: label children are resolved once, at start-up or on first use of a

@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// The fleet scenarios (README, "Running several replicas"): three authgate
+// The fleet scenarios (docs/fleet.md): three authgate
 // replicas sharing one redis-server.
 const (
 	redisAddr     = "127.0.0.1:6390"

@@ -1,4 +1,4 @@
-package app
+package tokens
 
 import (
 	"crypto/ecdsa"

@@ -1,0 +1,61 @@
+package forwarded
+
+import (
+	"iter"
+	"net/http"
+	"strings"
+)
+
+// methodOverrides are the headers by which frameworks let a client
+// override the request's method (Rails, Laravel, Symfony, ASP.NET, Express's
+// method-override, Google's APIs...), lower-case with "-".
+var methodOverrides = [...]string{"x-http-method-override", "x-http-method", "x-method-override"}
+
+// IsMethodOverride reports whether name is a method-override header, in
+// any case and with "_" read as "-" (CGI-style frameworks read
+// X_HTTP_Method as X-HTTP-Method).
+func IsMethodOverride(name string) bool {
+	for _, n := range methodOverrides {
+		if len(name) == len(n) && equalFoldDash(name, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// equalFoldDash reports whether name equals lower (lower-case ASCII, same
+// length), ignoring ASCII case and reading "_" in name as "-".
+func equalFoldDash(name, lower string) bool {
+	for i := 0; i < len(lower); i++ {
+		c := name[i]
+		switch {
+		case c == '_':
+			c = '-'
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// OverriddenMethods yields each method h's method-override headers name
+// (a value may list several, comma-separated), as written.
+func OverriddenMethods(h http.Header) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for k, vs := range h {
+			if !IsMethodOverride(k) {
+				continue
+			}
+			for _, v := range vs {
+				for m := range strings.SplitSeq(v, ",") {
+					if !yield(strings.TrimSpace(m)) {
+						return
+					}
+				}
+			}
+		}
+	}
+}
