@@ -1,6 +1,6 @@
 package app
 
-// Several replicas (issue 13; README, "Running several replicas"): the
+// Several replicas (README, "Running several replicas"): the
 // shared tier on Redis (REDIS_URL) and push revocation (ADMIN_API_TOKEN).
 
 import (

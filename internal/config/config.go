@@ -124,7 +124,7 @@ type Config struct {
 	OTelProtocol       string `env:"OTEL_EXPORTER_OTLP_PROTOCOL"`
 	OTelTracesProtocol string `env:"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"`
 
-	// Several replicas (issue 13; README, "Running several replicas"): see fleet.go.
+	// Several replicas (README, "Running several replicas"): see fleet.go.
 	RedisURL       string        `env:"REDIS_URL" secret:"true"` // may carry a password; "" = no shared tier
 	RedisTimeout   time.Duration `env:"REDIS_TIMEOUT" envDefault:"100ms"`
 	RedisKeyPrefix string        `env:"REDIS_KEY_PREFIX" envDefault:"authgate:"`
