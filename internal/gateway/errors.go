@@ -14,6 +14,7 @@ import (
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/fault"
 	"github.com/authgate/authgate/internal/lograte"
+	"github.com/authgate/authgate/internal/resource"
 )
 
 // Realm is the realm of authgate's WWW-Authenticate challenges.
@@ -101,7 +102,7 @@ func writeFault(c echo.Context, e *fault.Error, now time.Time, resourceMetadata 
 		h.Set("WWW-Authenticate", challenge(&fault.Error{Kind: fault.NoToken}, resourceMetadata))
 	}
 	if resourceMetadata != "" && (status == http.StatusUnauthorized || status == http.StatusForbidden) {
-		addResourceMetadata(h, resourceMetadata) // the policy's own challenge (insufficient_scope)
+		resource.AddParam(h, resourceMetadata) // the policy's own challenge (insufficient_scope)
 	}
 	if a.Body == nil || c.Request().Method == http.MethodHead {
 		return writeJSON(c, status, body)

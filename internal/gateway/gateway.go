@@ -10,7 +10,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"time"
 
@@ -20,7 +19,19 @@ import (
 	"github.com/authgate/authgate/internal/authz"
 	"github.com/authgate/authgate/internal/forwarded"
 	"github.com/authgate/authgate/internal/pathrule"
+	"github.com/authgate/authgate/internal/proxy"
+	"github.com/authgate/authgate/internal/resource"
 )
+
+// Streams is the registry of the open streams and tunnels (package proxy).
+type Streams = proxy.Streams
+
+// NewStreams makes an empty registry.
+func NewStreams() *Streams { return proxy.NewStreams() }
+
+// ProtectedResource describes the resource authgate protects (package
+// resource, RFC 9728).
+type ProtectedResource = resource.ProtectedResource
 
 // TokenVerifier is what the gateway needs of the token cache.
 type TokenVerifier interface {
@@ -98,7 +109,7 @@ type Deps struct {
 	// ends an upgraded connection, and a stream, when its token expires.
 	AfterFunc func(d time.Duration, f func()) (stop func() bool)
 	// Streams, when set, is the registry of the open streams and tunnels
-	// (watch.go), which the caller tells of every revocation
+	// (package proxy), which the caller tells of every revocation
 	// (Streams.Revoked) and closes at shutdown (Streams.Close, Wait); nil
 	// means a registry of the gateway's own (Gateway.Streams).
 	Streams *Streams
@@ -112,7 +123,7 @@ type Deps struct {
 	StaleIfError time.Duration
 
 	// Resource, when set, is served as RFC 9728 metadata and named in
-	// every challenge (resource.go).
+	// every challenge (package resource).
 	Resource *ProtectedResource
 }
 
@@ -135,13 +146,11 @@ type Gateway struct {
 	metrics      *echo.Echo
 	// The listeners' handlers: the Echos behind refuseAsterisk.
 	trafficH, adminH, metricsH http.Handler
-	mode                       string                 // authz.ModeServe or authz.ModeProxy, for the OPA input
-	trusted                    forwarded.Trust        // TRUSTED_PROXIES
-	proxy                      *httputil.ReverseProxy // the upstream's reverse proxy, in proxy mode
-	upgrades                   upgrades               // UPSTREAM_UPGRADES
-	resource                   *resource              // RFC 9728 metadata; nil when off
-	afterFunc                  func(time.Duration, func()) func() bool
-	streams                    *Streams // the open streams and tunnels (watch.go)
+	mode                       string             // authz.ModeServe or authz.ModeProxy, for the OPA input
+	trusted                    forwarded.Trust    // TRUSTED_PROXIES
+	proxy                      *proxy.Proxy       // the upstream's reverse proxy, in proxy mode
+	resource                   *resource.Metadata // RFC 9728 metadata; nil when off
+	streams                    *Streams           // the open streams and tunnels (package proxy)
 }
 
 // New builds the gateway and its routes.
@@ -149,25 +158,20 @@ func New(d Deps) *Gateway {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	if d.AfterFunc == nil {
-		d.AfterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
-	}
 	if d.Streams == nil {
 		d.Streams = NewStreams()
 	}
-	res := newResource(d.Resource)
+	res := resource.New(d.Resource)
 	g := &Gateway{
-		deps:      d,
-		traffic:   newEcho(d, res),
-		admin:     newEcho(d, res),
-		metrics:   newEcho(d, res),
-		mode:      authz.ModeServe,
-		trusted:   d.TrustedProxies,
-		upgrades:  d.Upgrades,
-		resource:  res,
-		afterFunc: d.AfterFunc,
-		public:    pathrule.Exact(d.PublicPaths),
-		streams:   d.Streams,
+		deps:     d,
+		traffic:  newEcho(d, res),
+		admin:    newEcho(d, res),
+		metrics:  newEcho(d, res),
+		mode:     authz.ModeServe,
+		trusted:  d.TrustedProxies,
+		resource: res,
+		public:   pathrule.Exact(d.PublicPaths),
+		streams:  d.Streams,
 	}
 	if d.Introspect != nil {
 		g.introspect = pathrule.Generous(d.IntrospectPaths)
@@ -179,7 +183,12 @@ func New(d Deps) *Gateway {
 		}
 	}
 	if d.Upstream != nil {
-		g.mode, g.proxy = authz.ModeProxy, g.newProxy()
+		g.mode = authz.ModeProxy
+		g.proxy = proxy.New(proxy.Config{
+			Upstream: d.Upstream, Timeout: d.UpstreamTimeout, Trust: d.TrustedProxies, Log: d.Log,
+			ErrorHandler: g.upstreamError, Upgrades: d.Upgrades, StreamWriteTimeout: d.StreamWriteTimeout,
+			Streams: d.Streams, Now: d.Now, AfterFunc: d.AfterFunc, CacheTTL: d.CacheTTL, StaleIfError: d.StaleIfError,
+		})
 	}
 	g.routes()
 	g.trafficH = refuseAsterisk(g.traffic, "traffic", d.Log)
@@ -188,10 +197,10 @@ func New(d Deps) *Gateway {
 	return g
 }
 
-func newEcho(d Deps, res *resource) *echo.Echo {
+func newEcho(d Deps, res *resource.Metadata) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = errorHandler(d.Log, d.Now, res.challengeParam())
+	e.HTTPErrorHandler = errorHandler(d.Log, d.Now, res.ChallengeParam())
 	return e
 }
 

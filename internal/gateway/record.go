@@ -8,6 +8,7 @@ import (
 
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/authz"
+	"github.com/authgate/authgate/internal/proxy"
 )
 
 // record is what the check learned about one request: the access log and
@@ -24,12 +25,12 @@ type record struct {
 	introspect time.Duration // time spent in the token lookup
 	opa        time.Duration // time spent asking OPA
 	decisionID string
-	cached     bool      // the decision came from the decision cache: decisionID is an earlier request's
-	grant      grant     // an allowed request's token and decision, for the proxy handler
-	granted    bool      // grant is set
-	upgrade    bool      // proxy mode: an allowed upgrade (UPSTREAM_UPGRADES)
-	tunnel     *tunnel   // the upgrade's tunnel, once proxied
-	proxied    proxyCall // proxy mode: this request's copy of the reverse proxy (stream.go)
+	cached     bool       // the decision came from the decision cache: decisionID is an earlier request's
+	grant      grant      // an allowed request's token and decision, for the proxy handler
+	granted    bool       // grant is set
+	upgrade    bool       // proxy mode: an allowed upgrade (UPSTREAM_UPGRADES)
+	opened     opened     // proxy mode: what a stream or tunnel's watch needs of the grant
+	call       proxy.Call // proxy mode: the request's way to the upstream
 	// input is the request as the policy sees it, built by the check; in
 	// the record so that it costs no allocation.
 	input authz.Input
@@ -48,16 +49,4 @@ func recordOf(c echo.Context) *record {
 	r := &record{}
 	c.Set(recordKey, r)
 	return r
-}
-
-// watched is the watch of the request's stream or tunnel (watch.go); nil
-// when it opened neither.
-func (r *record) watched() *watch {
-	switch {
-	case r.tunnel != nil:
-		return r.tunnel.watch
-	case r.proxied.stream != nil:
-		return r.proxied.stream.watch
-	}
-	return nil
 }

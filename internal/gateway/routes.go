@@ -10,8 +10,8 @@ func (g *Gateway) routes() {
 	if g.proxy != nil {
 		// Proxy mode: every path and method. Route-level middleware, in
 		// order: one cleaned path for policy and upstream, the RFC 9728
-		// metadata answered here, never forwarded (resource.go), upgrades
-		// not allowed out (upgrade.go), forged identity, forwarding and
+		// metadata answered here, never forwarded (package resource), upgrades
+		// not allowed out (package proxy), forged identity, forwarding and
 		// hop-by-hop headers out (headers.go), then the check.
 		g.traffic.Match(proxyMethods, "/*", chain(g.handleProxy(), cleanRequestPath(), g.answerMetadata(), g.screenUpgrade(), g.scrubInbound(), check))
 	} else {
@@ -24,8 +24,8 @@ func (g *Gateway) routes() {
 	if g.resource != nil {
 		// RESOURCE_URI: RFC 9728 metadata, no token, any mode (proxy mode's
 		// answerMetadata also catches other spellings of these paths).
-		for _, p := range g.resource.paths {
-			g.traffic.Match(proxyMethods, p, g.resource.handleMetadata())
+		for _, p := range g.resource.Paths {
+			g.traffic.Match(proxyMethods, p, g.resource.Handler())
 		}
 	}
 
