@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/authgate/authgate/internal/authz"
+	"github.com/authgate/authgate/internal/pathrule"
 )
 
 func TestCleanPath(t *testing.T) {
@@ -63,7 +64,7 @@ func TestCleanPath(t *testing.T) {
 	}
 	for _, tc := range cases {
 		raw, _, _ := strings.Cut(tc.uri, "?")
-		got, err := cleanRawPath(raw)
+		got, err := pathrule.Clean(raw)
 		switch {
 		case tc.want == "" && err == nil:
 			t.Errorf("%s: accepted as %q, want rejected", tc.uri, got)
@@ -84,7 +85,7 @@ func FuzzCleanPath(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, target string) {
 		raw, _, _ := strings.Cut(target, "?")
-		p, err := cleanRawPath(raw)
+		p, err := pathrule.Clean(raw)
 		if err != nil {
 			return
 		}
@@ -97,7 +98,7 @@ func FuzzCleanPath(f *testing.F) {
 			}
 		}
 		sent := (&url.URL{Path: p}).EscapedPath()
-		if q, err := cleanRawPath(sent); err != nil || q != p {
+		if q, err := pathrule.Clean(sent); err != nil || q != p {
 			t.Fatalf("%q: upstream path %q cleans to %q (%v), want %q", target, sent, q, err, p)
 		}
 	})
@@ -132,7 +133,7 @@ func FuzzVerifyPath(f *testing.F) {
 		if g.describeForwarded(req, &in) != nil {
 			return
 		}
-		raw := rawPathOf(req)
+		raw := pathrule.RawPath(req)
 		if !envoy {
 			raw, _, _ = strings.Cut(strings.TrimSpace(req.Header.Get("X-Forwarded-Uri")), "?")
 		}
@@ -150,7 +151,7 @@ func FuzzVerifyPath(f *testing.F) {
 				t.Fatalf("%q decided as %q, which has a dot segment", s, p)
 			}
 		}
-		if q, err := cleanRawPath((&url.URL{Path: p}).EscapedPath()); err != nil || q != p {
+		if q, err := pathrule.Clean((&url.URL{Path: p}).EscapedPath()); err != nil || q != p {
 			t.Fatalf("%q: decided path %q cleans again to %q (%v)", s, p, q, err)
 		}
 	})

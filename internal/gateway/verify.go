@@ -9,6 +9,7 @@ import (
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/authz"
 	"github.com/authgate/authgate/internal/forwarded"
+	"github.com/authgate/authgate/internal/pathrule"
 )
 
 // verifyPrefix is the forward-auth endpoint on ADMIN_ADDR.
@@ -60,12 +61,12 @@ func (g *Gateway) handleVerify() echo.HandlerFunc {
 // call itself (X-Forwarded-Host/Proto/For when the caller is one of
 // TRUSTED_PROXIES).
 func (g *Gateway) describeForwarded(req *http.Request, in *authz.Input) error {
-	// The raw request target, not req.URL: see rawPathOf.
-	orig, err := forwarded.Original(req, rawPathOf(req), verifyPrefix)
+	// The raw request target, not req.URL: see pathrule.RawPath.
+	orig, err := forwarded.Original(req, pathrule.RawPath(req), verifyPrefix)
 	if err != nil {
 		return err
 	}
-	path, err := cleanRawPath(orig.RawPath)
+	path, err := pathrule.Clean(orig.RawPath)
 	if err != nil {
 		return err
 	}
