@@ -22,6 +22,9 @@ const (
 	Forbidden                   // the policy said no: 403
 	Unavailable                 // a dependency could not answer: 503 with Retry-After
 	HeadersTooLarge             // too many or too large request headers to decide on: 431
+	Unroutable                  // a request target no route answers (OPTIONS *): 400 without a challenge
+	BadGateway                  // proxy mode: the upstream exchange failed: 502
+	GatewayTimeout              // proxy mode: no upstream answer within UPSTREAM_TIMEOUT: 504
 	numKinds
 )
 
@@ -54,6 +57,11 @@ var table = [numKinds]row{
 	Forbidden:       {"forbidden", http.StatusForbidden, OutcomeDeny, "access_denied", false},
 	Unavailable:     {"unavailable", http.StatusServiceUnavailable, OutcomeUnavailable, "temporarily_unavailable", false},
 	HeadersTooLarge: {"headers_too_large", http.StatusRequestHeaderFieldsTooLarge, OutcomeBadRequest, "request_header_fields_too_large", false},
+	Unroutable:      {"unroutable", http.StatusBadRequest, OutcomeBadRequest, "invalid_request", false},
+	// The upstream's failures come after the check: the request's outcome
+	// stays the check's (allow, public); these are for the fault's own use.
+	BadGateway:     {"bad_gateway", http.StatusBadGateway, OutcomeUnavailable, "bad_gateway", false},
+	GatewayTimeout: {"gateway_timeout", http.StatusGatewayTimeout, OutcomeUnavailable, "gateway_timeout", false},
 }
 
 func (k Kind) row() row {

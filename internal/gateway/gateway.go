@@ -17,6 +17,7 @@ import (
 
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/authz"
+	"github.com/authgate/authgate/internal/fault"
 	"github.com/authgate/authgate/internal/forwarded"
 	"github.com/authgate/authgate/internal/pathrule"
 	"github.com/authgate/authgate/internal/proxy"
@@ -191,9 +192,9 @@ func New(d Deps) *Gateway {
 		})
 	}
 	g.routes()
-	g.trafficH = refuseAsterisk(g.traffic, "traffic", d.Log)
-	g.adminH = refuseAsterisk(g.admin, "admin", d.Log)
-	g.metricsH = refuseAsterisk(g.metrics, "metrics", d.Log)
+	g.trafficH = g.refuseAsterisk(g.traffic, "traffic")
+	g.adminH = g.refuseAsterisk(g.admin, "admin")
+	g.metricsH = g.refuseAsterisk(g.metrics, "metrics")
 	return g
 }
 
@@ -217,21 +218,30 @@ func (g *Gateway) Admin() http.Handler { return g.adminH }
 // apart from ADMIN_ADDR, which a proxy must be able to reach for /verify.
 func (g *Gateway) Metrics() http.Handler { return g.metricsH }
 
-// refuseAsterisk answers 400, with a log line, a request whose target is
-// "*" (RFC 9112 3.2.4: OPTIONS * asks about the server as a whole), which
-// no route of authgate's answers; Go's server would otherwise have answered
-// OPTIONS * itself with a silent 200 (app turns that off with
+// errAsterisk refuses a request whose target is "*" (RFC 9112 3.2.4:
+// OPTIONS * asks about the server as a whole), which no route of
+// authgate's answers; Go's server would otherwise have answered OPTIONS *
+// itself with a silent 200 (app turns that off with
 // DisableGeneralOptionsHandler).
-func refuseAsterisk(h http.Handler, listener string, log *slog.Logger) http.Handler {
-	body := []byte(`{"error":"invalid_request","error_description":"asterisk-form request target not supported"}` + "\n")
+var errAsterisk = &fault.Error{Kind: fault.Unroutable, Description: "asterisk-form request target not supported"}
+
+// refuseAsterisk answers errAsterisk, with a log line, through the
+// listener's Echo e and writeFault, ahead of its router.
+func (g *Gateway) refuseAsterisk(e *echo.Echo, listener string) http.Handler {
+	log := g.deps.Log
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.RequestURI != "*" {
-			h.ServeHTTP(w, r)
+			e.ServeHTTP(w, r)
 			return
 		}
 		log.Info("asterisk-form request refused", "listener", listener, "method", r.Method, "remote_addr", r.RemoteAddr)
-		w.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
-		w.WriteHeader(http.StatusBadRequest)
-		w.Write(body)
+		g.writeFault(e.NewContext(r, w), errAsterisk)
 	})
+}
+
+// writeFault writes e's answer outside Echo's error handler.
+func (g *Gateway) writeFault(c echo.Context, e *fault.Error) {
+	if err := writeFault(c, e, g.deps.Now(), g.resource.ChallengeParam()); err != nil {
+		g.deps.Log.Debug("writing error answer", "err", err)
+	}
 }

@@ -230,7 +230,7 @@ func TestAsteriskFormRefused(t *testing.T) {
 		for name, l := range map[string]http.Handler{"traffic": h.g.Traffic(), "admin": h.g.Admin(), "metrics": h.g.Metrics()} {
 			h.logs.Reset()
 			w := h.serve(l, newRequest(http.MethodOptions, "*"))
-			if w.Code != 400 || !strings.Contains(w.Body.String(), `"error":"invalid_request"`) {
+			if w.Code != 400 || w.Body.String() != `{"error":"invalid_request","error_description":"asterisk-form request target not supported"}`+"\n" || w.Header().Get("WWW-Authenticate") != "" {
 				t.Errorf("%s %s: %d %s", mode, name, w.Code, w.Body)
 			}
 			lines := h.lines(t)

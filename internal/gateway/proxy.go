@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/authz"
+	"github.com/authgate/authgate/internal/fault"
 	"github.com/authgate/authgate/internal/proxy"
 )
 
@@ -122,25 +122,22 @@ func keepOwnHeaders(h http.Header, id IdentityHeaders, policy http.Header) {
 	h["Connection"] = []string{strings.Join(keep, ", ")}
 }
 
-// upstreamError answers a failed upstream exchange: 504 when the upstream
-// did not answer within UPSTREAM_TIMEOUT, else 502. Bodies are JSON like
-// every other error answer.
+// upstreamError answers a failed upstream exchange through writeFault,
+// like every other error answer: 504 when the upstream did not answer
+// within UPSTREAM_TIMEOUT, else 502. It runs inside handleProxy, outside
+// Echo's error handling: the request's outcome stays the check's.
 func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
-	status, body := http.StatusBadGateway, errorBody{Error: "bad_gateway", ErrorDescription: "upstream unavailable"}
+	e := &fault.Error{Kind: fault.BadGateway, Description: "upstream unavailable", Err: err}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
-		status, body = http.StatusGatewayTimeout, errorBody{Error: "gateway_timeout", ErrorDescription: "upstream did not answer in time"}
+		e.Kind, e.Description = fault.GatewayTimeout, "upstream did not answer in time"
 	}
 	if r.Context().Err() != nil {
 		g.deps.Log.Debug("client went away during the upstream exchange", "method", r.Method, "path", r.URL.Path)
 	} else {
-		g.deps.Log.Warn("upstream exchange failed", "status", status, "method", r.Method, "path", r.URL.Path, "err", err)
+		g.deps.Log.Warn("upstream exchange failed", "status", e.Kind.Status(), "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	w.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
-	w.WriteHeader(status)
-	if r.Method != http.MethodHead {
-		json.NewEncoder(w).Encode(body)
-	}
+	g.writeFault(g.traffic.NewContext(r, w), e)
 }
 
 // screenUpgrade is the proxy-mode middleware that applies UPSTREAM_UPGRADES
