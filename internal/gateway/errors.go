@@ -11,9 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/fault"
-	"github.com/authgate/authgate/internal/lograte"
 	"github.com/authgate/authgate/internal/resource"
 )
 
@@ -35,8 +33,6 @@ type errorBody struct {
 // It is the only place that writes error answers. resourceMetadata, when
 // set, is the resource_metadata parameter (RFC 9728) of every challenge.
 func errorHandler(log *slog.Logger, now func() time.Time, resourceMetadata string) echo.HTTPErrorHandler {
-	// Refused credentials refuse every request: one line per lograte.Every.
-	var misconfigured lograte.Limit
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
@@ -45,12 +41,7 @@ func errorHandler(log *slog.Logger, now func() time.Time, resourceMetadata strin
 		var he *echo.HTTPError
 		switch {
 		case errors.As(err, &fe):
-			switch {
-			case errors.Is(fe, authn.ErrAssertionRejected): // private_key_jwt: name the key's variables
-				misconfigured.Log(log, slog.LevelError, now(), "authorization server rejected authgate's client assertion: check OKTA_CLIENT_ID, OKTA_PRIVATE_KEY_FILE and OKTA_PRIVATE_KEY_ID (the key registered for the client), OKTA_AUTH_METHOD and OKTA_INTROSPECT_URL", "err", fe.Err)
-			case errors.Is(fe, authn.ErrMisconfigured):
-				misconfigured.Log(log, slog.LevelError, now(), "authorization server rejected authgate's credentials or request: check OKTA_CLIENT_ID, OKTA_CLIENT_SECRET, OKTA_AUTH_METHOD and OKTA_INTROSPECT_URL", "err", fe.Err)
-			case fe.Kind == fault.Internal:
+			if fe.Kind == fault.Internal {
 				log.Error("internal error", "err", fe)
 			}
 		case errors.As(err, &he):
