@@ -102,24 +102,10 @@ func (o *opened) Grant() proxy.Grant {
 // authgate sets: the proxy removes the headers listed there as hop-by-hop,
 // and a client must not be able to have its identity removed on the way.
 func keepOwnHeaders(h http.Header, id IdentityHeaders, policy http.Header) {
-	var keep []string
-	for _, v := range h["Connection"] {
-		for tok := range strings.SplitSeq(v, ",") {
-			tok = strings.TrimSpace(tok)
-			own := strings.EqualFold(tok, id.Subject) || strings.EqualFold(tok, id.ClientID) || strings.EqualFold(tok, id.Scopes)
-			if _, ok := policy[http.CanonicalHeaderKey(tok)]; ok {
-				own = true
-			}
-			if tok != "" && !own {
-				keep = append(keep, tok)
-			}
-		}
-	}
-	if len(keep) == 0 {
-		delete(h, "Connection")
-		return
-	}
-	h["Connection"] = []string{strings.Join(keep, ", ")}
+	proxy.DropConnectionTokens(h, func(tok string) bool {
+		_, set := policy[http.CanonicalHeaderKey(tok)]
+		return set || strings.EqualFold(tok, id.Subject) || strings.EqualFold(tok, id.ClientID) || strings.EqualFold(tok, id.Scopes)
+	})
 }
 
 // upstreamError answers a failed upstream exchange through writeFault,

@@ -3,12 +3,16 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"iter"
 	"net"
 	"net/http"
+	"net/textproto"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // Protocol upgrades in proxy mode (README, "Reverse proxy"). httputil's
@@ -34,11 +38,11 @@ func (u upgrades) screen(method string, h http.Header) bool {
 	if len(ups) == 0 && len(conn) == 0 {
 		return false // the common case: nothing to look at
 	}
-	if len(ups) > 0 && hasToken(conn, "upgrade") && u.allow(method, h, ups) {
+	if len(ups) > 0 && httpguts.HeaderValuesContainsToken(conn, "upgrade") && u.allow(method, h, ups) {
 		return true
 	}
 	delete(h, "Upgrade")
-	dropTokens(h, "upgrade", "http2-settings")
+	DropConnectionTokens(h, upgradeToken)
 	return false
 }
 
@@ -77,35 +81,36 @@ func (u upgrades) has(name string) bool {
 	return false
 }
 
-// hasToken reports whether a comma-separated header holds tok (any case).
-func hasToken(vs []string, tok string) bool {
-	for _, v := range vs {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), tok) {
-				return true
+// ConnectionTokens yields the tokens of a Connection header's values vs,
+// trimmed, empty ones skipped.
+func ConnectionTokens(vs []string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for _, v := range vs {
+			for t := range strings.SplitSeq(v, ",") {
+				if t = textproto.TrimString(t); t != "" && !yield(t) {
+					return
+				}
 			}
 		}
 	}
-	return false
 }
 
-// dropTokens removes toks from Connection, rewriting it only when it
-// holds one of them.
-func dropTokens(h http.Header, toks ...string) {
+// DropConnectionTokens removes from h's Connection header the tokens drop
+// reports, and the header itself when none is left. It rewrites the header
+// only when a token goes.
+func DropConnectionTokens(h http.Header, drop func(tok string) bool) {
 	vs := h["Connection"]
 	found := false
-	for _, t := range toks {
-		found = found || hasToken(vs, t)
+	for t := range ConnectionTokens(vs) {
+		found = found || drop(t)
 	}
 	if !found {
 		return
 	}
 	var keep []string
-	for _, v := range vs {
-		for t := range strings.SplitSeq(v, ",") {
-			if t = strings.TrimSpace(t); t != "" && !hasToken(toks, t) {
-				keep = append(keep, t)
-			}
+	for t := range ConnectionTokens(vs) {
+		if !drop(t) {
+			keep = append(keep, t)
 		}
 	}
 	if len(keep) == 0 {
@@ -113,6 +118,12 @@ func dropTokens(h http.Header, toks ...string) {
 		return
 	}
 	h["Connection"] = []string{strings.Join(keep, ", ")}
+}
+
+// upgradeToken reports whether a Connection token asks for, or configures,
+// an upgrade.
+func upgradeToken(t string) bool {
+	return strings.EqualFold(t, "upgrade") || strings.EqualFold(t, "http2-settings")
 }
 
 // Screen decides the upgrade a request asks for, before the check reads
