@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"iter"
 	"net/http"
 	"strings"
 
@@ -9,6 +8,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/authgate/authgate/internal/forwarded"
+	"github.com/authgate/authgate/internal/methodoverride"
 	"github.com/authgate/authgate/internal/proxy"
 )
 
@@ -80,62 +80,8 @@ func (g *Gateway) scrub(req *http.Request, verify bool) {
 			delete(h, k)
 		case forwarded.IsHeader(k) && (!trusted || strings.IndexByte(k, '_') >= 0 || strings.EqualFold(k, "Forwarded")):
 			delete(h, k)
-		case !verify && isMethodOverride(k):
+		case !verify && methodoverride.Is(k):
 			delete(h, k)
-		}
-	}
-}
-
-// methodOverrides are the headers by which frameworks let a client
-// override the request's method (Rails, Laravel, Symfony, ASP.NET, Express's
-// method-override, Google's APIs...), lower-case with "-".
-var methodOverrides = [...]string{"x-http-method-override", "x-http-method", "x-method-override"}
-
-// isMethodOverride reports whether name is one of methodOverrides, in any
-// case and with "_" read as "-" (CGI-style frameworks read X_HTTP_Method
-// as X-HTTP-Method).
-func isMethodOverride(name string) bool {
-	for _, n := range methodOverrides {
-		if len(name) == len(n) && equalFoldDash(name, n) {
-			return true
-		}
-	}
-	return false
-}
-
-// equalFoldDash reports whether name equals lower (lower-case ASCII, same
-// length), ignoring ASCII case and reading "_" in name as "-".
-func equalFoldDash(name, lower string) bool {
-	for i := 0; i < len(lower); i++ {
-		c := name[i]
-		switch {
-		case c == '_':
-			c = '-'
-		case 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
-}
-
-// overriddenMethods yields each method h's method-override headers name
-// (a value may list several, comma-separated), as written.
-func overriddenMethods(h http.Header) iter.Seq[string] {
-	return func(yield func(string) bool) {
-		for k, vs := range h {
-			if !isMethodOverride(k) {
-				continue
-			}
-			for _, v := range vs {
-				for m := range strings.SplitSeq(v, ",") {
-					if !yield(strings.TrimSpace(m)) {
-						return
-					}
-				}
-			}
 		}
 	}
 }

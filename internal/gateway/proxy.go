@@ -16,16 +16,6 @@ import (
 	"github.com/authgate/authgate/internal/proxy"
 )
 
-// proxyMethods are the methods proxy mode and /verify route: Echo's Any
-// covers a fixed list only, and a gateway should pass WebDAV and other
-// registered methods too. Anything else gets 405.
-var proxyMethods = []string{
-	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-	http.MethodDelete, http.MethodOptions, http.MethodTrace,
-	"PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "REPORT", "SEARCH",
-	"PURGE", "QUERY", "LINK", "UNLINK",
-}
-
 // handleProxy sends a checked (or public) request to the upstream, with the
 // caller's identity and the policy's headers on allow.
 func (g *Gateway) handleProxy() echo.HandlerFunc {

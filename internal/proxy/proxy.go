@@ -51,6 +51,16 @@ type Config struct {
 	StaleIfError time.Duration
 }
 
+// Methods are the methods proxy mode and /verify route: Echo's Any
+// covers a fixed list only, and a gateway should pass WebDAV and other
+// registered methods too. Anything else gets 405.
+var Methods = []string{
+	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+	http.MethodDelete, http.MethodOptions, http.MethodTrace,
+	"PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "REPORT", "SEARCH",
+	"PURGE", "QUERY", "LINK", "UNLINK",
+}
+
 // Proxy is the one reverse proxy to the upstream, built at startup.
 type Proxy struct {
 	cfg      Config
