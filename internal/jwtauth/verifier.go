@@ -14,9 +14,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math"
-	"net/url"
 	"strings"
 	"time"
 
@@ -302,13 +300,4 @@ func hasAudience(raw json.RawMessage, want string) bool {
 
 func invalidToken(desc string) error {
 	return &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token", Description: desc}
-}
-
-// scrubURLError keeps the cause of a transport failure but not the URL.
-func scrubURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return fmt.Errorf("%s: %w", strings.ToLower(ue.Op), ue.Err)
-	}
-	return err
 }
