@@ -77,9 +77,8 @@ func (g *Gateway) observeWith(m Metrics) echo.MiddlewareFunc {
 			ctx, ids := requestid.Attach(req.Context(), req.Header)
 			req.Header[requestid.Header] = ids
 			c.Response().Header()[requestid.Header] = ids
-			c.SetRequest(req.WithContext(ctx))
 			rec := recordPool.Get().(*record)
-			c.Set(recordKey, rec)
+			c.SetRequest(req.WithContext(&scope{Context: ctx, rec: rec}))
 
 			// A proxied answer the client left, or the upstream broke, midway
 			// ends in a panic of http.ErrAbortHandler (ReverseProxy's way to

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -30,7 +31,7 @@ type record struct {
 	granted    bool       // grant is set
 	upgrade    bool       // proxy mode: an allowed upgrade (UPSTREAM_UPGRADES)
 	opened     opened     // proxy mode: what a stream or tunnel's watch needs of the grant
-	call       proxy.Call // proxy mode: the request's way to the upstream
+	call       proxy.Call // proxy mode: its writer, token, stream or tunnel (the access log reads these)
 	// input is the request as the policy sees it, built by the check; in
 	// the record so that it costs no allocation.
 	input authz.Input
@@ -38,15 +39,33 @@ type record struct {
 	attrs [22]slog.Attr // the access log's attributes, reused with the record
 }
 
-const recordKey = "authgate.record"
+// recordKey is the context key of the request's record.
+type recordKey struct{}
 
-// recordOf returns the request's record, creating it on first use. On the
-// traffic listener the observe middleware has put one there already.
+// scope is the request's context, made by observe: its record rides in
+// it, in one allocation, so that what runs with the request's context
+// finds it, the reverse proxy's shared hooks included (proxy.CallKey).
+type scope struct {
+	context.Context
+	rec *record
+}
+
+func (s *scope) Value(k any) any {
+	switch k {
+	case recordKey{}:
+		return s.rec
+	case proxy.CallKey{}:
+		return &s.rec.call
+	}
+	return s.Context.Value(k)
+}
+
+// recordOf returns the request's record. On the traffic listener, and on
+// /verify and POST /revoke, the observe middleware has put one there; a
+// request without one gets a record of its own, which nothing reads.
 func recordOf(c echo.Context) *record {
-	if r, ok := c.Get(recordKey).(*record); ok {
+	if r, ok := c.Request().Context().Value(recordKey{}).(*record); ok {
 		return r
 	}
-	r := &record{}
-	c.Set(recordKey, r)
-	return r
+	return &record{}
 }

@@ -118,7 +118,9 @@ func New(c Config) *Proxy {
 		ErrorHandler: c.ErrorHandler,
 		ErrorLog:     slog.NewLogLogger(c.Log.Handler(), slog.LevelWarn),
 	}
-	return &Proxy{cfg: c, rp: rp, upgrades: c.Upgrades}
+	p := &Proxy{cfg: c, rp: rp, upgrades: c.Upgrades}
+	rp.ModifyResponse = p.modifyResponse
+	return p
 }
 
 // Streams is the registry of the open streams and tunnels.

@@ -1,9 +1,9 @@
 package proxy
 
 import (
+	"errors"
 	"io"
 	"net/http"
-	"net/http/httputil"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -27,47 +27,44 @@ import (
 //     decides).
 
 // Call is one proxied request's state, kept by the caller in its pooled
-// per-request record: a copy of the proxy whose ModifyResponse is bound
-// to the call. ReverseProxy shows no hook both the response and the
-// request's writer and token; the copy does, without an allocation per
-// request (the method value is made once per record).
+// per-request record: the request's writer and token, and the stream or
+// tunnel it opened. The proxy's shared hooks find it in the request's
+// context (CallKey): ReverseProxy shows no hook both the response and
+// the request's writer and token.
 type Call struct {
-	rp     httputil.ReverseProxy
-	p      *Proxy
 	w      http.ResponseWriter
-	grant  Granted                    // the request's token (nil on a public path), for a stream's watch
-	stream *stream                    // the answer's stream, when it is one
-	tunnel *tunnel                    // the upgrade's tunnel, once proxied
-	modify func(*http.Response) error // c.modifyResponse, bound once
+	grant  Granted // the request's token (nil on a public path), for a stream's watch
+	stream *stream // the answer's stream, when it is one
+	tunnel *tunnel // the upgrade's tunnel, once proxied
 }
+
+// CallKey is the context key under which a request's context gives its
+// *Call: the caller's context answers it (Value), with no allocation of
+// the proxy's.
+type CallKey struct{}
 
 // Serve proxies req, writing to w, for the token gr grants (nil: none).
+// req's context must give c under CallKey.
 func (c *Call) Serve(p *Proxy, w http.ResponseWriter, req *http.Request, gr Granted) {
-	if c.modify == nil {
-		c.modify = c.modifyResponse
-	}
-	c.rp, c.p, c.w, c.grant = *p.rp, p, w, gr
-	c.rp.ModifyResponse = c.modify
-	c.rp.ServeHTTP(w, req)
+	c.w, c.grant = w, gr
+	p.rp.ServeHTTP(w, req)
 }
 
-// Reset drops the request's references; the bound method value stays.
-func (c *Call) Reset() {
-	c.rp, c.p, c.w, c.grant, c.stream, c.tunnel = httputil.ReverseProxy{}, nil, nil, nil, nil, nil
-}
+// Reset drops the request's references.
+func (c *Call) Reset() { *c = Call{} }
 
-// modifyResponse runs the proxy's own ModifyResponse, if any, then makes a
-// text/event-stream body a stream.
-func (c *Call) modifyResponse(res *http.Response) error {
-	if m := c.p.rp.ModifyResponse; m != nil {
-		if err := m(res); err != nil {
-			return err
-		}
+// modifyResponse is the proxy's ModifyResponse: it makes a
+// text/event-stream body a stream of the request's Call.
+func (p *Proxy) modifyResponse(res *http.Response) error {
+	if !isEventStream(res.Header) {
+		return nil
 	}
-	if isEventStream(res.Header) {
-		c.stream = c.p.newStream(c.w, res.Body, c.grant)
-		res.Body = c.stream
+	c, _ := res.Request.Context().Value(CallKey{}).(*Call)
+	if c == nil {
+		return errors.New("proxy: a request without its Call")
 	}
+	c.stream = p.newStream(c.w, res.Body, c.grant)
+	res.Body = c.stream
 	return nil
 }
 
