@@ -7,6 +7,7 @@ package fault
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -145,6 +146,18 @@ func (e *Error) Reason() string {
 		return e.Description + ": " + e.Err.Error()
 	}
 	return e.Description
+}
+
+// Quotable keeps what an auth-param's quoted string (a challenge's
+// error_description, RFC 6750 3, RFC 9449 7.1) may hold safely:
+// printable ASCII without '"' and '\'.
+func Quotable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 // KindOf returns the kind of err: Internal unless err is, or wraps, an *Error.

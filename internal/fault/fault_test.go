@@ -92,3 +92,13 @@ func TestError(t *testing.T) {
 		t.Error("a plain error is Internal; nil is no kind")
 	}
 }
+
+func TestQuotable(t *testing.T) {
+	for in, want := range map[string]string{
+		"token expired": "token expired", `say "hi"\`: "say hi", "a\r\nb\x7f\u00e9c": "abc", "": "",
+	} {
+		if got := Quotable(in); got != want {
+			t.Errorf("Quotable(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

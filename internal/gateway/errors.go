@@ -125,23 +125,12 @@ func statusCode(status int) string {
 func challenge(e *fault.Error, resourceMetadata string) string {
 	c := `Bearer realm="` + Realm + `"`
 	if e.Kind != fault.NoToken && e.Code != "" {
-		c += `, error="` + e.Code + `", error_description="` + quotable(e.Description) + `"`
+		c += `, error="` + e.Code + `", error_description="` + fault.Quotable(e.Description) + `"`
 	}
 	if resourceMetadata != "" {
 		c += ", " + resourceMetadata
 	}
 	return c
-}
-
-// quotable keeps what RFC 6750 allows in error_description: printable ASCII
-// without '"' and '\'.
-func quotable(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
-			return -1
-		}
-		return r
-	}, s)
 }
 
 func retryAfterSeconds(until, now time.Time) string {

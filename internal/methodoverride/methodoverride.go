@@ -7,6 +7,8 @@ import (
 	"iter"
 	"net/http"
 	"strings"
+
+	"github.com/authgate/authgate/internal/headername"
 )
 
 // names are the headers by which frameworks let a client
@@ -19,29 +21,11 @@ var names = [...]string{"x-http-method-override", "x-http-method", "x-method-ove
 // as X-HTTP-Method).
 func Is(name string) bool {
 	for _, n := range names {
-		if len(name) == len(n) && equalFoldDash(name, n) {
+		if headername.Is(name, n) {
 			return true
 		}
 	}
 	return false
-}
-
-// equalFoldDash reports whether name equals lower (lower-case ASCII, same
-// length), ignoring ASCII case and reading "_" in name as "-".
-func equalFoldDash(name, lower string) bool {
-	for i := 0; i < len(lower); i++ {
-		c := name[i]
-		switch {
-		case c == '_':
-			c = '-'
-		case 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Methods yields each method h's method-override headers name
