@@ -131,7 +131,7 @@ func (g *Gateway) authorize(c echo.Context, rec *record, in *authz.Input) (*auth
 
 // lookupToken verifies raw for the request that in describes: the token
 // Verifier, then, in hybrid mode on INTROSPECT_PATHS, the introspection of
-// a JWT it validated. An open stream's re-check (watch.go) asks the same.
+// a JWT it validated. An open stream's re-check (proxy.Grant.Recheck) asks the same.
 func (g *Gateway) lookupToken(ctx context.Context, raw string, in *authz.Input) (*authn.Token, authn.Lookup, error) {
 	tok, lookup, err := g.deps.Tokens.Lookup(ctx, raw)
 	if err == nil && g.deps.Introspect != nil && tok.Validation == authn.ValidationJWT && g.introspects(in) {

@@ -103,7 +103,7 @@ type Deps struct {
 	Upgrades []string
 	// StreamWriteTimeout bounds each write of a streamed (text/event-stream)
 	// answer in proxy mode, in place of the server's WriteTimeout for the
-	// whole answer; 0 means no write deadline for streams (stream.go).
+	// whole answer; 0 means no write deadline for streams (package proxy).
 	StreamWriteTimeout time.Duration
 	// AfterFunc calls f after d and returns what stops it, as
 	// time.AfterFunc and its Timer.Stop do; nil means time.AfterFunc. It
