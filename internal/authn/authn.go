@@ -15,6 +15,7 @@ import (
 
 	"github.com/authgate/authgate/internal/breaker"
 	"github.com/authgate/authgate/internal/fault"
+	"github.com/authgate/authgate/internal/lograte"
 	"github.com/authgate/authgate/pkg/introspect"
 )
 
@@ -65,13 +66,18 @@ type Introspection struct {
 	// Log, when set, receives the server's error text (error,
 	// error_description) at debug level, redacted and bounded: it is the
 	// server's, may echo the token, and so never reaches an error or a
-	// line above debug.
+	// line above debug. A refusal of authgate's own credentials
+	// (ErrMisconfigured) is an ERROR line naming the OKTA_* variables to
+	// check, at most one per lograte.Every.
 	Log *slog.Logger
 	// PrivateKeyJWT says the client authenticates with a signed assertion
 	// (OKTA_AUTH_METHOD=private_key_jwt): a refusal of authgate's
 	// credentials then also wraps ErrAssertionRejected, so that the log
 	// names the key's variables.
 	PrivateKeyJWT bool
+
+	// Refused credentials refuse every request: one line per lograte.Every.
+	misconfigured lograte.Limit
 }
 
 var _ Verifier = (*Introspection)(nil)
@@ -114,8 +120,11 @@ func (in *Introspection) Verify(ctx context.Context, token string) (*Token, erro
 				Description: "token rejected by the authorization server", Err: ie}
 		}
 		fe := unavailable(err)
-		if in.PrivateKeyJWT && errors.Is(fe, ErrMisconfigured) {
-			fe.Err = errors.Join(ErrAssertionRejected, fe.Err)
+		if errors.Is(fe, ErrMisconfigured) {
+			if in.PrivateKeyJWT {
+				fe.Err = errors.Join(ErrAssertionRejected, fe.Err)
+			}
+			in.logMisconfigured(now(), fe.Err)
 		}
 		return nil, fe
 	}
@@ -219,6 +228,20 @@ func hasControl(s string) bool {
 		}
 	}
 	return false
+}
+
+// logMisconfigured names the variables to check when the server refused
+// authgate's own credentials or request: the key's with private_key_jwt,
+// the secret's otherwise.
+func (in *Introspection) logMisconfigured(now time.Time, err error) {
+	if in.Log == nil {
+		return
+	}
+	msg := "authorization server rejected authgate's credentials or request: check OKTA_CLIENT_ID, OKTA_CLIENT_SECRET, OKTA_AUTH_METHOD and OKTA_INTROSPECT_URL"
+	if in.PrivateKeyJWT {
+		msg = "authorization server rejected authgate's client assertion: check OKTA_CLIENT_ID, OKTA_PRIVATE_KEY_FILE and OKTA_PRIVATE_KEY_ID (the key registered for the client), OKTA_AUTH_METHOD and OKTA_INTROSPECT_URL"
+	}
+	in.misconfigured.Log(in.Log, slog.LevelError, now, msg, "err", err)
 }
 
 func invalidToken(desc string) error {

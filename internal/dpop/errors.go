@@ -66,18 +66,7 @@ func invalidToken(desc string) *fault.Error {
 func Challenge(algs []string, e *fault.Error) string {
 	c := `DPoP algs="` + strings.Join(algs, " ") + `"`
 	if e != nil && e.Kind == fault.Unauthenticated && e.Code != "" {
-		c += `, error="` + e.Code + `", error_description="` + quotable(e.Description) + `"`
+		c += `, error="` + e.Code + `", error_description="` + fault.Quotable(e.Description) + `"`
 	}
 	return c
-}
-
-// quotable keeps what an auth-param's quoted string may hold safely:
-// printable ASCII without '"' and '\'.
-func quotable(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
-			return -1
-		}
-		return r
-	}, s)
 }

@@ -7,6 +7,7 @@ package fault
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -22,6 +23,9 @@ const (
 	Forbidden                   // the policy said no: 403
 	Unavailable                 // a dependency could not answer: 503 with Retry-After
 	HeadersTooLarge             // too many or too large request headers to decide on: 431
+	Unroutable                  // a request target no route answers (OPTIONS *): 400 without a challenge
+	BadGateway                  // proxy mode: the upstream exchange failed: 502
+	GatewayTimeout              // proxy mode: no upstream answer within UPSTREAM_TIMEOUT: 504
 	numKinds
 )
 
@@ -54,6 +58,11 @@ var table = [numKinds]row{
 	Forbidden:       {"forbidden", http.StatusForbidden, OutcomeDeny, "access_denied", false},
 	Unavailable:     {"unavailable", http.StatusServiceUnavailable, OutcomeUnavailable, "temporarily_unavailable", false},
 	HeadersTooLarge: {"headers_too_large", http.StatusRequestHeaderFieldsTooLarge, OutcomeBadRequest, "request_header_fields_too_large", false},
+	Unroutable:      {"unroutable", http.StatusBadRequest, OutcomeBadRequest, "invalid_request", false},
+	// The upstream's failures come after the check: the request's outcome
+	// stays the check's (allow, public); these are for the fault's own use.
+	BadGateway:     {"bad_gateway", http.StatusBadGateway, OutcomeUnavailable, "bad_gateway", false},
+	GatewayTimeout: {"gateway_timeout", http.StatusGatewayTimeout, OutcomeUnavailable, "gateway_timeout", false},
 }
 
 func (k Kind) row() row {
@@ -137,6 +146,18 @@ func (e *Error) Reason() string {
 		return e.Description + ": " + e.Err.Error()
 	}
 	return e.Description
+}
+
+// Quotable keeps what an auth-param's quoted string (a challenge's
+// error_description, RFC 6750 3, RFC 9449 7.1) may hold safely:
+// printable ASCII without '"' and '\'.
+func Quotable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 // KindOf returns the kind of err: Internal unless err is, or wraps, an *Error.

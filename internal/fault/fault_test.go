@@ -26,6 +26,9 @@ func TestTable(t *testing.T) {
 		{Forbidden, "forbidden", http.StatusForbidden, "deny", "access_denied", false},
 		{Unavailable, "unavailable", http.StatusServiceUnavailable, "unavailable", "temporarily_unavailable", false},
 		{HeadersTooLarge, "headers_too_large", http.StatusRequestHeaderFieldsTooLarge, "bad_request", "request_header_fields_too_large", false},
+		{Unroutable, "unroutable", http.StatusBadRequest, "bad_request", "invalid_request", false},
+		{BadGateway, "bad_gateway", http.StatusBadGateway, "unavailable", "bad_gateway", false},
+		{GatewayTimeout, "gateway_timeout", http.StatusGatewayTimeout, "unavailable", "gateway_timeout", false},
 		{numKinds, "internal", http.StatusInternalServerError, "error", "internal_error", false}, // out of range: Internal's row
 		{Kind(200), "internal", http.StatusInternalServerError, "error", "internal_error", false},
 	} {
@@ -87,5 +90,15 @@ func TestError(t *testing.T) {
 	}
 	if KindOf(errors.New("boom")) != Internal || Is(nil, Internal) {
 		t.Error("a plain error is Internal; nil is no kind")
+	}
+}
+
+func TestQuotable(t *testing.T) {
+	for in, want := range map[string]string{
+		"token expired": "token expired", `say "hi"\`: "say hi", "a\r\nb\x7f\u00e9c": "abc", "": "",
+	} {
+		if got := Quotable(in); got != want {
+			t.Errorf("Quotable(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -1,5 +1,7 @@
 package forwarded
 
+import "github.com/authgate/authgate/internal/headername"
+
 // forwardingExact are the forwarding headers matched by their whole name,
 // lower-case with "-"; the X-Forwarded and X-Original- families are matched
 // by prefix.
@@ -22,34 +24,13 @@ func IsHeader(name string) bool {
 	default:
 		return false
 	}
-	if hasPrefixDash(name, "x-forwarded") || hasPrefixDash(name, "x-original-") {
+	if headername.HasPrefix(name, "x-forwarded") || headername.HasPrefix(name, "x-original-") {
 		return true
 	}
 	for _, n := range forwardingExact {
-		if len(name) == len(n) && hasPrefixDash(name, n) {
+		if headername.Is(name, n) {
 			return true
 		}
 	}
 	return false
-}
-
-// hasPrefixDash reports whether s begins with prefix (lower-case ASCII),
-// ignoring ASCII case and reading "_" in s as "-".
-func hasPrefixDash(s, prefix string) bool {
-	if len(s) < len(prefix) {
-		return false
-	}
-	for i := 0; i < len(prefix); i++ {
-		c := s[i]
-		switch {
-		case c == '_':
-			c = '-'
-		case 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		}
-		if c != prefix[i] {
-			return false
-		}
-	}
-	return true
 }

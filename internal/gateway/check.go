@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"github.com/authgate/authgate/internal/methodoverride"
 	"net/http"
 	"net/url"
 	"time"
@@ -10,7 +11,6 @@ import (
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/authz"
 	"github.com/authgate/authgate/internal/fault"
-	"github.com/authgate/authgate/internal/forwarded"
 )
 
 // Outcomes of a request that passes, as authgate_decisions_total labels
@@ -134,7 +134,7 @@ func (g *Gateway) authorize(c echo.Context, rec *record, in *authz.Input) (*auth
 
 // hasMethodOverride reports whether h holds a method-override header.
 func hasMethodOverride(h http.Header) bool {
-	for range forwarded.OverriddenMethods(h) {
+	for range methodoverride.Methods(h) {
 		return true
 	}
 	return false

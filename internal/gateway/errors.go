@@ -11,9 +11,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/fault"
-	"github.com/authgate/authgate/internal/lograte"
+	"github.com/authgate/authgate/internal/resource"
 )
 
 // Realm is the realm of authgate's WWW-Authenticate challenges.
@@ -34,8 +33,6 @@ type errorBody struct {
 // It is the only place that writes error answers. resourceMetadata, when
 // set, is the resource_metadata parameter (RFC 9728) of every challenge.
 func errorHandler(log *slog.Logger, now func() time.Time, resourceMetadata string) echo.HTTPErrorHandler {
-	// Refused credentials refuse every request: one line per lograte.Every.
-	var misconfigured lograte.Limit
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
@@ -44,12 +41,7 @@ func errorHandler(log *slog.Logger, now func() time.Time, resourceMetadata strin
 		var he *echo.HTTPError
 		switch {
 		case errors.As(err, &fe):
-			switch {
-			case errors.Is(fe, authn.ErrAssertionRejected): // private_key_jwt: name the key's variables
-				misconfigured.Log(log, slog.LevelError, now(), "authorization server rejected authgate's client assertion: check OKTA_CLIENT_ID, OKTA_PRIVATE_KEY_FILE and OKTA_PRIVATE_KEY_ID (the key registered for the client), OKTA_AUTH_METHOD and OKTA_INTROSPECT_URL", "err", fe.Err)
-			case errors.Is(fe, authn.ErrMisconfigured):
-				misconfigured.Log(log, slog.LevelError, now(), "authorization server rejected authgate's credentials or request: check OKTA_CLIENT_ID, OKTA_CLIENT_SECRET, OKTA_AUTH_METHOD and OKTA_INTROSPECT_URL", "err", fe.Err)
-			case fe.Kind == fault.Internal:
+			if fe.Kind == fault.Internal {
 				log.Error("internal error", "err", fe)
 			}
 		case errors.As(err, &he):
@@ -101,7 +93,7 @@ func writeFault(c echo.Context, e *fault.Error, now time.Time, resourceMetadata 
 		h.Set("WWW-Authenticate", challenge(&fault.Error{Kind: fault.NoToken}, resourceMetadata))
 	}
 	if resourceMetadata != "" && (status == http.StatusUnauthorized || status == http.StatusForbidden) {
-		addResourceMetadata(h, resourceMetadata) // the policy's own challenge (insufficient_scope)
+		resource.AddParam(h, resourceMetadata) // the policy's own challenge (insufficient_scope)
 	}
 	if a.Body == nil || c.Request().Method == http.MethodHead {
 		return writeJSON(c, status, body)
@@ -133,23 +125,12 @@ func statusCode(status int) string {
 func challenge(e *fault.Error, resourceMetadata string) string {
 	c := `Bearer realm="` + Realm + `"`
 	if e.Kind != fault.NoToken && e.Code != "" {
-		c += `, error="` + e.Code + `", error_description="` + quotable(e.Description) + `"`
+		c += `, error="` + e.Code + `", error_description="` + fault.Quotable(e.Description) + `"`
 	}
 	if resourceMetadata != "" {
 		c += ", " + resourceMetadata
 	}
 	return c
-}
-
-// quotable keeps what RFC 6750 allows in error_description: printable ASCII
-// without '"' and '\'.
-func quotable(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
-			return -1
-		}
-		return r
-	}, s)
 }
 
 func retryAfterSeconds(until, now time.Time) string {

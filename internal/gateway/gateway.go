@@ -10,7 +10,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"time"
 
@@ -18,9 +17,22 @@ import (
 
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/authz"
+	"github.com/authgate/authgate/internal/fault"
 	"github.com/authgate/authgate/internal/forwarded"
 	"github.com/authgate/authgate/internal/pathrule"
+	"github.com/authgate/authgate/internal/proxy"
+	"github.com/authgate/authgate/internal/resource"
 )
+
+// Streams is the registry of the open streams and tunnels (package proxy).
+type Streams = proxy.Streams
+
+// NewStreams makes an empty registry.
+func NewStreams() *Streams { return proxy.NewStreams() }
+
+// ProtectedResource describes the resource authgate protects (package
+// resource, RFC 9728).
+type ProtectedResource = resource.ProtectedResource
 
 // Tokens is what the gateway needs of the token side, assembled by package
 // tokens: one lookup per request, whatever TOKEN_VALIDATION is.
@@ -53,7 +65,7 @@ type Deps struct {
 	// unavailable); 0 ends it at the first such re-check.
 	StaleIfError time.Duration
 	// Resource, when set, is served as RFC 9728 metadata and named in
-	// every challenge (resource.go).
+	// every challenge (package resource).
 	Resource *ProtectedResource
 
 	// Decider: the policy, and what it is told.
@@ -101,14 +113,14 @@ type Deps struct {
 	Upgrades []string
 	// StreamWriteTimeout bounds each write of a streamed (text/event-stream)
 	// answer in proxy mode, in place of the server's WriteTimeout for the
-	// whole answer; 0 means no write deadline for streams (stream.go).
+	// whole answer; 0 means no write deadline for streams (package proxy).
 	StreamWriteTimeout time.Duration
 	// AfterFunc calls f after d and returns what stops it, as
 	// time.AfterFunc and its Timer.Stop do; nil means time.AfterFunc. It
 	// ends an upgraded connection, and a stream, when its token expires.
 	AfterFunc func(d time.Duration, f func()) (stop func() bool)
 	// Streams, when set, is the registry of the open streams and tunnels
-	// (watch.go), which the caller tells of every revocation
+	// (package proxy), which the caller tells of every revocation
 	// (Streams.Revoked) and closes at shutdown (Streams.Close, Wait); nil
 	// means a registry of the gateway's own (Gateway.Streams).
 	Streams *Streams
@@ -143,13 +155,11 @@ type Gateway struct {
 	metrics      *echo.Echo
 	// The listeners' handlers: the Echos behind refuseAsterisk.
 	trafficH, adminH, metricsH http.Handler
-	mode                       string                 // authz.ModeServe or authz.ModeProxy, for the OPA input
-	trusted                    forwarded.Trust        // TRUSTED_PROXIES
-	proxy                      *httputil.ReverseProxy // the upstream's reverse proxy, in proxy mode
-	upgrades                   upgrades               // UPSTREAM_UPGRADES
-	resource                   *resource              // RFC 9728 metadata; nil when off
-	afterFunc                  func(time.Duration, func()) func() bool
-	streams                    *Streams // the open streams and tunnels (watch.go)
+	mode                       string             // authz.ModeServe or authz.ModeProxy, for the OPA input
+	trusted                    forwarded.Trust    // TRUSTED_PROXIES
+	proxy                      *proxy.Proxy       // the upstream's reverse proxy, in proxy mode
+	resource                   *resource.Metadata // RFC 9728 metadata; nil when off
+	streams                    *Streams           // the open streams and tunnels (package proxy)
 }
 
 // New builds the gateway and its routes.
@@ -157,25 +167,20 @@ func New(d Deps) *Gateway {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	if d.AfterFunc == nil {
-		d.AfterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
-	}
 	if d.Streams == nil {
 		d.Streams = NewStreams()
 	}
-	res := newResource(d.Resource)
+	res := resource.New(d.Resource)
 	g := &Gateway{
-		deps:      d,
-		traffic:   newEcho(d, res),
-		admin:     newEcho(d, res),
-		metrics:   newEcho(d, res),
-		mode:      authz.ModeServe,
-		trusted:   d.TrustedProxies,
-		upgrades:  d.Upgrades,
-		resource:  res,
-		afterFunc: d.AfterFunc,
-		public:    pathrule.Exact(d.PublicPaths),
-		streams:   d.Streams,
+		deps:     d,
+		traffic:  newEcho(d, res),
+		admin:    newEcho(d, res),
+		metrics:  newEcho(d, res),
+		mode:     authz.ModeServe,
+		trusted:  d.TrustedProxies,
+		resource: res,
+		public:   pathrule.Exact(d.PublicPaths),
+		streams:  d.Streams,
 	}
 	if len(d.InputHeaders) > 0 {
 		g.inputHeaders = map[string]bool{}
@@ -184,19 +189,24 @@ func New(d Deps) *Gateway {
 		}
 	}
 	if d.Upstream != nil {
-		g.mode, g.proxy = authz.ModeProxy, g.newProxy()
+		g.mode = authz.ModeProxy
+		g.proxy = proxy.New(proxy.Config{
+			Upstream: d.Upstream, Timeout: d.UpstreamTimeout, Trust: d.TrustedProxies, Log: d.Log,
+			ErrorHandler: g.upstreamError, Upgrades: d.Upgrades, StreamWriteTimeout: d.StreamWriteTimeout,
+			Streams: d.Streams, Now: d.Now, AfterFunc: d.AfterFunc, CacheTTL: d.CacheTTL, StaleIfError: d.StaleIfError,
+		})
 	}
 	g.routes()
-	g.trafficH = refuseAsterisk(g.traffic, "traffic", d.Log)
-	g.adminH = refuseAsterisk(g.admin, "admin", d.Log)
-	g.metricsH = refuseAsterisk(g.metrics, "metrics", d.Log)
+	g.trafficH = g.refuseAsterisk(g.traffic, "traffic")
+	g.adminH = g.refuseAsterisk(g.admin, "admin")
+	g.metricsH = g.refuseAsterisk(g.metrics, "metrics")
 	return g
 }
 
-func newEcho(d Deps, res *resource) *echo.Echo {
+func newEcho(d Deps, res *resource.Metadata) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = errorHandler(d.Log, d.Now, res.challengeParam())
+	e.HTTPErrorHandler = errorHandler(d.Log, d.Now, res.ChallengeParam())
 	return e
 }
 
@@ -213,21 +223,30 @@ func (g *Gateway) Admin() http.Handler { return g.adminH }
 // apart from ADMIN_ADDR, which a proxy must be able to reach for /verify.
 func (g *Gateway) Metrics() http.Handler { return g.metricsH }
 
-// refuseAsterisk answers 400, with a log line, a request whose target is
-// "*" (RFC 9112 3.2.4: OPTIONS * asks about the server as a whole), which
-// no route of authgate's answers; Go's server would otherwise have answered
-// OPTIONS * itself with a silent 200 (app turns that off with
+// errAsterisk refuses a request whose target is "*" (RFC 9112 3.2.4:
+// OPTIONS * asks about the server as a whole), which no route of
+// authgate's answers; Go's server would otherwise have answered OPTIONS *
+// itself with a silent 200 (app turns that off with
 // DisableGeneralOptionsHandler).
-func refuseAsterisk(h http.Handler, listener string, log *slog.Logger) http.Handler {
-	body := []byte(`{"error":"invalid_request","error_description":"asterisk-form request target not supported"}` + "\n")
+var errAsterisk = &fault.Error{Kind: fault.Unroutable, Description: "asterisk-form request target not supported"}
+
+// refuseAsterisk answers errAsterisk, with a log line, through the
+// listener's Echo e and writeFault, ahead of its router.
+func (g *Gateway) refuseAsterisk(e *echo.Echo, listener string) http.Handler {
+	log := g.deps.Log
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.RequestURI != "*" {
-			h.ServeHTTP(w, r)
+			e.ServeHTTP(w, r)
 			return
 		}
 		log.Info("asterisk-form request refused", "listener", listener, "method", r.Method, "remote_addr", r.RemoteAddr)
-		w.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
-		w.WriteHeader(http.StatusBadRequest)
-		w.Write(body)
+		g.writeFault(e.NewContext(r, w), errAsterisk)
 	})
+}
+
+// writeFault writes e's answer outside Echo's error handler.
+func (g *Gateway) writeFault(c echo.Context, e *fault.Error) {
+	if err := writeFault(c, e, g.deps.Now(), g.resource.ChallengeParam()); err != nil {
+		g.deps.Log.Debug("writing error answer", "err", err)
+	}
 }

@@ -5,8 +5,11 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/authgate/authgate/internal/forwarded"
+	"github.com/authgate/authgate/internal/methodoverride"
+	"github.com/authgate/authgate/internal/proxy"
 )
 
 // Header hygiene before the check reads a request (README, "Headers"). The
@@ -63,7 +66,7 @@ func (g *Gateway) scrub(req *http.Request, verify bool) {
 	delete(h, "Proxy-Connection")
 	delete(h, "Trailer")
 	if te, ok := h["Te"]; ok {
-		if containsToken(te, "trailers") {
+		if httpguts.HeaderValuesContainsToken(te, "trailers") {
 			h["Te"] = []string{"trailers"} // what the reverse proxy sends
 		} else {
 			delete(h, "Te")
@@ -77,7 +80,7 @@ func (g *Gateway) scrub(req *http.Request, verify bool) {
 			delete(h, k)
 		case forwarded.IsHeader(k) && (!trusted || strings.IndexByte(k, '_') >= 0 || strings.EqualFold(k, "Forwarded")):
 			delete(h, k)
-		case !verify && forwarded.IsMethodOverride(k):
+		case !verify && methodoverride.Is(k):
 			delete(h, k)
 		}
 	}
@@ -86,16 +89,13 @@ func (g *Gateway) scrub(req *http.Request, verify bool) {
 // dropConnectionNamed removes the headers that h's Connection header names,
 // but for Upgrade and the credentials (see above).
 func dropConnectionNamed(h http.Header) {
-	for _, v := range h["Connection"] {
-		for tok := range strings.SplitSeq(v, ",") {
-			tok = strings.TrimSpace(tok)
-			if tok == "" || strings.EqualFold(tok, "Upgrade") || strings.EqualFold(tok, "Connection") || hiddenName(tok) {
-				continue
-			}
-			for k := range h {
-				if strings.EqualFold(k, tok) {
-					delete(h, k)
-				}
+	for tok := range proxy.ConnectionTokens(h["Connection"]) {
+		if strings.EqualFold(tok, "Upgrade") || strings.EqualFold(tok, "Connection") || hiddenName(tok) {
+			continue
+		}
+		for k := range h {
+			if strings.EqualFold(k, tok) {
+				delete(h, k)
 			}
 		}
 	}
@@ -104,19 +104,4 @@ func dropConnectionNamed(h http.Header) {
 // hiddenName reports whether name is one of hiddenHeaders, in any case.
 func hiddenName(name string) bool {
 	return strings.EqualFold(name, "Authorization") || strings.EqualFold(name, "Proxy-Authorization") || strings.EqualFold(name, "Cookie")
-}
-
-// containsToken reports whether the comma-separated values hold tok (case-insensitive).
-func containsToken(values []string, tok string) bool {
-	for _, v := range values {
-		for t := range strings.SplitSeq(v, ",") {
-			// A Te element may carry parameters: "trailers;q=1" is not
-			// allowed (RFC 9110 10.1.4), "gzip;q=0.5" is.
-			t, _, _ = strings.Cut(t, ";")
-			if strings.EqualFold(strings.TrimSpace(t), tok) {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -209,6 +209,23 @@ func TestConnectionHeadersHiddenFromPolicy(t *testing.T) {
 	}
 }
 
+// TestTeParameters: "trailers" takes no parameters (RFC 9110 10.1.4): a
+// Te of "trailers;q=1" is no "trailers", for the policy as for Go's
+// reverse proxy (httpguts reads the header the same way), so it goes
+// altogether; "gzip;q=0.5, trailers" keeps "trailers".
+func TestTeParameters(t *testing.T) {
+	up := newRecordingUpstream(t)
+	h := newHarness(t, func(d *Deps) { d.Upstream, d.UpstreamTimeout = up.url(), time.Second })
+	for te, want := range map[string]string{"trailers;q=1": "", "gzip;q=0.5, trailers": "trailers"} {
+		h.serve(h.g.Traffic(), newRequest("GET", "/api/x", "Authorization", bearer, "Te", te))
+		inputs := h.inputs(t)
+		got, _ := inputs[len(inputs)-1]["headers"].(map[string]any)["te"].(string)
+		if got != want || up.seen().Get("Te") != want {
+			t.Errorf("Te %q: policy %q, upstream %q; want %q for both", te, got, up.seen().Get("Te"), want)
+		}
+	}
+}
+
 // TestConnectionUpgradeKept: the Upgrade header and its Connection token
 // are left for the upgrade decision; the token for authgate stays readable.
 func TestConnectionUpgradeKept(t *testing.T) {

@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/labstack/echo/v4"
-
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/authz"
 )
@@ -23,15 +21,6 @@ func addHeaders(h, from http.Header) {
 type grant struct {
 	token    *authn.Token
 	decision authz.Decision
-}
-
-// grantOf returns the request's grant, or nil when it was not checked (a
-// public path). It lives in the pooled record: no allocation per request.
-func grantOf(c echo.Context) *grant {
-	if rec := recordOf(c); rec.granted {
-		return &rec.grant
-	}
-	return nil
 }
 
 // IdentityHeaders name the headers that carry the caller's identity to the
@@ -55,17 +44,6 @@ func (ih IdentityHeaders) setAll(h http.Header, t *authn.Token) {
 	for _, p := range [][2]string{{ih.Subject, t.Subject}, {ih.ClientID, t.ClientID}, {ih.Scopes, t.Scope}} {
 		if p[0] != "" {
 			h.Set(p[0], p[1])
-		}
-	}
-}
-
-// strip removes the identity headers from h: a client must never send them.
-// Spellings with "_" for "-" go too, since CGI-style frameworks read
-// X_Auth_Subject and X-Auth-Subject as the same variable.
-func (ih IdentityHeaders) strip(h http.Header) {
-	for k := range h {
-		if ih.named(k) {
-			delete(h, k)
 		}
 	}
 }

@@ -54,8 +54,8 @@ func (r *record) reset() {
 	r.validation = ""
 	r.lookup, r.looked, r.introspect, r.opa = 0, false, 0, 0
 	r.grant, r.granted = grant{}, false
-	r.upgrade, r.tunnel = false, nil
-	r.proxied.reset()
+	r.upgrade, r.opened = false, opened{}
+	r.call.Reset()
 	r.input, r.token = authz.Input{}, authn.Request{}
 }
 
@@ -77,9 +77,8 @@ func (g *Gateway) observeWith(m Metrics) echo.MiddlewareFunc {
 			ctx, ids := requestid.Attach(req.Context(), req.Header)
 			req.Header[requestid.Header] = ids
 			c.Response().Header()[requestid.Header] = ids
-			c.SetRequest(req.WithContext(ctx))
 			rec := recordPool.Get().(*record)
-			c.Set(recordKey, rec)
+			c.SetRequest(req.WithContext(&scope{Context: ctx, rec: rec}))
 
 			// A proxied answer the client left, or the upstream broke, midway
 			// ends in a panic of http.ErrAbortHandler (ReverseProxy's way to
@@ -112,8 +111,10 @@ func (g *Gateway) answered(ctx context.Context, c echo.Context, rec *record, sta
 	log := g.deps.Log
 	d := time.Since(start)
 	req, resp := c.Request(), c.Response()
-	if rec.tunnel != nil {
-		rec.tunnel.settle(resp)
+	if down, _, _, _, switched := rec.call.Tunnel(); switched {
+		// What echo cannot see past the Hijack: the metrics and the access
+		// log read them as for any answer.
+		resp.Status, resp.Size = http.StatusSwitchingProtocols, down
 	}
 	route := c.Path()
 	if m != nil {
@@ -133,9 +134,7 @@ func (g *Gateway) answered(ctx context.Context, c echo.Context, rec *record, sta
 	if log.Enabled(ctx, slog.LevelInfo) {
 		accessLog(log, req, route, id, resp, d, rec, span)
 	}
-	if w := rec.watched(); w != nil {
-		w.logged() // a shutdown waits for this line (Streams.Wait)
-	}
+	rec.call.Logged() // a shutdown waits for this line (Streams.Wait)
 }
 
 // annotate names the request's span after its route, which the tracing
@@ -199,18 +198,14 @@ func accessLog(log *slog.Logger, req *http.Request, route, id string, resp *echo
 	if rec.cached {
 		a = append(a, slog.Bool("decision_cached", true))
 	}
-	if t := rec.tunnel; t != nil {
-		if switched, d := t.stats(); switched {
-			a = append(a, slog.Duration("tunnel_duration", d), slog.Int64("tunnel_bytes_up", t.up.Load()))
-			if t.watch.endedBy() == endExp {
-				a = append(a, slog.Bool("tunnel_expired", true))
-			}
+	if _, up, d, expired, switched := rec.call.Tunnel(); switched {
+		a = append(a, slog.Duration("tunnel_duration", d), slog.Int64("tunnel_bytes_up", up))
+		if expired {
+			a = append(a, slog.Bool("tunnel_expired", true))
 		}
 	}
-	if w := rec.watched(); w != nil {
-		if by := w.endedBy(); by != "" {
-			a = append(a, slog.String("ended_by", by))
-		}
+	if by := rec.call.EndedBy(); by != "" {
+		a = append(a, slog.String("ended_by", by))
 	}
 	a = append(a,
 		slog.Duration("duration", d),

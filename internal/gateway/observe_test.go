@@ -18,6 +18,7 @@ import (
 
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/authz"
+	rfc6750 "github.com/authgate/authgate/internal/bearer"
 	"github.com/authgate/authgate/internal/breaker"
 	"github.com/authgate/authgate/internal/fault"
 	"github.com/authgate/authgate/internal/pathrule"
@@ -230,7 +231,7 @@ func TestAsteriskFormRefused(t *testing.T) {
 		for name, l := range map[string]http.Handler{"traffic": h.g.Traffic(), "admin": h.g.Admin(), "metrics": h.g.Metrics()} {
 			h.logs.Reset()
 			w := h.serve(l, newRequest(http.MethodOptions, "*"))
-			if w.Code != 400 || !strings.Contains(w.Body.String(), `"error":"invalid_request"`) {
+			if w.Code != 400 || w.Body.String() != `{"error":"invalid_request","error_description":"asterisk-form request target not supported"}`+"\n" || w.Header().Get("WWW-Authenticate") != "" {
 				t.Errorf("%s %s: %d %s", mode, name, w.Code, w.Body)
 			}
 			lines := h.lines(t)
@@ -249,7 +250,7 @@ func TestClassify(t *testing.T) {
 		err             error
 		outcome, reason string
 	}{
-		{errNoToken, "no_token", "no bearer token"},
+		{rfc6750.ErrNoToken, "no_token", "no bearer token"},
 		{&fault.Error{Kind: fault.BadRequest, Code: "invalid_request", Description: "empty bearer token"}, "bad_request", "empty bearer token"},
 		{&fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token", Description: "token expired"}, "invalid_token", "token expired"},
 		{&fault.Error{Kind: fault.Forbidden, Code: "access_denied", Description: "denied by policy", Err: denyReason("policy decision undefined")},

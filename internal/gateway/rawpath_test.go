@@ -74,7 +74,7 @@ func TestRawPathOf(t *testing.T) {
 	} {
 		req := httptest.NewRequest("GET", "/", nil)
 		req.RequestURI = target
-		if got := rawPathOf(req); got != want {
+		if got := pathrule.RawPath(req); got != want {
 			t.Errorf("%q: %q, want %q", target, got, want)
 		}
 	}

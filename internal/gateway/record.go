@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -8,6 +9,7 @@ import (
 
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/authz"
+	"github.com/authgate/authgate/internal/proxy"
 )
 
 // record is what the check learned about one request: the access log and
@@ -24,12 +26,12 @@ type record struct {
 	introspect time.Duration // time spent in the token lookup
 	opa        time.Duration // time spent asking OPA
 	decisionID string
-	cached     bool      // the decision came from the decision cache: decisionID is an earlier request's
-	grant      grant     // an allowed request's token and decision, for the proxy handler
-	granted    bool      // grant is set
-	upgrade    bool      // proxy mode: an allowed upgrade (UPSTREAM_UPGRADES)
-	tunnel     *tunnel   // the upgrade's tunnel, once proxied
-	proxied    proxyCall // proxy mode: this request's copy of the reverse proxy (stream.go)
+	cached     bool       // the decision came from the decision cache: decisionID is an earlier request's
+	grant      grant      // an allowed request's token and decision, for the proxy handler
+	granted    bool       // grant is set
+	upgrade    bool       // proxy mode: an allowed upgrade (UPSTREAM_UPGRADES)
+	opened     opened     // proxy mode: what a stream or tunnel's watch needs of the grant
+	call       proxy.Call // proxy mode: its writer, token, stream or tunnel (the access log reads these)
 	// input is the request as the policy sees it, built by the check; in
 	// the record so that it costs no allocation.
 	input authz.Input
@@ -39,27 +41,33 @@ type record struct {
 	attrs [22]slog.Attr // the access log's attributes, reused with the record
 }
 
-const recordKey = "authgate.record"
+// recordKey is the context key of the request's record.
+type recordKey struct{}
 
-// recordOf returns the request's record, creating it on first use. On the
-// traffic listener the observe middleware has put one there already.
-func recordOf(c echo.Context) *record {
-	if r, ok := c.Get(recordKey).(*record); ok {
-		return r
-	}
-	r := &record{}
-	c.Set(recordKey, r)
-	return r
+// scope is the request's context, made by observe: its record rides in
+// it, in one allocation, so that what runs with the request's context
+// finds it, the reverse proxy's shared hooks included (proxy.CallKey).
+type scope struct {
+	context.Context
+	rec *record
 }
 
-// watched is the watch of the request's stream or tunnel (watch.go); nil
-// when it opened neither.
-func (r *record) watched() *watch {
-	switch {
-	case r.tunnel != nil:
-		return r.tunnel.watch
-	case r.proxied.stream != nil:
-		return r.proxied.stream.watch
+func (s *scope) Value(k any) any {
+	switch k {
+	case recordKey{}:
+		return s.rec
+	case proxy.CallKey{}:
+		return &s.rec.call
 	}
-	return nil
+	return s.Context.Value(k)
+}
+
+// recordOf returns the request's record. On the traffic listener, and on
+// /verify and POST /revoke, the observe middleware has put one there; a
+// request without one gets a record of its own, which nothing reads.
+func recordOf(c echo.Context) *record {
+	if r, ok := c.Request().Context().Value(recordKey{}).(*record); ok {
+		return r
+	}
+	return &record{}
 }

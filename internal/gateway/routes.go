@@ -1,6 +1,10 @@
 package gateway
 
-import "github.com/labstack/echo/v4"
+import (
+	"github.com/labstack/echo/v4"
+
+	"github.com/authgate/authgate/internal/proxy"
+)
 
 // routes lists every route of the three listeners.
 func (g *Gateway) routes() {
@@ -10,10 +14,10 @@ func (g *Gateway) routes() {
 	if g.proxy != nil {
 		// Proxy mode: every path and method. Route-level middleware, in
 		// order: one cleaned path for policy and upstream, the RFC 9728
-		// metadata answered here, never forwarded (resource.go), upgrades
-		// not allowed out (upgrade.go), forged identity, forwarding and
+		// metadata answered here, never forwarded (package resource), upgrades
+		// not allowed out (package proxy), forged identity, forwarding and
 		// hop-by-hop headers out (headers.go), then the check.
-		g.traffic.Match(proxyMethods, "/*", chain(g.handleProxy(), cleanRequestPath(), g.answerMetadata(), g.screenUpgrade(), g.scrubInbound(), check))
+		g.traffic.Match(proxy.Methods, "/*", chain(g.handleProxy(), cleanRequestPath(), g.answerMetadata(), g.screenUpgrade(), g.scrubInbound(), check))
 	} else {
 		// Exact routes: Echo matches the raw path, so a route matches only
 		// when the raw path is already clean.
@@ -24,8 +28,8 @@ func (g *Gateway) routes() {
 	if g.resource != nil {
 		// RESOURCE_URI: RFC 9728 metadata, no token, any mode (proxy mode's
 		// answerMetadata also catches other spellings of these paths).
-		for _, p := range g.resource.paths {
-			g.traffic.Match(proxyMethods, p, g.resource.handleMetadata())
+		for _, p := range g.resource.Paths {
+			g.traffic.Match(proxy.Methods, p, g.resource.Handler())
 		}
 	}
 
@@ -33,8 +37,8 @@ func (g *Gateway) routes() {
 	g.admin.GET("/readyz", g.handleReadyz())
 	// Forward-auth decisions are requests like any other: logged and counted.
 	verify := chain(g.handleVerify(), g.observe())
-	g.admin.Match(proxyMethods, verifyPrefix, verify)
-	g.admin.Match(proxyMethods, verifyPrefix+"/*", verify)
+	g.admin.Match(proxy.Methods, verifyPrefix, verify)
+	g.admin.Match(proxy.Methods, verifyPrefix+"/*", verify)
 	if g.deps.Revoke != nil && g.deps.AdminAPIToken != "" {
 		// Logged like a request (never the token), counted apart from the
 		// traffic (authgate_revoke_requests_total). Unset: 404.

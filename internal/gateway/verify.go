@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"github.com/authgate/authgate/internal/methodoverride"
 	"net/http"
 	"slices"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/authz"
 	"github.com/authgate/authgate/internal/forwarded"
+	"github.com/authgate/authgate/internal/pathrule"
 )
 
 // verifyPrefix is the forward-auth endpoint on ADMIN_ADDR.
@@ -60,12 +62,12 @@ func (g *Gateway) handleVerify() echo.HandlerFunc {
 // call itself (X-Forwarded-Host/Proto/For when the caller is one of
 // TRUSTED_PROXIES). tr is the same for the token lookup.
 func (g *Gateway) describeForwarded(req *http.Request, in *authz.Input, tr *authn.Request) error {
-	// The raw request target, not req.URL: see rawPathOf.
-	orig, err := forwarded.Original(req, rawPathOf(req), verifyPrefix)
+	// The raw request target, not req.URL: see pathrule.RawPath.
+	orig, err := forwarded.Original(req, pathrule.RawPath(req), verifyPrefix)
 	if err != nil {
 		return err
 	}
-	path, err := cleanRawPath(orig.RawPath)
+	path, err := pathrule.Clean(orig.RawPath)
 	if err != nil {
 		return err
 	}
@@ -75,7 +77,7 @@ func (g *Gateway) describeForwarded(req *http.Request, in *authz.Input, tr *auth
 	}
 	o := g.trusted.Origin(req)
 	*in = authz.Input{Method: orig.Method, Path: path, Query: query,
-		Headers: authz.Headers{Header: req.Header, Only: g.inputHeaders, Also: forwarded.IsMethodOverride},
+		Headers: authz.Headers{Header: req.Header, Only: g.inputHeaders, Also: methodoverride.Is},
 		Host:    o.Host, Scheme: o.Scheme, RemoteAddr: o.RemoteAddr, Mode: authz.ModeVerify}
 	*tr = authn.Request{Method: orig.Method, Path: path, Scheme: o.Scheme, Host: o.Host,
 		Target: req.RequestURI, Header: req.Header, Original: orig}
@@ -91,7 +93,7 @@ func (g *Gateway) publicVerify(in *authz.Input) bool {
 	if !g.public.Match(in.Method, in.Path) {
 		return false
 	}
-	for m := range forwarded.OverriddenMethods(in.Headers.Header) {
+	for m := range methodoverride.Methods(in.Headers.Header) {
 		if !g.public.Match(m, in.Path) {
 			return false
 		}

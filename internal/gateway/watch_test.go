@@ -156,16 +156,16 @@ func TestStreamRecheck(t *testing.T) {
 		ended string // "": still open after the steps
 	}{
 		{name: "active", steps: []step{{time.Minute, active(0, time.Minute)}, {time.Minute, active(0, 5*time.Minute)}, {5 * time.Minute, active(0, time.Minute)}}},
-		{name: "inactive", steps: []step{{time.Minute, active(0, time.Minute)}, {time.Minute, inactive}}, ended: endInactive},
-		{name: "idp down, no stale-if-error", steps: []step{{time.Minute, idpDown}}, ended: endUnavailable},
+		{name: "inactive", steps: []step{{time.Minute, active(0, time.Minute)}, {time.Minute, inactive}}, ended: "inactive"},
+		{name: "idp down, no stale-if-error", steps: []step{{time.Minute, idpDown}}, ended: "unavailable"},
 		{name: "idp down within stale-if-error", stale: 30 * time.Second,
 			steps: []step{{time.Minute, idpDown}, {time.Second, idpDown}, {time.Second, active(0, time.Minute)}, {time.Minute, active(0, time.Minute)}}},
 		{name: "idp down past stale-if-error", stale: 2500 * time.Millisecond,
-			steps: []step{{time.Minute, idpDown}, {time.Second, idpDown}, {time.Second, idpDown}, {500 * time.Millisecond, idpDown}}, ended: endUnavailable},
+			steps: []step{{time.Minute, idpDown}, {time.Second, idpDown}, {time.Second, idpDown}, {500 * time.Millisecond, idpDown}}, ended: "unavailable"},
 		{name: "stale entry served, then the idp answers", stale: 30 * time.Second,
 			steps: []step{{time.Minute, staleServed(t0.Add(time.Minute))}, {time.Second, active(0, time.Minute)}, {time.Minute, active(0, time.Minute)}}},
 		{name: "stale entry served past stale-if-error", stale: 1500 * time.Millisecond,
-			steps: []step{{time.Minute, staleServed(t0.Add(time.Minute))}, {time.Second, staleServed(t0.Add(time.Minute))}, {500 * time.Millisecond, idpDown}}, ended: endUnavailable},
+			steps: []step{{time.Minute, staleServed(t0.Add(time.Minute))}, {time.Second, staleServed(t0.Add(time.Minute))}, {500 * time.Millisecond, idpDown}}, ended: "unavailable"},
 		{name: "a grace is not carried over", stale: 1500 * time.Millisecond,
 			steps: []step{{time.Minute, idpDown}, {time.Second, active(0, time.Minute)}, {time.Minute, idpDown}, {time.Second, idpDown}}},
 	} {
@@ -195,7 +195,7 @@ func TestStreamEndsAtExpAfterRecheck(t *testing.T) {
 	ws.recheck(t, time.Minute, active(exp+3600, time.Hour)) // an answer that claims a later exp
 	ws.open(t, 2)
 	ws.recheck(t, 30*time.Second, inactive) // exp: no lookup
-	ws.ended(t, endExp)
+	ws.ended(t, "exp")
 	if n := ws.script.count(); n != 2 {
 		t.Errorf("%d lookups, want 2 (the check and the one re-check)", n)
 	}
@@ -210,7 +210,7 @@ func TestStreamUncachedWithoutExp(t *testing.T) {
 	}
 	ws := openWatched(t, uncached, func(d *Deps) { d.CacheTTL = 5 * time.Minute })
 	ws.recheck(t, 5*time.Minute, inactive)
-	ws.ended(t, endInactive)
+	ws.ended(t, "inactive")
 
 	ws = openWatched(t, uncached)
 	if set, _ := ws.after.state(); set {
@@ -225,7 +225,7 @@ func TestStreamEndsOnRevocation(t *testing.T) {
 	ws.h.g.Streams().Revoked(tokenid.Revocation("another-token"))
 	ws.open(t, 2)
 	ws.h.g.Streams().Revoked(tokenid.Revocation(goodToken))
-	ws.ended(t, endRevoked)
+	ws.ended(t, "revoked")
 	if _, stops := ws.after.state(); stops != 1 {
 		t.Errorf("timer stopped %d times, want 1", stops)
 	}
@@ -252,7 +252,7 @@ func TestStreamRecheckHybrid(t *testing.T) {
 		introspectOnPaths(d, intro, pathrule.Rule{Path: "/events"})
 	})
 	ws.recheck(t, time.Minute, jwt)
-	ws.ended(t, endInactive)
+	ws.ended(t, "inactive")
 	introspected.Lock()
 	defer introspected.Unlock()
 	if n != 2 {
@@ -263,7 +263,7 @@ func TestStreamRecheckHybrid(t *testing.T) {
 // A tunnel ends at its token's revocation and at a re-check that finds it
 // inactive, with its access line.
 func TestTunnelEndsOnRevocationAndRecheck(t *testing.T) {
-	for _, how := range []string{endRevoked, endInactive} {
+	for _, how := range []string{"revoked", "inactive"} {
 		t.Run(how, func(t *testing.T) {
 			after := &fakeAfter{}
 			script := &tokenScript{answer: active(0, time.Minute), clock: &clock{t: t0}}
@@ -279,9 +279,9 @@ func TestTunnelEndsOnRevocationAndRecheck(t *testing.T) {
 				t.Fatalf("echo: %q %v", got, err)
 			}
 			switch how {
-			case endRevoked:
+			case "revoked":
 				h.g.Streams().Revoked(tokenid.Revocation(goodToken))
-			case endInactive:
+			case "inactive":
 				script.clock.Add(time.Minute)
 				script.set(inactive)
 				after.fire(t)
@@ -336,7 +336,7 @@ func TestStreamsClose(t *testing.T) {
 	}
 	for _, hh := range []*harness{h, h2} {
 		l := hh.accessLines(t)
-		if len(l) != 1 || l[0]["ended_by"] != endShutdown {
+		if len(l) != 1 || l[0]["ended_by"] != "shutdown" {
 			t.Errorf("access lines %v, want one ended by shutdown", l)
 		}
 	}

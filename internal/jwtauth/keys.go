@@ -20,6 +20,7 @@ import (
 
 	"github.com/authgate/authgate/internal/breaker"
 	"github.com/authgate/authgate/internal/fault"
+	"github.com/authgate/authgate/pkg/introspect"
 )
 
 // Bounds of the key cache's life and refetches (docs/token-validation.md, "Key rotation").
@@ -355,7 +356,7 @@ func (k *Keys) get(ctx context.Context, url string) (*keySet, time.Duration, err
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
 	resp, err := k.s.HTTPClient.Do(req)
 	if err != nil {
-		return nil, 0, scrubURLError(err)
+		return nil, 0, introspect.ScrubURLError(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

@@ -2,9 +2,9 @@ package jwtauth
 
 import (
 	"context"
+	"github.com/authgate/authgate/internal/methodoverride"
 
 	"github.com/authgate/authgate/internal/authn"
-	"github.com/authgate/authgate/internal/forwarded"
 	"github.com/authgate/authgate/internal/pathrule"
 )
 
@@ -45,7 +45,7 @@ func (o *IntrospectOnPaths) on(r *authn.Request) bool {
 	if !r.ForwardAuth() {
 		return false
 	}
-	for m := range forwarded.OverriddenMethods(r.Header) {
+	for m := range methodoverride.Methods(r.Header) {
 		if o.Paths.Match(m, r.Path) {
 			return true
 		}

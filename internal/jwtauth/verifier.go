@@ -14,13 +14,12 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/fault"
@@ -175,28 +174,43 @@ func (v *Verifier) claims(payload []byte) (*authn.Token, error) {
 		return nil, invalidToken("token claims are not a JSON object")
 	}
 	now := v.now()
+	// iss by hand: go-jose's check would let any iss through an empty Issuer.
 	if iss, ok := str(c["iss"]); !ok || iss != v.Issuer {
 		return nil, invalidToken("token issuer not accepted")
 	}
+	// The audience and time claims are go-jose's jwt.Expected, on claims
+	// read from the map (typed, bounded, exact names) rather than by its
+	// own decoding.
+	cl := jwt.Claims{Audience: audienceOf(c["aud"])}
+	var err error
+	if cl.NotBefore, err = dateClaim(c, "nbf", "token not yet valid"); err != nil {
+		return nil, err
+	}
+	if cl.IssuedAt, err = dateClaim(c, "iat", "token issued in the future"); err != nil {
+		return nil, err
+	}
+	want := jwt.Expected{Time: now}
+	if v.Audience != "" {
+		want.AnyAudience = jwt.Audience{v.Audience}
+	}
+	switch err := cl.ValidateWithLeeway(want, v.Leeway); {
+	case err == nil:
+	case errors.Is(err, jwt.ErrInvalidAudience):
+		return nil, invalidToken("token audience not accepted")
+	case errors.Is(err, jwt.ErrNotValidYet):
+		return nil, invalidToken("token not yet valid")
+	default: // jwt.ErrIssuedInTheFuture
+		return nil, invalidToken("token issued in the future")
+	}
+	// exp by hand: it is required here (go-jose's is optional), and RFC
+	// 7519 4.1.4 rejects a token on or after exp (plus leeway), where
+	// go-jose accepts it at that instant.
 	exp, ok := numericDate(c["exp"])
 	switch {
 	case !ok:
 		return nil, invalidToken("token has no valid exp")
 	case !now.Before(exp.Add(v.Leeway)):
 		return nil, invalidToken("token expired")
-	}
-	if raw, present := c["nbf"]; present {
-		if nbf, ok := numericDate(raw); !ok || now.Before(nbf.Add(-v.Leeway)) {
-			return nil, invalidToken("token not yet valid")
-		}
-	}
-	if raw, present := c["iat"]; present {
-		if iat, ok := numericDate(raw); !ok || now.Before(iat.Add(-v.Leeway)) {
-			return nil, invalidToken("token issued in the future")
-		}
-	}
-	if v.Audience != "" && !hasAudience(c["aud"], v.Audience) {
-		return nil, invalidToken("token audience not accepted")
 	}
 	sub, ok := optStr(c["sub"])
 	if !ok {
@@ -284,31 +298,44 @@ func numericDate(raw json.RawMessage) (time.Time, bool) {
 	return time.Unix(int64(sec), int64(frac*1e9)), true
 }
 
-func hasAudience(raw json.RawMessage, want string) bool {
+// dateClaim reads an optional NumericDate claim for jwt.Expected, rounded
+// up to whole seconds (go-jose's unit): never earlier than the token says.
+// Present but not a valid date is the error of desc.
+func dateClaim(c map[string]json.RawMessage, name, desc string) (*jwt.NumericDate, error) {
+	raw, present := c[name]
+	if !present {
+		return nil, nil
+	}
+	t, ok := numericDate(raw)
+	if !ok {
+		return nil, invalidToken(desc)
+	}
+	d := jwt.NumericDate(t.Unix())
+	if t.Nanosecond() != 0 {
+		d++
+	}
+	return &d, nil
+}
+
+// audienceOf reads aud, a string or an array: the strings it holds, values
+// of other types ignored.
+func audienceOf(raw json.RawMessage) jwt.Audience {
 	if s, ok := str(raw); ok {
-		return s == want
+		return jwt.Audience{s}
 	}
 	var list []json.RawMessage
 	if json.Unmarshal(raw, &list) != nil {
-		return false
+		return nil
 	}
+	var aud jwt.Audience
 	for _, a := range list {
-		if s, ok := str(a); ok && s == want {
-			return true
+		if s, ok := str(a); ok {
+			aud = append(aud, s)
 		}
 	}
-	return false
+	return aud
 }
 
 func invalidToken(desc string) error {
 	return &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token", Description: desc}
-}
-
-// scrubURLError keeps the cause of a transport failure but not the URL.
-func scrubURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return fmt.Errorf("%s: %w", strings.ToLower(ue.Op), ue.Err)
-	}
-	return err
 }

@@ -99,7 +99,7 @@ func fetchMetadata(ctx context.Context, hc *http.Client, url string) (*Metadata,
 	req.Header.Set("Accept", "application/json")
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, scrubURLError(err)
+		return nil, ScrubURLError(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -147,42 +146,14 @@ func (c *Client) Introspect(ctx context.Context, token string) (*Response, error
 		hint = "access_token"
 	}
 	form.Set("token_type_hint", hint)
-	switch c.AuthMethod {
-	case ClientSecretPost:
-		form.Set("client_id", c.ClientID)
-		form.Set("client_secret", c.ClientSecret)
-	case PrivateKeyJWT:
-		assertion, err := c.assertion(c.URL)
-		if err != nil {
-			return nil, &Error{Err: err}
-		}
-		form.Set("client_assertion_type", AssertionType)
-		form.Set("client_assertion", assertion)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, strings.NewReader(form.Encode()))
+	req, err := c.post(ctx, c.URL, form)
 	if err != nil {
-		return nil, &Error{Err: errors.New("bad endpoint URL")}
+		return nil, err
 	}
-	for k, v := range c.Header {
-		req.Header[k] = v
-	}
-	if c.RequestHeader != nil {
-		c.RequestHeader(ctx, req.Header)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	if c.AuthMethod != ClientSecretPost && c.AuthMethod != PrivateKeyJWT {
-		// RFC 6749 2.3.1: both parts are form-urlencoded before base64.
-		cred := url.QueryEscape(c.ClientID) + ":" + url.QueryEscape(c.ClientSecret)
-		req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(cred)))
-	}
-	hc := c.HTTPClient
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
+	resp, err := c.httpClient().Do(req)
 	if err != nil {
-		return nil, &Error{Err: scrubURLError(err)}
+		return nil, &Error{Err: ScrubURLError(err)}
 	}
 	defer resp.Body.Close()
 	max := c.MaxResponseBytes
@@ -348,9 +319,9 @@ func parseRateLimit(h http.Header) RateLimit {
 	return rl
 }
 
-// scrubURLError keeps the cause of a transport failure but not the request
+// ScrubURLError keeps the cause of a transport failure but not the request
 // URL, which an operator may have configured with secrets in its query.
-func scrubURLError(err error) error {
+func ScrubURLError(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		return fmt.Errorf("%s: %w", strings.ToLower(ue.Op), ue.Err)

@@ -80,3 +80,31 @@ func TestRevoke(t *testing.T) {
 		})
 	}
 }
+
+// TestOneClientAuthentication: introspection and revocation authenticate
+// the client the same way, method by method (Client.post).
+func TestOneClientAuthentication(t *testing.T) {
+	type seen struct{ authorization, clientID, secret, headerX string }
+	for _, method := range []string{"", introspect.ClientSecretBasic, introspect.ClientSecretPost} {
+		var got []seen
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r.ParseForm()
+			got = append(got, seen{r.Header.Get("Authorization"), r.PostForm.Get("client_id"), r.PostForm.Get("client_secret"), r.Header.Get("X-Extra")})
+			w.Write([]byte(`{"active":false}`))
+		}))
+		c := &introspect.Client{URL: srv.URL, ClientID: "id:1", ClientSecret: "s&2", AuthMethod: method, Header: http.Header{"X-Extra": {"x"}}}
+		if _, err := c.Introspect(context.Background(), "tok"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Revoke(context.Background(), srv.URL, "tok", ""); err != nil {
+			t.Fatal(err)
+		}
+		srv.Close()
+		if len(got) != 2 || got[0] != got[1] || got[0].headerX != "x" {
+			t.Errorf("%q: introspection %+v, revocation %+v", method, got[0], got[1])
+		}
+		if (got[0].authorization != "") == (method == introspect.ClientSecretPost) {
+			t.Errorf("%q: Authorization %q", method, got[0].authorization)
+		}
+	}
+}

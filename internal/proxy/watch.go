@@ -1,4 +1,4 @@
-package gateway
+package proxy
 
 import (
 	"context"
@@ -127,7 +127,7 @@ func (s *Streams) add(w *watch) (closed bool) {
 		return true
 	}
 	s.all[w] = struct{}{}
-	if w.op.token == nil {
+	if w.grant.Token == nil {
 		return false // a public path: only shutdown ends it
 	}
 	set := s.byKey[w.key]
@@ -143,7 +143,7 @@ func (s *Streams) remove(w *watch) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.all, w)
-	if set := s.byKey[w.key]; set != nil && w.op.token != nil {
+	if set := s.byKey[w.key]; set != nil && w.grant.Token != nil {
 		delete(set, w)
 		if len(set) == 0 {
 			delete(s.byKey, w.key)
@@ -158,24 +158,13 @@ func (s *Streams) logged() {
 	s.drain()
 }
 
-// opened is what a stream or tunnel's watch needs of the request that
-// opened it: the token as sent, what the check made of it, and what the
-// check's lookup depended on (the Verifier, in hybrid mode, depends on the
-// method and path; the per-client budget, on the client).
-type opened struct {
-	raw          string
-	token        *authn.Token // nil on a public path: nothing to watch but shutdown
-	method, path string
-	client       string // the client's address, for OKTA_MAX_RPS_PER_CLIENT; "" when off
-}
-
 // watch keeps one open stream or tunnel no longer than its token (see the
 // top of this file).
 type watch struct {
-	g   *Gateway
-	key [sha256.Size]byte // the token's revocation key
-	op  opened
-	end func() // ends the stream or tunnel; called at most once
+	p     *Proxy
+	key   [sha256.Size]byte // the token's revocation key
+	grant Grant             // zero on a public path
+	end   func()            // ends the stream or tunnel; called at most once
 
 	ctx    context.Context // the re-checks'; cancelled when the watch stops
 	cancel context.CancelFunc
@@ -189,23 +178,25 @@ type watch struct {
 	isLogged bool
 }
 
-// watch starts watching a stream or tunnel opened as op says, which end
-// ends. The caller must call logged once the request is logged.
-func (g *Gateway) watch(op opened, end func()) *watch {
-	w := &watch{g: g, op: op, end: end}
-	if op.token != nil {
-		w.key, w.exp = tokenid.Revocation(op.raw), op.token.Exp
+// watch starts watching a stream or tunnel opened with the token gr
+// grants (nil: none), which end ends. The caller must call logged once
+// the request is logged.
+func (p *Proxy) watch(gr Granted, end func()) *watch {
+	w := &watch{p: p, end: end}
+	if gr != nil {
+		w.grant = gr.Grant()
+		w.key, w.exp = tokenid.Revocation(w.grant.Raw), w.grant.Token.Exp
 	}
 	w.ctx, w.cancel = context.WithCancel(context.Background())
-	if g.streams.add(w) {
+	if p.cfg.Streams.add(w) {
 		w.finish(endShutdown)
 		return w
 	}
-	if op.token == nil {
+	if w.grant.Token == nil {
 		return w
 	}
 	w.mu.Lock()
-	w.schedule(op.token, g.deps.Now())
+	w.schedule(w.grant.Token, p.cfg.Now())
 	w.mu.Unlock()
 	return w
 }
@@ -220,8 +211,8 @@ func (w *watch) schedule(tok *authn.Token, now time.Time) {
 	switch {
 	case tok.CachedUntil != 0:
 		at = time.Unix(0, tok.CachedUntil)
-	case w.g.deps.CacheTTL > 0:
-		at = now.Add(w.g.deps.CacheTTL) // an answer no cache kept
+	case w.p.cfg.CacheTTL > 0:
+		at = now.Add(w.p.cfg.CacheTTL) // an answer no cache kept
 	}
 	w.setTimer(at, now)
 }
@@ -241,7 +232,7 @@ func (w *watch) setTimer(at, now time.Time) {
 	if at.IsZero() {
 		return // neither exp nor cache entry: only a revocation or shutdown ends it
 	}
-	w.stop = w.g.afterFunc(at.Sub(now), w.fire)
+	w.stop = w.p.cfg.AfterFunc(at.Sub(now), w.fire)
 }
 
 // fire is the timer's: the token expired, or its cache entry ended.
@@ -253,13 +244,13 @@ func (w *watch) fire() {
 	}
 	w.stop = nil
 	w.mu.Unlock()
-	now := w.g.deps.Now()
+	now := w.p.cfg.Now()
 	if exp := w.expiry(); exp != 0 && now.Unix() >= exp {
 		w.finish(endExp)
 		return
 	}
 	tok, err := w.recheck()
-	now = w.g.deps.Now()
+	now = w.p.cfg.Now()
 	switch {
 	case err == nil && tok.Exp != 0 && now.Unix() >= tok.Exp:
 		w.finish(endExp)
@@ -291,7 +282,7 @@ func (w *watch) undecided(now time.Time) bool {
 		return true
 	}
 	if w.graceEnd.IsZero() {
-		w.graceEnd = now.Add(w.g.deps.StaleIfError)
+		w.graceEnd = now.Add(w.p.cfg.StaleIfError)
 	}
 	if !now.Before(w.graceEnd) {
 		return false
@@ -313,17 +304,10 @@ func (w *watch) expiry() int64 {
 	return w.exp
 }
 
-// recheck looks the token up again as the check did (Deps.Tokens, for the
-// stream's method and path): through the cache, so a live entry answers
-// and an ended one is introspected (or, a JWT, re-verified) anew.
-func (w *watch) recheck() (*authn.Token, error) {
-	ctx := w.ctx
-	if w.op.client != "" {
-		ctx = authn.WithClient(ctx, w.op.client)
-	}
-	tok, _, err := w.g.deps.Tokens.Lookup(ctx, &authn.Request{Method: w.op.method, Path: w.op.path}, w.op.raw)
-	return tok, err
-}
+// recheck looks the token up again as the check did (Grant.Recheck):
+// through the cache, so a live entry answers and an ended one is
+// introspected (or, a JWT, re-verified) anew.
+func (w *watch) recheck() (*authn.Token, error) { return w.grant.Recheck(w.ctx) }
 
 // finish ends the stream or tunnel for reason, once, unless it has ended.
 func (w *watch) finish(reason string) {
@@ -356,7 +340,7 @@ func (w *watch) halt() {
 		w.stop = nil
 	}
 	w.cancel()
-	w.g.streams.remove(w)
+	w.p.cfg.Streams.remove(w)
 }
 
 // endedBy says why authgate ended it ("" when it ended by itself).
@@ -375,6 +359,6 @@ func (w *watch) logged() {
 	w.isLogged = true
 	w.mu.Unlock()
 	if first {
-		w.g.streams.logged()
+		w.p.cfg.Streams.logged()
 	}
 }

@@ -1,16 +1,18 @@
-package gateway
+package proxy
 
 import (
 	"bufio"
 	"context"
+	"iter"
 	"net"
 	"net/http"
+	"net/textproto"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/labstack/echo/v4"
+	"golang.org/x/net/http/httpguts"
 )
 
 // Protocol upgrades in proxy mode (README, "Reverse proxy"). httputil's
@@ -36,11 +38,11 @@ func (u upgrades) screen(method string, h http.Header) bool {
 	if len(ups) == 0 && len(conn) == 0 {
 		return false // the common case: nothing to look at
 	}
-	if len(ups) > 0 && hasToken(conn, "upgrade") && u.allow(method, h, ups) {
+	if len(ups) > 0 && httpguts.HeaderValuesContainsToken(conn, "upgrade") && u.allow(method, h, ups) {
 		return true
 	}
 	delete(h, "Upgrade")
-	dropTokens(h, "upgrade", "http2-settings")
+	DropConnectionTokens(h, upgradeToken)
 	return false
 }
 
@@ -79,35 +81,36 @@ func (u upgrades) has(name string) bool {
 	return false
 }
 
-// hasToken reports whether a comma-separated header holds tok (any case).
-func hasToken(vs []string, tok string) bool {
-	for _, v := range vs {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), tok) {
-				return true
+// ConnectionTokens yields the tokens of a Connection header's values vs,
+// trimmed, empty ones skipped.
+func ConnectionTokens(vs []string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for _, v := range vs {
+			for t := range strings.SplitSeq(v, ",") {
+				if t = textproto.TrimString(t); t != "" && !yield(t) {
+					return
+				}
 			}
 		}
 	}
-	return false
 }
 
-// dropTokens removes toks from Connection, rewriting it only when it
-// holds one of them.
-func dropTokens(h http.Header, toks ...string) {
+// DropConnectionTokens removes from h's Connection header the tokens drop
+// reports, and the header itself when none is left. It rewrites the header
+// only when a token goes.
+func DropConnectionTokens(h http.Header, drop func(tok string) bool) {
 	vs := h["Connection"]
 	found := false
-	for _, t := range toks {
-		found = found || hasToken(vs, t)
+	for t := range ConnectionTokens(vs) {
+		found = found || drop(t)
 	}
 	if !found {
 		return
 	}
 	var keep []string
-	for _, v := range vs {
-		for t := range strings.SplitSeq(v, ",") {
-			if t = strings.TrimSpace(t); t != "" && !hasToken(toks, t) {
-				keep = append(keep, t)
-			}
+	for t := range ConnectionTokens(vs) {
+		if !drop(t) {
+			keep = append(keep, t)
 		}
 	}
 	if len(keep) == 0 {
@@ -117,20 +120,17 @@ func dropTokens(h http.Header, toks ...string) {
 	h["Connection"] = []string{strings.Join(keep, ", ")}
 }
 
-// screenUpgrade is the proxy-mode middleware that applies UPSTREAM_UPGRADES
-// (see upgrades.screen), ahead of the check and of public paths alike.
-func (g *Gateway) screenUpgrade() echo.MiddlewareFunc {
-	u := g.upgrades
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			req := c.Request()
-			if u.screen(req.Method, req.Header) {
-				recordOf(c).upgrade = true
-			}
-			return next(c)
-		}
-	}
+// upgradeToken reports whether a Connection token asks for, or configures,
+// an upgrade.
+func upgradeToken(t string) bool {
+	return strings.EqualFold(t, "upgrade") || strings.EqualFold(t, "http2-settings")
 }
+
+// Screen decides the upgrade a request asks for, before the check reads
+// it, so that the policy sees what the upstream will get (see
+// upgrades.screen): it reports whether the request still asks to switch
+// protocols.
+func (p *Proxy) Screen(method string, h http.Header) bool { return p.upgrades.screen(method, h) }
 
 // tunnel is one allowed upgrade on its way through the proxy. It stands in
 // for the response writer so that it sees the Hijack that ReverseProxy
@@ -193,14 +193,21 @@ func (t *tunnel) stats() (switched bool, d time.Duration) {
 	return true, time.Since(t.switched)
 }
 
-// settle writes into the echo response what the client got once the
-// connection switched, which echo cannot see past the Hijack: status 101,
-// and as its size the bytes sent down the tunnel. The metrics and the access
-// log then read them as for any answer.
-func (t *tunnel) settle(resp *echo.Response) {
-	if switched, _ := t.stats(); switched {
-		resp.Status, resp.Size = http.StatusSwitchingProtocols, t.down.Load()
+// Tunnel says, for the access log, what the call's tunnel carried once
+// the connection switched protocols, which the response writer cannot see
+// past the Hijack: the bytes sent down (the answer's size; its status is
+// 101) and up, how long it lasted, and whether the token's exp ended it.
+// ok is false when no tunnel switched.
+func (c *Call) Tunnel() (down, up int64, d time.Duration, expired, ok bool) {
+	t := c.tunnel
+	if t == nil {
+		return 0, 0, 0, false, false
 	}
+	switched, d := t.stats()
+	if !switched {
+		return 0, 0, 0, false, false
+	}
+	return t.down.Load(), t.up.Load(), d, t.watch.endedBy() == endExp, true
 }
 
 // countedConn is the client's side of a tunnel, counting what it carries.
@@ -230,16 +237,16 @@ func (c *countedConn) CloseWrite() error {
 	return c.Conn.Close()
 }
 
-// proxyUpgrade proxies an allowed upgrade through a tunnel that lives no
-// longer than the token op names (watch.go; none on a public path: until
+// Upgrade proxies an allowed upgrade through a tunnel that lives no longer
+// than the token gr grants (watch.go; nil, a public path: until
 // shutdown). ReverseProxy closes the upstream side when the request's
 // context ends, and then the client's.
-func (g *Gateway) proxyUpgrade(c echo.Context, req *http.Request, op opened) {
+func (c *Call) Upgrade(p *Proxy, w http.ResponseWriter, req *http.Request, gr Granted) {
 	ctx, cancel := context.WithCancel(req.Context())
 	defer cancel()
-	t := &tunnel{ResponseWriter: c.Response(), cancel: cancel}
-	recordOf(c).tunnel = t
-	t.watch = g.watch(op, t.end)
+	t := &tunnel{ResponseWriter: w, cancel: cancel}
+	c.tunnel = t
+	t.watch = p.watch(gr, t.end)
 	defer t.watch.closed()
-	g.proxy.ServeHTTP(t, req.WithContext(ctx))
+	p.rp.ServeHTTP(t, req.WithContext(ctx))
 }

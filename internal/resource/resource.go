@@ -1,4 +1,7 @@
-package gateway
+// Package resource is the protected-resource metadata of RFC 9728: the
+// document authgate serves, where it is, and the challenge parameter that
+// names it.
+package resource
 
 import (
 	"encoding/json"
@@ -54,18 +57,18 @@ func resourcePath(u *url.URL) string {
 	return ""
 }
 
-// resource is the metadata as authgate serves it, built once at startup.
-type resource struct {
+// Metadata is the document as authgate serves it, built once at startup.
+type Metadata struct {
 	// paths are the well-known path and, for a resource with a path, its
 	// path-inserted form: clients ask either.
-	paths []string
+	Paths []string
 	body  []byte
 	// param is the challenge parameter naming the document.
 	param string
 }
 
-// newResource builds the document; nil when p is (the feature is off).
-func newResource(p *ProtectedResource) *resource {
+// New builds the document; nil when p is (the feature is off).
+func New(p *ProtectedResource) *Metadata {
 	if p == nil {
 		return nil
 	}
@@ -85,24 +88,24 @@ func newResource(p *ProtectedResource) *resource {
 		ResourceDocumentation: p.Documentation,
 	}
 	body, _ := json.Marshal(doc) // strings and string slices only
-	r := &resource{paths: []string{wellKnownResource}, body: body, param: `resource_metadata="` + p.MetadataURL() + `"`}
+	r := &Metadata{Paths: []string{wellKnownResource}, body: body, param: `resource_metadata="` + p.MetadataURL() + `"`}
 	if u, err := url.Parse(p.URI); err == nil && resourcePath(u) != "" {
-		r.paths = append(r.paths, wellKnownResource+resourcePath(u))
+		r.Paths = append(r.Paths, wellKnownResource+resourcePath(u))
 	}
 	return r
 }
 
-// challengeParam is the resource_metadata parameter, "" when off.
-func (r *resource) challengeParam() string {
+// ChallengeParam is the resource_metadata parameter, "" when off.
+func (r *Metadata) ChallengeParam() string {
 	if r == nil {
 		return ""
 	}
 	return r.param
 }
 
-// is reports whether path is one of the metadata's paths.
-func (r *resource) is(path string) bool {
-	for _, p := range r.paths {
+// Is reports whether path is one of the metadata's paths.
+func (r *Metadata) Is(path string) bool {
+	for _, p := range r.Paths {
 		if path == p {
 			return true
 		}
@@ -113,11 +116,11 @@ func (r *resource) is(path string) bool {
 // metadataMethods are the methods the metadata answers; others get 405.
 const metadataMethods = "GET, HEAD, OPTIONS"
 
-// handleMetadata serves the document without a token. Browser-based
+// Handler serves the document without a token. Browser-based
 // clients fetch it across origins, hence CORS for any origin (it is public
 // and carries no credentials), preflights included: MCP clients send an
 // MCP-Protocol-Version header, which makes the GET preflighted.
-func (r *resource) handleMetadata() echo.HandlerFunc {
+func (r *Metadata) Handler() echo.HandlerFunc {
 	return func(c echo.Context) error {
 		h := c.Response().Header()
 		h.Set("Access-Control-Allow-Origin", "*")
@@ -142,30 +145,11 @@ func (r *resource) handleMetadata() echo.HandlerFunc {
 	}
 }
 
-// answerMetadata is proxy mode's guard, after cleanRequestPath: a request
-// whose cleaned path is a metadata path (however it was spelt) is answered
-// by authgate, never forwarded to the upstream.
-func (g *Gateway) answerMetadata() echo.MiddlewareFunc {
-	r := g.resource
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		if r == nil {
-			return next
-		}
-		serve := r.handleMetadata()
-		return func(c echo.Context) error {
-			if r.is(c.Request().URL.Path) {
-				return serve(c)
-			}
-			return next(c)
-		}
-	}
-}
-
-// addResourceMetadata names the metadata in each Bearer challenge of h
+// AddParam names the metadata in each Bearer challenge of h
 // that does not name one yet (a policy's own challenge, RFC 6750's
 // insufficient_scope). The parameter goes right after the scheme, so that
 // it belongs to the Bearer challenge even in a value that lists several.
-func addResourceMetadata(h http.Header, param string) {
+func AddParam(h http.Header, param string) {
 	vs := h["Www-Authenticate"] // canonical form of WWW-Authenticate
 	for i, v := range vs {
 		scheme, rest, _ := strings.Cut(strings.TrimSpace(v), " ")

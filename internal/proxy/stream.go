@@ -1,9 +1,9 @@
-package gateway
+package proxy
 
 import (
+	"errors"
 	"io"
 	"net/http"
-	"net/http/httputil"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -26,48 +26,76 @@ import (
 //     and the client's ends cleanly: it reconnects, and a new check
 //     decides).
 
-// proxyCall is one proxied request's copy of the gateway's reverse proxy,
-// kept in the pooled record. ReverseProxy shows no hook both the response
-// and the request's writer and token; a copy whose ModifyResponse is bound
-// to the record does, without an allocation per request (the method value
-// is made once per record).
-type proxyCall struct {
-	rp     httputil.ReverseProxy
-	g      *Gateway
+// Call is one proxied request's state, kept by the caller in its pooled
+// per-request record: the request's writer and token, and the stream or
+// tunnel it opened. The proxy's shared hooks find it in the request's
+// context (CallKey): ReverseProxy shows no hook both the response and
+// the request's writer and token.
+type Call struct {
 	w      http.ResponseWriter
-	op     opened                     // the request's token (none on a public path), for a stream's watch
-	stream *stream                    // the answer's stream, when it is one
-	modify func(*http.Response) error // pc.modifyResponse, bound once
+	grant  Granted // the request's token (nil on a public path), for a stream's watch
+	stream *stream // the answer's stream, when it is one
+	tunnel *tunnel // the upgrade's tunnel, once proxied
 }
 
-// serve proxies req, writing to w, for the token op names.
-func (pc *proxyCall) serve(g *Gateway, w http.ResponseWriter, req *http.Request, op opened) {
-	if pc.modify == nil {
-		pc.modify = pc.modifyResponse
+// CallKey is the context key under which a request's context gives its
+// *Call: the caller's context answers it (Value), with no allocation of
+// the proxy's.
+type CallKey struct{}
+
+// Serve proxies req, writing to w, for the token gr grants (nil: none).
+// req's context must give c under CallKey.
+func (c *Call) Serve(p *Proxy, w http.ResponseWriter, req *http.Request, gr Granted) {
+	c.w, c.grant = w, gr
+	p.rp.ServeHTTP(w, req)
+}
+
+// Reset drops the request's references.
+func (c *Call) Reset() { *c = Call{} }
+
+// modifyResponse is the proxy's ModifyResponse: it makes a
+// text/event-stream body a stream of the request's Call.
+func (p *Proxy) modifyResponse(res *http.Response) error {
+	if !isEventStream(res.Header) {
+		return nil
 	}
-	pc.rp, pc.g, pc.w, pc.op = *g.proxy, g, w, op
-	pc.rp.ModifyResponse = pc.modify
-	pc.rp.ServeHTTP(w, req)
-}
-
-// reset drops the request's references; the bound method value stays.
-func (pc *proxyCall) reset() {
-	pc.rp, pc.g, pc.w, pc.op, pc.stream = httputil.ReverseProxy{}, nil, nil, opened{}, nil
-}
-
-// modifyResponse runs the gateway proxy's own ModifyResponse, if any, then
-// makes a text/event-stream body a stream.
-func (pc *proxyCall) modifyResponse(res *http.Response) error {
-	if m := pc.g.proxy.ModifyResponse; m != nil {
-		if err := m(res); err != nil {
-			return err
-		}
+	c, _ := res.Request.Context().Value(CallKey{}).(*Call)
+	if c == nil {
+		return errors.New("proxy: a request without its Call")
 	}
-	if isEventStream(res.Header) {
-		pc.stream = pc.g.newStream(pc.w, res.Body, pc.op)
-		res.Body = pc.stream
+	c.stream = p.newStream(c.w, res.Body, c.grant)
+	res.Body = c.stream
+	return nil
+}
+
+// watched is the watch of the call's stream or tunnel; nil when it opened
+// neither.
+func (c *Call) watched() *watch {
+	switch {
+	case c.tunnel != nil:
+		return c.tunnel.watch
+	case c.stream != nil:
+		return c.stream.watch
 	}
 	return nil
+}
+
+// EndedBy says why authgate ended the call's stream or tunnel, as the
+// access log's ended_by does: exp, revoked, inactive, unavailable,
+// shutdown; "" when it ended by itself or there was none.
+func (c *Call) EndedBy() string {
+	if w := c.watched(); w != nil {
+		return w.endedBy()
+	}
+	return ""
+}
+
+// Logged is called once the request's access line is written: a shutdown
+// waits for it (Streams.Wait).
+func (c *Call) Logged() {
+	if w := c.watched(); w != nil {
+		w.logged()
+	}
 }
 
 // isEventStream reports whether h's Content-Type is text/event-stream,
@@ -90,12 +118,12 @@ type stream struct {
 	watch        *watch
 }
 
-// newStream wraps body, whose answer w is about to write, for the token op
-// names, and starts watching it.
-func (g *Gateway) newStream(w http.ResponseWriter, body io.ReadCloser, op opened) *stream {
-	s := &stream{body: body, rc: http.NewResponseController(w), writeTimeout: g.deps.StreamWriteTimeout}
+// newStream wraps body, whose answer w is about to write, for the token gr
+// grants, and starts watching it.
+func (p *Proxy) newStream(w http.ResponseWriter, body io.ReadCloser, gr Granted) *stream {
+	s := &stream{body: body, rc: http.NewResponseController(w), writeTimeout: p.cfg.StreamWriteTimeout}
 	s.extend() // for the headers, written next
-	s.watch = g.watch(op, s.end)
+	s.watch = p.watch(gr, s.end)
 	return s
 }
 

@@ -1,4 +1,4 @@
-package gateway
+package bearer
 
 import (
 	"errors"
@@ -55,22 +55,22 @@ func TestBearerToken(t *testing.T) {
 			for _, v := range tc.headers {
 				h.Add("Authorization", v)
 			}
-			got, err := bearerToken(h)
+			got, err := Token(h)
 			if tc.ok {
 				if err != nil || got != tc.want {
-					t.Fatalf("bearerToken = %.40q, %v; want %.40q", got, err, tc.want)
+					t.Fatalf("Token = %.40q, %v; want %.40q", got, err, tc.want)
 				}
 				return
 			}
 			if got != "" {
-				t.Errorf("bearerToken returned %.40q with an error", got)
+				t.Errorf("Token returned %.40q with an error", got)
 			}
 			var fe *fault.Error
 			if !errors.As(err, &fe) || fe.Kind != tc.kind || fe.Code != tc.code {
-				t.Fatalf("bearerToken err = %v; want kind %v, code %q", err, tc.kind, tc.code)
+				t.Fatalf("Token err = %v; want kind %v, code %q", err, tc.kind, tc.code)
 			}
-			if tc.kind == fault.NoToken && err != errNoToken {
-				t.Errorf("err = %v, want errNoToken", err)
+			if tc.kind == fault.NoToken && err != ErrNoToken {
+				t.Errorf("err = %v, want ErrNoToken", err)
 			}
 			for _, v := range tc.headers {
 				if tok := strings.TrimSpace(strings.TrimPrefix(v, "Bearer")); len(tok) > 2 && strings.Contains(fe.Error(), tok) {
@@ -112,7 +112,7 @@ func FuzzBearerToken(f *testing.F) {
 		if second != "" {
 			h.Add("Authorization", second)
 		}
-		tok, err := bearerToken(h)
+		tok, err := Token(h)
 		if err != nil {
 			if tok != "" {
 				t.Errorf("token %q with error %v", tok, err)
@@ -141,7 +141,7 @@ func BenchmarkBearerToken(b *testing.B) {
 	h := http.Header{"Authorization": {"Bearer eyJraWQiOiJrMSIsImFsZyI6IlJTMjU2In0.eyJzdWIiOiJhbGljZSIsInNjcCI6WyJyZWFkX3NheWhlbGxvIl0sImV4cCI6MTc5MDAwMDAwMH0.c2lnbmF0dXJlLXNpZ25hdHVyZS1zaWduYXR1cmU"}}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := bearerToken(h); err != nil {
+		if _, err := Token(h); err != nil {
 			b.Fatal(err)
 		}
 	}
