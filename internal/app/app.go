@@ -20,7 +20,6 @@ import (
 	"github.com/authgate/authgate/internal/authz"
 	"github.com/authgate/authgate/internal/breaker"
 	"github.com/authgate/authgate/internal/config"
-	"github.com/authgate/authgate/internal/fleet"
 	"github.com/authgate/authgate/internal/gateway"
 	"github.com/authgate/authgate/internal/requestid"
 	"github.com/authgate/authgate/internal/tokens"
@@ -170,45 +169,57 @@ func newServer(h http.Handler, log *slog.Logger, cfg *config.Config) *http.Serve
 // upstream connections left idle, and the tier.
 func build(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemetry) (gw *gateway.Gateway, closeIdle func(), err error) {
 	warnPlainHTTP(cfg, log)
-	idpT, err := idpTransport(cfg)
-	if err != nil {
-		return nil, nil, err
-	}
 	opaT, err := opaTransport(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	closeIdle = func() { idpT.CloseIdleConnections(); opaT.CloseIdleConnections() }
-	// No http.Client.Timeout: every call carries a context deadline
-	// (OKTA_TIMEOUT in the cache, OPA_TIMEOUT in the check), and a client
-	// timeout would add a timer per request on the hot path.
-	idpHTTP := &http.Client{Transport: tel.transport(idpT, "introspect")}
-	opaHTTP := &http.Client{Transport: tel.transport(opaT, "opa decision")}
-	idpBreaker := newBreaker("idp", cfg.OktaBreakerFailures, cfg.OktaBreakerOpenTimeout, tel)
-	opaBreaker := newBreaker("opa", cfg.OPABreakerFailures, cfg.OPABreakerOpenTimeout, tel)
-
-	tier, err := newTier(cfg, log, tel, idpBreaker) // nil without REDIS_URL
+	// Each issuer's parts (docs/issuers.md): its own pool (its CA file),
+	// breaker and shared tier.
+	issuers, err := newIssuerParts(cfg, log, tel)
+	closeAll := func() {
+		opaT.CloseIdleConnections()
+		for _, p := range issuers {
+			p.transport.CloseIdleConnections()
+			if p.Tier != nil {
+				p.Tier.Close()
+			}
+		}
+	}
 	if err != nil {
+		closeAll()
 		return nil, nil, err
 	}
 	defer func() {
-		if err != nil && tier != nil {
-			tier.Close()
+		if err != nil {
+			closeAll()
 		}
 	}()
+	closeIdle = closeAll
+	// No http.Client.Timeout: every call carries a context deadline
+	// (OKTA_TIMEOUT in the cache, OPA_TIMEOUT in the check), and a client
+	// timeout would add a timer per request on the hot path.
+	opaHTTP := &http.Client{Transport: tel.transport(opaT, "opa decision")}
+	opaBreaker := newBreaker("opa", cfg.OPABreakerFailures, cfg.OPABreakerOpenTimeout, tel)
+
 	// The open streams and tunnels, which every revocation ends.
 	streams := gateway.NewStreams()
+	primary := issuers[0].Parts
+	others := map[string]tokens.Parts{}
+	for _, p := range issuers[1:] {
+		others[p.iss.Name] = p.Parts
+	}
 	toks, err := tokens.Build(ctx, tokens.Settings{Config: cfg, Log: log, Metrics: tel.metrics, OnBreakerChange: tel.breakerChange,
-		IdP: idpHTTP, JWKS: &http.Client{Transport: tel.transport(idpT, "jwks")}, IdPBreaker: idpBreaker, Tier: tier, Streams: streams})
+		IdP: primary.IdP, JWKS: primary.JWKS, IdPBreaker: primary.Breaker, Tier: primary.Tier, Issuers: others, Streams: streams})
 	if err != nil {
 		return nil, nil, err
 	}
 	toks.Run(ctx)
-	if tier != nil {
-		// What the tier hears of other replicas' revocations goes to the
-		// token caches, built over it.
-		tier.Start(func(key [sha256.Size]byte) { toks.RevokeKey(key, cfg.CacheTTL) })
-		closeIdle = func() { idpT.CloseIdleConnections(); opaT.CloseIdleConnections(); tier.Close() }
+	for _, p := range issuers {
+		if p.Tier != nil {
+			// What a tier hears of other replicas' revocations goes to the
+			// token caches, built over it.
+			p.Tier.Start(func(key [sha256.Size]byte) { toks.RevokeKey(key, cfg.CacheTTL) })
+		}
 	}
 
 	decider, err := newDecider(cfg, log, tel, opaHTTP, opaBreaker)
@@ -219,11 +230,53 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telem
 	if err != nil {
 		return nil, nil, err
 	}
-	deps, err := gatewayDeps(cfg, log, tel, toks, decider, parts{opaHealth: opaHealth, idpBreaker: idpBreaker, tier: tier, streams: streams})
+	deps, err := gatewayDeps(cfg, log, tel, toks, decider, parts{opaHealth: opaHealth, issuers: issuers, streams: streams})
 	if err != nil {
 		return nil, nil, err
 	}
 	return gateway.New(deps), closeIdle, nil
+}
+
+// issuerParts are one issuer's own parts: its pool and tokens.Parts.
+type issuerParts struct {
+	iss       config.Issuer
+	transport *http.Transport
+	tokens.Parts
+}
+
+// newIssuerParts builds every issuer's parts, the primary first: the pool
+// for its authorization server (trusting its CA file), its breaker ("idp",
+// another's "idp_<name>") and its shared tier (nil without REDIS_URL).
+// What it built is returned with an error too, for the caller to close.
+func newIssuerParts(cfg *config.Config, log *slog.Logger, tel *telemetry) ([]issuerParts, error) {
+	tel.metrics.Fleet(cfg.Shared())
+	var out []issuerParts
+	for _, iss := range cfg.Issuers() {
+		t, err := idpTransport(&iss)
+		if err != nil {
+			return out, err
+		}
+		p := issuerParts{iss: iss, transport: t, Parts: tokens.Parts{
+			IdP:     &http.Client{Transport: tel.transport(t, "introspect")},
+			JWKS:    &http.Client{Transport: tel.transport(t, "jwks")},
+			Breaker: newBreaker("idp"+readySuffix(&iss), iss.BreakerFailures, iss.BreakerOpenTimeout, tel),
+		}}
+		out = append(out, p)
+		if out[len(out)-1].Tier, err = newTier(cfg, &iss, log, tel, p.Breaker); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// readySuffix follows an issuer's names of breakers and /readyz entries:
+// nothing for the primary (its names are those before ISSUERS existed),
+// "_<name>" for another.
+func readySuffix(iss *config.Issuer) string {
+	if iss.IsPrimary() {
+		return ""
+	}
+	return "_" + iss.Name
 }
 
 // newBreaker is the circuit breaker of an upstream, watched and logged.
@@ -265,10 +318,9 @@ func newOPAHealth(cfg *config.Config, hc *http.Client, b *breaker.Breaker) (*aut
 
 // parts are the pieces of build that gatewayDeps hands on.
 type parts struct {
-	opaHealth  *authz.Health
-	idpBreaker *breaker.Breaker
-	tier       *fleet.Tier // nil without REDIS_URL
-	streams    *gateway.Streams
+	opaHealth *authz.Health
+	issuers   []issuerParts // the primary first
+	streams   *gateway.Streams
 }
 
 // gatewayDeps fills in the gateway's dependencies, group by group
@@ -305,7 +357,6 @@ func gatewayDeps(cfg *config.Config, log *slog.Logger, tel *telemetry, toks *tok
 
 		Ready: []gateway.ReadyCheck{
 			{Name: "opa", Check: p.opaHealth.Check, Required: true},
-			{Name: "idp", Check: func(context.Context) string { return p.idpBreaker.Health() }},
 		},
 		AdminAPIToken: cfg.AdminAPIToken,
 	}
@@ -325,10 +376,20 @@ func gatewayDeps(cfg *config.Config, log *slog.Logger, tel *telemetry, toks *tok
 		}
 		d.Upstream = u
 	}
+	for _, ip := range p.issuers {
+		// Every issuer's introspection breaker, the primary's as "idp";
+		// none required: one issuer down leaves the others' tokens working.
+		if ip.iss.IsPrimary() || ip.iss.Introspects() {
+			b := ip.Breaker
+			d.Ready = append(d.Ready, gateway.ReadyCheck{Name: "idp" + readySuffix(&ip.iss), Check: func(context.Context) string { return b.Health() }})
+		}
+	}
 	d.Ready = append(d.Ready, toks.ReadyChecks()...)
-	if p.tier != nil {
-		// Not required: without Redis every request is still answered.
-		d.Ready = append(d.Ready, gateway.ReadyCheck{Name: "redis", Check: p.tier.Health})
+	for _, ip := range p.issuers {
+		if ip.Tier != nil {
+			// Not required: without Redis every request is still answered.
+			d.Ready = append(d.Ready, gateway.ReadyCheck{Name: "redis" + readySuffix(&ip.iss), Check: ip.Tier.Health})
+		}
 	}
 	if cfg.AdminAPIToken != "" {
 		d.Revoke = toks.Revoker()

@@ -11,16 +11,18 @@ import (
 	"github.com/authgate/authgate/internal/fleet"
 )
 
-// newTier connects the shared tier when REDIS_URL is set (nil otherwise).
-// The token caches it hands other replicas' revocations to are given at
-// Start, once built over it.
-func newTier(cfg *config.Config, log *slog.Logger, tel *telemetry, idp *breaker.Breaker) (*fleet.Tier, error) {
-	tel.metrics.Fleet(cfg.Shared())
+// newTier connects iss's shared tier when REDIS_URL is set (nil
+// otherwise): each issuer has its own, in its own key space, with its own
+// channel and breaker (the primary's as before ISSUERS existed). The token
+// caches it hands other replicas' revocations to are given at Start, once
+// built over it.
+func newTier(cfg *config.Config, iss *config.Issuer, log *slog.Logger, tel *telemetry, idp *breaker.Breaker) (*fleet.Tier, error) {
 	if !cfg.Shared() {
 		return nil, nil
 	}
-	if cfg.PlainRedisNonLoopback() {
-		log.Warn("REDIS_URL is redis:// (no TLS) to a host that is not loopback: whoever is on the path sees and can replay the traffic; use rediss://")
+	name := ""
+	if !iss.IsPrimary() {
+		name = iss.Name
 	}
 	rdb, err := fleet.Dial(cfg.RedisURL, cfg.RedisTimeout)
 	if err != nil {
@@ -30,9 +32,10 @@ func newTier(cfg *config.Config, log *slog.Logger, tel *telemetry, idp *breaker.
 		Client:          rdb,
 		Key:             cfg.FleetKey,
 		PreviousKey:     cfg.FleetKeyPrev,
+		Issuer:          name,
 		Prefix:          cfg.RedisKeyPrefix,
 		Timeout:         cfg.RedisTimeout,
-		LockTTL:         cfg.OktaTimeout,
+		LockTTL:         iss.Timeout,
 		Tombstone:       cfg.CacheTTL,
 		Observer:        tel.metrics,
 		Log:             log,

@@ -12,14 +12,16 @@ import (
 	"github.com/authgate/authgate/internal/config"
 )
 
-// idpTransport is the pool for the authorization server, trusting
-// OKTA_CA_FILE in addition to the system roots when it is set.
-func idpTransport(cfg *config.Config) (*http.Transport, error) {
+// idpTransport is the pool for one authorization server, trusting its
+// CA_FILE (OKTA_CA_FILE for the primary) in addition to the system roots
+// when it is set: a private CA trusted for one issuer is not trusted for
+// another's.
+func idpTransport(iss *config.Issuer) (*http.Transport, error) {
 	t := newTransport()
-	if cfg.OktaCAFile != "" {
-		pool, err := caPool(cfg.OktaCAFile)
+	if iss.CAFile != "" {
+		pool, err := caPool(iss.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("OKTA_CA_FILE: %w", err)
+			return nil, fmt.Errorf("%s: %w", iss.Var("CA_FILE"), err)
 		}
 		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
@@ -77,9 +79,11 @@ func warnPlainHTTP(cfg *config.Config, log *slog.Logger) {
 	if config.PlainHTTPNonLoopback(cfg.OPAAuthzURL) {
 		log.Warn("OPA_AUTHZ_URL is plain http to a host that is not loopback: token claims and decisions cross the network in clear", "opa_authz_url", cfg.OPAAuthzURL)
 	}
-	for _, u := range []struct{ name, val string }{{"OKTA_ISSUER", cfg.OktaIssuer}, {"OKTA_INTROSPECT_URL", cfg.OktaIntrospectURL}} {
-		if config.PlainHTTPNonLoopback(u.val) {
-			log.Warn(u.name+" is plain http to a host that is not loopback (ALLOW_INSECURE_HTTP=true): the client secret and tokens cross the network in clear", "url", u.val)
+	for _, iss := range cfg.Issuers() {
+		for _, u := range []struct{ name, val string }{{iss.Var("URL"), iss.URL}, {iss.Var("INTROSPECT_URL"), iss.IntrospectEndpoint}} {
+			if config.PlainHTTPNonLoopback(u.val) {
+				log.Warn(u.name+" is plain http to a host that is not loopback (ALLOW_INSECURE_HTTP=true): the client secret and tokens cross the network in clear", "url", u.val)
+			}
 		}
 	}
 }

@@ -12,7 +12,7 @@ import (
 // still honour HTTPS_PROXY and NO_PROXY.
 func TestTransportsKeepProxyFromEnvironment(t *testing.T) {
 	want := reflect.ValueOf(http.ProxyFromEnvironment).Pointer()
-	idp, err := idpTransport(&config.Config{})
+	idp, err := idpTransport(&config.Issuer{Name: config.PrimaryIssuer})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,8 +28,10 @@ type Request struct {
 	// Original is, on /verify, the original request as the forward-auth
 	// proxy describes it (forwarded.Original); zero otherwise.
 	Original forwarded.Request
-	// Issuer is the issuer chosen for the token; empty while one issuer
-	// (OKTA_ISSUER) answers every token.
+	// Issuer is the URL of the issuer chosen for the token (OKTA_ISSUER, or
+	// an ISSUER_N_URL), set by the lookup that routes it (package tokens);
+	// empty before, and when the token goes to no issuer. The policy sees
+	// it as input.issuer.
 	Issuer string
 }
 

@@ -55,6 +55,10 @@ type Input struct {
 	// Validation is how the token was validated: "jwt" (its signature and
 	// claims checked locally) or "introspection" (TOKEN_VALIDATION).
 	Validation string `json:"validation"`
+	// Issuer is the URL of the issuer that answered for the token (the
+	// exact iss of its tokens: OKTA_ISSUER, or an ISSUER_N_URL); the
+	// gateway sets it from authn.Request's Issuer (docs/issuers.md).
+	Issuer string `json:"issuer"`
 	// JWT carries the raw token, only when OPA_SEND_TOKEN=true.
 	JWT *JWT `json:"jwt,omitempty"`
 
@@ -182,6 +186,8 @@ func (in *Input) AppendJSON(b []byte) ([]byte, error) {
 	b = appendString(b, in.Subject)
 	b = append(b, `,"validation":`...)
 	b = appendString(b, in.Validation)
+	b = append(b, `,"issuer":`...)
+	b = appendString(b, in.Issuer)
 	if in.JWT != nil {
 		b = append(b, `,"jwt":{"tokenValue":`...)
 		b = appendString(b, in.JWT.TokenValue)

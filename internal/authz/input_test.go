@@ -39,7 +39,7 @@ var trickyStrings = []string{
 func trickyInput(s string) *Input {
 	h := http.Header{"X-Tricky": {s, s}, "Accept": {"*/*"}}
 	tok := &authn.Token{Subject: s, Scopes: []string{s, "b"}, Claims: json.RawMessage(`{"active":true,"sub":` + string(mustJSON(s)) + `}`), Validation: s}
-	in := &Input{Method: s, Path: s, Host: s, Scheme: s, RemoteAddr: s, Mode: ModeProxy,
+	in := &Input{Method: s, Path: s, Host: s, Scheme: s, RemoteAddr: s, Mode: ModeProxy, Issuer: s,
 		Query: url.Values{s: {s, s}}, Headers: Headers{Header: h}}
 	in.SetToken(tok, s, true)
 	return in
@@ -79,7 +79,9 @@ type opaInput struct {
 	Mode    string              `json:"mode"`
 	// Validation is how the token was validated: "jwt" or "introspection".
 	Validation string `json:"validation"`
-	JWT        *struct {
+	// Issuer is the URL of the issuer that answered for the token.
+	Issuer string `json:"issuer"`
+	JWT    *struct {
 		TokenValue string `json:"tokenValue"`
 	} `json:"jwt"`
 }
@@ -96,7 +98,7 @@ func decodeInput(t *testing.T, doc []byte, withJWT bool) opaInput {
 		t.Fatalf("input is not {\"input\":{...}}: %v: %s", err, doc)
 	}
 	members := slices.Sorted(maps.Keys(outer["input"]))
-	want := []string{"api", "headers", "host", "method", "mode", "path", "query", "remote_addr", "scheme", "scopes", "subject", "token", "validation"}
+	want := []string{"api", "headers", "host", "issuer", "method", "mode", "path", "query", "remote_addr", "scheme", "scopes", "subject", "token", "validation"}
 	if withJWT {
 		want = append(want, "jwt")
 		slices.Sort(want)
@@ -164,6 +166,7 @@ func TestAppendJSONFields(t *testing.T) {
 		in := &Input{Method: "GET", Path: "/sayhello", Query: url.Values{"q": {"a", "b"}, "empty": {""}}, Headers: Headers{Header: h},
 			Host: "api.example", Scheme: "https", RemoteAddr: "192.0.2.1", Mode: ModeProxy}
 		in.SetToken(testToken(), raw, sendToken)
+		in.Issuer = "https://idp.example/oauth2/default"
 		doc, err := in.AppendJSON(nil)
 		if err != nil {
 			t.Fatal(err)
@@ -191,6 +194,9 @@ func TestAppendJSONFields(t *testing.T) {
 		}
 		if got.Validation != "introspection" {
 			t.Errorf("validation = %q, want introspection", got.Validation)
+		}
+		if got.Issuer != "https://idp.example/oauth2/default" {
+			t.Errorf("issuer = %q, want the issuer's URL", got.Issuer)
 		}
 		for _, secret := range []string{"cHJveHk6c2VjcmV0", "s3cr3t", "authorization", "cookie"} {
 			if bytes.Contains(bytes.ToLower(doc), []byte(strings.ToLower(secret))) {

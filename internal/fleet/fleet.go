@@ -91,7 +91,10 @@ type Settings struct {
 	// sent under both keys.
 	PreviousKey string
 	// Issuer is the issuer's part of every token key name: tokens of two
-	// issuers never share a key space. "" for the one issuer.
+	// issuers never share a key space. "" for the one issuer (the primary).
+	// Another issuer's tier has its own pub/sub channel too (its 429 holds
+	// hold its own introspection only) and its own breaker, named
+	// "redis_<Issuer>".
 	Issuer string
 	// Prefix starts every key and the pub/sub channel (REDIS_KEY_PREFIX).
 	Prefix string
@@ -146,13 +149,17 @@ func New(s Settings) (*Tier, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Tier{s: s, keys: ring, rdb: s.Client, now: s.Now, channel: s.Prefix + "events",
+	channel, breakerName := s.Prefix+"events", "redis"
+	if s.Issuer != "" {
+		channel, breakerName = channel+":"+s.Issuer, breakerName+"_"+s.Issuer
+	}
+	t := &Tier{s: s, keys: ring, rdb: s.Client, now: s.Now, channel: channel,
 		waiters: map[[sha256.Size]byte]chan struct{}{}, done: make(chan struct{})}
 	if t.now == nil {
 		t.now = time.Now
 	}
 	rand.Read(t.id[:])
-	t.breaker = breaker.New(breaker.Settings{Name: "redis", Failures: breakerFailures, OpenTimeout: breakerOpen,
+	t.breaker = breaker.New(breaker.Settings{Name: breakerName, Failures: breakerFailures, OpenTimeout: breakerOpen,
 		IsFailure: func(err error) bool { return !errors.Is(err, redis.Nil) }, OnStateChange: s.OnBreakerChange})
 	t.claimScript = redis.NewScript(claimLua)
 	t.putScript = redis.NewScript(putLua)

@@ -108,6 +108,7 @@ func (g *Gateway) authorize(c echo.Context, rec *record, in *authz.Input) (*auth
 		return nil, authz.Decision{}, err
 	}
 	in.SetToken(tok, raw, g.deps.SendToken)
+	in.Issuer = rec.token.Issuer // set by the lookup: the issuer that answered
 	if in.Mode == authz.ModeVerify && hasMethodOverride(in.Headers.Header) {
 		// The decision cache keys on method and path, not on the headers:
 		// a verdict for "POST /x" must not answer a POST that the upstream

@@ -22,6 +22,7 @@ import (
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/breaker"
 	"github.com/authgate/authgate/internal/config"
+	"github.com/authgate/authgate/internal/fault"
 	"github.com/authgate/authgate/internal/fleet"
 	"github.com/authgate/authgate/internal/gateway"
 	"github.com/authgate/authgate/internal/jwtauth"
@@ -42,51 +43,85 @@ type Settings struct {
 	Config  *config.Config
 	Log     *slog.Logger
 	Metrics *metrics.Metrics
-	// OnBreakerChange is told of every breaker transition (the JWKS one's).
+	// OnBreakerChange is told of every breaker transition (the JWKS ones').
 	OnBreakerChange func(name string, from, to breaker.State)
+	// IdP, JWKS, IdPBreaker and Tier are the primary issuer's Parts (see
+	// there).
+	IdP        *http.Client
+	JWKS       *http.Client
+	IdPBreaker *breaker.Breaker
+	Tier       *fleet.Tier
+	// Issuers are the Parts of each issuer of ISSUERS, by name; each must
+	// be there.
+	Issuers map[string]Parts
+	// Streams are the gateway's open streams and tunnels, which every
+	// revocation ends (nil: none).
+	Streams *gateway.Streams
+}
+
+// Parts are what one issuer's chain is built on: its own, so that one
+// authorization server's outage, 429 hold or key space never touches
+// another's tokens.
+type Parts struct {
 	// IdP calls the authorization server: introspection and revocation.
 	IdP *http.Client
 	// JWKS fetches the signing keys and the discovery document.
 	JWKS *http.Client
-	// IdPBreaker guards the introspection endpoint.
-	IdPBreaker *breaker.Breaker
-	// Tier is the shared tier on Redis (package fleet); nil without REDIS_URL.
+	// Breaker guards the introspection endpoint.
+	Breaker *breaker.Breaker
+	// Tier is the shared tier on Redis (package fleet), in the issuer's
+	// own key space; nil without REDIS_URL.
 	Tier *fleet.Tier
-	// Streams are the gateway's open streams and tunnels, which every
-	// revocation ends (nil: none).
-	Streams *gateway.Streams
-
-	// privateKey signs the client assertions of private_key_jwt (nil:
-	// none), read by Build from OKTA_PRIVATE_KEY_FILE.
-	privateKey crypto.Signer
 }
 
 // Tokens is the token side: what answers the gateway, the caches a
 // revocation empties, the keys Run refreshes.
 type Tokens struct {
 	s Settings
-	// lookup answers the gateway (Lookup).
+	// chains are the issuers' chains, the primary first (config.Issuers'
+	// order); byURL finds one by a JWT's iss when ISSUERS is set (nil
+	// otherwise: the primary answers every token, as before ISSUERS).
+	chains []*chain
+	byURL  map[string]*chain
+}
+
+// chain is one issuer's token side: every cache, budget, breaker and key
+// set of it is the issuer's own.
+type chain struct {
+	iss   config.Issuer
+	parts Parts
+	// lookup answers a token routed to this issuer.
 	lookup authn.Tokens
-	// cache is the token cache in front of every mode's verifier.
+	// cache is the token cache in front of the issuer's verifier.
 	cache *authn.Cache
 	// introspect is hybrid mode's second cache, over the introspection
 	// alone, for INTROSPECT_PATHS; nil otherwise.
 	introspect *authn.Cache
 	// keys is the issuer's JWKS, jwksBreaker guards its endpoint (both nil
-	// in introspect mode).
+	// when the issuer only introspects).
 	keys        *jwtauth.Keys
 	jwksBreaker *breaker.Breaker
+	// privateKey signs the client assertions of private_key_jwt (nil:
+	// none), read from the issuer's PRIVATE_KEY_FILE.
+	privateKey crypto.Signer
+	// opaque matches the requests whose opaque token goes to this issuer
+	// (OPAQUE_PATHS); nil for none, and for the primary.
+	opaque *pathrule.Matcher
+	// s is the token side's settings, for what is global (CACHE_*,
+	// OKTA_MAX_RPS_PER_CLIENT, the logger, the metrics).
+	s *Settings
 }
 
-// Build assembles the token side. How a token is validated, by mode
-// (TOKEN_VALIDATION):
+// Build assembles the token side: one chain per issuer (config.Issuers),
+// and the routing between them (Lookup; docs/issuers.md). How an issuer's
+// token is validated, by its mode (TOKEN_VALIDATION, ISSUER_N_TOKEN_VALIDATION):
 //
 //   - introspect: cache → introspection (budgets → breaker → RFC 7662
 //     call), the shared tier (REDIS_URL) behind the cache.
 //   - jwt: cache → jwtVerifier (signature by a key of the issuer's JWKS,
 //     then the claims), this replica's cache only: a signature check costs
 //     less than a Redis round trip and spends no budget.
-//   - hybrid: cache → hybrid: a JWT of OKTA_ISSUER goes to jwtVerifier,
+//   - hybrid: cache → hybrid: a JWT of the issuer goes to jwtVerifier,
 //     anything else to introspection (and only those to the shared tier).
 //     With INTROSPECT_PATHS, introspectOnPaths on top: on those paths a
 //     token verified as a JWT is introspected anew, through a second cache
@@ -94,66 +129,107 @@ type Tokens struct {
 //
 // Revocations reach every cache, and the open streams, through RevokeKey.
 func Build(ctx context.Context, s Settings) (*Tokens, error) {
-	cfg := s.Config
-	var err error
-	if s.privateKey, err = loadPrivateKey(cfg); err != nil {
-		return nil, err
-	}
 	t := &Tokens{s: s}
-	jwksURL, introspectURL := s.endpoints(ctx)
-	switch cfg.TokenValidation {
-	case config.ValidationIntrospect:
-		t.cache, err = s.newCache(s.introspection(introspectURL), s.shared())
-	case config.ValidationJWT:
-		t.cache, err = s.newCache(t.jwtVerifier(jwksURL), nil)
-	case config.ValidationHybrid:
-		in := s.introspection(introspectURL)
-		h := hybrid(t.jwtVerifier(jwksURL), in, cfg.OktaIssuer)
-		if t.cache, err = s.newCache(h, s.sharedIntrospections(h)); err != nil {
+	issuers := s.Config.Issuers()
+	for i := range issuers {
+		iss := issuers[i]
+		parts := Parts{IdP: s.IdP, JWKS: s.JWKS, Breaker: s.IdPBreaker, Tier: s.Tier}
+		if !iss.IsPrimary() {
+			var ok bool
+			if parts, ok = s.Issuers[iss.Name]; !ok {
+				return nil, fmt.Errorf("tokens: no parts for issuer %q", iss.Name)
+			}
+		}
+		c, err := t.build(ctx, iss, parts)
+		if err != nil {
 			return nil, err
 		}
-		if len(cfg.IntrospectPathRules) > 0 {
+		t.chains = append(t.chains, c)
+	}
+	if len(t.chains) > 1 {
+		t.byURL = make(map[string]*chain, len(t.chains))
+		for _, c := range t.chains {
+			t.byURL[strings.TrimSpace(c.iss.URL)] = c
+		}
+	}
+	s.Metrics.WatchCache(t.cacheLen)
+	return t, nil
+}
+
+// build assembles one issuer's chain.
+func (t *Tokens) build(ctx context.Context, iss config.Issuer, parts Parts) (*chain, error) {
+	c := &chain{iss: iss, parts: parts, s: &t.s}
+	var err error
+	if c.privateKey, err = loadPrivateKey(&iss); err != nil {
+		return nil, err
+	}
+	jwksURL, introspectURL := c.endpoints(ctx)
+	switch iss.TokenValidation {
+	case config.ValidationIntrospect:
+		c.cache, err = c.newCache(c.introspection(introspectURL), c.shared())
+	case config.ValidationJWT:
+		c.cache, err = c.newCache(c.jwtVerifier(jwksURL), nil)
+	case config.ValidationHybrid:
+		in := c.introspection(introspectURL)
+		h := hybrid(c.jwtVerifier(jwksURL), in, iss.URL)
+		if c.cache, err = c.newCache(h, c.sharedIntrospections(h)); err != nil {
+			return nil, err
+		}
+		if len(iss.IntrospectPathRules()) > 0 {
 			// The same introspection answers as the main cache's, under the
 			// same keys: the two share the shared tier.
-			t.introspect, err = s.newCache(in, s.shared())
+			c.introspect, err = c.newCache(in, c.shared())
 		}
 	}
 	if err != nil {
 		return nil, err
 	}
-	t.lookup = authn.Cached{Cache: t.cache}
-	if t.introspect != nil {
-		t.lookup = introspectOnPaths(t.lookup, t.introspect, cfg.IntrospectPathRules)
+	c.lookup = authn.Cached{Cache: c.cache}
+	if rules := iss.OpaquePathRules(); len(rules) > 0 {
+		c.opaque = pathrule.Exact(rules)
 	}
-	s.Metrics.WatchCache(t.cache.Len)
-	logEndpoints(s.Log, cfg, jwksURL, introspectURL)
-	return t, nil
+	if c.introspect != nil {
+		c.lookup = introspectOnPaths(c.lookup, c.introspect, iss.IntrospectPathRules())
+	}
+	c.logEndpoints(jwksURL, introspectURL)
+	return c, nil
+}
+
+// cacheLen is the entries of every issuer's token cache
+// (authgate_cache_entries).
+func (t *Tokens) cacheLen() int {
+	n := 0
+	for _, c := range t.chains {
+		n += c.cache.Len()
+	}
+	return n
 }
 
 // introspection is the introspection chain: the per-client budget
-// (OKTA_MAX_RPS_PER_CLIENT) over the global one (OKTA_MAX_RPS; the
-// fleet's with Redis) over the breaker over the client. Hybrid mode calls
-// it once: its two caches share the budgets and the breaker.
-func (s *Settings) introspection(url string) authn.Verifier {
-	cfg, m, tier := s.Config, s.Metrics, s.Tier
+// (OKTA_MAX_RPS_PER_CLIENT) over the issuer's global one (its MAX_RPS;
+// the fleet's with Redis) over the issuer's breaker over the client.
+// Hybrid mode calls it once: its two caches share the budgets and the
+// breaker.
+func (c *chain) introspection(url string) authn.Verifier {
+	cfg, iss, m, tier := c.s.Config, &c.iss, c.s.Metrics, c.parts.Tier
 	guarded := &authn.Guarded{
-		Next: &authn.Introspection{Client: s.client(url), Audience: cfg.RequiredAudience(),
-			OnResult: m.Introspection, OnRateLimit: m.RateLimit, Log: s.Log,
-			PrivateKeyJWT: cfg.OktaAuthMethod == config.AuthPrivateKeyJWT},
-		Breaker: s.IdPBreaker,
+		Next: &authn.Introspection{Client: c.client(url), Audience: iss.RequiredAudience(),
+			OnResult: m.Introspection, OnRateLimit: m.RateLimit, Log: c.s.Log,
+			PrivateKeyJWT: iss.AuthMethod == config.AuthPrivateKeyJWT},
+		Breaker: c.parts.Breaker,
 	}
 	if tier != nil {
 		guarded.OnHold = tier.PublishHold // every replica holds
 	}
 	var v authn.Verifier = guarded
-	if cfg.OktaMaxRPS > 0 {
+	if iss.MaxRPS > 0 {
 		// Under the cache (cached tokens never spend the budget), above the
 		// breaker (our own refusals are not upstream failures).
-		rl := authn.NewRateLimited(v, cfg.OktaMaxRPS, nil)
+		rl := authn.NewRateLimited(v, iss.MaxRPS, nil)
 		rl.OnRefuse = m.GlobalBudgetRejected
 		if tier != nil {
 			// One budget for the fleet; this replica's own when Redis is not there.
-			b := tier.NewBudget(v, rl, cfg.OktaMaxRPS)
+			b := tier.NewBudget(v, rl, iss.MaxRPS)
 			b.OnRefuse = m.GlobalBudgetRejected
 			v = b
 		} else {
@@ -170,38 +246,48 @@ func (s *Settings) introspection(url string) authn.Verifier {
 	return v
 }
 
+// name is the issuer's suffix of its breakers' and readiness checks'
+// names: "" for the primary (whose names stay as they were), "_<name>"
+// for the others.
+func (c *chain) name() string {
+	if c.iss.IsPrimary() {
+		return ""
+	}
+	return "_" + c.iss.Name
+}
+
 // jwtVerifier is local JWT validation (go-jose): the signature by a key of
 // the issuer's JWKS at jwksURL (refreshed by Run; discovered on the first
 // fetch when empty), then iss, aud, exp, nbf, typ and the algorithms.
-func (t *Tokens) jwtVerifier(jwksURL string) authn.Verifier {
-	s, cfg := &t.s, t.s.Config
-	t.jwksBreaker = breaker.New(breaker.Settings{Name: "jwks", Failures: cfg.OktaBreakerFailures,
-		OpenTimeout: cfg.OktaBreakerOpenTimeout, IsFailure: authn.IsUpstreamFailure, OnStateChange: s.OnBreakerChange})
-	s.Metrics.WatchBreaker(t.jwksBreaker)
-	t.keys = jwtauth.NewKeys(jwtauth.KeySettings{
-		URL: jwksURL, HTTPClient: s.JWKS, Timeout: cfg.OktaTimeout, Breaker: t.jwksBreaker,
+func (c *chain) jwtVerifier(jwksURL string) authn.Verifier {
+	s, iss := c.s, &c.iss
+	c.jwksBreaker = breaker.New(breaker.Settings{Name: "jwks" + c.name(), Failures: iss.BreakerFailures,
+		OpenTimeout: iss.BreakerOpenTimeout, IsFailure: authn.IsUpstreamFailure, OnStateChange: s.OnBreakerChange})
+	s.Metrics.WatchBreaker(c.jwksBreaker)
+	c.keys = jwtauth.NewKeys(jwtauth.KeySettings{
+		URL: jwksURL, HTTPClient: c.parts.JWKS, Timeout: iss.Timeout, Breaker: c.jwksBreaker,
 		Discover: func(ctx context.Context) (string, error) {
-			m, err := s.discover(ctx)
+			m, err := c.discover(ctx)
 			if err != nil {
 				return "", err
 			}
-			s.Log.Info("JWKS endpoint discovered", "jwks_url", m.JWKSURI)
+			s.Log.Info("JWKS endpoint discovered", "issuer", iss.Name, "jwks_url", m.JWKSURI)
 			return m.JWKSURI, nil
 		},
 		RequestHeader: requestid.SetHeader,
 		OnFetch: func(result string, err error) {
 			s.Metrics.JWKSFetch(result)
 			if err != nil {
-				s.Log.Warn("JWKS fetch failed; keeping the keys held", "error", err.Error())
+				s.Log.Warn("JWKS fetch failed; keeping the keys held", "issuer", iss.Name, "error", err.Error())
 			}
 		},
 	})
-	algs := make([]jose.SignatureAlgorithm, 0, len(cfg.Algorithms()))
-	for _, a := range cfg.Algorithms() {
+	algs := make([]jose.SignatureAlgorithm, 0, len(iss.Algorithms()))
+	for _, a := range iss.Algorithms() {
 		algs = append(algs, jose.SignatureAlgorithm(a))
 	}
-	return &jwtauth.Verifier{Keys: t.keys, Issuer: strings.TrimSpace(cfg.OktaIssuer), Audience: cfg.RequiredAudience(),
-		Algorithms: algs, Leeway: cfg.JWTLeeway, Typ: cfg.JWTTyp, OnResult: s.Metrics.JWTValidation}
+	return &jwtauth.Verifier{Keys: c.keys, Issuer: strings.TrimSpace(iss.URL), Audience: iss.RequiredAudience(),
+		Algorithms: algs, Leeway: iss.JWTLeeway, Typ: iss.JWTTyp, OnResult: s.Metrics.JWTValidation}
 }
 
 // hybrid routes a token: a JWT of issuer to jwt, whose verdict is final;
@@ -220,68 +306,68 @@ func introspectOnPaths(tokens authn.Tokens, introspect *authn.Cache, rules []pat
 
 // newCache puts v behind a token cache configured by CACHE_*, with shared
 // (nil: none) as its second level.
-func (s *Settings) newCache(v authn.Verifier, shared authn.Shared) (*authn.Cache, error) {
-	cfg, log := s.Config, s.Log
+func (c *chain) newCache(v authn.Verifier, shared authn.Shared) (*authn.Cache, error) {
+	cfg, log := c.s.Config, c.s.Log
 	// One line per lograte.Every while answers are served stale: an outage
 	// must not write a line per request.
 	var stale lograte.Limit
-	c, err := authn.NewCache(v, authn.CacheSettings{
+	cache, err := authn.NewCache(v, authn.CacheSettings{
 		Size:         cfg.CacheSize,
 		TTL:          cfg.CacheTTL,
 		NegativeTTL:  cfg.CacheNegativeTTL,
-		Timeout:      cfg.OktaTimeout,
+		Timeout:      c.iss.Timeout,
 		StaleIfError: cfg.CacheStaleIfError,
 		OnStale: func() {
-			stale.Log(log, slog.LevelWarn, time.Now(), "served stale introspection answers: the authorization server is unavailable (CACHE_STALE_IF_ERROR)")
+			stale.Log(log, slog.LevelWarn, time.Now(), "served stale introspection answers: the authorization server is unavailable (CACHE_STALE_IF_ERROR)", "issuer", c.iss.Name)
 		},
-		OnEvict: s.Metrics.CacheEvicted,
+		OnEvict: c.s.Metrics.CacheEvicted,
 		Shared:  shared,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("CACHE_SIZE: %w", err)
 	}
-	return c, nil
+	return cache, nil
 }
 
-// shared is the shared tier as a cache's second level; nil without Redis
-// (no nil *fleet.Tier in an interface).
-func (s *Settings) shared() authn.Shared {
-	if s.Tier == nil {
+// shared is the issuer's shared tier as a cache's second level; nil
+// without Redis (no nil *fleet.Tier in an interface).
+func (c *chain) shared() authn.Shared {
+	if c.parts.Tier == nil {
 		return nil
 	}
-	return s.Tier
+	return c.parts.Tier
 }
 
 // sharedIntrospections is the shared tier for the tokens h introspects
 // only: a JWT it verifies locally stays in this replica's cache.
-func (s *Settings) sharedIntrospections(h *jwtauth.Hybrid) authn.Shared {
-	if s.Tier == nil {
+func (c *chain) sharedIntrospections(h *jwtauth.Hybrid) authn.Shared {
+	if c.parts.Tier == nil {
 		return nil
 	}
-	return jwtauth.SharedIntrospections{Shared: s.Tier, Hybrid: h}
+	return jwtauth.SharedIntrospections{Shared: c.parts.Tier, Hybrid: h}
 }
 
-// endpoints are the JWKS and introspection URLs: OKTA_JWKS_URL and
-// OKTA_INTROSPECT_URL (or its default), else, in jwt and hybrid modes, what
+// endpoints are the issuer's JWKS and introspection URLs: its JWKS_URL
+// and INTROSPECT_URL (or its default), else, in jwt and hybrid modes, what
 // the issuer's metadata names. A discovery that fails at start-up leaves
 // the JWKS URL empty (the first key fetch asks again) and the default
 // introspection endpoint.
-func (s *Settings) endpoints(ctx context.Context) (jwksURL, introspectURL string) {
-	cfg := s.Config
-	jwksURL, introspectURL = cfg.OktaJWKSURL, cfg.IntrospectURL()
-	if !cfg.ValidatesJWT() || jwksURL != "" {
+func (c *chain) endpoints(ctx context.Context) (jwksURL, introspectURL string) {
+	iss := &c.iss
+	jwksURL, introspectURL = iss.JWKSURL, iss.IntrospectURL()
+	if !iss.ValidatesJWT() || jwksURL != "" {
 		return jwksURL, introspectURL
 	}
-	dctx, cancel := context.WithTimeout(ctx, cfg.OktaTimeout)
+	dctx, cancel := context.WithTimeout(ctx, iss.Timeout)
 	defer cancel()
-	m, err := s.discover(dctx)
+	m, err := c.discover(dctx)
 	if err != nil {
-		s.Log.Warn("authorization server discovery failed; asking again on the first key fetch",
-			"issuer", cfg.OktaIssuer, "error", err.Error())
+		c.s.Log.Warn("authorization server discovery failed; asking again on the first key fetch",
+			"issuer", iss.Name, "url", iss.URL, "error", err.Error())
 	}
 	if m != nil {
 		jwksURL = m.JWKSURI
-		if cfg.OktaIntrospectURL == "" && m.IntrospectionEndpoint != "" {
+		if iss.IntrospectEndpoint == "" && m.IntrospectionEndpoint != "" {
 			introspectURL = m.IntrospectionEndpoint
 		}
 	}
@@ -291,67 +377,123 @@ func (s *Settings) endpoints(ctx context.Context) (jwksURL, introspectURL string
 // discover reads the issuer's metadata, and reports what it refused; an
 // error when it names no usable jwks_uri (the metadata is returned all the
 // same, for its introspection endpoint).
-func (s *Settings) discover(ctx context.Context) (*introspect.Metadata, error) {
-	cfg := s.Config
-	m, err := introspect.Discover(ctx, s.JWKS, cfg.OktaIssuer)
+func (c *chain) discover(ctx context.Context) (*introspect.Metadata, error) {
+	iss := &c.iss
+	m, err := introspect.Discover(ctx, c.parts.JWKS, iss.URL)
 	switch {
 	case err != nil:
 		return nil, err
 	case m.Refused != nil:
-		s.Log.Warn("authorization server metadata names an endpoint authgate refuses; set it explicitly (OKTA_JWKS_URL, OKTA_INTROSPECT_URL, OKTA_REVOKE_URL) to override",
-			"issuer", cfg.OktaIssuer, "error", m.Refused.Error())
+		c.s.Log.Warn("authorization server metadata names an endpoint authgate refuses; set it explicitly ("+
+			iss.Var("JWKS_URL")+", "+iss.Var("INTROSPECT_URL")+", "+iss.Var("REVOKE_URL")+") to override",
+			"issuer", iss.Name, "url", iss.URL, "error", m.Refused.Error())
 	}
 	if m.JWKSURI == "" {
-		return m, errors.New("discover: the authorization server's metadata names no usable jwks_uri (set OKTA_JWKS_URL)")
+		return m, errors.New("discover: the authorization server's metadata names no usable jwks_uri (set " + iss.Var("JWKS_URL") + ")")
 	}
 	return m, nil
 }
 
-// Lookup implements gateway.Tokens: the request's token, as its mode
-// validates it.
+// errUnknownIssuer answers a JWT whose iss is no configured issuer, when
+// ISSUERS is set: it is sent to no authorization server.
+var errUnknownIssuer = &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token",
+	Description: "token issuer is not accepted"}
+
+// Lookup implements gateway.Tokens: the request's token, routed to its
+// issuer (route), as that issuer's mode validates it. It sets r.Issuer to
+// the chosen issuer's URL.
 func (t *Tokens) Lookup(ctx context.Context, r *authn.Request, raw string) (*authn.Token, authn.Lookup, error) {
-	return t.lookup.Lookup(ctx, r, raw)
+	c := t.route(r, raw)
+	if c == nil {
+		r.Issuer = ""
+		return nil, authn.Miss, errUnknownIssuer
+	}
+	r.Issuer = c.iss.URL
+	return c.lookup.Lookup(ctx, r, raw)
+}
+
+// route is the one issuer a token goes to (docs/issuers.md, "Which issuer
+// decides"); nil when it goes to none. Without ISSUERS, the primary takes
+// every token, as it always did. With ISSUERS, a JWT goes to the issuer its
+// iss names (read before verification: that issuer's rules then verify
+// it), and to none when no issuer has that URL; any other token (opaque,
+// or not a JWT that names an issuer) goes to the first issuer whose
+// OPAQUE_PATHS match the request, else to the primary. A token is never
+// tried at a second issuer.
+func (t *Tokens) route(r *authn.Request, raw string) *chain {
+	if t.byURL == nil {
+		return t.chains[0]
+	}
+	if iss, ok := jwtauth.PeekIssuer(raw); ok {
+		return t.byURL[iss]
+	}
+	return t.routeOpaque(r)
+}
+
+// routeOpaque is the issuer of an opaque token: the first whose
+// OPAQUE_PATHS match the request (matched exactly, like PUBLIC_PATHS),
+// else the primary.
+func (t *Tokens) routeOpaque(r *authn.Request) *chain {
+	if r != nil {
+		for _, c := range t.chains[1:] {
+			if c.opaque != nil && c.opaque.Match(r.Method, r.Path) {
+				return c
+			}
+		}
+	}
+	return t.chains[0]
 }
 
 // Run refreshes the keys in the background until ctx ends.
 func (t *Tokens) Run(ctx context.Context) {
-	if t.keys != nil {
-		go t.keys.Run(ctx)
+	for _, c := range t.chains {
+		if c.keys != nil {
+			go c.keys.Run(ctx)
+		}
 	}
 }
 
-// ReadyChecks are the keys' entries of /readyz (none in introspect mode):
-// "jwks", the JWKS endpoint's breaker, never required (the keys held keep
-// validating while the endpoint is down); "signing_keys", whether a key
-// set was ever fetched, required in jwt mode, where no token can be
-// valid until then (in hybrid mode introspection still answers).
+// ReadyChecks are the keys' entries of /readyz, per issuer that validates
+// JWTs locally (the primary's names as they always were, another's with
+// "_<name>" after them): "jwks", the JWKS endpoint's breaker, never
+// required (the keys held keep validating while the endpoint is down);
+// "signing_keys", whether a key set was ever fetched, required for the
+// primary in jwt mode, where no token can be valid until then (in hybrid
+// mode introspection still answers; another issuer's keys missing leave
+// the primary's tokens working).
 func (t *Tokens) ReadyChecks() []gateway.ReadyCheck {
-	if t.keys == nil {
-		return nil
+	var checks []gateway.ReadyCheck
+	for _, c := range t.chains {
+		if c.keys == nil {
+			continue
+		}
+		checks = append(checks,
+			gateway.ReadyCheck{Name: "jwks" + c.name(), Check: func(context.Context) string { return c.jwksBreaker.Health() }},
+			gateway.ReadyCheck{Name: "signing_keys" + c.name(),
+				Required: c.iss.IsPrimary() && c.iss.TokenValidation == config.ValidationJWT,
+				Check: func(context.Context) string {
+					if c.keys.Held() {
+						return "ok"
+					}
+					return "none fetched yet"
+				}})
 	}
-	return []gateway.ReadyCheck{
-		{Name: "jwks", Check: func(context.Context) string { return t.jwksBreaker.Health() }},
-		{Name: "signing_keys", Required: t.s.Config.TokenValidation == config.ValidationJWT, Check: func(context.Context) string {
-			if t.keys.Held() {
-				return "ok"
-			}
-			return "none fetched yet"
-		}},
-	}
+	return checks
 }
 
-// logEndpoints names, once at start-up, the endpoints token validation
-// uses: configured, discovered, or the default introspection endpoint.
-func logEndpoints(log *slog.Logger, cfg *config.Config, jwksURL, introspectURL string) {
-	var attrs []any
-	if cfg.ValidatesJWT() {
+// logEndpoints names, once at start-up, the endpoints the issuer's token
+// validation uses: configured, discovered, or the default introspection
+// endpoint.
+func (c *chain) logEndpoints(jwksURL, introspectURL string) {
+	attrs := []any{"issuer", c.iss.Name, "mode", c.iss.TokenValidation}
+	if c.iss.ValidatesJWT() {
 		if jwksURL == "" {
 			jwksURL = "(discovered on the first key fetch)"
 		}
 		attrs = append(attrs, "jwks_url", jwksURL)
 	}
-	if cfg.TokenValidation != config.ValidationJWT {
+	if c.iss.Introspects() {
 		attrs = append(attrs, "introspection_url", introspectURL)
 	}
-	log.Info("token validation endpoints", append([]any{"mode", cfg.TokenValidation}, attrs...)...)
+	c.s.Log.Info("token validation endpoints", attrs...)
 }

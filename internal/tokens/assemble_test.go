@@ -43,9 +43,14 @@ func build(t *testing.T, idp *httptest.Server, env map[string]string) *Tokens {
 	if err != nil {
 		t.Fatal(err)
 	}
+	others := map[string]Parts{}
+	for _, iss := range cfg.Issuers()[1:] {
+		others[iss.Name] = Parts{IdP: http.DefaultClient, JWKS: http.DefaultClient,
+			Breaker: breaker.New(breaker.Settings{Name: "idp_" + iss.Name, Failures: 5, OpenTimeout: time.Minute})}
+	}
 	toks, err := Build(context.Background(), Settings{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Metrics: metrics.New(prometheus.NewRegistry()), IdP: idp.Client(), JWKS: idp.Client(),
-		IdPBreaker: breaker.New(breaker.Settings{Name: "idp", Failures: 5, OpenTimeout: time.Minute}), Streams: gateway.NewStreams()})
+		IdPBreaker: breaker.New(breaker.Settings{Name: "idp", Failures: 5, OpenTimeout: time.Minute}), Issuers: others, Streams: gateway.NewStreams()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,9 +75,10 @@ func TestBuild(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			toks := build(t, idp, tc.env)
-			_, onPaths := toks.lookup.(*jwtauth.IntrospectOnPaths)
-			if onPaths != tc.onPaths || (toks.introspect != nil) != tc.onPaths {
-				t.Errorf("lookup %T (second cache %v), want IntrospectOnPaths %v", toks.lookup, toks.introspect != nil, tc.onPaths)
+			c := toks.chains[0]
+			_, onPaths := c.lookup.(*jwtauth.IntrospectOnPaths)
+			if onPaths != tc.onPaths || (c.introspect != nil) != tc.onPaths {
+				t.Errorf("lookup %T (second cache %v), want IntrospectOnPaths %v", c.lookup, c.introspect != nil, tc.onPaths)
 			}
 			var names []string
 			for _, c := range toks.ReadyChecks() {
@@ -105,7 +111,7 @@ func TestRevokeKey(t *testing.T) {
 		}
 	}
 	// INTROSPECT_PATHS' cache answers JWTs only; fill it directly.
-	if _, _, err := toks.introspect.Lookup(ctx, "opaque-token"); err != nil {
+	if _, _, err := toks.chains[0].introspect.Lookup(ctx, "opaque-token"); err != nil {
 		t.Fatal(err)
 	}
 	toks.RevokeKey(tokenid.Revocation("opaque-token"), time.Minute)
@@ -115,7 +121,7 @@ func TestRevokeKey(t *testing.T) {
 			t.Errorf("%s: a revoked token passed", r.Path)
 		}
 	}
-	if _, _, err := toks.introspect.Lookup(ctx, "opaque-token"); err == nil {
+	if _, _, err := toks.chains[0].introspect.Lookup(ctx, "opaque-token"); err == nil {
 		t.Error("INTROSPECT_PATHS' cache: a revoked token passed")
 	}
 	if calls.Load() != before {

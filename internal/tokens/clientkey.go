@@ -16,37 +16,40 @@ import (
 	"github.com/authgate/authgate/pkg/introspect"
 )
 
-// client is an IdP client authenticated as OKTA_AUTH_METHOD says: the
-// introspection's at url, and POST /revoke's (REVOKE_UPSTREAM).
-func (s *Settings) client(url string) *introspect.Client {
-	cfg := s.Config
+// client is a client of the issuer, authenticated as its AUTH_METHOD
+// says, with its own credentials: the introspection's at url, and POST
+// /revoke's (REVOKE_UPSTREAM).
+func (c *chain) client(url string) *introspect.Client {
+	iss := &c.iss
 	return &introspect.Client{
 		URL:          url,
-		ClientID:     cfg.OktaClientID,
-		ClientSecret: cfg.OktaClientSecret,
-		AuthMethod:   cfg.OktaAuthMethod,
-		PrivateKey:   s.privateKey,
-		KeyID:        cfg.OktaPrivateKeyID,
-		HTTPClient:   s.IdP,
+		ClientID:     iss.ClientID,
+		ClientSecret: iss.ClientSecret,
+		AuthMethod:   iss.AuthMethod,
+		PrivateKey:   c.privateKey,
+		KeyID:        iss.PrivateKeyID,
+		HTTPClient:   c.parts.IdP,
 
 		RequestHeader: requestid.SetHeader,
 	}
 }
 
-// loadPrivateKey reads OKTA_PRIVATE_KEY_FILE (private_key_jwt): a PEM
-// PKCS#8, PKCS#1 (RSA) or SEC 1 (EC) private key; nil when not set. The
-// error names the variable, never the key.
-func loadPrivateKey(cfg *config.Config) (crypto.Signer, error) {
-	if cfg.OktaAuthMethod != config.AuthPrivateKeyJWT || cfg.OktaPrivateKeyFile == "" {
+// loadPrivateKey reads the issuer's PRIVATE_KEY_FILE (OKTA_PRIVATE_KEY_FILE
+// for the primary; private_key_jwt): a PEM PKCS#8, PKCS#1 (RSA) or SEC 1
+// (EC) private key; nil when not set. The error names the variable, never
+// the key.
+func loadPrivateKey(iss *config.Issuer) (crypto.Signer, error) {
+	if iss.AuthMethod != config.AuthPrivateKeyJWT || iss.PrivateKeyFile == "" {
 		return nil, nil
 	}
-	b, err := os.ReadFile(cfg.OktaPrivateKeyFile)
+	v := iss.Var("PRIVATE_KEY_FILE")
+	b, err := os.ReadFile(iss.PrivateKeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("OKTA_PRIVATE_KEY_FILE: %w", err)
+		return nil, fmt.Errorf(v+": %w", err)
 	}
 	block, _ := pem.Decode(b)
 	if block == nil {
-		return nil, errors.New("OKTA_PRIVATE_KEY_FILE: no PEM block")
+		return nil, errors.New(v + ": no PEM block")
 	}
 	var key any
 	switch block.Type {
@@ -57,15 +60,15 @@ func loadPrivateKey(cfg *config.Config) (crypto.Signer, error) {
 	case "EC PRIVATE KEY":
 		key, err = x509.ParseECPrivateKey(block.Bytes)
 	default:
-		return nil, fmt.Errorf("OKTA_PRIVATE_KEY_FILE: PEM block %q is not a private key", block.Type)
+		return nil, fmt.Errorf(v+": PEM block %q is not a private key", block.Type)
 	}
 	if err != nil {
-		return nil, errors.New("OKTA_PRIVATE_KEY_FILE: cannot parse the private key")
+		return nil, errors.New(v + ": cannot parse the private key")
 	}
 	switch k := key.(type) {
 	case *rsa.PrivateKey:
 		if k.N.BitLen() < 2048 {
-			return nil, fmt.Errorf("OKTA_PRIVATE_KEY_FILE: RSA key of %d bits; at least 2048", k.N.BitLen())
+			return nil, fmt.Errorf(v+": RSA key of %d bits; at least 2048", k.N.BitLen())
 		}
 		return k, nil
 	case *ecdsa.PrivateKey:
@@ -73,7 +76,7 @@ func loadPrivateKey(cfg *config.Config) (crypto.Signer, error) {
 		case elliptic.P256(), elliptic.P384(), elliptic.P521():
 			return k, nil
 		}
-		return nil, errors.New("OKTA_PRIVATE_KEY_FILE: EC key on a curve other than P-256, P-384 or P-521")
+		return nil, errors.New(v + ": EC key on a curve other than P-256, P-384 or P-521")
 	}
-	return nil, errors.New("OKTA_PRIVATE_KEY_FILE: the key must be RSA or EC")
+	return nil, errors.New(v + ": the key must be RSA or EC")
 }

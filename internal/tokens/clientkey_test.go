@@ -45,7 +45,7 @@ func TestLoadPrivateKey(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(filepath.Base(tt.file), func(t *testing.T) {
-			k, err := loadPrivateKey(&config.Config{OktaAuthMethod: config.AuthPrivateKeyJWT, OktaPrivateKeyFile: tt.file})
+			k, err := loadPrivateKey(&config.Issuer{Name: config.PrimaryIssuer, AuthMethod: config.AuthPrivateKeyJWT, PrivateKeyFile: tt.file})
 			if tt.wantErr == "" {
 				if err != nil || k == nil {
 					t.Fatalf("loadPrivateKey: %v, %v", k, err)

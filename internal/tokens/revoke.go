@@ -15,67 +15,99 @@ import (
 )
 
 // RevokeKey revokes the token whose revocation id (tokenid.Revocation) is
-// key in every cache, keeps it out for d, and ends its open streams and
-// tunnels within the second, not at their next re-check. Every revocation
-// goes through here: POST /revoke on this replica (Revoker), and those
-// another replica announces (the tier's callback, given at Start).
+// key in every issuer's caches, keeps it out for d, and ends its open
+// streams and tunnels within the second, not at their next re-check. Every
+// revocation goes through here: POST /revoke on this replica (Revoker), and
+// those another replica announces (the tiers' callback, given at Start).
+// Every cache, not only the token's issuer's: the id is the token's, so
+// another issuer's cache cannot hold a different token under it.
 func (t *Tokens) RevokeKey(key [sha256.Size]byte, d time.Duration) {
-	t.cache.RevokeKey(key, d)
-	if t.introspect != nil {
-		t.introspect.RevokeKey(key, d)
+	for _, c := range t.chains {
+		c.cache.RevokeKey(key, d)
+		if c.introspect != nil {
+			c.introspect.RevokeKey(key, d)
+		}
 	}
 	if t.s.Streams != nil {
 		t.s.Streams.Revoked(key)
 	}
 }
 
+// Tiers are the issuers' shared tiers, by issuer name (config.Issuer's
+// Name), for the caller to Start and Close; empty without REDIS_URL.
+func (t *Tokens) Tiers() map[string]*fleet.Tier {
+	tiers := map[string]*fleet.Tier{}
+	for _, c := range t.chains {
+		if c.parts.Tier != nil {
+			tiers[c.iss.Name] = c.parts.Tier
+		}
+	}
+	return tiers
+}
+
 // Revoker returns POST /revoke's work (gateway.Deps' Revoke): this
-// replica's caches, the fleet's (the tier, when set), and the IdP's
-// (REVOKE_UPSTREAM).
+// replica's caches, the fleet's (the token's issuer's tier, when set), and
+// the token's issuer's (REVOKE_UPSTREAM). The token is routed like a
+// lookup (route): a JWT to the issuer its iss names, any other token to
+// the primary (POST /revoke is no request an OPAQUE_PATHS rule describes).
 func (t *Tokens) Revoker() func(ctx context.Context, token, hint string) (gateway.Revocation, error) {
 	cfg := t.s.Config
-	r := &revoker{tokens: t, tier: t.s.Tier, tombstone: cfg.CacheTTL, onRevoke: t.s.Metrics.Revocation,
-		upstream: cfg.RevokeUpstream, client: t.s.client(cfg.IntrospectURL()), issuer: cfg.OktaIssuer,
-		timeout: cfg.OktaTimeout, url: cfg.OktaRevokeURL}
+	r := &revoker{tokens: t, tombstone: cfg.CacheTTL, onRevoke: t.s.Metrics.Revocation,
+		upstream: cfg.RevokeUpstream, issuers: map[*chain]*upstreamRevoker{}}
+	for _, c := range t.chains {
+		r.issuers[c] = &upstreamRevoker{client: c.client(c.iss.IntrospectURL()), issuer: c.iss.URL,
+			timeout: c.iss.Timeout, url: c.iss.RevokeURL, urlVar: c.iss.Var("REVOKE_URL")}
+	}
 	return r.revoke
 }
 
 // revoker does POST /revoke's work.
 type revoker struct {
 	tokens    *Tokens
-	tier      *fleet.Tier // nil without REDIS_URL
 	tombstone time.Duration
 	onRevoke  func(source string)
+	upstream  bool
+	issuers   map[*chain]*upstreamRevoker
+}
 
-	upstream bool
-	client   *introspect.Client
-	issuer   string
-	timeout  time.Duration
+// upstreamRevoker revokes at one issuer (REVOKE_UPSTREAM).
+type upstreamRevoker struct {
+	client  *introspect.Client
+	issuer  string
+	timeout time.Duration
+	urlVar  string // the variable that sets url, for messages
 
 	mu  sync.Mutex
-	url string // OKTA_REVOKE_URL, or discovered on first use
+	url string // the issuer's REVOKE_URL, or discovered on first use
 }
 
 // revoke implements gateway.Deps' Revoke. It keys by the token's
 // revocation id (tokenid), so that every spelling of a JWS is revoked.
+// A JWT of no configured issuer (ISSUERS set) is revoked here and in no
+// tier nor IdP: no issuer would have accepted it.
 func (r *revoker) revoke(ctx context.Context, token, hint string) (gateway.Revocation, error) {
 	key := tokenid.Revocation(token)
 	r.tokens.RevokeKey(key, r.tombstone)
 	res := gateway.Revocation{Scope: "local", Upstream: "off"}
-	if r.tier != nil && r.tier.Revoke(ctx, key) == nil {
+	c := r.tokens.route(nil, token)
+	r.onRevoke("api")
+	if c == nil {
+		return res, nil
+	}
+	if tier := c.parts.Tier; tier != nil && tier.Revoke(ctx, key) == nil {
 		res.Scope = "fleet"
 	}
-	r.onRevoke("api")
 	if !r.upstream {
 		return res, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	up := r.issuers[c]
+	ctx, cancel := context.WithTimeout(ctx, up.timeout)
 	defer cancel()
-	url, err := r.endpoint(ctx)
+	url, err := up.endpoint(ctx)
 	if err != nil {
 		return res, err
 	}
-	if err := r.client.Revoke(ctx, url, token, hint); err != nil {
+	if err := up.client.Revoke(ctx, url, token, hint); err != nil {
 		var ie *introspect.Error
 		if errors.As(err, &ie) {
 			// The server's text may echo the token: status and code only.
@@ -87,21 +119,21 @@ func (r *revoker) revoke(ctx context.Context, token, hint string) (gateway.Revoc
 	return res, nil
 }
 
-// endpoint is OKTA_REVOKE_URL, else the revocation_endpoint the IdP's
+// endpoint is the issuer's REVOKE_URL, else the revocation_endpoint its
 // metadata names, read once it answers.
-func (r *revoker) endpoint(ctx context.Context) (string, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.url != "" {
-		return r.url, nil
+func (u *upstreamRevoker) endpoint(ctx context.Context) (string, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.url != "" {
+		return u.url, nil
 	}
-	m, err := introspect.Discover(ctx, r.client.HTTPClient, r.issuer)
+	m, err := introspect.Discover(ctx, u.client.HTTPClient, u.issuer)
 	if err != nil {
 		return "", err
 	}
 	if m.RevocationEndpoint == "" {
-		return "", errors.New("discover: no revocation_endpoint in the authorization server's metadata (set OKTA_REVOKE_URL)")
+		return "", errors.New("discover: no revocation_endpoint in the authorization server's metadata (set " + u.urlVar + ")")
 	}
-	r.url = m.RevocationEndpoint
-	return r.url, nil
+	u.url = m.RevocationEndpoint
+	return u.url, nil
 }

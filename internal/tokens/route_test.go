@@ -1,0 +1,162 @@
+package tokens
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/authgate/authgate/internal/authn"
+	"github.com/authgate/authgate/internal/fault"
+)
+
+// fakeIssuer stands in for one authorization server: it counts the
+// introspections it answers (every token active), and serves its own
+// signing key as a JWKS.
+type fakeIssuer struct {
+	*httptest.Server
+	key            *ecdsa.PrivateKey
+	introspections atomic.Int32
+}
+
+func newFakeIssuer(t *testing.T) *fakeIssuer {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeIssuer{key: key}
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/introspect":
+			f.introspections.Add(1)
+			io.WriteString(w, `{"active":true,"sub":"alice","aud":"api://x","exp":4102444800}`)
+		case "/keys":
+			json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(f.Close)
+	return f
+}
+
+// jwt is a JWT of iss for api://x, signed by f's key.
+func (f *fakeIssuer) jwt(t *testing.T, iss string) string {
+	t.Helper()
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: f.key}, (&jose.SignerOptions{}).WithHeader("kid", "k1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, _ := json.Marshal(map[string]any{"iss": iss, "aud": "api://x", "sub": "bob",
+		"exp": time.Now().Add(time.Hour).Unix(), "iat": time.Now().Unix()})
+	obj, err := s.Sign(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := obj.CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestRoute: with ISSUERS set, each token goes to exactly one issuer, by
+// docs/issuers.md's rules, and is answered by that issuer's own chain:
+// a JWT by its iss (an unknown iss, or another issuer's signature, to
+// none), an opaque token by OPAQUE_PATHS, else to the primary; one
+// issuer's cache never answers for another's token; the lookup names the
+// issuer it chose (r.Issuer, the policy's input.issuer).
+func TestRoute(t *testing.T) {
+	a, b, c := newFakeIssuer(t), newFakeIssuer(t), newFakeIssuer(t)
+	toks := build(t, a.Server, map[string]string{
+		// The primary (a) introspects; b validates JWTs locally; c
+		// introspects, and takes the opaque tokens of /c/*.
+		"ISSUERS":                   "b,c",
+		"ISSUER_B_URL":              b.URL,
+		"ISSUER_B_TOKEN_VALIDATION": "jwt",
+		"ISSUER_B_JWKS_URL":         b.URL + "/keys",
+		"ISSUER_B_AUDIENCE":         "api://x",
+		"ISSUER_C_URL":              c.URL,
+		"ISSUER_C_INTROSPECT_URL":   c.URL + "/introspect",
+		"ISSUER_C_CLIENT_ID":        "authgate-c",
+		"ISSUER_C_CLIENT_SECRET":    "s3cret-c",
+		"ISSUER_C_AUDIENCE":         "api://x",
+		"ISSUER_C_OPAQUE_PATHS":     "/c/*",
+		"OKTA_INTROSPECT_URL":       a.URL + "/introspect",
+		"OKTA_JWKS_URL":             a.URL + "/keys",
+		"ISSUER_C_TOKEN_VALIDATION": "introspect",
+	})
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name       string
+		path       string
+		token      string
+		wantIssuer string // the issuer chosen; "" = none
+		refused    bool
+		wantCalls  [3]int32
+	}{
+		{"opaque elsewhere: the primary", "/x", "opaque-1", a.URL, false, [3]int32{1, 0, 0}},
+		{"the same opaque token, cached at the primary", "/x", "opaque-1", a.URL, false, [3]int32{0, 0, 0}},
+		{"the same opaque token on c's OPAQUE_PATHS: c, never the primary's cache", "/c/y", "opaque-1", c.URL, false, [3]int32{0, 0, 1}},
+		{"c's path rule is exact: /c itself is the primary's", "/c", "opaque-2", a.URL, false, [3]int32{1, 0, 0}},
+		{"a JWT of b: verified by b's keys, no introspection", "/c/y", b.jwt(t, b.URL), b.URL, false, [3]int32{0, 0, 0}},
+		{"a JWT of c: introspected at c alone, whatever the path", "/x", c.jwt(t, c.URL), c.URL, false, [3]int32{0, 0, 1}},
+		{"a JWT of the primary: introspected at the primary", "/c/y", a.jwt(t, a.URL), a.URL, false, [3]int32{1, 0, 0}},
+		{"a JWT of an unknown issuer: refused, sent nowhere", "/x", a.jwt(t, "https://evil.example"), "", true, [3]int32{0, 0, 0}},
+		{"a JWT naming b signed by c's key: refused, sent nowhere", "/x", c.jwt(t, b.URL), b.URL, true, [3]int32{0, 0, 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := [3]int32{a.introspections.Load(), b.introspections.Load(), c.introspections.Load()}
+			r := &authn.Request{Method: "GET", Path: tc.path}
+			tok, _, err := toks.Lookup(ctx, r, tc.token)
+			calls := [3]int32{a.introspections.Load() - before[0], b.introspections.Load() - before[1], c.introspections.Load() - before[2]}
+			if calls != tc.wantCalls {
+				t.Errorf("introspections at the primary, b, c = %v, want %v", calls, tc.wantCalls)
+			}
+			if r.Issuer != tc.wantIssuer {
+				t.Errorf("r.Issuer = %q, want %q", r.Issuer, tc.wantIssuer)
+			}
+			if tc.refused {
+				var fe *fault.Error
+				if err == nil || !errors.As(err, &fe) || fe.Kind != fault.Unauthenticated {
+					t.Fatalf("lookup = %v, %v; want an Unauthenticated error", tok, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("lookup: %v", err)
+			}
+		})
+	}
+}
+
+// TestRouteWithoutIssuers: without ISSUERS the primary answers every
+// token as before: in hybrid mode, a JWT of another issuer is introspected
+// at the primary, not refused.
+func TestRouteWithoutIssuers(t *testing.T) {
+	a, other := newFakeIssuer(t), newFakeIssuer(t)
+	toks := build(t, a.Server, map[string]string{"TOKEN_VALIDATION": "hybrid",
+		"OKTA_INTROSPECT_URL": a.URL + "/introspect", "OKTA_JWKS_URL": a.URL + "/keys"})
+	r := &authn.Request{Method: "GET", Path: "/x"}
+	if _, _, err := toks.Lookup(context.Background(), r, other.jwt(t, other.URL)); err != nil {
+		t.Fatalf("lookup: %v", err)
+	}
+	if n := a.introspections.Load(); n != 1 {
+		t.Errorf("introspections at the primary = %d, want 1", n)
+	}
+	if r.Issuer != a.URL {
+		t.Errorf("r.Issuer = %q, want the primary's %q", r.Issuer, a.URL)
+	}
+}
