@@ -84,8 +84,16 @@ func WriteECKey(tb testing.TB) (*ecdsa.PrivateKey, string) {
 // every introspection.
 func StartIDP(tb testing.TB, latency time.Duration) *IDP {
 	tb.Helper()
+	return StartIDPAt(tb, latency, "/oauth2/default")
+}
+
+// StartIDPAt is StartIDP with the issuer's path (such as "/oauth2/orders"):
+// several of them are several authorization servers, each with its own
+// tokens, keys and counters.
+func StartIDPAt(tb testing.TB, latency time.Duration, path string) *IDP {
+	tb.Helper()
 	srv := httptest.NewUnstartedServer(nil)
-	issuer := "http://" + srv.Listener.Addr().String() + "/oauth2/default"
+	issuer := "http://" + srv.Listener.Addr().String() + path
 	key, keyFile := WriteECKey(tb)
 	s, err := devidp.New(devidp.Config{
 		Issuer: issuer,

@@ -1,0 +1,223 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/authgate/authgate/internal/opatest"
+	"github.com/authgate/authgate/internal/stacktest"
+)
+
+// issuersDecision is issuersPolicy's decision.
+const issuersDecision = "/v1/data/e2e/issuers/decision"
+
+// issuersPolicy allows a request only when the client says which issuer
+// its token is of (X-Want-Issuer) and the policy's input.issuer is that
+// exact URL: a request passes only if the policy saw the right issuer.
+const issuersPolicy = `package e2e.issuers
+
+default decision := {"allowed": false}
+
+decision := {"allowed": true} if input.headers["x-want-issuer"] == input.issuer
+`
+
+// issuersStack is three development authorization servers at once, the
+// real OPA with issuersPolicy, and what authgate is configured with:
+//   - primary (OKTA_ISSUER, /oauth2/default): introspected;
+//   - orders (/oauth2/orders): JWTs validated locally only;
+//   - org (/oauth2/org): introspected, and takes the opaque tokens of
+//     GET /saysecret (ISSUER_ORG_OPAQUE_PATHS); its breaker opens at the
+//     first failure.
+type issuersStack struct {
+	primary, orders, org *stacktest.IDP
+	env                  map[string]string
+}
+
+func startIssuersStack(t *testing.T) *issuersStack {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "issuers.rego"), []byte(issuersPolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := opatest.Start(t, dir)
+	s := &issuersStack{
+		primary: stacktest.StartIDPAt(t, 0, "/oauth2/default"),
+		orders:  stacktest.StartIDPAt(t, 0, "/oauth2/orders"),
+		org:     stacktest.StartIDPAt(t, 0, "/oauth2/org"),
+	}
+	s.env = stacktest.StackEnv(s.primary, o)
+	for k, v := range map[string]string{
+		"OPA_AUTHZ_URL":                  o.URL + issuersDecision,
+		"TRUSTED_PROXIES":                "127.0.0.1/32",
+		"ISSUERS":                        "orders,org",
+		"ISSUER_ORDERS_URL":              s.orders.Issuer,
+		"ISSUER_ORDERS_TOKEN_VALIDATION": "jwt",
+		"ISSUER_ORDERS_AUDIENCE":         "api://default",
+		"ISSUER_ORG_URL":                 s.org.Issuer,
+		"ISSUER_ORG_CLIENT_ID":           stacktest.GatewayClient,
+		"ISSUER_ORG_CLIENT_SECRET":       stacktest.GatewaySecret,
+		"ISSUER_ORG_OPAQUE_PATHS":        "GET /saysecret",
+		"ISSUER_ORG_BREAKER_FAILURES":    "1",
+	} {
+		s.env[k] = v
+	}
+	return s
+}
+
+// calls are the introspections each authorization server answered.
+func (s *issuersStack) calls() [3]int64 {
+	return [3]int64{s.primary.IntrospectCalls(), s.orders.IntrospectCalls(), s.org.IntrospectCalls()}
+}
+
+func (s *issuersStack) opaque(t *testing.T, i *stacktest.IDP) string {
+	t.Helper()
+	tok, err := i.Issue(stacktest.DemoClient, []string{"read_sayhello"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func (s *issuersStack) jwt(t *testing.T, i *stacktest.IDP) string {
+	t.Helper()
+	tok, err := i.IssueJWT(stacktest.DemoClient, []string{"read_sayhello"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// signedAs is a JWT whose iss is iss, properly signed by i's key.
+func signedAs(t *testing.T, i *stacktest.IDP, iss string) string {
+	t.Helper()
+	c := i.Claims(stacktest.DemoClient, []string{"read_sayhello"}, time.Hour)
+	c["iss"] = iss
+	tok, err := i.SignClaims(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// issuerCase is one request and what must come of it.
+type issuerCase struct {
+	name   string
+	path   string // /sayhello or /saysecret: served in every mode
+	token  string
+	want   string // X-Want-Issuer
+	status int
+	calls  [3]int64 // introspections at primary, orders, org
+}
+
+// TestIssuers: with ISSUERS, in serve, proxy and forward-auth modes, each
+// issuer's token passes by its own rules and is introspected at its own
+// issuer only (counted at each devidp): an opaque token at the primary,
+// or at org on org's OPAQUE_PATHS (the original request's path on
+// /verify), never at a second issuer; orders' JWTs by orders' keys, with
+// no introspection anywhere; org's JWT at org, by its iss, whatever the
+// path. A JWT of an unknown issuer, and one naming orders but signed by
+// org's key, are 401 with no introspection anywhere. The real OPA sees
+// input.issuer: a request whose X-Want-Issuer is not its token's issuer
+// is 403.
+func TestIssuers(t *testing.T) {
+	s := startIssuersStack(t)
+	up := startUpstream(t)
+	for _, mode := range []string{"serve", "proxy", "verify"} {
+		t.Run(mode, func(t *testing.T) {
+			env := copyEnv(s.env)
+			if mode == "proxy" {
+				env["UPSTREAM_URL"] = up.srv.URL
+			}
+			gw := stacktest.StartGateway(t, env)
+			url := func(path string) string {
+				if mode == "verify" {
+					return gw.Admin + "/verify" + path // Envoy style: the original path after /verify
+				}
+				return gw.Traffic + path
+			}
+			primaryTok, orgTok := s.opaque(t, s.primary), s.opaque(t, s.org)
+			cases := []issuerCase{
+				{"primary's opaque token", "/sayhello", primaryTok, s.primary.Issuer, 200, [3]int64{1, 0, 0}},
+				{"the policy sees the primary, not org", "/sayhello", primaryTok, s.org.Issuer, 403, [3]int64{0, 0, 0}},
+				{"org's opaque token on org's OPAQUE_PATHS", "/saysecret", orgTok, s.org.Issuer, 200, [3]int64{0, 0, 1}},
+				{"org's opaque token elsewhere: the primary's, which does not know it", "/sayhello", s.opaque(t, s.org), s.org.Issuer, 401, [3]int64{1, 0, 0}},
+				{"the primary's opaque token on org's paths: org's, which does not know it", "/saysecret", s.opaque(t, s.primary), s.primary.Issuer, 401, [3]int64{0, 0, 1}},
+				{"orders' JWT: its keys, no introspection", "/sayhello", s.jwt(t, s.orders), s.orders.Issuer, 200, [3]int64{0, 0, 0}},
+				{"org's JWT, by its iss, off org's paths", "/sayhello", s.jwt(t, s.org), s.org.Issuer, 200, [3]int64{0, 0, 1}},
+				{"a JWT of an unknown issuer", "/sayhello", signedAs(t, s.orders, "https://unknown.example/oauth2/x"), "", 401, [3]int64{0, 0, 0}},
+				{"a JWT naming orders, signed by org's key", "/sayhello", signedAs(t, s.org, s.orders.Issuer), s.orders.Issuer, 401, [3]int64{0, 0, 0}},
+			}
+			for _, tc := range cases {
+				before := s.calls()
+				r := do(t, "GET", url(tc.path), with(bearer(tc.token), "X-Want-Issuer", tc.want), nil)
+				after := s.calls()
+				got := [3]int64{after[0] - before[0], after[1] - before[1], after[2] - before[2]}
+				if r.Status != tc.status {
+					t.Errorf("%s: status %d, want %d (%s)", tc.name, r.Status, tc.status, r.Body)
+				}
+				if got != tc.calls {
+					t.Errorf("%s: introspections at primary, orders, org = %v, want %v", tc.name, got, tc.calls)
+				}
+			}
+		})
+	}
+}
+
+// TestIssuerDown: one issuer down leaves the others' tokens working. org's
+// authorization server stops; its token gets 503 and its breaker opens
+// (/readyz says so under "idp_org", the primary's "idp" stays ok), while
+// new tokens of the primary (introspected) and of orders (JWT) still pass.
+func TestIssuerDown(t *testing.T) {
+	s := startIssuersStack(t)
+	up := startUpstream(t)
+	env := copyEnv(s.env)
+	env["UPSTREAM_URL"] = up.srv.URL
+	gw := stacktest.StartGateway(t, env)
+
+	orgTok := s.opaque(t, s.org)
+	s.org.Srv.Close()
+	if r := do(t, "GET", gw.Traffic+"/saysecret", with(bearer(orgTok), "X-Want-Issuer", s.org.Issuer), nil); r.Status != 503 {
+		t.Fatalf("org down: status %d, want 503 (%s)", r.Status, r.Body)
+	}
+	ready := readyz(t, gw)
+	if ready["idp_org"] != "breaker open" || ready["idp"] != "ok" {
+		t.Errorf("/readyz = %v, want idp_org breaker open, idp ok", ready)
+	}
+	for _, tc := range []struct {
+		name, token, want string
+	}{
+		{"a new token of the primary", s.opaque(t, s.primary), s.primary.Issuer},
+		{"a new JWT of orders", s.jwt(t, s.orders), s.orders.Issuer},
+	} {
+		if r := do(t, "GET", gw.Traffic+"/sayhello", with(bearer(tc.token), "X-Want-Issuer", tc.want), nil); r.Status != 200 {
+			t.Errorf("%s with org down: status %d, want 200 (%s)", tc.name, r.Status, r.Body)
+		}
+	}
+	if r := do(t, "GET", gw.Traffic+"/saysecret", with(bearer(s.opaque(t, s.primary)), "X-Want-Issuer", s.org.Issuer), nil); r.Status != 503 {
+		t.Errorf("an opaque token on org's paths with org down: status %d, want 503: never tried at the primary (%s)", r.Status, r.Body)
+	}
+}
+
+// readyz is /readyz's report.
+func readyz(t *testing.T, gw *stacktest.Gateway) map[string]string {
+	t.Helper()
+	r := stacktest.Get(t, gw.Admin+"/readyz", "")
+	var m map[string]string
+	if err := json.NewDecoder(strings.NewReader(r.Body)).Decode(&m); err != nil {
+		t.Fatalf("/readyz: %v: %s", err, r.Body)
+	}
+	return m
+}
+
+// copyEnv is a copy of m.
+func copyEnv(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
