@@ -33,6 +33,9 @@ type Request struct {
 	// empty before, and when the token goes to no issuer. The policy sees
 	// it as input.issuer.
 	Issuer string
+	// IssuerName is that issuer's configured name (primary, or an ISSUERS
+	// name): the issuer label of metrics and the access log.
+	IssuerName string
 }
 
 // ForwardAuth reports whether a forward-auth proxy describes the request

@@ -146,6 +146,8 @@ func (f *fakeMetrics) CacheLookup(l authn.Lookup) {
 	f.lookups = append(f.lookups, l)
 }
 
+func (f *fakeMetrics) IssuerCacheLookup(authn.Lookup, string) {}
+
 func (f *fakeMetrics) RevokeRequest(result string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -30,6 +30,9 @@ type Metrics interface {
 	Decision(outcome string)
 	// CacheLookup counts how the token cache answered.
 	CacheLookup(l authn.Lookup)
+	// IssuerCacheLookup counts it again under the issuer the token went to
+	// (its configured name).
+	IssuerCacheLookup(l authn.Lookup, issuer string)
 	// RevokeRequest counts a POST /revoke on the admin listener by result:
 	// revoked, upstream_error, bad_request, unauthorized.
 	RevokeRequest(result string)
@@ -124,6 +127,9 @@ func (g *Gateway) answered(ctx context.Context, c echo.Context, rec *record, sta
 		}
 		if rec.looked {
 			m.CacheLookup(rec.lookup)
+			if rec.token.IssuerName != "" {
+				m.IssuerCacheLookup(rec.lookup, rec.token.IssuerName)
+			}
 		}
 	}
 	var span trace.Span
@@ -188,6 +194,9 @@ func accessLog(log *slog.Logger, req *http.Request, route, id string, resp *echo
 	}
 	if rec.looked {
 		a = append(a, slog.String("cache", rec.lookup.String()), slog.Duration("introspect_duration", rec.introspect))
+		if rec.token.IssuerName != "" {
+			a = append(a, slog.String("issuer", rec.token.IssuerName))
+		}
 	}
 	if rec.opa != 0 {
 		a = append(a, slog.Duration("opa_duration", rec.opa))

@@ -38,7 +38,7 @@ type record struct {
 	// token is the request as the token lookup sees it, built with input.
 	token authn.Request
 
-	attrs [22]slog.Attr // the access log's attributes, reused with the record
+	attrs [23]slog.Attr // the access log's attributes, reused with the record
 }
 
 // recordKey is the context key of the request's record.

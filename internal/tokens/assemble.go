@@ -107,6 +107,9 @@ type chain struct {
 	// opaque matches the requests whose opaque token goes to this issuer
 	// (OPAQUE_PATHS); nil for none, and for the primary.
 	opaque *pathrule.Matcher
+	// onIntrospect counts an introspection at this issuer (its series and
+	// the total: metrics.AddIssuer).
+	onIntrospect func(result string, d time.Duration)
 	// s is the token side's settings, for what is global (CACHE_*,
 	// OKTA_MAX_RPS_PER_CLIENT, the logger, the metrics).
 	s *Settings
@@ -158,7 +161,7 @@ func Build(ctx context.Context, s Settings) (*Tokens, error) {
 
 // build assembles one issuer's chain.
 func (t *Tokens) build(ctx context.Context, iss config.Issuer, parts Parts) (*chain, error) {
-	c := &chain{iss: iss, parts: parts, s: &t.s}
+	c := &chain{iss: iss, parts: parts, s: &t.s, onIntrospect: t.s.Metrics.AddIssuer(iss.Name)}
 	var err error
 	if c.privateKey, err = loadPrivateKey(&iss); err != nil {
 		return nil, err
@@ -214,7 +217,7 @@ func (c *chain) introspection(url string) authn.Verifier {
 	cfg, iss, m, tier := c.s.Config, &c.iss, c.s.Metrics, c.parts.Tier
 	guarded := &authn.Guarded{
 		Next: &authn.Introspection{Client: c.client(url), Audience: iss.RequiredAudience(),
-			OnResult: m.Introspection, OnRateLimit: m.RateLimit, Log: c.s.Log,
+			OnResult: c.onIntrospect, OnRateLimit: m.RateLimit, Log: c.s.Log,
 			PrivateKeyJWT: iss.AuthMethod == config.AuthPrivateKeyJWT},
 		Breaker: c.parts.Breaker,
 	}
@@ -405,10 +408,10 @@ var errUnknownIssuer = &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_
 func (t *Tokens) Lookup(ctx context.Context, r *authn.Request, raw string) (*authn.Token, authn.Lookup, error) {
 	c := t.route(r, raw)
 	if c == nil {
-		r.Issuer = ""
+		r.Issuer, r.IssuerName = "", ""
 		return nil, authn.Miss, errUnknownIssuer
 	}
-	r.Issuer = c.iss.URL
+	r.Issuer, r.IssuerName = c.iss.URL, c.iss.Name
 	return c.lookup.Lookup(ctx, r, raw)
 }
 

@@ -163,8 +163,59 @@ func TestIssuers(t *testing.T) {
 					t.Errorf("%s: introspections at primary, orders, org = %v, want %v", tc.name, got, tc.calls)
 				}
 			}
+			if mode == "serve" {
+				issuerMetricsAndLog(t, gw)
+			}
 		})
 	}
+}
+
+// issuerMetricsAndLog checks, after TestIssuers' cases, the issuer label
+// of the metrics and the access log: each introspection and lookup counted
+// under the issuer the token went to, the totals unchanged, and the
+// access line naming the issuer (none for the unknown issuer's JWT).
+func issuerMetricsAndLog(t *testing.T, gw *stacktest.Gateway) {
+	t.Helper()
+	m := scrape(t, gw)
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"authgate_issuer_introspection_requests_total", []string{"issuer=primary", "result=active"}, 1},
+		{"authgate_issuer_introspection_requests_total", []string{"issuer=primary", "result=inactive"}, 1},
+		{"authgate_issuer_introspection_requests_total", []string{"issuer=org", "result=active"}, 2},
+		{"authgate_issuer_introspection_requests_total", []string{"issuer=org", "result=inactive"}, 1},
+		{"authgate_issuer_introspection_requests_total", []string{"issuer=orders", "result=active"}, 0},
+		{"authgate_introspection_requests_total", []string{"result=active"}, 3},
+		{"authgate_issuer_cache_requests_total", []string{"issuer=primary", "result=hit"}, 1},
+		{"authgate_issuer_cache_requests_total", []string{"issuer=orders", "result=miss"}, 2},
+		{"authgate_issuer_cache_requests_total", []string{"issuer=org", "result=miss"}, 3},
+	} {
+		if v := m.value(c.name, c.labels...); v != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, v, c.want)
+		}
+	}
+	byIssuer := map[string]int{}
+	for _, l := range accessLines(t, gw) {
+		iss, _ := l["issuer"].(string)
+		byIssuer[iss]++
+	}
+	if want := map[string]int{"primary": 3, "org": 3, "orders": 2, "": 1}; !equalCounts(byIssuer, want) {
+		t.Errorf("access lines by issuer = %v, want %v", byIssuer, want)
+	}
+}
+
+func equalCounts(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 // TestIssuerDown: one issuer down leaves the others' tokens working. org's
