@@ -7,8 +7,9 @@ import (
 )
 
 // AuthorizationServers is RESOURCE_AUTHORIZATION_SERVERS without blank
-// entries, or OKTA_ISSUER when it names none: the issuers a client may get
-// a token for this resource from (RFC 9728 authorization_servers).
+// entries, or, when it names none, every issuer's URL (OKTA_ISSUER, then
+// each ISSUER_N_URL in ISSUERS order): the issuers a client may get a token
+// for this resource from (RFC 9728 authorization_servers).
 func (c *Config) AuthorizationServers() []string {
 	var out []string
 	for _, s := range c.ResourceAuthorizationServers {
@@ -17,7 +18,9 @@ func (c *Config) AuthorizationServers() []string {
 		}
 	}
 	if len(out) == 0 && c.ResourceURI != "" {
-		out = []string{c.OktaIssuer}
+		for _, iss := range c.Issuers() {
+			out = append(out, iss.URL)
+		}
 	}
 	return out
 }

@@ -65,6 +65,21 @@ func TestResourceValues(t *testing.T) {
 			wantAud:     "http://mcp.internal/",
 		},
 		{
+			name: "authorization servers default to every issuer, primary first",
+			env: map[string]string{"RESOURCE_URI": "https://mcp.example.com/mcp", "ISSUERS": "orders,org",
+				"ISSUER_ORDERS_URL": "https://example.okta.com/oauth2/orders", "ISSUER_ORDERS_TOKEN_VALIDATION": "jwt",
+				"ISSUER_ORG_URL": "https://example.okta.com", "ISSUER_ORG_CLIENT_ID": "c", "ISSUER_ORG_CLIENT_SECRET": "s"},
+			wantServers: []string{"https://example.okta.com/oauth2/default", "https://example.okta.com/oauth2/orders", "https://example.okta.com"},
+			wantAud:     "https://mcp.example.com/mcp",
+		},
+		{
+			name: "RESOURCE_AUTHORIZATION_SERVERS wins over the issuers",
+			env: map[string]string{"RESOURCE_URI": "https://mcp.example.com/mcp", "RESOURCE_AUTHORIZATION_SERVERS": "https://as.example.com",
+				"ISSUERS": "org", "ISSUER_ORG_URL": "https://example.okta.com", "ISSUER_ORG_CLIENT_ID": "c", "ISSUER_ORG_CLIENT_SECRET": "s"},
+			wantServers: []string{"https://as.example.com"},
+			wantAud:     "https://mcp.example.com/mcp",
+		},
+		{
 			name:    "OKTA_AUDIENCE alone is unchanged",
 			env:     map[string]string{"OKTA_AUDIENCE": "api://default"},
 			wantAud: "api://default",
