@@ -27,6 +27,7 @@ type fakeIssuer struct {
 	*httptest.Server
 	key            *ecdsa.PrivateKey
 	introspections atomic.Int32
+	revocations    atomic.Int32
 }
 
 func newFakeIssuer(t *testing.T) *fakeIssuer {
@@ -42,6 +43,8 @@ func newFakeIssuer(t *testing.T) *fakeIssuer {
 		case "/introspect":
 			f.introspections.Add(1)
 			io.WriteString(w, `{"active":true,"sub":"alice","aud":"api://x","exp":4102444800}`)
+		case "/revoke":
+			f.revocations.Add(1)
 		case "/keys":
 			json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}}})
 		default:
@@ -158,5 +161,51 @@ func TestRouteWithoutIssuers(t *testing.T) {
 	}
 	if r.Issuer != a.URL {
 		t.Errorf("r.Issuer = %q, want the primary's %q", r.Issuer, a.URL)
+	}
+}
+
+// TestRevokeRoutes: POST /revoke's work goes to the token's own issuer
+// (REVOKE_UPSTREAM), routed like a lookup: a JWT to the issuer its iss
+// names, an opaque token to the primary, a JWT of no configured issuer to
+// none; the token is dropped from every cache all the same.
+func TestRevokeRoutes(t *testing.T) {
+	a, b := newFakeIssuer(t), newFakeIssuer(t)
+	toks := build(t, a.Server, map[string]string{
+		"REVOKE_UPSTREAM": "true", "ADMIN_API_TOKEN": "0123456789abcdef0123456789abcdef", "OKTA_REVOKE_URL": a.URL + "/revoke",
+		"ISSUERS": "b", "ISSUER_B_URL": b.URL, "ISSUER_B_INTROSPECT_URL": b.URL + "/introspect",
+		"ISSUER_B_REVOKE_URL": b.URL + "/revoke", "ISSUER_B_CLIENT_ID": "authgate-b", "ISSUER_B_CLIENT_SECRET": "s3cret-b",
+	})
+	revoke := toks.Revoker()
+	ctx := context.Background()
+	bJWT := b.jwt(t, b.URL)
+	if _, _, err := toks.Lookup(ctx, &authn.Request{Method: "GET", Path: "/x"}, bJWT); err != nil {
+		t.Fatalf("lookup before the revocation: %v", err)
+	}
+	for _, tc := range []struct {
+		name     string
+		token    string
+		upstream string
+		want     [2]int32 // revocations at a, b
+	}{
+		{"a JWT of b: at b", bJWT, "revoked", [2]int32{0, 1}},
+		{"an opaque token: at the primary", "opaque-1", "revoked", [2]int32{1, 0}},
+		{"a JWT of no configured issuer: nowhere", b.jwt(t, "https://evil.example"), "off", [2]int32{0, 0}},
+	} {
+		before := [2]int32{a.revocations.Load(), b.revocations.Load()}
+		res, err := revoke(ctx, tc.token, "")
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		got := [2]int32{a.revocations.Load() - before[0], b.revocations.Load() - before[1]}
+		if got != tc.want || res.Upstream != tc.upstream {
+			t.Errorf("%s: revocations at a, b = %v, upstream %q; want %v, %q", tc.name, got, res.Upstream, tc.want, tc.upstream)
+		}
+	}
+	before := b.introspections.Load()
+	if _, _, err := toks.Lookup(ctx, &authn.Request{Method: "GET", Path: "/x"}, bJWT); err == nil {
+		t.Error("b's revoked JWT passed")
+	}
+	if b.introspections.Load() != before {
+		t.Error("b's revoked JWT was introspected again")
 	}
 }
