@@ -100,9 +100,28 @@ func (l *ClientLimited) Len() int {
 // be allowed. A call the global budget then refuses (ErrOverBudget) is
 // given back: the server was not asked.
 func (l *ClientLimited) Verify(ctx context.Context, token string) (*Token, error) {
+	return l.verify(ctx, token, l.next)
+}
+
+// Through returns a Verifier that spends l's per-client budgets as l does,
+// but calls next: the introspection chains of several issuers share one
+// client's budget (OKTA_MAX_RPS_PER_CLIENT is one client's, whichever
+// issuer its tokens go to).
+func (l *ClientLimited) Through(next Verifier) Verifier { return clientThrough{l: l, next: next} }
+
+type clientThrough struct {
+	l    *ClientLimited
+	next Verifier
+}
+
+func (c clientThrough) Verify(ctx context.Context, token string) (*Token, error) {
+	return c.l.verify(ctx, token, c.next)
+}
+
+func (l *ClientLimited) verify(ctx context.Context, token string, next Verifier) (*Token, error) {
 	addr, ok := ClientOf(ctx)
 	if !ok {
-		return l.next.Verify(ctx, token)
+		return next.Verify(ctx, token)
 	}
 	now := l.now()
 	r := l.limiter(clientOf(addr)).ReserveN(now, 1)
@@ -114,7 +133,7 @@ func (l *ClientLimited) Verify(ctx context.Context, token string) (*Token, error
 		return nil, &fault.Error{Kind: fault.Unavailable, Code: "temporarily_unavailable",
 			Description: "authorization server budget for this client reached", RetryAfter: now.Add(d), Err: ErrClientOverBudget}
 	}
-	t, err := l.next.Verify(ctx, token)
+	t, err := next.Verify(ctx, token)
 	if errors.Is(err, ErrOverBudget) {
 		r.CancelAt(now) // at the time reserved: a later one would restore nothing
 	}

@@ -83,6 +83,9 @@ type Tokens struct {
 	// otherwise: the primary answers every token, as before ISSUERS).
 	chains []*chain
 	byURL  map[string]*chain
+	// clients are the per-client budgets (OKTA_MAX_RPS_PER_CLIENT), one
+	// for every issuer; nil when unlimited.
+	clients *authn.ClientLimited
 }
 
 // chain is one issuer's token side: every cache, budget, breaker and key
@@ -107,6 +110,8 @@ type chain struct {
 	// opaque matches the requests whose opaque token goes to this issuer
 	// (OPAQUE_PATHS); nil for none, and for the primary.
 	opaque *pathrule.Matcher
+	// clients are the per-client budgets every issuer shares (nil: none).
+	clients *authn.ClientLimited
 	// onIntrospect counts an introspection at this issuer (its series and
 	// the total: metrics.AddIssuer).
 	onIntrospect func(result string, d time.Duration)
@@ -133,6 +138,11 @@ type chain struct {
 // Revocations reach every cache, and the open streams, through RevokeKey.
 func Build(ctx context.Context, s Settings) (*Tokens, error) {
 	t := &Tokens{s: s}
+	if perClient := s.Config.OktaMaxRPSPerClient; perClient > 0 {
+		// Only its Through is used: each issuer's chain goes through it.
+		t.clients = authn.NewClientLimited(nil, perClient, perClientLimiters, nil)
+		t.clients.OnRefuse = s.Metrics.ClientBudgetRejected
+	}
 	issuers := s.Config.Issuers()
 	for i := range issuers {
 		iss := issuers[i]
@@ -161,7 +171,7 @@ func Build(ctx context.Context, s Settings) (*Tokens, error) {
 
 // build assembles one issuer's chain.
 func (t *Tokens) build(ctx context.Context, iss config.Issuer, parts Parts) (*chain, error) {
-	c := &chain{iss: iss, parts: parts, s: &t.s, onIntrospect: t.s.Metrics.AddIssuer(iss.Name)}
+	c := &chain{iss: iss, parts: parts, s: &t.s, clients: t.clients, onIntrospect: t.s.Metrics.AddIssuer(iss.Name)}
 	var err error
 	if c.privateKey, err = loadPrivateKey(&iss); err != nil {
 		return nil, err
@@ -209,12 +219,13 @@ func (t *Tokens) cacheLen() int {
 }
 
 // introspection is the introspection chain: the per-client budget
-// (OKTA_MAX_RPS_PER_CLIENT) over the issuer's global one (its MAX_RPS;
-// the fleet's with Redis) over the issuer's breaker over the client.
+// (OKTA_MAX_RPS_PER_CLIENT, one for every issuer) over the issuer's global
+// one (its MAX_RPS; the fleet's with Redis) over the issuer's breaker over
+// the client.
 // Hybrid mode calls it once: its two caches share the budgets and the
 // breaker.
 func (c *chain) introspection(url string) authn.Verifier {
-	cfg, iss, m, tier := c.s.Config, &c.iss, c.s.Metrics, c.parts.Tier
+	iss, m, tier := &c.iss, c.s.Metrics, c.parts.Tier
 	guarded := &authn.Guarded{
 		Next: &authn.Introspection{Client: c.client(url), Audience: iss.RequiredAudience(),
 			OnResult: c.onIntrospect, OnRateLimit: m.RateLimit, Log: c.s.Log,
@@ -239,12 +250,10 @@ func (c *chain) introspection(url string) authn.Verifier {
 			v = rl
 		}
 	}
-	if cfg.OktaMaxRPSPerClient > 0 {
+	if c.clients != nil {
 		// Above the global budget: a client past its own limit spends none
 		// of everyone's.
-		cl := authn.NewClientLimited(v, cfg.OktaMaxRPSPerClient, perClientLimiters, nil)
-		cl.OnRefuse = m.ClientBudgetRejected
-		v = cl
+		v = c.clients.Through(v)
 	}
 	return v
 }

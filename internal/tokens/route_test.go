@@ -209,3 +209,24 @@ func TestRevokeRoutes(t *testing.T) {
 		t.Error("b's revoked JWT was introspected again")
 	}
 }
+
+// TestClientBudgetAcrossIssuers: OKTA_MAX_RPS_PER_CLIENT is one client's
+// budget whichever issuer its tokens go to: a client that spent it on the
+// primary is refused at org too, without asking org.
+func TestClientBudgetAcrossIssuers(t *testing.T) {
+	a, b := newFakeIssuer(t), newFakeIssuer(t)
+	toks := build(t, a.Server, map[string]string{"OKTA_MAX_RPS_PER_CLIENT": "1",
+		"ISSUERS": "org", "ISSUER_ORG_URL": b.URL, "ISSUER_ORG_INTROSPECT_URL": b.URL + "/introspect",
+		"ISSUER_ORG_CLIENT_ID": "authgate-org", "ISSUER_ORG_CLIENT_SECRET": "s3cret-org", "ISSUER_ORG_OPAQUE_PATHS": "/org/*"})
+	ctx := authn.WithClient(context.Background(), "192.0.2.7")
+	if _, _, err := toks.Lookup(ctx, &authn.Request{Method: "GET", Path: "/x"}, "opaque-a"); err != nil {
+		t.Fatalf("the client's first token: %v", err)
+	}
+	_, _, err := toks.Lookup(ctx, &authn.Request{Method: "GET", Path: "/org/x"}, "opaque-b")
+	if !errors.Is(err, authn.ErrClientOverBudget) {
+		t.Errorf("the client's second token, at org: %v, want its budget spent", err)
+	}
+	if n := b.introspections.Load(); n != 0 {
+		t.Errorf("org was asked %d times", n)
+	}
+}
