@@ -302,6 +302,8 @@ func TestLint(t *testing.T) {
 	m.Redis("claim", "ok", time.Millisecond)
 	m.Revocation("api")
 	m.RevokeRequest("revoked")
+	m.AddIssuer("org")("active", time.Millisecond)
+	m.IssuerCacheLookup(authn.Hit, "org")
 
 	problems, err := testutil.GatherAndLint(reg)
 	if err != nil {

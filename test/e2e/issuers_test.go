@@ -251,6 +251,12 @@ func TestIssuerDown(t *testing.T) {
 	if r := do(t, "GET", gw.Traffic+"/saysecret", with(bearer(s.opaque(t, s.primary)), "X-Want-Issuer", s.org.Issuer), nil); r.Status != 503 {
 		t.Errorf("an opaque token on org's paths with org down: status %d, want 503: never tried at the primary (%s)", r.Status, r.Body)
 	}
+	// orders' keys are reported under its own names; org, which validates
+	// no JWT, has none.
+	ready = readyz(t, gw)
+	if ready["jwks_orders"] != "ok" || ready["signing_keys_orders"] != "ok" || ready["idp_orders"] != "" || ready["jwks_org"] != "" {
+		t.Errorf("/readyz = %v, want jwks_orders and signing_keys_orders ok, no idp_orders (orders never introspects), no jwks_org", ready)
+	}
 }
 
 // readyz is /readyz's report.
