@@ -89,20 +89,25 @@ func StartIDP(tb testing.TB, latency time.Duration) *IDP {
 
 // StartIDPAt is StartIDP with the issuer's path (such as "/oauth2/orders"):
 // several of them are several authorization servers, each with its own
-// tokens, keys and counters.
-func StartIDPAt(tb testing.TB, latency time.Duration, path string) *IDP {
+// tokens, keys and counters. edit, when given, changes the server's
+// configuration (a RateLimit, say).
+func StartIDPAt(tb testing.TB, latency time.Duration, path string, edit ...func(*devidp.Config)) *IDP {
 	tb.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	issuer := "http://" + srv.Listener.Addr().String() + path
 	key, keyFile := WriteECKey(tb)
-	s, err := devidp.New(devidp.Config{
+	cfg := devidp.Config{
 		Issuer: issuer,
 		Clients: []devidp.Client{
 			{ID: GatewayClient, Secret: GatewaySecret, Keys: []jose.JSONWebKey{{Key: key.Public(), KeyID: GatewayKeyID}}},
 			{ID: DemoClient, Secret: DemoSecret, Scopes: []string{"read_sayhello", "read_saysecret", "api_read", "api_write"}},
 		},
 		Latency: latency,
-	})
+	}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	s, err := devidp.New(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authgate/authgate/internal/devidp"
 	"github.com/authgate/authgate/internal/opatest"
 	"github.com/authgate/authgate/internal/stacktest"
 )
@@ -37,7 +38,7 @@ type issuersStack struct {
 	env                  map[string]string
 }
 
-func startIssuersStack(t *testing.T) *issuersStack {
+func startIssuersStack(t *testing.T, orgEdit ...func(*devidp.Config)) *issuersStack {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "issuers.rego"), []byte(issuersPolicy), 0o644); err != nil {
@@ -47,7 +48,7 @@ func startIssuersStack(t *testing.T) *issuersStack {
 	s := &issuersStack{
 		primary: stacktest.StartIDPAt(t, 0, "/oauth2/default"),
 		orders:  stacktest.StartIDPAt(t, 0, "/oauth2/orders"),
-		org:     stacktest.StartIDPAt(t, 0, "/oauth2/org"),
+		org:     stacktest.StartIDPAt(t, 0, "/oauth2/org", orgEdit...),
 	}
 	s.env = stacktest.StackEnv(s.primary, o)
 	for k, v := range map[string]string{
@@ -256,6 +257,38 @@ func TestIssuerDown(t *testing.T) {
 	ready = readyz(t, gw)
 	if ready["jwks_orders"] != "ok" || ready["signing_keys_orders"] != "ok" || ready["idp_orders"] != "" || ready["jwks_org"] != "" {
 		t.Errorf("/readyz = %v, want jwks_orders and signing_keys_orders ok, no idp_orders (orders never introspects), no jwks_org", ready)
+	}
+}
+
+// TestIssuerHeld: org's authorization server answers 429 (devidp's rate
+// limit: one call a minute); org's tokens are then held (503, org not
+// asked again), while the primary's new tokens are introspected at the
+// primary as usual.
+func TestIssuerHeld(t *testing.T) {
+	s := startIssuersStack(t, func(c *devidp.Config) { c.RateLimit = 1 })
+	gw := stacktest.StartGateway(t, s.env)
+	get := func(path, token, want string) int {
+		return do(t, "GET", gw.Traffic+path, with(bearer(token), "X-Want-Issuer", want), nil).Status
+	}
+	if st := get("/saysecret", s.opaque(t, s.org), s.org.Issuer); st != 200 {
+		t.Fatalf("org's first token: %d, want 200", st)
+	}
+	if st := get("/saysecret", s.opaque(t, s.org), s.org.Issuer); st != 503 {
+		t.Fatalf("org's second token, past its rate limit: %d, want 503", st)
+	}
+	held := s.org.IntrospectCalls()
+	if st := get("/saysecret", s.opaque(t, s.org), s.org.Issuer); st != 503 {
+		t.Errorf("org's third token while held: %d, want 503", st)
+	}
+	if n := s.org.IntrospectCalls() - held; n != 0 {
+		t.Errorf("org asked %d times while held", n)
+	}
+	before := s.primary.IntrospectCalls()
+	if st := get("/sayhello", s.opaque(t, s.primary), s.primary.Issuer); st != 200 {
+		t.Errorf("the primary's new token while org is held: %d, want 200", st)
+	}
+	if n := s.primary.IntrospectCalls() - before; n != 1 {
+		t.Errorf("the primary asked %d times, want 1", n)
 	}
 }
 
