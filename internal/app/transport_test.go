@@ -3,6 +3,7 @@ package app
 import (
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/authgate/authgate/internal/config"
@@ -24,5 +25,14 @@ func TestTransportsKeepProxyFromEnvironment(t *testing.T) {
 		if tr.Proxy == nil || reflect.ValueOf(tr.Proxy).Pointer() != want {
 			t.Errorf("%s transport: Proxy is not http.ProxyFromEnvironment", name)
 		}
+	}
+}
+
+// TestIDPTransportNamesTheIssuer: an issuer's CA file that cannot be read
+// is refused under the issuer's own variable.
+func TestIDPTransportNamesTheIssuer(t *testing.T) {
+	_, err := idpTransport(&config.Issuer{Name: "org", CAFile: t.TempDir() + "/missing.pem"})
+	if err == nil || !strings.HasPrefix(err.Error(), "ISSUER_ORG_CA_FILE: ") {
+		t.Errorf("%v, want an error naming ISSUER_ORG_CA_FILE", err)
 	}
 }

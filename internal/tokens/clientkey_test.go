@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/authgate/authgate/internal/config"
@@ -56,5 +57,23 @@ func TestLoadPrivateKey(t *testing.T) {
 				t.Errorf("error %v, want %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestLoadPrivateKeyNamesTheIssuer: an issuer's key file that cannot be
+// read is refused under the issuer's own variable, never the primary's.
+func TestLoadPrivateKeyNamesTheIssuer(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing.pem")
+	for _, tc := range []struct {
+		iss  config.Issuer
+		want string
+	}{
+		{config.Issuer{Name: config.PrimaryIssuer, AuthMethod: config.AuthPrivateKeyJWT, PrivateKeyFile: missing}, "OKTA_PRIVATE_KEY_FILE: "},
+		{config.Issuer{Name: "org", AuthMethod: config.AuthPrivateKeyJWT, PrivateKeyFile: missing}, "ISSUER_ORG_PRIVATE_KEY_FILE: "},
+	} {
+		_, err := loadPrivateKey(&tc.iss)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error naming %s", tc.iss.Name, err, tc.want)
+		}
 	}
 }

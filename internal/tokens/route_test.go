@@ -84,11 +84,15 @@ func (f *fakeIssuer) jwt(t *testing.T, iss string) string {
 func TestRoute(t *testing.T) {
 	a, b, c := newFakeIssuer(t), newFakeIssuer(t), newFakeIssuer(t)
 	toks := build(t, a.Server, map[string]string{
-		// The primary (a) introspects; b validates JWTs locally; c
-		// introspects, and takes the opaque tokens of /c/*.
+		// The primary (a) introspects; b is hybrid (its JWTs validated
+		// locally, their verdict final); c introspects, and takes the
+		// opaque tokens of /c/* (e2e's TestIssuers has a jwt issuer).
 		"ISSUERS":                   "b,c",
 		"ISSUER_B_URL":              b.URL,
-		"ISSUER_B_TOKEN_VALIDATION": "jwt",
+		"ISSUER_B_TOKEN_VALIDATION": "hybrid",
+		"ISSUER_B_INTROSPECT_URL":   b.URL + "/introspect",
+		"ISSUER_B_CLIENT_ID":        "authgate-b",
+		"ISSUER_B_CLIENT_SECRET":    "s3cret-b",
 		"ISSUER_B_JWKS_URL":         b.URL + "/keys",
 		"ISSUER_B_AUDIENCE":         "api://x",
 		"ISSUER_C_URL":              c.URL,
