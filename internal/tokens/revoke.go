@@ -10,6 +10,7 @@ import (
 
 	"github.com/authgate/authgate/internal/fleet"
 	"github.com/authgate/authgate/internal/gateway"
+	"github.com/authgate/authgate/internal/jwtauth"
 	"github.com/authgate/authgate/internal/tokenid"
 	"github.com/authgate/authgate/pkg/introspect"
 )
@@ -47,9 +48,7 @@ func (t *Tokens) Tiers() map[string]*fleet.Tier {
 
 // Revoker returns POST /revoke's work (gateway.Deps' Revoke): this
 // replica's caches, the fleet's (the token's issuer's tier, when set), and
-// the token's issuer's (REVOKE_UPSTREAM). The token is routed like a
-// lookup (route): a JWT to the issuer its iss names, any other token to
-// the primary (POST /revoke is no request an OPAQUE_PATHS rule describes).
+// the token's issuer's (REVOKE_UPSTREAM), as revocationScope says.
 func (t *Tokens) Revoker() func(ctx context.Context, token, hint string) (gateway.Revocation, error) {
 	cfg := t.s.Config
 	r := &revoker{tokens: t, tombstone: cfg.CacheTTL, onRevoke: t.s.Metrics.Revocation,
@@ -59,6 +58,29 @@ func (t *Tokens) Revoker() func(ctx context.Context, token, hint string) (gatewa
 			timeout: c.iss.Timeout, url: c.iss.RevokeURL, urlVar: c.iss.Var("REVOKE_URL")}
 	}
 	return r.revoke
+}
+
+// revocationScope is where POST /revoke revokes token beyond this
+// replica's caches: the issuers whose shared tiers get its tombstone, and
+// the one whose authorization server is told (REVOKE_UPSTREAM; nil: none).
+// A JWT goes to the issuer its iss names (none for an unknown one), as a
+// lookup would route it, and only that issuer's tier can hold an answer
+// for it. An opaque token is tombstoned in every issuer's tier, since a
+// lookup routes it by the request, which POST /revoke does not describe
+// (OPAQUE_PATHS): any issuer may have answered it. Its upstream
+// revocation goes to the primary.
+func (t *Tokens) revocationScope(token string) (tiers []*chain, upstream *chain) {
+	if t.byURL == nil {
+		return t.chains, t.chains[0]
+	}
+	if iss, ok := jwtauth.PeekIssuer(token); ok {
+		c := t.byURL[iss]
+		if c == nil {
+			return nil, nil
+		}
+		return []*chain{c}, c
+	}
+	return t.chains, t.chains[0]
 }
 
 // revoker does POST /revoke's work.
@@ -89,13 +111,23 @@ func (r *revoker) revoke(ctx context.Context, token, hint string) (gateway.Revoc
 	key := tokenid.Revocation(token)
 	r.tokens.RevokeKey(key, r.tombstone)
 	res := gateway.Revocation{Scope: "local", Upstream: "off"}
-	c := r.tokens.route(nil, token)
+	tiers, c := r.tokens.revocationScope(token)
 	r.onRevoke("api")
+	revoked, failed := 0, false
+	for _, tc := range tiers {
+		if tier := tc.parts.Tier; tier != nil {
+			if tier.Revoke(ctx, key) == nil {
+				revoked++
+			} else {
+				failed = true
+			}
+		}
+	}
+	if revoked > 0 && !failed {
+		res.Scope = "fleet"
+	}
 	if c == nil {
 		return res, nil
-	}
-	if tier := c.parts.Tier; tier != nil && tier.Revoke(ctx, key) == nil {
-		res.Scope = "fleet"
 	}
 	if !r.upstream {
 		return res, nil

@@ -168,10 +168,11 @@ func TestRouteWithoutIssuers(t *testing.T) {
 	}
 }
 
-// TestRevokeRoutes: POST /revoke's work goes to the token's own issuer
-// (REVOKE_UPSTREAM), routed like a lookup: a JWT to the issuer its iss
-// names, an opaque token to the primary, a JWT of no configured issuer to
-// none; the token is dropped from every cache all the same.
+// TestRevokeRoutes: POST /revoke's upstream revocation goes to the
+// token's own issuer (REVOKE_UPSTREAM), routed like a lookup: a JWT to the
+// issuer its iss names, an opaque token to the primary, a JWT of no
+// configured issuer to none; the token is dropped from every cache all the
+// same. (Its shared tiers: TestIssuersFleet, test/e2e.)
 func TestRevokeRoutes(t *testing.T) {
 	a, b := newFakeIssuer(t), newFakeIssuer(t)
 	toks := build(t, a.Server, map[string]string{

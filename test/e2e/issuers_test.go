@@ -311,3 +311,49 @@ func copyEnv(m map[string]string) map[string]string {
 	}
 	return out
 }
+
+// TestIssuersFleet: with REDIS_URL each issuer has its own shared tier.
+// org's token introspected on one replica is a shared hit of org on
+// another (one call at org); /readyz reports each issuer's tier. POST
+// /revoke of org's opaque token (which the admin call cannot route: no
+// OPAQUE_PATHS request) tombstones it in every issuer's tier: the other
+// replica, and a replica started afterwards, refuse it without asking org.
+func TestIssuersFleet(t *testing.T) {
+	s := startIssuersStack(t)
+	r := stacktest.StartRedis(t)
+	s.env["REDIS_URL"], s.env["FLEET_KEY"], s.env["ADMIN_API_TOKEN"] = r.URL, stacktest.FleetKey, adminToken
+	gw0, gw1 := stacktest.StartGateway(t, copyEnv(s.env)), stacktest.StartGateway(t, copyEnv(s.env))
+	tok := s.opaque(t, s.org)
+	get := func(gw *stacktest.Gateway) int {
+		return do(t, "GET", gw.Traffic+"/saysecret", with(bearer(tok), "X-Want-Issuer", s.org.Issuer), nil).Status
+	}
+	for k, gw := range []*stacktest.Gateway{gw0, gw1} {
+		if st := get(gw); st != 200 {
+			t.Fatalf("replica %d: %d, want 200", k, st)
+		}
+	}
+	if n := s.org.IntrospectCalls(); n != 1 {
+		t.Errorf("org introspected %d times for one token on two replicas, want 1", n)
+	}
+	if v := scrape(t, gw1).value("authgate_issuer_cache_requests_total", "issuer=org", "result=shared_hit"); v != 1 {
+		t.Errorf("org's shared hits on the second replica = %v, want 1", v)
+	}
+	ready := readyz(t, gw0)
+	for _, k := range []string{"redis", "redis_orders", "redis_org"} {
+		if ready[k] != "ok" {
+			t.Errorf("/readyz %s = %q, want ok (%v)", k, ready[k], ready)
+		}
+	}
+
+	if res := revoke(t, gw0, adminToken, tok); res.Status != 200 || !strings.Contains(res.Body, `"fleet"`) {
+		t.Fatalf("POST /revoke: %d %s", res.Status, res.Body)
+	}
+	stacktest.Eventually(t, 2*time.Second, "the other replica refuses the revoked token", func() bool { return get(gw1) == 401 })
+	gw2 := stacktest.StartGateway(t, copyEnv(s.env))
+	if st := get(gw2); st != 401 {
+		t.Errorf("a replica started after the revocation: %d, want 401 (the tombstone in org's tier)", st)
+	}
+	if n := s.org.IntrospectCalls(); n != 1 {
+		t.Errorf("org introspected %d times, want 1: the revoked token is refused by the tombstone", n)
+	}
+}
