@@ -66,10 +66,14 @@ var _ authn.Verifier = (*Budget)(nil)
 
 // NewBudget allows perSecond calls a second to next across the fleet;
 // local (typically an authn.RateLimited wrapping next) answers when Redis
-// cannot.
+// cannot. Each issuer's tier has its own budget (Settings.Issuer).
 func (t *Tier) NewBudget(next, local authn.Verifier, perSecond float64) *Budget {
 	us := max(1, int64(math.Round(1e6/perSecond)))
-	return &Budget{tier: t, next: next, local: local, now: t.now, key: t.s.Prefix + "budget",
+	key := t.s.Prefix + "budget"
+	if t.s.Issuer != "" {
+		key += ":" + t.s.Issuer
+	}
+	return &Budget{tier: t, next: next, local: local, now: t.now, key: key,
 		interval: strconv.FormatInt(us, 10), every: time.Duration(us) * time.Microsecond,
 		burst: strconv.Itoa(max(1, int(math.Ceil(perSecond))))}
 }

@@ -1,6 +1,8 @@
 package fleet_test
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -11,7 +13,9 @@ import (
 
 // TestIssuersApart: two issuers' tiers on one Redis (Settings.Issuer) share
 // nothing: an answer of one is never the other's shared hit, a 429 hold
-// one announces holds only its own replicas, and each has its own breaker.
+// one announces holds only its own replicas, each has its own breaker, and
+// each its own fleet budget (one issuer's spent budget refuses none of the
+// other's calls).
 func TestIssuersApart(t *testing.T) {
 	rs := stacktest.StartRedis(t)
 	f := &idp{}
@@ -42,6 +46,17 @@ func TestIssuersApart(t *testing.T) {
 	}
 	if n := o2.holds.Load(); n != 1 {
 		t.Errorf("org's replica heard %d holds, want its own issuer's one", n)
+	}
+	local := authn.NewRateLimited(f, 1, nil)
+	ctx := context.Background()
+	if _, err := o1.tier.NewBudget(f, local, 1).Verify(ctx, "t"); err != nil {
+		t.Fatalf("org's first call: %v", err)
+	}
+	if _, err := o2.tier.NewBudget(f, local, 1).Verify(ctx, "t"); !errors.Is(err, authn.ErrOverBudget) {
+		t.Errorf("org's second call: %v, want org's fleet budget spent", err)
+	}
+	if _, err := p1.tier.NewBudget(f, local, 1).Verify(ctx, "t"); err != nil {
+		t.Errorf("the primary's first call after org spent its budget: %v", err)
 	}
 	if p1.tier.Breaker().Name() != "redis" || o1.tier.Breaker().Name() != "redis_org" {
 		t.Errorf("breakers %q, %q; want redis, redis_org", p1.tier.Breaker().Name(), o1.tier.Breaker().Name())
