@@ -162,11 +162,11 @@ func newServer(h http.Handler, log *slog.Logger, cfg *config.Config) *http.Serve
 	}
 }
 
-// build assembles authgate from cfg, top to bottom: the clients of the IdP
-// and OPA and their breakers, the shared tier, the token side (package
-// tokens), the policy side, then the gateway over them. The key refresh
-// (jwt and hybrid modes) runs until ctx ends. closeIdle closes the
-// upstream connections left idle, and the tier.
+// build assembles authgate from cfg, top to bottom: OPA's client and
+// breaker, each issuer's client pool, breaker and shared tier, the token
+// side (package tokens), the policy side, then the gateway over them. The
+// key refresh (jwt and hybrid issuers) runs until ctx ends. closeIdle
+// closes the upstream connections left idle, and the tiers.
 func build(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telemetry) (gw *gateway.Gateway, closeIdle func(), err error) {
 	warnPlainHTTP(cfg, log)
 	opaT, err := opaTransport(cfg)

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/authgate/authgate/internal/fleet"
 	"github.com/authgate/authgate/internal/gateway"
 	"github.com/authgate/authgate/internal/jwtauth"
 	"github.com/authgate/authgate/internal/tokenid"
@@ -32,18 +31,6 @@ func (t *Tokens) RevokeKey(key [sha256.Size]byte, d time.Duration) {
 	if t.s.Streams != nil {
 		t.s.Streams.Revoked(key)
 	}
-}
-
-// Tiers are the issuers' shared tiers, by issuer name (config.Issuer's
-// Name), for the caller to Start and Close; empty without REDIS_URL.
-func (t *Tokens) Tiers() map[string]*fleet.Tier {
-	tiers := map[string]*fleet.Tier{}
-	for _, c := range t.chains {
-		if c.parts.Tier != nil {
-			tiers[c.iss.Name] = c.parts.Tier
-		}
-	}
-	return tiers
 }
 
 // Revoker returns POST /revoke's work (gateway.Deps' Revoke): this
