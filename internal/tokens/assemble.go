@@ -1,7 +1,8 @@
 // Package tokens assembles the token side that TOKEN_VALIDATION asks for
-// (docs/token-validation.md): which verifiers answer a token in each mode,
-// in which order, behind which caches, and how a revocation reaches them
-// all (revoke.go). This file answers "how is a token validated?"; the
+// (docs/token-validation.md): which issuer a token goes to (ISSUERS,
+// docs/issuers.md), which verifiers answer it in that issuer's mode, in
+// which order, behind which caches, and how a revocation reaches them all
+// (revoke.go). This file answers "how is a token validated?"; the
 // verifiers themselves live in authn (introspection, breaker, budgets,
 // cache) and jwtauth (local JWT validation, the hybrid router,
 // IntrospectOnPaths).
