@@ -68,6 +68,16 @@ type Deps struct {
 	// every challenge (package resource).
 	Resource *ProtectedResource
 
+	// Sender constraint (docs/sender-constrained.md; the checks are the
+	// Tokens'). DPoPAlgorithms (DPOP_ALGORITHMS), when set, put a DPoP
+	// challenge in every 401; DPoPRequired (DPOP_MODE=required) leaves the
+	// Bearer challenge out of a failed proof's. ClientCertHeader
+	// (CLIENT_CERT_HEADER, canonical) is removed from every request that
+	// no trusted proxy sent.
+	DPoPAlgorithms   []string
+	DPoPRequired     bool
+	ClientCertHeader string
+
 	// Decider: the policy, and what it is told.
 
 	Decider authz.Decider
@@ -206,8 +216,13 @@ func New(d Deps) *Gateway {
 func newEcho(d Deps, res *resource.Metadata) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = errorHandler(d.Log, d.Now, res.ChallengeParam())
+	e.HTTPErrorHandler = errorHandler(d.Log, d.Now, challengesOf(d, res))
 	return e
+}
+
+// challengesOf are the challenges d and res configure.
+func challengesOf(d Deps, res *resource.Metadata) challenges {
+	return challenges{resourceMetadata: res.ChallengeParam(), dpopAlgs: d.DPoPAlgorithms, dpopOnly: d.DPoPRequired}
 }
 
 // Streams is the registry of the open streams and tunnels (Deps.Streams).
@@ -246,7 +261,7 @@ func (g *Gateway) refuseAsterisk(e *echo.Echo, listener string) http.Handler {
 
 // writeFault writes e's answer outside Echo's error handler.
 func (g *Gateway) writeFault(c echo.Context, e *fault.Error) {
-	if err := writeFault(c, e, g.deps.Now(), g.resource.ChallengeParam()); err != nil {
+	if err := writeFault(c, e, g.deps.Now(), challengesOf(g.deps, g.resource)); err != nil {
 		g.deps.Log.Debug("writing error answer", "err", err)
 	}
 }

@@ -82,6 +82,8 @@ func (g *Gateway) scrub(req *http.Request, verify bool) {
 			delete(h, k)
 		case !verify && methodoverride.Is(k):
 			delete(h, k)
+		case k == g.deps.ClientCertHeader && !trusted:
+			delete(h, k) // believed from TRUSTED_PROXIES only (package certbind)
 		}
 	}
 }

@@ -125,6 +125,11 @@ func Build(ctx context.Context, s Settings) (*Tokens, error) {
 	if t.introspect != nil {
 		t.lookup = introspectOnPaths(t.lookup, t.introspect, cfg.IntrospectPathRules)
 	}
+	// The sender constraint (DPoP, certificate-bound tokens) on top of
+	// every mode's lookup: its refusals depend on the request, never cached.
+	if t.lookup, err = s.bound(t.lookup); err != nil {
+		return nil, err
+	}
 	s.Metrics.WatchCache(t.cache.Len)
 	logEndpoints(s.Log, cfg, jwksURL, introspectURL)
 	return t, nil

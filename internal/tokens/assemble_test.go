@@ -70,9 +70,13 @@ func TestBuild(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			toks := build(t, idp, tc.env)
-			_, onPaths := toks.lookup.(*jwtauth.IntrospectOnPaths)
+			b, ok := toks.lookup.(*Bound)
+			if !ok {
+				t.Fatalf("lookup %T, want the sender constraint (*Bound) on top", toks.lookup)
+			}
+			_, onPaths := b.Next.(*jwtauth.IntrospectOnPaths)
 			if onPaths != tc.onPaths || (toks.introspect != nil) != tc.onPaths {
-				t.Errorf("lookup %T (second cache %v), want IntrospectOnPaths %v", toks.lookup, toks.introspect != nil, tc.onPaths)
+				t.Errorf("lookup %T (second cache %v), want IntrospectOnPaths %v", b.Next, toks.introspect != nil, tc.onPaths)
 			}
 			var names []string
 			for _, c := range toks.ReadyChecks() {
