@@ -195,6 +195,9 @@ type Result struct {
 	Tokens []string `json:"tokens"`
 	// Requests are its requests to the resource, in order.
 	Requests []Request `json:"requests"`
+	// PrivateJWK is the DPoP key's private half as a JWK, with
+	// --export-key only: a test signs altered proofs with it.
+	PrivateJWK json.RawMessage `json:"private_jwk,omitempty"`
 }
 
 // Request is one request client.mjs made with the library.

@@ -1,0 +1,302 @@
+package e2e
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/authgate/authgate/internal/opatest"
+	"github.com/authgate/authgate/internal/stacktest"
+	"github.com/authgate/authgate/test/dpopidp"
+)
+
+// dpopPolicy allows every request and shows what the policy saw of the
+// sender constraint in the answer's headers (serve and proxy modes) and in
+// /verify's (forward-auth).
+const dpopPolicy = `package e2e.dpop
+
+decision := {"allowed": true,
+	"headers": {"X-Seen-Token-Type": input.token_type, "X-Seen-Jkt": object.get(input, ["dpop", "jkt"], "")},
+	"response_headers_to_add": {"X-Seen-Token-Type": input.token_type, "X-Seen-Jkt": object.get(input, ["dpop", "jkt"], "")}}
+`
+
+// dpopStack is authgate with TOKEN_VALIDATION=jwt in front of the real
+// authorization server of test/dpopidp (DPoP-bound JWT access tokens) and
+// the real OPA, reached through front: the client's view of the service.
+type dpopStack struct {
+	idp   *dpopidp.IdP
+	gw    *stacktest.Gateway
+	front *front
+}
+
+// startDPoPStack starts the stack in mode ("serve", "proxy" or "verify"),
+// with extra variables (name, value, ...).
+func startDPoPStack(t *testing.T, mode string, extra ...string) *dpopStack {
+	t.Helper()
+	idp := dpopidp.Start(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "dpop.rego"), []byte(dpopPolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := opatest.Start(t, dir)
+	env := map[string]string{
+		"OKTA_ISSUER":         idp.Issuer,
+		"OKTA_JWKS_URL":       idp.JWKSURI,
+		"OKTA_AUDIENCE":       dpopidp.Resource,
+		"TOKEN_VALIDATION":    "jwt",
+		"ALLOW_INSECURE_HTTP": "true",
+		"OPA_AUTHZ_URL":       o.URL + "/v1/data/e2e/dpop/decision",
+	}
+	if mode == "proxy" {
+		env["UPSTREAM_URL"] = startUpstream(t).srv.URL
+	}
+	if mode == "verify" {
+		env["TRUSTED_PROXIES"] = "127.0.0.1"
+	}
+	for k := 0; k+1 < len(extra); k += 2 {
+		env[extra[k]] = extra[k+1]
+	}
+	gw := stacktest.StartGateway(t, env)
+	return &dpopStack{idp: idp, gw: gw, front: startFront(t, mode, gw)}
+}
+
+// front is what the client talks to. In serve and proxy modes it passes
+// each request on to authgate's traffic listener as it came (the Host
+// header included: the client signed its own URL); in verify mode it is a
+// forward-auth proxy, Traefik-style: it asks /verify about each request
+// with X-Forwarded-Proto, -Host, -Method and -Uri, passes the client's
+// Authorization and DPoP headers, and answers with /verify's status and
+// challenges. It records the credentials of every request it saw.
+type front struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	seen []sent
+}
+
+// sent is a request's credentials as the client sent them.
+type sent struct {
+	method, uri, authorization, proof string
+}
+
+func startFront(t *testing.T, mode string, gw *stacktest.Gateway) *front {
+	t.Helper()
+	f := &front{}
+	traffic, _ := url.Parse(gw.Traffic)
+	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(traffic)
+		r.Out.Host = r.In.Host
+	}}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.seen = append(f.seen, sent{method: r.Method, uri: "http://" + r.Host + r.RequestURI,
+			authorization: r.Header.Get("Authorization"), proof: r.Header.Get("DPoP")})
+		f.mu.Unlock()
+		if mode != "verify" {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		req, _ := http.NewRequestWithContext(r.Context(), "GET", gw.Admin+"/verify", nil)
+		req.Header.Set("X-Forwarded-Proto", "http")
+		req.Header.Set("X-Forwarded-Host", r.Host)
+		req.Header.Set("X-Forwarded-Method", r.Method)
+		req.Header.Set("X-Forwarded-Uri", r.RequestURI)
+		for _, k := range []string{"Authorization", "Dpop"} {
+			for _, v := range r.Header.Values(k) {
+				req.Header.Add(k, v)
+			}
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		for _, k := range []string{"Www-Authenticate", "Dpop-Nonce", "X-Seen-Token-Type", "X-Seen-Jkt", "Content-Type"} {
+			for _, v := range resp.Header.Values(k) {
+				w.Header().Add(k, v)
+			}
+		}
+		w.WriteHeader(resp.StatusCode)
+		w.Write(body)
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// first is the first request the front saw.
+func (f *front) first(t *testing.T) sent {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.seen) == 0 {
+		t.Fatal("the front saw no request")
+	}
+	return f.seen[0]
+}
+
+// dpopAnswer is authgate's answer to a hand-made request.
+type dpopAnswer struct {
+	status      int
+	header      http.Header
+	error, desc string
+}
+
+// sendDPoP sends method url with the Authorization value auth and, unless
+// empty, the DPoP proofs.
+func sendDPoP(t *testing.T, method, url, auth string, proofs ...string) dpopAnswer {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", auth)
+	for _, p := range proofs {
+		req.Header.Add("DPoP", p)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Error string `json:"error"`
+		Desc  string `json:"error_description"`
+	}
+	b, _ := io.ReadAll(resp.Body)
+	json.Unmarshal(b, &body)
+	return dpopAnswer{status: resp.StatusCode, header: resp.Header, error: body.Error, desc: body.Desc}
+}
+
+// signProof signs a DPoP proof with the private JWK key.
+func signProof(t *testing.T, key json.RawMessage, method, htu, token string, iat time.Time, jti string) string {
+	t.Helper()
+	var jwk jose.JSONWebKey
+	if err := jwk.UnmarshalJSON(key); err != nil {
+		t.Fatal(err)
+	}
+	alg := jose.SignatureAlgorithm(jwk.Algorithm)
+	if alg == "" {
+		alg = jose.ES256 // WebCrypto exports an EC key without alg; the client's keys are P-256
+	}
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jwk.Key},
+		(&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ath := sha256.Sum256([]byte(token))
+	claims, _ := json.Marshal(map[string]any{"jti": jti, "htm": method, "htu": htu, "iat": iat.Unix(),
+		"ath": base64.RawURLEncoding.EncodeToString(ath[:])})
+	jws, err := s.Sign(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := jws.CompactSerialize()
+	return out
+}
+
+// wantStatuses checks the library's requests' statuses.
+func wantLibrary(t *testing.T, res dpopidp.Result, want ...int) {
+	t.Helper()
+	if len(res.Requests) != len(want) {
+		t.Fatalf("%d requests, want %d: %+v", len(res.Requests), len(want), res.Requests)
+	}
+	for i, r := range res.Requests {
+		if r.Status != want[i] {
+			t.Errorf("request %d (%s, dpop %v): %d %s, want %d", i, r.Method, r.DPoP, r.Status, r.Error, want[i])
+		}
+	}
+}
+
+// TestDPoPEndToEnd: the real RFC 9449 client library (oauth4webapi) gets
+// DPoP-bound JWT access tokens from the real authorization server
+// (oidc-provider) and uses them through authgate (TOKEN_VALIDATION=jwt,
+// the real OPA), in each mode: its own requests pass, and the policy sees
+// token_type DPoP and the key's thumbprint; then every alteration of a
+// request is 401: a replayed proof, a proof for another URL, another
+// method, another token, by another key, a stale one, none, the bound
+// token sent as Bearer. The altered proofs are signed with the library's
+// own key (exported), and an unaltered one passes, so each refusal is the
+// alteration's.
+func TestDPoPEndToEnd(t *testing.T) {
+	for _, mode := range []string{"serve", "verify", "proxy"} {
+		t.Run(mode, func(t *testing.T) {
+			s := startDPoPStack(t, mode)
+			url := s.front.srv.URL + "/sayhello"
+			if mode != "serve" {
+				url = s.front.srv.URL + "/api/orders/42?x=1"
+			}
+			res := s.idp.Client(t, url, "--tokens", "2", "--method", "GET", "--bearer", "--export-key")
+			wantLibrary(t, res, 200, 200, 401)
+			if e := res.Requests[2].Error; !strings.Contains(e, "invalid_token") {
+				t.Errorf("bound token as Bearer: challenges %q, want invalid_token", e)
+			}
+			tok, other := res.Tokens[0], res.Tokens[1]
+			first := s.front.first(t)
+			if first.authorization != "DPoP "+tok || first.proof == "" {
+				t.Fatalf("first request: %+v", first)
+			}
+			htu, _, _ := strings.Cut(first.uri, "?")
+			now := time.Now()
+			sign := func(method, htu, token string, iat time.Time, jti string) string {
+				return signProof(t, res.PrivateJWK, method, htu, token, iat, jti)
+			}
+			otherKey := s.idp.Client(t, s.front.srv.URL+"/sayhello", "--method", "HEAD", "--export-key")
+
+			// The control: a fresh proof by the library's key for this request.
+			a := sendDPoP(t, "GET", first.uri, "DPoP "+tok, sign("GET", htu, tok, now, "control"))
+			if a.status != 200 || a.header.Get("X-Seen-Token-Type") != "DPoP" || a.header.Get("X-Seen-Jkt") != res.JKT {
+				t.Fatalf("a fresh proof by the key: %d %s %q, policy saw token_type %q jkt %q (want %q)",
+					a.status, a.error, a.desc, a.header.Get("X-Seen-Token-Type"), a.header.Get("X-Seen-Jkt"), res.JKT)
+			}
+			for _, tc := range []struct {
+				name, method, auth string
+				proofs             []string
+				code, desc         string
+			}{
+				{"replayed proof", "GET", "DPoP " + tok, []string{first.proof}, "invalid_dpop_proof", "used before"},
+				{"replayed control", "GET", "DPoP " + tok, []string{sign("GET", htu, tok, now, "control")}, "invalid_dpop_proof", "used before"},
+				{"proof for another URL", "GET", "DPoP " + tok, []string{sign("GET", htu + "x", tok, now, "u")}, "invalid_dpop_proof", "htu"},
+				{"proof for another method", "GET", "DPoP " + tok, []string{sign("POST", htu, tok, now, "m")}, "invalid_dpop_proof", "htm"},
+				{"proof for another token", "GET", "DPoP " + tok, []string{sign("GET", htu, other, now, "t")}, "invalid_dpop_proof", "ath"},
+				{"proof by another key", "GET", "DPoP " + tok, []string{signProof(t, otherKey.PrivateJWK, "GET", htu, tok, now, "k")}, "invalid_dpop_proof", "key"},
+				{"stale iat", "GET", "DPoP " + tok, []string{sign("GET", htu, tok, now.Add(-2*time.Minute), "s")}, "invalid_dpop_proof", "too old"},
+				{"no proof", "GET", "DPoP " + tok, nil, "invalid_dpop_proof", "missing"},
+				{"two proofs", "GET", "DPoP " + tok, []string{sign("GET", htu, tok, now, "2a"), sign("GET", htu, tok, now, "2b")}, "invalid_dpop_proof", "more than one"},
+				{"bound token as Bearer, with a proof", "GET", "Bearer " + tok, []string{sign("GET", htu, tok, now, "b")}, "invalid_token", "bearer"},
+			} {
+				a := sendDPoP(t, tc.method, first.uri, tc.auth, tc.proofs...)
+				ch := strings.Join(a.header.Values("WWW-Authenticate"), " | ")
+				if mode == "verify" {
+					// /verify's JSON body does not reach the client; its challenges do.
+					a.error, a.desc = tc.code, tc.desc
+					if !strings.Contains(ch, `error="`+tc.code+`"`) {
+						a.error = ch
+					}
+				}
+				if a.status != 401 || a.error != tc.code || !strings.Contains(strings.ToLower(a.desc), tc.desc) {
+					t.Errorf("%s: %d %s %q, want 401 %s (%s)", tc.name, a.status, a.error, a.desc, tc.code, tc.desc)
+				}
+				if tc.code == "invalid_dpop_proof" && !strings.Contains(ch, `DPoP algs="ES256 RS256 PS256 EdDSA", error="invalid_dpop_proof"`) {
+					t.Errorf("%s: challenges %q, want the DPoP one with invalid_dpop_proof", tc.name, ch)
+				}
+				if !strings.Contains(ch, `Bearer realm="authgate"`) {
+					t.Errorf("%s: challenges %q, want a Bearer one too (DPOP_MODE=allowed)", tc.name, ch)
+				}
+			}
+		})
+	}
+}
