@@ -9,6 +9,7 @@
 //   --method M           a request with method M (repeatable; default GET GET)
 //   --bearer             then one request with the token as a Bearer token
 //   --foreign-token TOK  use TOK (bound to another key) with this client's key
+//   --resource R         get the tokens for resource R instead
 //   --export-key         also print the DPoP private key (JWK), so that a test
 //                        can sign altered proofs with the key the token is bound to
 //
@@ -30,6 +31,7 @@ for (let i = 0; i < rest.length; i++) {
     case '--bearer': opts.bearer = true; break;
     case '--foreign-token': opts.foreign = rest[++i]; break;
     case '--export-key': opts.exportKey = true; break;
+    case '--resource': opts.resource = rest[++i]; break;
     default: console.error(`unknown option ${rest[i]}`); process.exit(2);
   }
 }
@@ -49,7 +51,7 @@ if (opts.foreign) {
   tokens.push(opts.foreign);
 } else {
   for (let i = 0; i < opts.tokens; i++) {
-    const params = new URLSearchParams({ resource, scope: 'read' });
+    const params = new URLSearchParams({ resource: opts.resource ?? resource, scope: 'read' });
     const response = await oauth.clientCredentialsGrantRequest(as, client, clientAuth, params, { DPoP, ...insecure });
     const result = await oauth.processClientCredentialsResponse(as, client, response);
     if (result.token_type !== 'dpop') throw new Error(`token_type ${result.token_type}, want dpop`);

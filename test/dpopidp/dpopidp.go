@@ -26,6 +26,11 @@ import (
 // their aud.
 const Resource = "https://api.authgate.test/"
 
+// OpaqueResource is the resource indicator whose tokens are opaque, bound
+// the same way, and answered by the introspection endpoint (oidc-provider
+// introspects no JWT access token): client.mjs --resource OpaqueResource.
+const OpaqueResource = "https://opaque.authgate.test/"
+
 // Clients registered at the fixture's authorization server.
 const (
 	DPoPClientID, DPoPClientSecret = "dpop-client", "dpop-secret" // dpop_bound_access_tokens

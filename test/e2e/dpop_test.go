@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
-	"net/url"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,6 +40,7 @@ type dpopStack struct {
 	idp   *dpopidp.IdP
 	gw    *stacktest.Gateway
 	front *front
+	env   map[string]string
 }
 
 // startDPoPStack starts the stack in mode ("serve", "proxy" or "verify"),
@@ -70,7 +71,7 @@ func startDPoPStack(t *testing.T, mode string, extra ...string) *dpopStack {
 		env[extra[k]] = extra[k+1]
 	}
 	gw := stacktest.StartGateway(t, env)
-	return &dpopStack{idp: idp, gw: gw, front: startFront(t, mode, gw)}
+	return &dpopStack{idp: idp, gw: gw, front: startFront(t, mode, gw), env: env}
 }
 
 // front is what the client talks to. In serve and proxy modes it passes
@@ -94,7 +95,7 @@ type sent struct {
 func startFront(t *testing.T, mode string, gw *stacktest.Gateway) *front {
 	t.Helper()
 	f := &front{}
-	traffic, _ := url.Parse(gw.Traffic)
+	traffic, _ := neturl.Parse(gw.Traffic)
 	rp := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
 		r.SetURL(traffic)
 		r.Out.Host = r.In.Host
@@ -159,9 +160,21 @@ type dpopAnswer struct {
 // empty, the DPoP proofs.
 func sendDPoP(t *testing.T, method, url, auth string, proofs ...string) dpopAnswer {
 	t.Helper()
+	return sendDPoPVia(t, "", method, url, auth, proofs...)
+}
+
+// sendDPoPVia is sendDPoP sent to the server at base (http://host:port)
+// instead of url's, with url's host in the Host header: another replica
+// behind the same name.
+func sendDPoPVia(t *testing.T, base, method, url, auth string, proofs ...string) dpopAnswer {
+	t.Helper()
 	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if base != "" {
+		b, _ := neturl.Parse(base)
+		req.URL.Host = b.Host
 	}
 	req.Header.Set("Authorization", auth)
 	for _, p := range proofs {
@@ -269,7 +282,7 @@ func TestDPoPEndToEnd(t *testing.T) {
 			}{
 				{"replayed proof", "GET", "DPoP " + tok, []string{first.proof}, "invalid_dpop_proof", "used before"},
 				{"replayed control", "GET", "DPoP " + tok, []string{sign("GET", htu, tok, now, "control")}, "invalid_dpop_proof", "used before"},
-				{"proof for another URL", "GET", "DPoP " + tok, []string{sign("GET", htu + "x", tok, now, "u")}, "invalid_dpop_proof", "htu"},
+				{"proof for another URL", "GET", "DPoP " + tok, []string{sign("GET", htu+"x", tok, now, "u")}, "invalid_dpop_proof", "htu"},
 				{"proof for another method", "GET", "DPoP " + tok, []string{sign("POST", htu, tok, now, "m")}, "invalid_dpop_proof", "htm"},
 				{"proof for another token", "GET", "DPoP " + tok, []string{sign("GET", htu, other, now, "t")}, "invalid_dpop_proof", "ath"},
 				{"proof by another key", "GET", "DPoP " + tok, []string{signProof(t, otherKey.PrivateJWK, "GET", htu, tok, now, "k")}, "invalid_dpop_proof", "key"},
@@ -298,5 +311,154 @@ func TestDPoPEndToEnd(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDPoPNonce: with DPOP_NONCE=true the library's first request is
+// answered 401 use_dpop_nonce with a DPoP-Nonce header, it retries with
+// the nonce and passes, and its next request uses the nonce at once; a
+// proof without a nonce, or with a made-up one, is refused with a fresh
+// nonce.
+func TestDPoPNonce(t *testing.T) {
+	for _, mode := range []string{"serve", "verify"} {
+		t.Run(mode, func(t *testing.T) {
+			s := startDPoPStack(t, mode, "DPOP_NONCE", "true")
+			url := s.front.srv.URL + "/sayhello"
+			res := s.idp.Client(t, url, "--method", "GET", "--method", "GET", "--export-key")
+			wantLibrary(t, res, 200, 200)
+			if !res.Requests[0].NonceRetry || res.Requests[1].NonceRetry {
+				t.Errorf("nonce retries %v, %v; want the first request only", res.Requests[0].NonceRetry, res.Requests[1].NonceRetry)
+			}
+			tok := res.Tokens[0]
+			a := sendDPoP(t, "GET", url, "DPoP "+tok, signProof(t, res.PrivateJWK, "GET", url, tok, time.Now(), "no-nonce"))
+			ch := strings.Join(a.header.Values("WWW-Authenticate"), " | ")
+			if a.status != 401 || !strings.Contains(ch, `error="use_dpop_nonce"`) || a.header.Get("DPoP-Nonce") == "" {
+				t.Errorf("proof without a nonce: %d, challenges %q, DPoP-Nonce %q; want 401 use_dpop_nonce with a nonce", a.status, ch, a.header.Get("DPoP-Nonce"))
+			}
+		})
+	}
+}
+
+// TestDPoPRequired: DPOP_MODE=required refuses an unbound token, wherever
+// it came from, and the DPoP client still passes; the failed proof's
+// answer carries no Bearer challenge.
+func TestDPoPRequired(t *testing.T) {
+	s := startDPoPStack(t, "serve", "DPOP_MODE", "required")
+	url := s.front.srv.URL + "/sayhello"
+	res := s.idp.Client(t, url, "--method", "GET", "--export-key")
+	wantLibrary(t, res, 200)
+	tok := res.Tokens[0]
+	a := sendDPoP(t, "GET", url, "DPoP "+tok)
+	if ch := strings.Join(a.header.Values("WWW-Authenticate"), " | "); a.status != 401 || strings.Contains(ch, "Bearer") || !strings.Contains(ch, "invalid_dpop_proof") {
+		t.Errorf("missing proof, DPOP_MODE=required: %d, challenges %q; want 401 with the DPoP challenge alone", a.status, ch)
+	}
+	// An unbound token: a JWT of the same issuer without cnf cannot be had
+	// from this authorization server, so the bound one is presented as
+	// Bearer (refused in any mode) and the refusal's kind is checked.
+	if a := sendDPoP(t, "GET", url, "Bearer "+tok); a.status != 401 || a.error != "invalid_token" {
+		t.Errorf("Bearer: %d %s, want 401 invalid_token", a.status, a.error)
+	}
+}
+
+// TestDPoPIntrospection: TOKEN_VALIDATION=introspect against the
+// authorization server's RFC 7662 endpoint: the binding comes from the
+// introspection answer's cnf. The library passes, the bound token as
+// Bearer is refused, a proof by another key is refused; the second request
+// with the same token is answered from the token cache and its proof is
+// checked all the same.
+func TestDPoPIntrospection(t *testing.T) {
+	s := startDPoPStackIntrospect(t)
+	url := s.front.srv.URL + "/sayhello"
+	res := s.idp.Client(t, url, "--resource", dpopidp.OpaqueResource, "--method", "GET", "--method", "GET", "--bearer", "--export-key")
+	wantLibrary(t, res, 200, 200, 401)
+	tok := res.Tokens[0]
+	if strings.Count(tok, ".") == 2 {
+		t.Fatalf("token %q is a JWT, want an opaque one", tok)
+	}
+	if t.Failed() {
+		a := sendDPoP(t, "GET", url, "DPoP "+tok, signProof(t, res.PrivateJWK, "GET", url, tok, time.Now(), "dbg"))
+		t.Fatalf("%d %s %q\n%s", a.status, a.error, a.desc, s.gw.Logs.String())
+	}
+	other := s.idp.Client(t, url, "--resource", dpopidp.OpaqueResource, "--method", "GET", "--export-key")
+	if a := sendDPoP(t, "GET", url, "DPoP "+tok, signProof(t, other.PrivateJWK, "GET", url, tok, time.Now(), "k")); a.status != 401 || a.error != "invalid_dpop_proof" {
+		t.Errorf("proof by another key (token cached): %d %s, want 401 invalid_dpop_proof", a.status, a.error)
+	}
+	if a := sendDPoP(t, "GET", url, "DPoP "+tok, signProof(t, res.PrivateJWK, "GET", url, tok, time.Now(), "ok")); a.status != 200 || a.header.Get("X-Seen-Jkt") != res.JKT {
+		t.Errorf("the key's own proof after a refusal: %d %s, jkt %q; a proof's refusal must not be cached", a.status, a.error, a.header.Get("X-Seen-Jkt"))
+	}
+}
+
+// startDPoPStackIntrospect is startDPoPStack in serve mode with
+// TOKEN_VALIDATION=introspect at the authorization server's introspection
+// endpoint (its metadata names it), as the DPoP client.
+func startDPoPStackIntrospect(t *testing.T) *dpopStack {
+	t.Helper()
+	idp := dpopidp.Start(t)
+	resp, err := http.Get(idp.Issuer + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta struct {
+		Introspection string `json:"introspection_endpoint"`
+	}
+	json.NewDecoder(resp.Body).Decode(&meta)
+	resp.Body.Close()
+	if meta.Introspection == "" {
+		t.Fatal("the authorization server names no introspection endpoint")
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "dpop.rego"), []byte(dpopPolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := opatest.Start(t, dir)
+	env := map[string]string{
+		"OKTA_ISSUER":         idp.Issuer,
+		"OKTA_INTROSPECT_URL": meta.Introspection,
+		"OKTA_CLIENT_ID":      dpopidp.DPoPClientID,
+		"OKTA_CLIENT_SECRET":  dpopidp.DPoPClientSecret,
+		"OKTA_AUDIENCE":       dpopidp.OpaqueResource,
+		"TOKEN_VALIDATION":    "introspect",
+		"ALLOW_INSECURE_HTTP": "true",
+		"OPA_AUTHZ_URL":       o.URL + "/v1/data/e2e/dpop/decision",
+	}
+	gw := stacktest.StartGateway(t, env)
+	return &dpopStack{idp: idp, gw: gw, front: startFront(t, "serve", gw), env: env}
+}
+
+// TestDPoPReplayAcrossReplicas: two replicas sharing a real redis-server
+// (REDIS_URL, FLEET_KEY): a proof used on one is refused on the other.
+// With Redis stopped each replica still refuses the replays it saw itself,
+// and a proof replayed on the other replica passes there: the documented
+// price of not refusing every DPoP request while Redis is down.
+func TestDPoPReplayAcrossReplicas(t *testing.T) {
+	r := stacktest.StartRedis(t)
+	s := startDPoPStack(t, "serve", "REDIS_URL", r.URL, "FLEET_KEY", stacktest.FleetKey)
+	b := stacktest.StartGateway(t, s.env)
+	url := s.front.srv.URL + "/sayhello"
+	res := s.idp.Client(t, url, "--method", "GET", "--export-key")
+	wantLibrary(t, res, 200)
+	first := s.front.first(t)
+	if a := sendDPoPVia(t, b.Traffic, "GET", url, first.authorization, first.proof); a.status != 401 || !strings.Contains(a.desc, "used before") {
+		t.Errorf("the library's proof replayed on the second replica: %d %s %q, want 401 used before", a.status, a.error, a.desc)
+	}
+	tok := res.Tokens[0]
+	fresh := signProof(t, res.PrivateJWK, "GET", url, tok, time.Now(), "on-b")
+	if a := sendDPoPVia(t, b.Traffic, "GET", url, "DPoP "+tok, fresh); a.status != 200 {
+		t.Fatalf("a fresh proof on the second replica: %d %s %q", a.status, a.error, a.desc)
+	}
+	if a := sendDPoP(t, "GET", url, "DPoP "+tok, fresh); a.status != 401 || !strings.Contains(a.desc, "used before") {
+		t.Errorf("the second replica's proof replayed on the first: %d %s %q, want 401 used before", a.status, a.error, a.desc)
+	}
+
+	r.Stop()
+	down := signProof(t, res.PrivateJWK, "GET", url, tok, time.Now(), "redis-down")
+	if a := sendDPoP(t, "GET", url, "DPoP "+tok, down); a.status != 200 {
+		t.Fatalf("Redis down, a fresh proof: %d %s %q, want 200", a.status, a.error, a.desc)
+	}
+	if a := sendDPoP(t, "GET", url, "DPoP "+tok, down); a.status != 401 || !strings.Contains(a.desc, "used before") {
+		t.Errorf("Redis down, replayed on the same replica: %d %s %q, want 401", a.status, a.error, a.desc)
+	}
+	if a := sendDPoPVia(t, b.Traffic, "GET", url, "DPoP "+tok, down); a.status != 200 {
+		t.Errorf("Redis down, replayed on the other replica: %d %s %q; the documented gap says 200", a.status, a.error, a.desc)
 	}
 }
