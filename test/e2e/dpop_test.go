@@ -1,10 +1,17 @@
 package e2e
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"maps"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -28,9 +35,11 @@ import (
 // /verify's (forward-auth).
 const dpopPolicy = `package e2e.dpop
 
-decision := {"allowed": true,
-	"headers": {"X-Seen-Token-Type": input.token_type, "X-Seen-Jkt": object.get(input, ["dpop", "jkt"], "")},
-	"response_headers_to_add": {"X-Seen-Token-Type": input.token_type, "X-Seen-Jkt": object.get(input, ["dpop", "jkt"], "")}}
+seen := {"X-Seen-Token-Type": input.token_type, "X-Seen-Jkt": object.get(input, ["dpop", "jkt"], ""),
+	"X-Seen-Cert": object.get(input, ["client_cert", "x5t_s256"], ""),
+	"X-Seen-Cert-Subject": object.get(input, ["client_cert", "subject"], "")}
+
+decision := {"allowed": true, "headers": seen, "response_headers_to_add": seen}
 `
 
 // dpopStack is authgate with TOKEN_VALIDATION=jwt in front of the real
@@ -460,5 +469,87 @@ func TestDPoPReplayAcrossReplicas(t *testing.T) {
 	}
 	if a := sendDPoPVia(t, b.Traffic, "GET", url, "DPoP "+tok, down); a.status != 200 {
 		t.Errorf("Redis down, replayed on the other replica: %d %s %q; the documented gap says 200", a.status, a.error, a.desc)
+	}
+}
+
+// selfSigned is a client certificate for cn in RFC 9440 form.
+func selfSigned(t *testing.T, cn string) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ":" + base64.StdEncoding.EncodeToString(der) + ":"
+}
+
+// TestCertificateBoundEndToEnd: a certificate-bound token (RFC 8705) from
+// the real authorization server, which bound it to the certificate in the
+// RFC 9440 Client-Cert header, used through authgate behind a trusted
+// TLS-terminating proxy (TRUSTED_PROXIES): with its certificate it passes
+// and the policy sees the certificate's thumbprint and subject; without,
+// or with another, 401 invalid_token. From a caller that is not a trusted
+// proxy the header is removed, so the same request is refused.
+func TestCertificateBoundEndToEnd(t *testing.T) {
+	s := startDPoPStack(t, "verify") // TRUSTED_PROXIES=127.0.0.1
+	cert, other := selfSigned(t, "client-1"), selfSigned(t, "client-2")
+	form := neturl.Values{"grant_type": {"client_credentials"}, "resource": {dpopidp.Resource}, "scope": {"read"}}
+	req, _ := http.NewRequest("POST", s.idp.TokenEndpoint, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(dpopidp.MTLSClientID, dpopidp.MTLSClientSecret)
+	req.Header.Set("Client-Cert", cert)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || body.AccessToken == "" {
+		t.Fatalf("token request: %d", resp.StatusCode)
+	}
+	tok := body.AccessToken
+
+	traffic := s.gw.Traffic + "/sayhello"
+	get := func(base string, certs ...string) dpopAnswer {
+		req, _ := http.NewRequest("GET", base, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		for _, c := range certs {
+			req.Header.Add("Client-Cert", c)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b struct {
+			Error string `json:"error"`
+		}
+		json.NewDecoder(resp.Body).Decode(&b)
+		return dpopAnswer{status: resp.StatusCode, header: resp.Header, error: b.Error}
+	}
+	a := get(traffic, cert)
+	if a.status != 200 || a.header.Get("X-Seen-Cert") == "" || a.header.Get("X-Seen-Cert-Subject") != "CN=client-1" || a.header.Get("X-Seen-Token-Type") != "Bearer" {
+		t.Fatalf("with its certificate: %d %s, policy saw cert %q subject %q token_type %q", a.status, a.error,
+			a.header.Get("X-Seen-Cert"), a.header.Get("X-Seen-Cert-Subject"), a.header.Get("X-Seen-Token-Type"))
+	}
+	for name, certs := range map[string][]string{"no certificate": nil, "another certificate": {other}, "two headers": {cert, cert}, "malformed": {"MII"}} {
+		if a := get(traffic, certs...); a.status != 401 || a.error != "invalid_token" {
+			t.Errorf("%s: %d %s, want 401 invalid_token", name, a.status, a.error)
+		}
+	}
+	// Not from a trusted proxy: the header is not believed.
+	env := maps.Clone(s.env)
+	delete(env, "TRUSTED_PROXIES")
+	untrusted := stacktest.StartGateway(t, env)
+	if a := get(untrusted.Traffic+"/sayhello", cert); a.status != 401 || a.error != "invalid_token" {
+		t.Errorf("from a caller not in TRUSTED_PROXIES: %d %s, want 401 invalid_token", a.status, a.error)
 	}
 }
