@@ -400,7 +400,7 @@ func TestDPoPIntrospection(t *testing.T) {
 // startDPoPStackIntrospect is startDPoPStack in serve mode with
 // TOKEN_VALIDATION=introspect at the authorization server's introspection
 // endpoint (its metadata names it), as the DPoP client.
-func startDPoPStackIntrospect(t *testing.T) *dpopStack {
+func startDPoPStackIntrospect(t *testing.T, extra ...string) *dpopStack {
 	t.Helper()
 	idp := dpopidp.Start(t)
 	resp, err := http.Get(idp.Issuer + "/.well-known/openid-configuration")
@@ -429,6 +429,9 @@ func startDPoPStackIntrospect(t *testing.T) *dpopStack {
 		"TOKEN_VALIDATION":    "introspect",
 		"ALLOW_INSECURE_HTTP": "true",
 		"OPA_AUTHZ_URL":       o.URL + "/v1/data/e2e/dpop/decision",
+	}
+	for k := 0; k+1 < len(extra); k += 2 {
+		env[extra[k]] = extra[k+1]
 	}
 	gw := stacktest.StartGateway(t, env)
 	return &dpopStack{idp: idp, gw: gw, front: startFront(t, "serve", gw), env: env}
@@ -551,5 +554,33 @@ func TestCertificateBoundEndToEnd(t *testing.T) {
 	untrusted := stacktest.StartGateway(t, env)
 	if a := get(untrusted.Traffic+"/sayhello", cert); a.status != 401 || a.error != "invalid_token" {
 		t.Errorf("from a caller not in TRUSTED_PROXIES: %d %s, want 401 invalid_token", a.status, a.error)
+	}
+}
+
+// TestDPoPSharedTier: a DPoP-bound token introspected by one replica
+// reaches the other through the sealed shared tier (REDIS_URL) with its
+// cnf: there it is answered without an introspection (shared_hit), still
+// refused as Bearer, and passes with a proof by its key.
+func TestDPoPSharedTier(t *testing.T) {
+	r := stacktest.StartRedis(t)
+	s := startDPoPStackIntrospect(t, "REDIS_URL", r.URL, "FLEET_KEY", stacktest.FleetKey)
+	b := stacktest.StartGateway(t, s.env)
+	url := s.front.srv.URL + "/sayhello"
+	res := s.idp.Client(t, url, "--resource", dpopidp.OpaqueResource, "--method", "GET", "--export-key")
+	wantLibrary(t, res, 200)
+	tok := res.Tokens[0]
+	a := sendDPoPVia(t, b.Traffic, "GET", url, "DPoP "+tok, signProof(t, res.PrivateJWK, "GET", url, tok, time.Now(), "on-b"))
+	if a.status != 200 || a.header.Get("X-Seen-Jkt") != res.JKT {
+		t.Fatalf("second replica, a proof by the key: %d %s %q, jkt %q", a.status, a.error, a.desc, a.header.Get("X-Seen-Jkt"))
+	}
+	if a := sendDPoPVia(t, b.Traffic, "GET", url, "Bearer "+tok); a.status != 401 || a.error != "invalid_token" {
+		t.Errorf("second replica, as Bearer: %d %s, want 401 invalid_token", a.status, a.error)
+	}
+	var caches []any
+	for _, l := range b.Logs.Lines("request") {
+		caches = append(caches, l["cache"])
+	}
+	if len(caches) == 0 || caches[0] != "shared_hit" {
+		t.Errorf("second replica's lookups: %v, want the first from the shared tier (shared_hit)", caches)
 	}
 }
