@@ -473,6 +473,18 @@ func TestDPoPReplayAcrossReplicas(t *testing.T) {
 	if a := sendDPoPVia(t, b.Traffic, "GET", url, "DPoP "+tok, down); a.status != 200 {
 		t.Errorf("Redis down, replayed on the other replica: %d %s %q; the documented gap says 200", a.status, a.error, a.desc)
 	}
+	resp, err := http.Get(s.gw.Metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(m), `authgate_redis_requests_total{op="replay",result="error"}`) {
+		t.Errorf("no replay error counted in authgate_redis_requests_total")
+	}
+	if !strings.Contains(s.gw.Logs.String(), "DPoP replay check without the fleet") {
+		t.Errorf("no warning logged for the replay check without Redis")
+	}
 }
 
 // selfSigned is a client certificate for cn in RFC 9440 form.
