@@ -596,3 +596,28 @@ func TestDPoPSharedTier(t *testing.T) {
 		t.Errorf("second replica's lookups: %v, want the first from the shared tier (shared_hit)", caches)
 	}
 }
+
+// TestDPoPThroughNginx: real nginx (auth_request to /verify, the
+// configuration of docs/proxies.md with $http_host and DPoP-Nonce passed
+// on) in front of authgate with DPOP_NONCE=true: the library's requests
+// pass after the nonce dance, and a proof replayed through nginx is 401
+// with the DPoP challenge.
+func TestDPoPThroughNginx(t *testing.T) {
+	nginxBinary(t)
+	s := startDPoPStack(t, "verify", "DPOP_NONCE", "true")
+	up := startUpstream(t)
+	ngx := startNginx(t, strings.TrimPrefix(s.gw.Admin, "http://"), strings.TrimPrefix(up.srv.URL, "http://"), true)
+	res := s.idp.Client(t, ngx+"/api/orders/42?x=1", "--method", "GET", "--method", "GET")
+	wantLibrary(t, res, 200, 200)
+	if !res.Requests[0].NonceRetry {
+		t.Errorf("no nonce retry through nginx")
+	}
+	last := up.seen()
+	if !strings.HasPrefix(last.Header.Get("Authorization"), "DPoP ") || last.Header.Get("DPoP") == "" {
+		t.Fatalf("upstream got Authorization %q and no proof", last.Header.Get("Authorization"))
+	}
+	a := sendDPoP(t, "GET", ngx+"/api/orders/42?x=1", last.Header.Get("Authorization"), last.Header.Get("DPoP"))
+	if ch := strings.Join(a.header.Values("WWW-Authenticate"), " | "); a.status != 401 || !strings.Contains(ch, `error="invalid_dpop_proof"`) {
+		t.Errorf("replayed through nginx: %d, challenges %q; want 401 invalid_dpop_proof", a.status, ch)
+	}
+}
