@@ -621,3 +621,34 @@ func TestDPoPThroughNginx(t *testing.T) {
 		t.Errorf("replayed through nginx: %d, challenges %q; want 401 invalid_dpop_proof", a.status, ch)
 	}
 }
+
+// TestDPoPThroughCaddy: real Caddy (forward_auth to /verify, the
+// configuration of docs/proxies.md as it stands) in front of authgate with
+// DPOP_NONCE=true: Caddy passes the Authorization and DPoP headers and the
+// original Host with its port, and gives the client authgate's 401 as it
+// is, so the nonce dance passes and a replayed proof is 401.
+func TestDPoPThroughCaddy(t *testing.T) {
+	bin := debianBinary(t, "caddy", "caddy", "/usr/bin/caddy")
+	s := startDPoPStack(t, "verify", "DPOP_NONCE", "true")
+	up := startUpstream(t)
+	caddy := proxyProcess(t, proxySpec{
+		name: "caddy", bin: bin, conf: caddyfile, file: "Caddyfile",
+		args: func(dir, conf string) []string { return []string{"run", "--config", conf, "--adapter", "caddyfile"} },
+		env: func(dir string) []string {
+			return []string{"XDG_DATA_HOME=" + filepath.Join(dir, "data"), "XDG_CONFIG_HOME=" + filepath.Join(dir, "config")}
+		},
+	}, strings.TrimPrefix(s.gw.Admin, "http://"), strings.TrimPrefix(up.srv.URL, "http://"))
+	res := s.idp.Client(t, caddy+"/api/orders/42?x=1", "--method", "GET", "--method", "GET")
+	wantLibrary(t, res, 200, 200)
+	if !res.Requests[0].NonceRetry {
+		t.Errorf("no nonce retry through Caddy")
+	}
+	last := up.seen()
+	if !strings.HasPrefix(last.Header.Get("Authorization"), "DPoP ") || last.Header.Get("DPoP") == "" {
+		t.Fatalf("upstream got Authorization %q and no proof", last.Header.Get("Authorization"))
+	}
+	a := sendDPoP(t, "GET", caddy+"/api/orders/42?x=1", last.Header.Get("Authorization"), last.Header.Get("DPoP"))
+	if ch := strings.Join(a.header.Values("WWW-Authenticate"), " | "); a.status != 401 || !strings.Contains(ch, `error="invalid_dpop_proof"`) {
+		t.Errorf("replayed through Caddy: %d, challenges %q; want 401 invalid_dpop_proof", a.status, ch)
+	}
+}
