@@ -3,11 +3,13 @@ package gateway
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"slices"
 	"testing"
 
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/fault"
+	"github.com/authgate/authgate/internal/forwarded"
 )
 
 // boundTokens stands for the token side's sender-constraint check (package
@@ -91,5 +93,40 @@ func TestDPoPInput(t *testing.T) {
 	cc, _ := in["client_cert"].(map[string]any)
 	if in["token_type"] != "DPoP" || dp["jkt"] != "jkt-1" || cc["x5t_s256"] != "x5t-1" || cc["subject"] != "CN=c" {
 		t.Errorf("input token_type %v, dpop %v, client_cert %v", in["token_type"], in["dpop"], in["client_cert"])
+	}
+}
+
+// TestClientCertScrubbed: the client-certificate header is believed from
+// TRUSTED_PROXIES only, and in its own spelling; from anyone else, or
+// spelled with "_", it is gone before the token lookup and the policy.
+func TestClientCertScrubbed(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		trusted  bool
+		header   string
+		wantKept bool
+	}{
+		{"untrusted", false, "Client-Cert", false},
+		{"trusted", true, "Client-Cert", true},
+		{"trusted, underscore spelling", true, "Client_cert", false},
+		{"untrusted, underscore spelling", false, "Client_cert", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, func(d *Deps) {
+				d.ClientCertHeader = "Client-Cert"
+				if tc.trusted {
+					d.TrustedProxies = forwarded.Trust{netip.MustParsePrefix("192.0.2.0/24")} // httptest's client
+				}
+			})
+			req := newRequest("GET", "/sayhello", "Authorization", "Bearer "+goodToken)
+			req.Header[tc.header] = []string{":AAAA:"}
+			if w := h.serve(h.g.Traffic(), req); w.Code != 200 {
+				t.Fatalf("%d %s", w.Code, w.Body)
+			}
+			_, kept := h.tokens.lastRequest().Header[tc.header]
+			if kept != tc.wantKept {
+				t.Errorf("%s kept: %v, want %v", tc.header, kept, tc.wantKept)
+			}
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -169,6 +170,7 @@ type Gateway struct {
 	trusted                    forwarded.Trust    // TRUSTED_PROXIES
 	proxy                      *proxy.Proxy       // the upstream's reverse proxy, in proxy mode
 	resource                   *resource.Metadata // RFC 9728 metadata; nil when off
+	clientCert                 string             // CLIENT_CERT_HEADER in lower case; "" when none
 	streams                    *Streams           // the open streams and tunnels (package proxy)
 }
 
@@ -182,15 +184,16 @@ func New(d Deps) *Gateway {
 	}
 	res := resource.New(d.Resource)
 	g := &Gateway{
-		deps:     d,
-		traffic:  newEcho(d, res),
-		admin:    newEcho(d, res),
-		metrics:  newEcho(d, res),
-		mode:     authz.ModeServe,
-		trusted:  d.TrustedProxies,
-		resource: res,
-		public:   pathrule.Exact(d.PublicPaths),
-		streams:  d.Streams,
+		deps:       d,
+		clientCert: strings.ToLower(d.ClientCertHeader),
+		traffic:    newEcho(d, res),
+		admin:      newEcho(d, res),
+		metrics:    newEcho(d, res),
+		mode:       authz.ModeServe,
+		trusted:    d.TrustedProxies,
+		resource:   res,
+		public:     pathrule.Exact(d.PublicPaths),
+		streams:    d.Streams,
 	}
 	if len(d.InputHeaders) > 0 {
 		g.inputHeaders = map[string]bool{}

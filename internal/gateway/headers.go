@@ -8,6 +8,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/authgate/authgate/internal/forwarded"
+	"github.com/authgate/authgate/internal/headername"
 	"github.com/authgate/authgate/internal/methodoverride"
 	"github.com/authgate/authgate/internal/proxy"
 )
@@ -82,8 +83,11 @@ func (g *Gateway) scrub(req *http.Request, verify bool) {
 			delete(h, k)
 		case !verify && methodoverride.Is(k):
 			delete(h, k)
-		case k == g.deps.ClientCertHeader && !trusted:
-			delete(h, k) // believed from TRUSTED_PROXIES only (package certbind)
+		case g.clientCert != "" && headername.Is(k, g.clientCert) && (!trusted || k != g.deps.ClientCertHeader):
+			// Believed from TRUSTED_PROXIES only (package certbind), and
+			// in its own spelling: no proxy writes Client_Cert, which
+			// CGI-style frameworks would read as Client-Cert.
+			delete(h, k)
 		}
 	}
 }
