@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/fault"
@@ -128,5 +129,22 @@ func TestClientCertScrubbed(t *testing.T) {
 				t.Errorf("%s kept: %v, want %v", tc.header, kept, tc.wantKept)
 			}
 		})
+	}
+}
+
+// TestStreamRecheckAsksNoProof: an open stream's re-check tells the token
+// lookup it is one (authn.Request.Recheck), so that the sender constraint,
+// checked when the stream opened, asks for no new DPoP proof; the check
+// that opened it is not one.
+func TestStreamRecheckAsksNoProof(t *testing.T) {
+	ws := openWatched(t, active(0, time.Minute))
+	tokens := ws.h.g.deps.Tokens.(*fakeTokens)
+	if tokens.lastRequest().Recheck {
+		t.Fatal("the opening check is marked as a re-check")
+	}
+	ws.recheck(t, time.Minute, active(0, time.Minute))
+	ws.open(t, 10)
+	if !tokens.lastRequest().Recheck {
+		t.Error("the re-check is not marked as one: a DPoP-bound stream would be cut")
 	}
 }
