@@ -148,3 +148,31 @@ func TestStreamRecheckAsksNoProof(t *testing.T) {
 		t.Error("the re-check is not marked as one: a DPoP-bound stream would be cut")
 	}
 }
+
+// certTokens stands for a lookup that found a forwarded certificate: its
+// thumbprint is the request's X-Test-Cert header.
+type certTokens struct{ next Tokens }
+
+func (c certTokens) Lookup(ctx context.Context, r *authn.Request, raw string) (*authn.Token, authn.Lookup, error) {
+	tok, l, err := c.next.Lookup(ctx, r, raw)
+	r.Bound.CertX5tS256 = r.Header.Get("X-Test-Cert")
+	return tok, l, err
+}
+
+// TestClientCertNotFromDecisionCache: the decision cache keys on the
+// token, and a forwarded certificate is the request's: with one, the
+// policy is asked every time, so a decision about another certificate
+// never answers.
+func TestClientCertNotFromDecisionCache(t *testing.T) {
+	h := newHarness(t, func(d *Deps) { d.Tokens = certTokens{next: d.Tokens} }, withDecisionCache(time.Minute, 10))
+	for _, cert := range []string{"", "", "x5t-a", "x5t-b"} {
+		req := newRequest("GET", "/sayhello", "Authorization", "Bearer "+goodToken, "X-Test-Cert", cert)
+		if w := h.serve(h.g.Traffic(), req); w.Code != 200 {
+			t.Fatalf("%d %s", w.Code, w.Body)
+		}
+	}
+	// The second request without a certificate is the cache's.
+	if n := len(h.queries()); n != 3 {
+		t.Errorf("OPA asked %d times, want 3 (each request with a certificate decided afresh)", n)
+	}
+}

@@ -171,6 +171,7 @@ type Gateway struct {
 	proxy                      *proxy.Proxy       // the upstream's reverse proxy, in proxy mode
 	resource                   *resource.Metadata // RFC 9728 metadata; nil when off
 	clientCert                 string             // CLIENT_CERT_HEADER in lower case; "" when none
+	challenges                 challenges         // what every 401's challenges say beyond the error
 	streams                    *Streams           // the open streams and tunnels (package proxy)
 }
 
@@ -183,12 +184,14 @@ func New(d Deps) *Gateway {
 		d.Streams = NewStreams()
 	}
 	res := resource.New(d.Resource)
+	ch := challenges{resourceMetadata: res.ChallengeParam(), dpopAlgs: d.DPoPAlgorithms, dpopOnly: d.DPoPRequired}
 	g := &Gateway{
 		deps:       d,
 		clientCert: strings.ToLower(d.ClientCertHeader),
-		traffic:    newEcho(d, res),
-		admin:      newEcho(d, res),
-		metrics:    newEcho(d, res),
+		challenges: ch,
+		traffic:    newEcho(d, ch),
+		admin:      newEcho(d, ch),
+		metrics:    newEcho(d, ch),
 		mode:       authz.ModeServe,
 		trusted:    d.TrustedProxies,
 		resource:   res,
@@ -216,16 +219,11 @@ func New(d Deps) *Gateway {
 	return g
 }
 
-func newEcho(d Deps, res *resource.Metadata) *echo.Echo {
+func newEcho(d Deps, ch challenges) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = errorHandler(d.Log, d.Now, challengesOf(d, res))
+	e.HTTPErrorHandler = errorHandler(d.Log, d.Now, ch)
 	return e
-}
-
-// challengesOf are the challenges d and res configure.
-func challengesOf(d Deps, res *resource.Metadata) challenges {
-	return challenges{resourceMetadata: res.ChallengeParam(), dpopAlgs: d.DPoPAlgorithms, dpopOnly: d.DPoPRequired}
 }
 
 // Streams is the registry of the open streams and tunnels (Deps.Streams).
@@ -264,7 +262,7 @@ func (g *Gateway) refuseAsterisk(e *echo.Echo, listener string) http.Handler {
 
 // writeFault writes e's answer outside Echo's error handler.
 func (g *Gateway) writeFault(c echo.Context, e *fault.Error) {
-	if err := writeFault(c, e, g.deps.Now(), challengesOf(g.deps, g.resource)); err != nil {
+	if err := writeFault(c, e, g.deps.Now(), g.challenges); err != nil {
 		g.deps.Log.Debug("writing error answer", "err", err)
 	}
 }
