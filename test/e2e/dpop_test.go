@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -650,5 +651,38 @@ func TestDPoPThroughCaddy(t *testing.T) {
 	a := sendDPoP(t, "GET", caddy+"/api/orders/42?x=1", last.Header.Get("Authorization"), last.Header.Get("DPoP"))
 	if ch := strings.Join(a.header.Values("WWW-Authenticate"), " | "); a.status != 401 || !strings.Contains(ch, `error="invalid_dpop_proof"`) {
 		t.Errorf("replayed through Caddy: %d, challenges %q; want 401 invalid_dpop_proof", a.status, ch)
+	}
+}
+
+// TestDPoPThroughHAProxy: real HAProxy with deploy/haproxy/authgate.lua
+// (the configuration of docs/proxies.md as it stands) in front of authgate
+// with DPOP_NONCE=true: the nonce dance passes and a replayed proof is 401.
+func TestDPoPThroughHAProxy(t *testing.T) {
+	bin := debianBinary(t, "haproxy", "haproxy", "/usr/sbin/haproxy")
+	s := startDPoPStack(t, "verify", "DPOP_NONCE", "true")
+	up := startUpstream(t)
+	haproxy := proxyProcess(t, proxySpec{
+		name: "haproxy", bin: bin, conf: haproxyConf, file: "haproxy.cfg",
+		args: func(dir, conf string) []string { return []string{"-f", conf, "-db"} },
+		stop: syscall.SIGUSR1,
+	}, strings.TrimPrefix(s.gw.Admin, "http://"), strings.TrimPrefix(up.srv.URL, "http://"))
+	res := s.idp.Client(t, haproxy+"/api/orders/42?x=1", "--method", "GET", "--method", "GET")
+	wantLibrary(t, res, 200, 200)
+	if !res.Requests[0].NonceRetry {
+		t.Errorf("no nonce retry through HAProxy")
+	}
+	if t.Failed() {
+		for _, l := range s.gw.Logs.Lines("request") {
+			t.Logf("authgate: %v %v", l["status"], l["reason"])
+		}
+		t.FailNow()
+	}
+	last := up.seen()
+	if !strings.HasPrefix(last.Header.Get("Authorization"), "DPoP ") || last.Header.Get("DPoP") == "" {
+		t.Fatalf("upstream got Authorization %q and no proof", last.Header.Get("Authorization"))
+	}
+	a := sendDPoP(t, "GET", haproxy+"/api/orders/42?x=1", last.Header.Get("Authorization"), last.Header.Get("DPoP"))
+	if ch := strings.Join(a.header.Values("WWW-Authenticate"), " | "); a.status != 401 || !strings.Contains(ch, `error="invalid_dpop_proof"`) {
+		t.Errorf("replayed through HAProxy: %d, challenges %q; want 401 invalid_dpop_proof", a.status, ch)
 	}
 }
