@@ -31,8 +31,9 @@ type errorBody struct {
 // errorHandler answers an error: a *fault.Error as its kind's row of the
 // fault table says (status, challenge, Retry-After, JSON body), or as the
 // policy shaped it; Echo's own errors (no route, 405) with their status.
-// It is the only place that writes error answers. resourceMetadata, when
-// set, is the resource_metadata parameter (RFC 9728) of every challenge.
+// It is the only place that writes error answers. ch says what every
+// challenge carries beyond its error: the resource_metadata parameter (RFC
+// 9728), the DPoP challenge (RFC 9449).
 func errorHandler(log *slog.Logger, now func() time.Time, ch challenges) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
