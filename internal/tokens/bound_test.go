@@ -12,6 +12,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"testing"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/certbind"
+	"github.com/authgate/authgate/internal/config"
 	"github.com/authgate/authgate/internal/dpop"
 	"github.com/authgate/authgate/internal/fault"
 	"github.com/authgate/authgate/internal/forwarded"
@@ -203,5 +206,36 @@ func TestBoundReplayAndRecheck(t *testing.T) {
 	}
 	if _, _, err := b.Lookup(context.Background(), &authn.Request{Method: "GET", Recheck: true}, "t"); err != nil {
 		t.Fatalf("re-check: %v", err)
+	}
+}
+
+// TestBoundNonceKey: with DPOP_NONCE=true, replicas sharing FLEET_KEY ask
+// for the same nonce; without one, each process has its own.
+func TestBoundNonceKey(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	nonceOf := func(fleetKey string) string {
+		t.Helper()
+		cfg := &config.Config{DPoPMode: "allowed", DPoPAlgorithms: []string{"ES256"}, DPoPProofMaxAge: time.Minute,
+			DPoPNonce: true, FleetKey: fleetKey, ClientCertHeader: "Client-Cert"}
+		s := &Settings{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		b, err := s.bound(&fixedTokens{tok: &authn.Token{Claims: json.RawMessage(`{"cnf":{"jkt":"` + jktOf(t, key) + `"}}`)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &authn.Request{Method: "GET", Scheme: "http", Host: "h", Target: "/x", AuthScheme: "DPoP",
+			Header: http.Header{"Dpop": {proofOf(t, key, "GET", "http://h/x", "t", "j", time.Now())}}}
+		_, _, err = b.Lookup(context.Background(), r, "t")
+		var fe *fault.Error
+		if !errors.As(err, &fe) || fe.Code != dpop.CodeUseNonce || fe.Answer == nil || fe.Answer.Header.Get(dpop.NonceHeader) == "" {
+			t.Fatalf("proof without a nonce: %v, want use_dpop_nonce with a nonce", err)
+		}
+		return fe.Answer.Header.Get(dpop.NonceHeader)
+	}
+	const fleetKey = "fleet-key-0123456789abcdefghijklmnopqrstuvwxyz"
+	if a, b := nonceOf(fleetKey), nonceOf(fleetKey); a != b {
+		t.Errorf("two replicas with one FLEET_KEY ask for %q and %q", a, b)
+	}
+	if a, b := nonceOf(""), nonceOf(""); a == b {
+		t.Errorf("two processes without FLEET_KEY share the nonce %q", a)
 	}
 }
