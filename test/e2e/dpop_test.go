@@ -686,3 +686,19 @@ func TestDPoPThroughHAProxy(t *testing.T) {
 		t.Errorf("replayed through HAProxy: %d, challenges %q; want 401 invalid_dpop_proof", a.status, ch)
 	}
 }
+
+// TestDPoPHybrid: TOKEN_VALIDATION=hybrid, the DPoP-bound JWT of
+// OKTA_ISSUER verified locally: the library passes, the bound token as
+// Bearer and a proof by another key are refused.
+func TestDPoPHybrid(t *testing.T) {
+	s := startDPoPStack(t, "serve", "TOKEN_VALIDATION", "hybrid",
+		"OKTA_CLIENT_ID", dpopidp.DPoPClientID, "OKTA_CLIENT_SECRET", dpopidp.DPoPClientSecret)
+	url := s.front.srv.URL + "/sayhello"
+	res := s.idp.Client(t, url, "--method", "GET", "--bearer", "--export-key")
+	wantLibrary(t, res, 200, 401)
+	other := s.idp.Client(t, url, "--method", "GET", "--export-key")
+	tok := res.Tokens[0]
+	if a := sendDPoP(t, "GET", url, "DPoP "+tok, signProof(t, other.PrivateJWK, "GET", url, tok, time.Now(), "k")); a.status != 401 || a.error != "invalid_dpop_proof" {
+		t.Errorf("proof by another key: %d %s, want 401 invalid_dpop_proof", a.status, a.error)
+	}
+}
