@@ -11,7 +11,7 @@
 -- any case, and with "_" for "-"), then authgate's values are set, empty
 -- ones included, and the request goes on to the backend.
 -- Any other status goes back to the client as authgate wrote it: status,
--- WWW-Authenticate, Retry-After, Content-Type and body.
+-- WWW-Authenticate, Retry-After, Content-Type, DPoP-Nonce and body.
 -- authgate unreachable, or no answer within `timeout_ms`: 503.
 --
 -- authgate must trust the address HAProxy calls it from (TRUSTED_PROXIES),
@@ -21,8 +21,9 @@
 -- (IDENTITY_HEADER_*) and the headers your policy adds.
 local copied = { "x-auth-subject", "x-auth-client-id", "x-auth-scopes", "x-authz-scope" }
 
--- Passed from authgate's refusal to the client.
-local returned = { "www-authenticate", "retry-after", "content-type" }
+-- Passed from authgate's refusal to the client (DPoP-Nonce: the nonce a
+-- DPoP client must retry with, DPOP_NONCE=true).
+local returned = { "www-authenticate", "retry-after", "content-type", "dpop-nonce" }
 
 local timeout_ms = 5000
 
@@ -66,7 +67,10 @@ local function verify(txn, url)
   headers["x-forwarded-uri"] = { txn.sf:pathq() }
   local host = txn.sf:req_fhdr("host")
   if host ~= nil and host ~= "" then headers["x-forwarded-host"] = { host } end
-  headers["x-forwarded-proto"] = { txn.f:ssl_fc() and "https" or "http" }
+  -- ssl_fc is a boolean fetch, which Lua gets as a number or a string:
+  -- 0 and "0" are true in Lua, so compare.
+  local tls = txn.f:ssl_fc()
+  headers["x-forwarded-proto"] = { (tls == true or tls == 1 or tls == "1") and "https" or "http" }
   headers["x-forwarded-for"] = { txn.sf:src() }
 
   local res = core.httpclient():get{ url = url, headers = headers, timeout = timeout_ms }

@@ -20,6 +20,7 @@ import (
 	"github.com/authgate/authgate/internal/authz"
 	"github.com/authgate/authgate/internal/breaker"
 	"github.com/authgate/authgate/internal/config"
+	"github.com/authgate/authgate/internal/dpop"
 	"github.com/authgate/authgate/internal/gateway"
 	"github.com/authgate/authgate/internal/requestid"
 	"github.com/authgate/authgate/internal/tokens"
@@ -338,6 +339,10 @@ func gatewayDeps(cfg *config.Config, log *slog.Logger, tel *telemetry, toks *tok
 		SendToken:      cfg.OPASendToken,
 		InputHeaders:   cfg.OPAInputHeaderNames(),
 
+		DPoPAlgorithms:   cfg.DPoP().Algorithms,
+		DPoPRequired:     cfg.DPoP().Mode == dpop.Required,
+		ClientCertHeader: cfg.ClientCertHeaderName(),
+
 		Log:            log,
 		Metrics:        tel.metrics,
 		MetricsHandler: tel.metricsHandler(),
@@ -367,6 +372,9 @@ func gatewayDeps(cfg *config.Config, log *slog.Logger, tel *telemetry, toks *tok
 			Scopes:               cfg.ResourceScopeList(),
 			Name:                 cfg.ResourceName,
 			Documentation:        cfg.ResourceDocumentation,
+			DPoPAlgorithms:       cfg.DPoP().Algorithms,
+			DPoPRequired:         cfg.DPoP().Mode == dpop.Required,
+			CertificateBound:     len(cfg.TrustedProxyPrefixes) > 0,
 		}
 	}
 	if cfg.UpstreamURL != "" {

@@ -36,6 +36,34 @@ type Request struct {
 	// IssuerName is that issuer's configured name (primary, or an ISSUERS
 	// name): the issuer label of metrics and the access log.
 	IssuerName string
+
+	// Sender constraint (RFC 9449 DPoP, RFC 8705 certificate-bound
+	// tokens; docs/sender-constrained.md). The proofs are Header's DPoP
+	// fields, the certificate its CLIENT_CERT_HEADER field, which the
+	// gateway keeps only from TRUSTED_PROXIES.
+
+	// AuthScheme is the scheme of the Authorization header the token came
+	// with: "Bearer" or "DPoP" (input.token_type); empty counts as Bearer.
+	AuthScheme string
+	// Recheck marks the re-check of an open stream's token: its sender
+	// constraint was checked when the stream opened, and is not again.
+	Recheck bool
+	// Bound is filled in by the lookup that checked the sender constraint,
+	// for the policy and the answer.
+	Bound Bound
+}
+
+// Bound is what a lookup found of the request's sender constraint.
+type Bound struct {
+	// JKT is the thumbprint of the key of a verified DPoP proof
+	// (input.dpop.jkt); empty without one.
+	JKT string
+	// NextNonce, when set, is a fresh DPoP nonce for the answer's
+	// DPoP-Nonce header.
+	NextNonce string
+	// CertX5tS256 and CertSubject describe the client certificate a trusted
+	// proxy forwarded (input.client_cert); empty without one.
+	CertX5tS256, CertSubject string
 }
 
 // ForwardAuth reports whether a forward-auth proxy describes the request

@@ -62,10 +62,32 @@ type Input struct {
 	// JWT carries the raw token, only when OPA_SEND_TOKEN=true.
 	JWT *JWT `json:"jwt,omitempty"`
 
+	// Sender constraint (docs/sender-constrained.md). TokenType is the
+	// scheme the token came with: "Bearer" or "DPoP". DPoP is there when a
+	// DPoP proof was verified; ClientCert when a trusted proxy forwarded a
+	// client certificate (CLIENT_CERT_HEADER) that could be read.
+	TokenType  string      `json:"token_type"`
+	DPoP       *DPoPProof  `json:"dpop,omitempty"`
+	ClientCert *ClientCert `json:"client_cert,omitempty"`
+
 	// Source is the token cache entry the input was made from. It is not
 	// part of the document: the decision cache keys on it, so that no
 	// decision outlives the entry (nor, through it, the token).
 	Source *authn.Token `json:"-"`
+}
+
+// DPoPProof is the input's dpop member: JKT is the RFC 7638 thumbprint
+// of the proof's key, the token's cnf.jkt.
+type DPoPProof struct {
+	JKT string `json:"jkt"`
+}
+
+// ClientCert is the input's client_cert member: the forwarded
+// certificate's SHA-256 thumbprint (base64url, a bound token's
+// cnf["x5t#S256"]) and its subject in RFC 2253 form.
+type ClientCert struct {
+	X5tS256 string `json:"x5t_s256"`
+	Subject string `json:"subject"`
 }
 
 // JWT is the input's jwt member.
@@ -191,6 +213,20 @@ func (in *Input) AppendJSON(b []byte) ([]byte, error) {
 	if in.JWT != nil {
 		b = append(b, `,"jwt":{"tokenValue":`...)
 		b = appendString(b, in.JWT.TokenValue)
+		b = append(b, '}')
+	}
+	b = append(b, `,"token_type":`...)
+	b = appendString(b, in.TokenType)
+	if in.DPoP != nil {
+		b = append(b, `,"dpop":{"jkt":`...)
+		b = appendString(b, in.DPoP.JKT)
+		b = append(b, '}')
+	}
+	if in.ClientCert != nil {
+		b = append(b, `,"client_cert":{"x5t_s256":`...)
+		b = appendString(b, in.ClientCert.X5tS256)
+		b = append(b, `,"subject":`...)
+		b = appendString(b, in.ClientCert.Subject)
 		b = append(b, '}')
 	}
 	return append(b, '}', '}'), nil

@@ -42,6 +42,7 @@ func trickyInput(s string) *Input {
 	in := &Input{Method: s, Path: s, Host: s, Scheme: s, RemoteAddr: s, Mode: ModeProxy, Issuer: s,
 		Query: url.Values{s: {s, s}}, Headers: Headers{Header: h}}
 	in.SetToken(tok, s, true)
+	in.TokenType, in.DPoP, in.ClientCert = s, &DPoPProof{JKT: s}, &ClientCert{X5tS256: s, Subject: s}
 	return in
 }
 
@@ -84,6 +85,15 @@ type opaInput struct {
 	JWT    *struct {
 		TokenValue string `json:"tokenValue"`
 	} `json:"jwt"`
+	// TokenType, DPoP and ClientCert are the sender constraint.
+	TokenType string `json:"token_type"`
+	DPoP      *struct {
+		JKT string `json:"jkt"`
+	} `json:"dpop"`
+	ClientCert *struct {
+		X5tS256 string `json:"x5t_s256"`
+		Subject string `json:"subject"`
+	} `json:"client_cert"`
 }
 
 // decodeInput checks that doc is valid JSON of the shape {"input":{...}}
@@ -98,11 +108,17 @@ func decodeInput(t *testing.T, doc []byte, withJWT bool) opaInput {
 		t.Fatalf("input is not {\"input\":{...}}: %v: %s", err, doc)
 	}
 	members := slices.Sorted(maps.Keys(outer["input"]))
-	want := []string{"api", "headers", "host", "issuer", "method", "mode", "path", "query", "remote_addr", "scheme", "scopes", "subject", "token", "validation"}
+	want := []string{"api", "headers", "host", "issuer", "method", "mode", "path", "query", "remote_addr", "scheme", "scopes", "subject", "token", "token_type", "validation"}
 	if withJWT {
 		want = append(want, "jwt")
-		slices.Sort(want)
 	}
+	// Only when there is a verified proof, a forwarded certificate.
+	for _, m := range []string{"dpop", "client_cert"} {
+		if _, ok := outer["input"][m]; ok {
+			want = append(want, m)
+		}
+	}
+	slices.Sort(want)
 	if len(outer) != 1 || !slices.Equal(members, want) {
 		t.Fatalf("input members = %q (outer %d), want %q", members, len(outer), want)
 	}
@@ -504,5 +520,28 @@ func TestHeadersCheckAgrees(t *testing.T) {
 		if chk := hs.Check(); (chk == nil) != (encErr == nil) {
 			t.Errorf("case %d: Check = %v, AppendJSON = %v", i, chk, encErr)
 		}
+	}
+}
+
+// TestAppendJSONSenderConstraint: token_type is always there, dpop and
+// client_cert only when set, with the contract's member names.
+func TestAppendJSONSenderConstraint(t *testing.T) {
+	in := &Input{Method: "GET", Path: "/x", Headers: Headers{Header: http.Header{}}}
+	in.SetToken(testToken(), "", false)
+	in.TokenType = "Bearer"
+	doc, err := in.AppendJSON(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := decodeInput(t, doc, false); got.TokenType != "Bearer" || got.DPoP != nil || got.ClientCert != nil {
+		t.Errorf("bearer: %s", doc)
+	}
+	in.TokenType, in.DPoP, in.ClientCert = "DPoP", &DPoPProof{JKT: "k"}, &ClientCert{X5tS256: "x", Subject: "CN=c"}
+	if doc, err = in.AppendJSON(nil); err != nil {
+		t.Fatal(err)
+	}
+	got := decodeInput(t, doc, false)
+	if got.TokenType != "DPoP" || got.DPoP == nil || got.DPoP.JKT != "k" || got.ClientCert == nil || got.ClientCert.X5tS256 != "x" || got.ClientCert.Subject != "CN=c" {
+		t.Errorf("dpop: %s", doc)
 	}
 }

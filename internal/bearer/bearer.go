@@ -22,28 +22,56 @@ var ErrNoToken = &fault.Error{Kind: fault.NoToken, Description: "a bearer token 
 // bearer credential, BadRequest invalid_request for a malformed request,
 // Unauthenticated invalid_token for a value that cannot be a token.
 func Token(h http.Header) (string, error) {
+	scheme, tok, err := Credentials(h)
+	if err == nil && scheme != SchemeBearer {
+		return "", ErrNoToken
+	}
+	return tok, err
+}
+
+// Schemes Credentials reads, as it spells them (input.token_type).
+const (
+	SchemeBearer = "Bearer" // RFC 6750
+	SchemeDPoP   = "DPoP"   // RFC 9449 section 7.1
+)
+
+// Credentials extracts the scheme and token of an "Authorization: Bearer"
+// or "Authorization: DPoP" header (RFC 6750 section 2.1, RFC 9449 section
+// 7.1: the same token68-like b64token syntax). The scheme, matched without
+// regard to case, is returned as SchemeBearer or SchemeDPoP. Errors are
+// Token's; any other scheme is ErrNoToken.
+func Credentials(h http.Header) (scheme, token string, err error) {
 	vals := h["Authorization"]
 	switch len(vals) {
 	case 0:
-		return "", ErrNoToken
+		return "", "", ErrNoToken
 	case 1:
 	default:
-		return "", &fault.Error{Kind: fault.BadRequest, Code: "invalid_request", Description: "more than one Authorization header"}
+		return "", "", &fault.Error{Kind: fault.BadRequest, Code: "invalid_request", Description: "more than one Authorization header"}
 	}
-	scheme, rest, _ := strings.Cut(vals[0], " ")
-	if !strings.EqualFold(scheme, "Bearer") {
-		return "", ErrNoToken
+	s, rest, _ := strings.Cut(vals[0], " ")
+	switch {
+	case strings.EqualFold(s, SchemeBearer):
+		scheme = SchemeBearer
+	case strings.EqualFold(s, SchemeDPoP):
+		scheme = SchemeDPoP
+	default:
+		return "", "", ErrNoToken
 	}
 	tok := strings.TrimLeft(rest, " ")
 	switch {
 	case tok == "":
-		return "", &fault.Error{Kind: fault.BadRequest, Code: "invalid_request", Description: "empty bearer token"}
+		desc := "empty bearer token"
+		if scheme == SchemeDPoP {
+			desc = "empty DPoP token"
+		}
+		return "", "", &fault.Error{Kind: fault.BadRequest, Code: "invalid_request", Description: desc}
 	case len(tok) > MaxTokenBytes:
-		return "", &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token", Description: "token too long"}
+		return "", "", &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token", Description: "token too long"}
 	case !isB64Token(tok):
-		return "", &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token", Description: "malformed token"}
+		return "", "", &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token", Description: "malformed token"}
 	}
-	return tok, nil
+	return scheme, tok, nil
 }
 
 // isB64Token reports whether s matches RFC 6750's b64token:

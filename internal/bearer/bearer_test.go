@@ -146,3 +146,33 @@ func BenchmarkBearerToken(b *testing.B) {
 		}
 	}
 }
+
+// TestCredentials: the DPoP scheme (RFC 9449 section 7.1) is read like
+// Bearer, with the scheme named; any other scheme is no credentials.
+func TestCredentials(t *testing.T) {
+	for _, tc := range []struct {
+		header, scheme, token string
+		kind                  fault.Kind
+	}{
+		{header: "Bearer abc", scheme: SchemeBearer, token: "abc"},
+		{header: "DPoP abc", scheme: SchemeDPoP, token: "abc"},
+		{header: "dpop  abc", scheme: SchemeDPoP, token: "abc"},
+		{header: "DPoPabc", kind: fault.NoToken},
+		{header: "DPoP ", kind: fault.BadRequest},
+		{header: "DPoP a b", kind: fault.Unauthenticated},
+		{header: "Basic abc", kind: fault.NoToken},
+	} {
+		scheme, tok, err := Credentials(http.Header{"Authorization": {tc.header}})
+		var fe *fault.Error
+		switch {
+		case tc.kind != 0 && (!errors.As(err, &fe) || fe.Kind != tc.kind):
+			t.Errorf("%q: err = %v, want kind %v", tc.header, err, tc.kind)
+		case tc.kind == 0 && (err != nil || scheme != tc.scheme || tok != tc.token):
+			t.Errorf("%q = %q, %q, %v; want %q, %q", tc.header, scheme, tok, err, tc.scheme, tc.token)
+		}
+	}
+	// Token stays Bearer only.
+	if _, err := Token(http.Header{"Authorization": {"DPoP abc"}}); err != ErrNoToken {
+		t.Errorf("Token(DPoP) err = %v, want ErrNoToken", err)
+	}
+}

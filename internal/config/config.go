@@ -127,6 +127,13 @@ type Config struct {
 	OTelProtocol       string `env:"OTEL_EXPORTER_OTLP_PROTOCOL"`
 	OTelTracesProtocol string `env:"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"`
 
+	// Sender-constrained tokens (docs/sender-constrained.md): see dpop.go.
+	DPoPMode         string        `env:"DPOP_MODE" envDefault:"allowed"` // allowed or required
+	DPoPAlgorithms   []string      `env:"DPOP_ALGORITHMS" envSeparator:"," envDefault:"ES256,RS256,PS256,EdDSA"`
+	DPoPProofMaxAge  time.Duration `env:"DPOP_PROOF_MAX_AGE" envDefault:"60s"`
+	DPoPNonce        bool          `env:"DPOP_NONCE" envDefault:"false"`
+	ClientCertHeader string        `env:"CLIENT_CERT_HEADER" envDefault:"Client-Cert"`
+
 	// Several replicas (docs/fleet.md): see fleet.go.
 	RedisURL       string        `env:"REDIS_URL" secret:"true"` // may carry a password; "" = no shared tier
 	RedisTimeout   time.Duration `env:"REDIS_TIMEOUT" envDefault:"100ms"`
@@ -404,6 +411,7 @@ func (c *Config) problems() []string {
 	p = append(p, c.resourceProblems()...)
 	p = append(p, c.jwtProblems()...)
 	p = append(p, c.fleetProblems()...)
+	p = append(p, c.dpopProblems()...)
 
 	// Observability.
 	switch strings.ToLower(c.LogLevel) {

@@ -78,6 +78,10 @@ func defaults() config.Config {
 		JWTLeeway:              30 * time.Second,
 		RedisTimeout:           100 * time.Millisecond,
 		RedisKeyPrefix:         "authgate:",
+		DPoPMode:               "allowed",
+		DPoPAlgorithms:         []string{"ES256", "RS256", "PS256", "EdDSA"},
+		DPoPProofMaxAge:        time.Minute,
+		ClientCertHeader:       "Client-Cert",
 	}
 }
 

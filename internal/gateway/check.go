@@ -10,6 +10,7 @@ import (
 
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/authz"
+	"github.com/authgate/authgate/internal/dpop"
 	"github.com/authgate/authgate/internal/fault"
 )
 
@@ -86,10 +87,11 @@ func parseQuery(raw string) (url.Values, error) {
 // own Authorization header.
 func (g *Gateway) authorize(c echo.Context, rec *record, in *authz.Input) (*authn.Token, authz.Decision, error) {
 	req := c.Request()
-	raw, err := bearerToken(req.Header)
+	scheme, raw, err := credentials(req.Header)
 	if err != nil {
 		return nil, authz.Decision{}, err
 	}
+	rec.token.AuthScheme = scheme
 	ctx := req.Context()
 	if g.deps.LookupClient {
 		ctx = authn.WithClient(ctx, in.RemoteAddr)
@@ -109,6 +111,7 @@ func (g *Gateway) authorize(c echo.Context, rec *record, in *authz.Input) (*auth
 	}
 	in.SetToken(tok, raw, g.deps.SendToken)
 	in.Issuer = rec.token.Issuer // set by the lookup: the issuer that answered
+	g.setBound(c.Response().Header(), in, &rec.token)
 	if in.Mode == authz.ModeVerify && hasMethodOverride(in.Headers.Header) {
 		// The decision cache keys on method and path, not on the headers:
 		// a verdict for "POST /x" must not answer a POST that the upstream
@@ -131,6 +134,26 @@ func (g *Gateway) authorize(c echo.Context, rec *record, in *authz.Input) (*auth
 		return nil, authz.Decision{}, denied(&d)
 	}
 	return tok, d, nil
+}
+
+// setBound tells the policy (in) what the lookup found of the request's
+// sender constraint (tr.Bound), and puts a fresh DPoP nonce in the answer's
+// header h. A forwarded client certificate is the request's, not the
+// token's: such an input is decided afresh, not from the decision cache
+// (which keys on the token).
+func (g *Gateway) setBound(h http.Header, in *authz.Input, tr *authn.Request) {
+	in.TokenType, in.DPoP, in.ClientCert = tr.AuthScheme, nil, nil
+	b := &tr.Bound
+	if b.JKT != "" {
+		in.DPoP = &authz.DPoPProof{JKT: b.JKT}
+	}
+	if b.CertX5tS256 != "" {
+		in.ClientCert = &authz.ClientCert{X5tS256: b.CertX5tS256, Subject: b.CertSubject}
+		in.Source = nil
+	}
+	if b.NextNonce != "" {
+		h.Set(dpop.NonceHeader, b.NextNonce)
+	}
 }
 
 // hasMethodOverride reports whether h holds a method-override header.

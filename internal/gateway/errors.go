@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/authgate/authgate/internal/dpop"
 	"github.com/authgate/authgate/internal/fault"
 	"github.com/authgate/authgate/internal/resource"
 )
@@ -30,9 +31,10 @@ type errorBody struct {
 // errorHandler answers an error: a *fault.Error as its kind's row of the
 // fault table says (status, challenge, Retry-After, JSON body), or as the
 // policy shaped it; Echo's own errors (no route, 405) with their status.
-// It is the only place that writes error answers. resourceMetadata, when
-// set, is the resource_metadata parameter (RFC 9728) of every challenge.
-func errorHandler(log *slog.Logger, now func() time.Time, resourceMetadata string) echo.HTTPErrorHandler {
+// It is the only place that writes error answers. ch says what every
+// challenge carries beyond its error: the resource_metadata parameter (RFC
+// 9728), the DPoP challenge (RFC 9449).
+func errorHandler(log *slog.Logger, now func() time.Time, ch challenges) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
@@ -58,16 +60,17 @@ func errorHandler(log *slog.Logger, now func() time.Time, resourceMetadata strin
 			log.Error("internal error", "err", err)
 			fe = &fault.Error{Kind: fault.Internal}
 		}
-		if err := writeFault(c, fe, now(), resourceMetadata); err != nil {
+		if err := writeFault(c, fe, now(), ch); err != nil {
 			log.Debug("writing error answer", "err", err)
 		}
 	}
 }
 
-// writeFault writes e's answer. resourceMetadata (the resource_metadata
-// challenge parameter, or "") goes into every challenge, a policy's own
+// writeFault writes e's answer. The resource_metadata challenge parameter
+// (ch.resourceMetadata, or "") goes into every challenge, a policy's own
 // 401 and 403 ones included.
-func writeFault(c echo.Context, e *fault.Error, now time.Time, resourceMetadata string) error {
+func writeFault(c echo.Context, e *fault.Error, now time.Time, ch challenges) error {
+	resourceMetadata := ch.resourceMetadata
 	h := c.Response().Header()
 	status := e.Kind.Status()
 	body := errorBody{Error: e.ErrorCode(), ErrorDescription: e.Description}
@@ -78,7 +81,7 @@ func writeFault(c echo.Context, e *fault.Error, now time.Time, resourceMetadata 
 		h.Set("Retry-After", retryAfterSeconds(e.RetryAfter, now))
 	}
 	if e.Kind.Challenges() {
-		h.Set("WWW-Authenticate", challenge(e, resourceMetadata))
+		ch.set(h, e)
 	}
 	a := e.Answer
 	if a == nil {
@@ -90,7 +93,7 @@ func writeFault(c echo.Context, e *fault.Error, now time.Time, resourceMetadata 
 		status, body = a.Status, errorBody{Error: statusCode(a.Status)}
 	}
 	if status == http.StatusUnauthorized && h.Get("WWW-Authenticate") == "" {
-		h.Set("WWW-Authenticate", challenge(&fault.Error{Kind: fault.NoToken}, resourceMetadata))
+		ch.set(h, &fault.Error{Kind: fault.NoToken})
 	}
 	if resourceMetadata != "" && (status == http.StatusUnauthorized || status == http.StatusForbidden) {
 		resource.AddParam(h, resourceMetadata) // the policy's own challenge (insufficient_scope)
@@ -117,6 +120,48 @@ func writeJSON(c echo.Context, status int, body errorBody) error {
 // its text in snake case ("not_found").
 func statusCode(status int) string {
 	return strings.ToLower(strings.ReplaceAll(http.StatusText(status), " ", "_"))
+}
+
+// challenges are what the challenges of a 401 say beyond its error.
+type challenges struct {
+	// resourceMetadata is the resource_metadata parameter (RFC 9728), or "".
+	resourceMetadata string
+	// dpopAlgs (DPOP_ALGORITHMS), when set, put a DPoP challenge (RFC 9449
+	// section 7.1) next to the Bearer one.
+	dpopAlgs []string
+	// dpopOnly (DPOP_MODE=required) leaves the Bearer challenge out of the
+	// answer to a failed proof: bearer tokens are not accepted there.
+	dpopOnly bool
+}
+
+// set writes e's challenges: the Bearer one (RFC 6750 section 3), and with
+// DPoP on the DPoP one. A proof's error (invalid_dpop_proof,
+// use_dpop_nonce) is the DPoP challenge's, which then comes first, with a
+// bare Bearer challenge where bearer tokens are accepted; any other error
+// is the Bearer challenge's, with a bare DPoP one after it.
+func (ch challenges) set(h http.Header, e *fault.Error) {
+	h.Del("WWW-Authenticate")
+	if len(ch.dpopAlgs) == 0 {
+		h.Set("WWW-Authenticate", challenge(e, ch.resourceMetadata))
+		return
+	}
+	dp := dpop.Challenge(ch.dpopAlgs, nil)
+	if e.Code == dpop.CodeInvalidProof || e.Code == dpop.CodeUseNonce {
+		dp = dpop.Challenge(ch.dpopAlgs, e)
+		if ch.resourceMetadata != "" {
+			dp += ", " + ch.resourceMetadata
+		}
+		h.Add("WWW-Authenticate", dp)
+		if !ch.dpopOnly {
+			h.Add("WWW-Authenticate", challenge(&fault.Error{Kind: fault.NoToken}, ch.resourceMetadata))
+		}
+		return
+	}
+	if ch.resourceMetadata != "" {
+		dp += ", " + ch.resourceMetadata
+	}
+	h.Add("WWW-Authenticate", challenge(e, ch.resourceMetadata))
+	h.Add("WWW-Authenticate", dp)
 }
 
 // challenge builds an RFC 6750 section 3 challenge. A request with no

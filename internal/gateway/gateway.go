@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -67,6 +68,16 @@ type Deps struct {
 	// Resource, when set, is served as RFC 9728 metadata and named in
 	// every challenge (package resource).
 	Resource *ProtectedResource
+
+	// Sender constraint (docs/sender-constrained.md; the checks are the
+	// Tokens'). DPoPAlgorithms (DPOP_ALGORITHMS), when set, put a DPoP
+	// challenge in every 401; DPoPRequired (DPOP_MODE=required) leaves the
+	// Bearer challenge out of a failed proof's. ClientCertHeader
+	// (CLIENT_CERT_HEADER, canonical) is removed from every request that
+	// no trusted proxy sent.
+	DPoPAlgorithms   []string
+	DPoPRequired     bool
+	ClientCertHeader string
 
 	// Decider: the policy, and what it is told.
 
@@ -159,6 +170,8 @@ type Gateway struct {
 	trusted                    forwarded.Trust    // TRUSTED_PROXIES
 	proxy                      *proxy.Proxy       // the upstream's reverse proxy, in proxy mode
 	resource                   *resource.Metadata // RFC 9728 metadata; nil when off
+	clientCert                 string             // CLIENT_CERT_HEADER in lower case; "" when none
+	challenges                 challenges         // what every 401's challenges say beyond the error
 	streams                    *Streams           // the open streams and tunnels (package proxy)
 }
 
@@ -171,16 +184,19 @@ func New(d Deps) *Gateway {
 		d.Streams = NewStreams()
 	}
 	res := resource.New(d.Resource)
+	ch := challenges{resourceMetadata: res.ChallengeParam(), dpopAlgs: d.DPoPAlgorithms, dpopOnly: d.DPoPRequired}
 	g := &Gateway{
-		deps:     d,
-		traffic:  newEcho(d, res),
-		admin:    newEcho(d, res),
-		metrics:  newEcho(d, res),
-		mode:     authz.ModeServe,
-		trusted:  d.TrustedProxies,
-		resource: res,
-		public:   pathrule.Exact(d.PublicPaths),
-		streams:  d.Streams,
+		deps:       d,
+		clientCert: strings.ToLower(d.ClientCertHeader),
+		challenges: ch,
+		traffic:    newEcho(d, ch),
+		admin:      newEcho(d, ch),
+		metrics:    newEcho(d, ch),
+		mode:       authz.ModeServe,
+		trusted:    d.TrustedProxies,
+		resource:   res,
+		public:     pathrule.Exact(d.PublicPaths),
+		streams:    d.Streams,
 	}
 	if len(d.InputHeaders) > 0 {
 		g.inputHeaders = map[string]bool{}
@@ -203,10 +219,10 @@ func New(d Deps) *Gateway {
 	return g
 }
 
-func newEcho(d Deps, res *resource.Metadata) *echo.Echo {
+func newEcho(d Deps, ch challenges) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = errorHandler(d.Log, d.Now, res.ChallengeParam())
+	e.HTTPErrorHandler = errorHandler(d.Log, d.Now, ch)
 	return e
 }
 
@@ -246,7 +262,7 @@ func (g *Gateway) refuseAsterisk(e *echo.Echo, listener string) http.Handler {
 
 // writeFault writes e's answer outside Echo's error handler.
 func (g *Gateway) writeFault(c echo.Context, e *fault.Error) {
-	if err := writeFault(c, e, g.deps.Now(), g.resource.ChallengeParam()); err != nil {
+	if err := writeFault(c, e, g.deps.Now(), g.challenges); err != nil {
 		g.deps.Log.Debug("writing error answer", "err", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/authgate/authgate/internal/forwarded"
+	"github.com/authgate/authgate/internal/headername"
 	"github.com/authgate/authgate/internal/methodoverride"
 	"github.com/authgate/authgate/internal/proxy"
 )
@@ -81,6 +82,11 @@ func (g *Gateway) scrub(req *http.Request, verify bool) {
 		case forwarded.IsHeader(k) && (!trusted || strings.IndexByte(k, '_') >= 0 || strings.EqualFold(k, "Forwarded")):
 			delete(h, k)
 		case !verify && methodoverride.Is(k):
+			delete(h, k)
+		case g.clientCert != "" && headername.Is(k, g.clientCert) && (!trusted || k != g.deps.ClientCertHeader):
+			// Believed from TRUSTED_PROXIES only (package certbind), and
+			// in its own spelling: no proxy writes Client_Cert, which
+			// CGI-style frameworks would read as Client-Cert.
 			delete(h, k)
 		}
 	}

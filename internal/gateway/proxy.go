@@ -56,7 +56,7 @@ func (g *Gateway) handleProxy() echo.HandlerFunc {
 // lookup depended on (as the check's input, rec.input, says). It lives in
 // the record and costs no allocation: most answers are no stream.
 func (g *Gateway) granted(req *http.Request, rec *record) *opened {
-	raw, _ := bearerToken(req.Header)
+	_, raw, _ := credentials(req.Header)
 	in := &rec.input
 	rec.opened = opened{g: g, raw: raw, token: rec.grant.token, method: in.Method, path: in.Path}
 	if g.deps.LookupClient {
@@ -82,7 +82,9 @@ func (o *opened) Grant() proxy.Grant {
 		if op.client != "" {
 			ctx = authn.WithClient(ctx, op.client)
 		}
-		tok, _, err := op.g.deps.Tokens.Lookup(ctx, &authn.Request{Method: op.method, Path: op.path}, op.raw)
+		// Recheck: the sender constraint was checked when the stream opened
+		// (a DPoP proof is good for one request only).
+		tok, _, err := op.g.deps.Tokens.Lookup(ctx, &authn.Request{Method: op.method, Path: op.path, Recheck: true}, op.raw)
 		return tok, err
 	}}
 }

@@ -183,3 +183,19 @@ func TestChallengeNamesResourceMetadata(t *testing.T) {
 		})
 	}
 }
+
+// TestResourceMetadataSenderConstraint: the metadata names the DPoP
+// algorithms, whether DPoP is required and whether certificate-bound
+// tokens are checked (RFC 9728 section 2).
+func TestResourceMetadataSenderConstraint(t *testing.T) {
+	h := newHarness(t, func(d *Deps) {
+		d.Resource = &ProtectedResource{URI: "https://api.example.com", AuthorizationServers: []string{"https://idp.example.com"},
+			DPoPAlgorithms: []string{"ES256", "EdDSA"}, DPoPRequired: true, CertificateBound: true}
+	})
+	w := h.get("/.well-known/oauth-protected-resource", "")
+	want := `{"resource":"https://api.example.com","authorization_servers":["https://idp.example.com"],"bearer_methods_supported":["header"],` +
+		`"dpop_signing_alg_values_supported":["ES256","EdDSA"],"dpop_bound_access_tokens_required":true,"tls_client_certificate_bound_access_tokens":true}`
+	if w.Code != 200 || strings.TrimSpace(w.Body.String()) != want {
+		t.Errorf("%d %s, want %s", w.Code, w.Body, want)
+	}
+}

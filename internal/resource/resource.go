@@ -30,6 +30,13 @@ type ProtectedResource struct {
 	Scopes        []string
 	Name          string
 	Documentation string
+	// DPoPAlgorithms (DPOP_ALGORITHMS), DPoPRequired (DPOP_MODE=required)
+	// and CertificateBound (certificate-bound tokens can be checked: a
+	// trusted proxy may forward the client certificate) describe the
+	// sender constraint (RFC 9728 section 2).
+	DPoPAlgorithms   []string
+	DPoPRequired     bool
+	CertificateBound bool
 }
 
 // wellKnownResource is the well-known path of RFC 9728 section 3.
@@ -79,6 +86,9 @@ func New(p *ProtectedResource) *Metadata {
 		BearerMethods         []string `json:"bearer_methods_supported"`
 		ResourceName          string   `json:"resource_name,omitempty"`
 		ResourceDocumentation string   `json:"resource_documentation,omitempty"`
+		DPoPAlgorithms        []string `json:"dpop_signing_alg_values_supported,omitempty"`
+		DPoPRequired          bool     `json:"dpop_bound_access_tokens_required,omitempty"`
+		CertificateBound      bool     `json:"tls_client_certificate_bound_access_tokens,omitempty"`
 	}{
 		Resource:              p.URI,
 		AuthorizationServers:  p.AuthorizationServers,
@@ -86,6 +96,9 @@ func New(p *ProtectedResource) *Metadata {
 		BearerMethods:         []string{"header"}, // RFC 6750 2.1 only: authgate reads no form or query token
 		ResourceName:          p.Name,
 		ResourceDocumentation: p.Documentation,
+		DPoPAlgorithms:        p.DPoPAlgorithms,
+		DPoPRequired:          p.DPoPRequired,
+		CertificateBound:      p.CertificateBound,
 	}
 	body, _ := json.Marshal(doc) // strings and string slices only
 	r := &Metadata{Paths: []string{wellKnownResource}, body: body, param: `resource_metadata="` + p.MetadataURL() + `"`}

@@ -87,6 +87,10 @@ type Tokens struct {
 	// clients are the per-client budgets (OKTA_MAX_RPS_PER_CLIENT), one
 	// for every issuer; nil when unlimited.
 	clients *authn.ClientLimited
+	// lookup answers the gateway: the sender constraint (DPoP,
+	// certificate-bound tokens; bound.go) on top of the routing to an
+	// issuer's chain. Its refusals depend on the request: never cached.
+	lookup authn.Tokens
 }
 
 // chain is one issuer's token side: every cache, budget, breaker and key
@@ -167,6 +171,10 @@ func Build(ctx context.Context, s Settings) (*Tokens, error) {
 		}
 	}
 	s.Metrics.WatchCache(t.cacheLen)
+	var err error
+	if t.lookup, err = t.s.bound(routed{t}); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
 
@@ -413,9 +421,19 @@ var errUnknownIssuer = &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_
 	Description: "token issuer is not accepted"}
 
 // Lookup implements gateway.Tokens: the request's token, routed to its
-// issuer (route), as that issuer's mode validates it. It sets r.Issuer to
-// the chosen issuer's URL.
+// issuer (route), as that issuer's mode validates it, then held to its
+// sender constraint (bound.go). It sets r.Issuer to the chosen issuer's URL.
 func (t *Tokens) Lookup(ctx context.Context, r *authn.Request, raw string) (*authn.Token, authn.Lookup, error) {
+	return t.lookup.Lookup(ctx, r, raw)
+}
+
+// routed is the routing to an issuer's chain, as the authn.Tokens the
+// sender constraint wraps.
+type routed struct{ t *Tokens }
+
+// Lookup implements authn.Tokens.
+func (rt routed) Lookup(ctx context.Context, r *authn.Request, raw string) (*authn.Token, authn.Lookup, error) {
+	t := rt.t
 	c := t.route(r, raw)
 	if c == nil {
 		r.Issuer, r.IssuerName = "", ""

@@ -75,6 +75,9 @@ func TestBuild(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			toks := build(t, idp, tc.env)
+			if _, ok := toks.lookup.(*Bound); !ok {
+				t.Fatalf("lookup %T, want the sender constraint (*Bound) on top", toks.lookup)
+			}
 			c := toks.chains[0]
 			_, onPaths := c.lookup.(*jwtauth.IntrospectOnPaths)
 			if onPaths != tc.onPaths || (c.introspect != nil) != tc.onPaths {

@@ -9,9 +9,12 @@
 //   --method M           a request with method M (repeatable; default GET GET)
 //   --bearer             then one request with the token as a Bearer token
 //   --foreign-token TOK  use TOK (bound to another key) with this client's key
+//   --resource R         get the tokens for resource R instead
+//   --export-key         also print the DPoP private key (JWK), so that a test
+//                        can sign altered proofs with the key the token is bound to
 //
 // Output: {"jkt", "tokens": [...], "requests": [{"token", "method",
-// "status", "nonce_retry", "error"}]}.
+// "status", "nonce_retry", "error"}], "private_jwk"}.
 import * as oauth from 'oauth4webapi';
 
 const [issuerArg, resource, target, ...rest] = process.argv.slice(2);
@@ -19,7 +22,7 @@ if (!issuerArg || !resource || !target) {
   console.error('usage: node client.mjs ISSUER RESOURCE URL [options]');
   process.exit(2);
 }
-const opts = { alg: 'ES256', tokens: 1, methods: [], bearer: false, foreign: undefined };
+const opts = { alg: 'ES256', tokens: 1, methods: [], bearer: false, foreign: undefined, exportKey: false };
 for (let i = 0; i < rest.length; i++) {
   switch (rest[i]) {
     case '--alg': opts.alg = rest[++i]; break;
@@ -27,6 +30,8 @@ for (let i = 0; i < rest.length; i++) {
     case '--method': opts.methods.push(rest[++i]); break;
     case '--bearer': opts.bearer = true; break;
     case '--foreign-token': opts.foreign = rest[++i]; break;
+    case '--export-key': opts.exportKey = true; break;
+    case '--resource': opts.resource = rest[++i]; break;
     default: console.error(`unknown option ${rest[i]}`); process.exit(2);
   }
 }
@@ -46,7 +51,7 @@ if (opts.foreign) {
   tokens.push(opts.foreign);
 } else {
   for (let i = 0; i < opts.tokens; i++) {
-    const params = new URLSearchParams({ resource, scope: 'read' });
+    const params = new URLSearchParams({ resource: opts.resource ?? resource, scope: 'read' });
     const response = await oauth.clientCredentialsGrantRequest(as, client, clientAuth, params, { DPoP, ...insecure });
     const result = await oauth.processClientCredentialsResponse(as, client, response);
     if (result.token_type !== 'dpop') throw new Error(`token_type ${result.token_type}, want dpop`);
@@ -86,4 +91,6 @@ for (const token of tokens) {
   for (const method of opts.methods) requests.push(await request(token, method, true));
 }
 if (opts.bearer) requests.push(await request(tokens[0], 'GET', false));
-console.log(JSON.stringify({ jkt: await DPoP.calculateThumbprint(), tokens, requests }));
+const out = { jkt: await DPoP.calculateThumbprint(), tokens, requests };
+if (opts.exportKey) out.private_jwk = await crypto.subtle.exportKey('jwk', keyPair.privateKey);
+console.log(JSON.stringify(out));

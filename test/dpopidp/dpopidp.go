@@ -26,6 +26,11 @@ import (
 // their aud.
 const Resource = "https://api.authgate.test/"
 
+// OpaqueResource is the resource indicator whose tokens are opaque, bound
+// the same way, and answered by the introspection endpoint (oidc-provider
+// introspects no JWT access token): client.mjs --resource OpaqueResource.
+const OpaqueResource = "https://opaque.authgate.test/"
+
 // Clients registered at the fixture's authorization server.
 const (
 	DPoPClientID, DPoPClientSecret = "dpop-client", "dpop-secret" // dpop_bound_access_tokens
@@ -195,6 +200,9 @@ type Result struct {
 	Tokens []string `json:"tokens"`
 	// Requests are its requests to the resource, in order.
 	Requests []Request `json:"requests"`
+	// PrivateJWK is the DPoP key's private half as a JWK, with
+	// --export-key only: a test signs altered proofs with it.
+	PrivateJWK json.RawMessage `json:"private_jwk,omitempty"`
 }
 
 // Request is one request client.mjs made with the library.

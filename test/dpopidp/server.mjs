@@ -13,6 +13,8 @@ import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import Provider from 'oidc-provider';
 
 const resource = process.argv[2];
+// A second resource whose access tokens are opaque, for introspection.
+const opaqueResource = 'https://opaque.authgate.test/';
 if (!resource) {
   console.error('usage: node server.mjs RESOURCE');
   process.exit(2);
@@ -65,6 +67,9 @@ server.listen(0, '127.0.0.1', () => {
         defaultResource: () => resource,
         useGrantedResource: () => true,
         getResourceServerInfo: (_ctx, indicator) => {
+          // The opaque resource's tokens are stored and introspectable
+          // (oidc-provider introspects no structured token).
+          if (indicator === opaqueResource) return { scope: 'read', audience: opaqueResource, accessTokenFormat: 'opaque', accessTokenTTL: 300 };
           if (indicator !== resource) throw new Provider.errors.InvalidTarget();
           return { scope: 'read', audience: resource, accessTokenFormat: 'jwt', accessTokenTTL: 300, jwt: { sign: { alg: 'ES256' } } };
         },

@@ -207,15 +207,22 @@ func TestOtherRFC7662Server(t *testing.T) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		if r.PostForm.Get("token") != "good-token" {
+		answer := map[string]any{
+			"active": true, "scope": "openid read_sayhello", "client_id": "svc", "sub": "user-42",
+			"aud": []string{"https://api.example", "authgate"}, "exp": time.Now().Add(time.Hour).Unix(),
+			"acr": "2", "ext": map[string]string{"x": "abc"}, "groups": []string{"ops"},
+		}
+		switch r.PostForm.Get("token") {
+		case "good-token":
+		case "cert-bound-token":
+			// RFC 8705: usable only with its certificate, which no trusted
+			// proxy forwards here.
+			answer["cnf"] = map[string]string{"x5t#S256": "BimEMugGayniIjvMI6qVBLVq5Qj6vzQ1UIhpucMZDiI"}
+		default:
 			w.Write([]byte(`{"active":false}`))
 			return
 		}
-		json.NewEncoder(w).Encode(map[string]any{
-			"active": true, "scope": "openid read_sayhello", "client_id": "svc", "sub": "user-42",
-			"aud": []string{"https://api.example", "authgate"}, "exp": time.Now().Add(time.Hour).Unix(),
-			"acr": "2", "cnf": map[string]string{"x5t#S256": "abc"}, "groups": []string{"ops"},
-		})
+		json.NewEncoder(w).Encode(answer)
 	}))
 	t.Cleanup(as.Close)
 	env := map[string]string{
@@ -232,6 +239,9 @@ func TestOtherRFC7662Server(t *testing.T) {
 	}
 	if r := stacktest.Get(t, gw.Traffic+"/sayhello", "other-token"); r.Status != 401 {
 		t.Errorf("inactive token: %d %s", r.Status, r.Body)
+	}
+	if r := stacktest.Get(t, gw.Traffic+"/sayhello", "cert-bound-token"); r.Status != 401 || !strings.Contains(r.Body, "certificate") {
+		t.Errorf("certificate-bound token without its certificate: %d %s", r.Status, r.Body)
 	}
 
 	env["OKTA_AUDIENCE"] = "someone-else"

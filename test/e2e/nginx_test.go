@@ -37,7 +37,11 @@ http {
         listen {{.Listen}};
 
         location / {
-            auth_request /_authgate;
+            auth_request /_authgate;{{if .DPoP}}
+            # DPoP nonces (DPOP_NONCE=true): authgate's DPoP-Nonce to the
+            # client, on a 401 and on a 200 alike.
+            auth_request_set $auth_nonce $upstream_http_dpop_nonce;
+            add_header DPoP-Nonce $auth_nonce always;{{end}}
             # Copy authgate's identity headers to the upstream. Setting them
             # here also drops any copy the client sent.
             auth_request_set $auth_subject   $upstream_http_x_auth_subject;
@@ -62,7 +66,7 @@ http {
             # could describe another request (authgate refuses a conflict).
             proxy_set_header X-Forwarded-Method "";
             proxy_set_header X-Forwarded-Uri    "";
-            proxy_set_header X-Forwarded-Host  $host;
+            proxy_set_header X-Forwarded-Host  {{.Host}};
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_set_header X-Forwarded-For   $remote_addr;
         }
@@ -91,8 +95,15 @@ func nginxBinary(t *testing.T) string {
 
 // startNginx runs nginx with nginxConf in front of upstream, asking authgate
 // at authgate (host:port); it returns nginx's base URL.
-func startNginx(t *testing.T, authgate, upstream string) string {
+//
+// With dpop, nginx describes the host with its port ($http_host: a DPoP
+// proof signs the URL the client used) and passes authgate's DPoP-Nonce on.
+func startNginx(t *testing.T, authgate, upstream string, dpop ...bool) string {
 	t.Helper()
+	host, withDPoP := "$host", len(dpop) > 0 && dpop[0]
+	if withDPoP {
+		host = "$http_host"
+	}
 	bin := nginxBinary(t)
 	var lastErr error
 	for range 3 { // a free port may be taken before nginx binds it
@@ -104,7 +115,8 @@ func startNginx(t *testing.T, authgate, upstream string) string {
 		listen := l.Addr().String()
 		l.Close()
 		var conf bytes.Buffer
-		nginxConf.Execute(&conf, map[string]string{"Dir": dir, "Listen": listen, "Upstream": upstream, "Authgate": authgate})
+		nginxConf.Execute(&conf, map[string]any{"Dir": dir, "Listen": listen, "Upstream": upstream, "Authgate": authgate,
+			"Host": host, "DPoP": withDPoP})
 		confPath := filepath.Join(dir, "nginx.conf")
 		if err := os.WriteFile(confPath, conf.Bytes(), 0o644); err != nil {
 			t.Fatal(err)
