@@ -11,13 +11,10 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/authgate/authgate/internal/dpop"
+	"github.com/authgate/authgate/internal/challenge"
 	"github.com/authgate/authgate/internal/fault"
 	"github.com/authgate/authgate/internal/resource"
 )
-
-// Realm is the realm of authgate's WWW-Authenticate challenges.
-const Realm = "authgate"
 
 // defaultRetryAfter is sent with a 503 when the upstream named no time.
 const defaultRetryAfter = 2 * time.Second
@@ -34,7 +31,7 @@ type errorBody struct {
 // It is the only place that writes error answers. ch says what every
 // challenge carries beyond its error: the resource_metadata parameter (RFC
 // 9728), the DPoP challenge (RFC 9449).
-func errorHandler(log *slog.Logger, now func() time.Time, ch challenges) echo.HTTPErrorHandler {
+func errorHandler(log *slog.Logger, now func() time.Time, ch challenge.Set) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
@@ -67,10 +64,10 @@ func errorHandler(log *slog.Logger, now func() time.Time, ch challenges) echo.HT
 }
 
 // writeFault writes e's answer. The resource_metadata challenge parameter
-// (ch.resourceMetadata, or "") goes into every challenge, a policy's own
+// (ch.ResourceMetadata, or "") goes into every challenge, a policy's own
 // 401 and 403 ones included.
-func writeFault(c echo.Context, e *fault.Error, now time.Time, ch challenges) error {
-	resourceMetadata := ch.resourceMetadata
+func writeFault(c echo.Context, e *fault.Error, now time.Time, ch challenge.Set) error {
+	resourceMetadata := ch.ResourceMetadata
 	h := c.Response().Header()
 	status := e.Kind.Status()
 	body := errorBody{Error: e.ErrorCode(), ErrorDescription: e.Description}
@@ -81,7 +78,7 @@ func writeFault(c echo.Context, e *fault.Error, now time.Time, ch challenges) er
 		h.Set("Retry-After", retryAfterSeconds(e.RetryAfter, now))
 	}
 	if e.Kind.Challenges() {
-		ch.set(h, e)
+		ch.Write(h, e)
 	}
 	a := e.Answer
 	if a == nil {
@@ -93,7 +90,7 @@ func writeFault(c echo.Context, e *fault.Error, now time.Time, ch challenges) er
 		status, body = a.Status, errorBody{Error: statusCode(a.Status)}
 	}
 	if status == http.StatusUnauthorized && h.Get("WWW-Authenticate") == "" {
-		ch.set(h, &fault.Error{Kind: fault.NoToken})
+		ch.Write(h, &fault.Error{Kind: fault.NoToken})
 	}
 	if resourceMetadata != "" && (status == http.StatusUnauthorized || status == http.StatusForbidden) {
 		resource.AddParam(h, resourceMetadata) // the policy's own challenge (insufficient_scope)
@@ -120,62 +117,6 @@ func writeJSON(c echo.Context, status int, body errorBody) error {
 // its text in snake case ("not_found").
 func statusCode(status int) string {
 	return strings.ToLower(strings.ReplaceAll(http.StatusText(status), " ", "_"))
-}
-
-// challenges are what the challenges of a 401 say beyond its error.
-type challenges struct {
-	// resourceMetadata is the resource_metadata parameter (RFC 9728), or "".
-	resourceMetadata string
-	// dpopAlgs (DPOP_ALGORITHMS), when set, put a DPoP challenge (RFC 9449
-	// section 7.1) next to the Bearer one.
-	dpopAlgs []string
-	// dpopOnly (DPOP_MODE=required) leaves the Bearer challenge out of the
-	// answer to a failed proof: bearer tokens are not accepted there.
-	dpopOnly bool
-}
-
-// set writes e's challenges: the Bearer one (RFC 6750 section 3), and with
-// DPoP on the DPoP one. A proof's error (invalid_dpop_proof,
-// use_dpop_nonce) is the DPoP challenge's, which then comes first, with a
-// bare Bearer challenge where bearer tokens are accepted; any other error
-// is the Bearer challenge's, with a bare DPoP one after it.
-func (ch challenges) set(h http.Header, e *fault.Error) {
-	h.Del("WWW-Authenticate")
-	if len(ch.dpopAlgs) == 0 {
-		h.Set("WWW-Authenticate", challenge(e, ch.resourceMetadata))
-		return
-	}
-	dp := dpop.Challenge(ch.dpopAlgs, nil)
-	if e.Code == dpop.CodeInvalidProof || e.Code == dpop.CodeUseNonce {
-		dp = dpop.Challenge(ch.dpopAlgs, e)
-		if ch.resourceMetadata != "" {
-			dp += ", " + ch.resourceMetadata
-		}
-		h.Add("WWW-Authenticate", dp)
-		if !ch.dpopOnly {
-			h.Add("WWW-Authenticate", challenge(&fault.Error{Kind: fault.NoToken}, ch.resourceMetadata))
-		}
-		return
-	}
-	if ch.resourceMetadata != "" {
-		dp += ", " + ch.resourceMetadata
-	}
-	h.Add("WWW-Authenticate", challenge(e, ch.resourceMetadata))
-	h.Add("WWW-Authenticate", dp)
-}
-
-// challenge builds an RFC 6750 section 3 challenge. A request with no
-// credentials gets the bare realm; others name the error. resourceMetadata
-// (the resource_metadata parameter, or "") comes last.
-func challenge(e *fault.Error, resourceMetadata string) string {
-	c := `Bearer realm="` + Realm + `"`
-	if e.Kind != fault.NoToken && e.Code != "" {
-		c += `, error="` + e.Code + `", error_description="` + fault.Quotable(e.Description) + `"`
-	}
-	if resourceMetadata != "" {
-		c += ", " + resourceMetadata
-	}
-	return c
 }
 
 func retryAfterSeconds(until, now time.Time) string {

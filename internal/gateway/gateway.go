@@ -8,6 +8,7 @@ package gateway
 
 import (
 	"context"
+	"github.com/authgate/authgate/internal/challenge"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -171,7 +172,7 @@ type Gateway struct {
 	proxy                      *proxy.Proxy       // the upstream's reverse proxy, in proxy mode
 	resource                   *resource.Metadata // RFC 9728 metadata; nil when off
 	clientCert                 string             // CLIENT_CERT_HEADER in lower case; "" when none
-	challenges                 challenges         // what every 401's challenges say beyond the error
+	challenges                 challenge.Set      // what every 401's challenges say beyond the error
 	streams                    *Streams           // the open streams and tunnels (package proxy)
 }
 
@@ -184,7 +185,7 @@ func New(d Deps) *Gateway {
 		d.Streams = NewStreams()
 	}
 	res := resource.New(d.Resource)
-	ch := challenges{resourceMetadata: res.ChallengeParam(), dpopAlgs: d.DPoPAlgorithms, dpopOnly: d.DPoPRequired}
+	ch := challenge.Set{ResourceMetadata: res.ChallengeParam(), DPoPAlgs: d.DPoPAlgorithms, DPoPOnly: d.DPoPRequired}
 	g := &Gateway{
 		deps:       d,
 		clientCert: strings.ToLower(d.ClientCertHeader),
@@ -219,7 +220,7 @@ func New(d Deps) *Gateway {
 	return g
 }
 
-func newEcho(d Deps, ch challenges) *echo.Echo {
+func newEcho(d Deps, ch challenge.Set) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(d.Log, d.Now, ch)
