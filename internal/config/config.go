@@ -216,7 +216,7 @@ func Load(lookup func(string) (string, bool)) (*Config, error) {
 	var problems []string
 	unparsed := map[string]bool{}
 	if err := env.ParseWithOptions(&c, env.Options{Environment: environ}); err != nil {
-		for _, p := range parseProblems(err) {
+		for _, p := range parseProblems(err, reflect.TypeFor[Config](), "") {
 			name, _, _ := strings.Cut(p, ":")
 			unparsed[name] = true
 			problems = append(problems, p)
@@ -286,14 +286,14 @@ func envKeys(c *Config) ([]string, error) {
 	return keys, nil
 }
 
-// parseProblems turns caarlos0/env's errors, which name Go fields, into
-// messages that name the environment variable.
-func parseProblems(err error) []string {
+// parseProblems turns caarlos0/env's errors, which name the Go fields of
+// t, into messages that name the environment variable (prefix, then the
+// field's env tag: an issuer's variables have ISSUER_N_ before it).
+func parseProblems(err error, t reflect.Type, prefix string) []string {
 	var agg env.AggregateError
 	if !errors.As(err, &agg) {
 		return []string{err.Error()}
 	}
-	t := reflect.TypeOf(Config{})
 	var out []string
 	for _, e := range agg.Errors {
 		var pe env.ParseError
@@ -302,7 +302,8 @@ func parseProblems(err error) []string {
 			continue
 		}
 		f, _ := t.FieldByName(pe.Name)
-		name := f.Tag.Get("env")
+		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+		name = prefix + name
 		if f.Tag.Get("secret") == "true" {
 			out = append(out, name+": invalid value")
 			continue

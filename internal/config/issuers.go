@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"net/url"
@@ -335,7 +334,7 @@ func (c *Config) loadIssuer(name string, environ map[string]string, settings []i
 	var raw issuerEnv
 	unparsed := map[string]bool{}
 	if err := env.ParseWithOptions(&raw, env.Options{Environment: environ, Prefix: prefix}); err != nil {
-		for _, s := range issuerParseProblems(err, prefix) {
+		for _, s := range parseProblems(err, reflect.TypeFor[issuerEnv](), prefix) {
 			v, _, _ := strings.Cut(s, ":")
 			unparsed[v] = true
 			p = append(p, s)
@@ -509,31 +508,6 @@ func (c *Config) loadIssuer(name string, environ map[string]string, settings []i
 		}
 	}
 	return iss, p
-}
-
-// issuerParseProblems is parseProblems for an issuer's variables.
-func issuerParseProblems(err error, prefix string) []string {
-	var agg env.AggregateError
-	if !errors.As(err, &agg) {
-		return []string{err.Error()}
-	}
-	t := reflect.TypeFor[issuerEnv]()
-	var out []string
-	for _, e := range agg.Errors {
-		var pe env.ParseError
-		if !errors.As(e, &pe) {
-			out = append(out, e.Error())
-			continue
-		}
-		f, _ := t.FieldByName(pe.Name)
-		name := prefix + f.Tag.Get("env")
-		if f.Tag.Get("secret") == "true" {
-			out = append(out, name+": invalid value")
-			continue
-		}
-		out = append(out, fmt.Sprintf("%s: %s", name, describe(pe.Type, pe.Err)))
-	}
-	return out
 }
 
 // strayIssuerVars finds the ISSUER_* variables set (not empty) that belong
