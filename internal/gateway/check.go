@@ -91,7 +91,7 @@ func (g *Gateway) authorize(c echo.Context, rec *record, in *authz.Input) (*auth
 	if err != nil {
 		return nil, authz.Decision{}, err
 	}
-	rec.token.AuthScheme = scheme
+	rec.raw, rec.token.AuthScheme = raw, scheme
 	ctx := req.Context()
 	if g.deps.LookupClient {
 		ctx = authn.WithClient(ctx, in.RemoteAddr)

@@ -56,7 +56,7 @@ func (r *record) reset() {
 	r.outcome, r.reason, r.subject, r.clientID, r.decisionID, r.cached = "", "", "", "", "", false
 	r.validation = ""
 	r.lookup, r.looked, r.introspect, r.opa = 0, false, 0, 0
-	r.grant, r.granted = grant{}, false
+	r.raw, r.grant, r.granted = "", grant{}, false
 	r.upgrade, r.opened = false, opened{}
 	r.call.Reset()
 	r.input, r.token = authz.Input{}, authn.Request{}

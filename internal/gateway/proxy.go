@@ -25,7 +25,7 @@ func (g *Gateway) handleProxy() echo.HandlerFunc {
 		rec := recordOf(c)
 		var gr proxy.Granted // none on a public path
 		if rec.granted {
-			gr = g.granted(req, rec)
+			gr = g.granted(rec)
 		}
 		if stripAuthz {
 			req.Header.Del("Authorization")
@@ -50,15 +50,14 @@ func (g *Gateway) handleProxy() echo.HandlerFunc {
 	}
 }
 
-// granted is what a stream or tunnel the checked request req may open
-// needs to be watched (package proxy): the token as sent (the check has
-// read it, so it is well formed), what the check made of it, and what its
-// lookup depended on (as the check's input, rec.input, says). It lives in
-// the record and costs no allocation: most answers are no stream.
-func (g *Gateway) granted(req *http.Request, rec *record) *opened {
-	_, raw, _ := credentials(req.Header)
+// granted is what a stream or tunnel the checked request may open needs
+// to be watched (package proxy): the token as sent (rec.raw, read by the
+// check), what the check made of it, and what its lookup depended on (as
+// the check's input, rec.input, says). It lives in the record and costs no
+// allocation: most answers are no stream.
+func (g *Gateway) granted(rec *record) *opened {
 	in := &rec.input
-	rec.opened = opened{g: g, raw: raw, token: rec.grant.token, method: in.Method, path: in.Path}
+	rec.opened = opened{g: g, raw: rec.raw, token: rec.grant.token, method: in.Method, path: in.Path}
 	if g.deps.LookupClient {
 		rec.opened.client = in.RemoteAddr
 	}

@@ -27,6 +27,7 @@ type record struct {
 	opa        time.Duration // time spent asking OPA
 	decisionID string
 	cached     bool       // the decision came from the decision cache: decisionID is an earlier request's
+	raw        string     // the token as sent, read once by the check (the proxy's re-check needs it)
 	grant      grant      // an allowed request's token and decision, for the proxy handler
 	granted    bool       // grant is set
 	upgrade    bool       // proxy mode: an allowed upgrade (UPSTREAM_UPGRADES)
