@@ -28,17 +28,21 @@ const DefaultNonceWindow = 5 * time.Minute
 // Nonces issues and checks resource-server nonces. It is safe for
 // concurrent use.
 type Nonces struct {
-	key    []byte
+	keys   [][]byte // the first issues, every one is accepted
 	window time.Duration
 	now    func() time.Time
 }
 
 // NewNonces makes nonces keyed by key (at least 32 bytes; the same on every
 // replica), rotating every window (DefaultNonceWindow when 0), on the clock
-// now (time.Now when nil).
-func NewNonces(key []byte, window time.Duration, now func() time.Time) (*Nonces, error) {
-	if len(key) < 32 {
-		return nil, errors.New("dpop nonce key must be at least 32 bytes")
+// now (time.Now when nil). Nonces under a previous key (FLEET_KEY_PREVIOUS
+// during a rotation) are accepted too, never issued: replicas that issue
+// under either key of a rotation then accept each other's nonces.
+func NewNonces(key []byte, window time.Duration, now func() time.Time, previous ...[]byte) (*Nonces, error) {
+	for _, k := range append([][]byte{key}, previous...) {
+		if len(k) < 32 {
+			return nil, errors.New("dpop nonce key must be at least 32 bytes")
+		}
 	}
 	if window == 0 {
 		window = DefaultNonceWindow
@@ -49,20 +53,24 @@ func NewNonces(key []byte, window time.Duration, now func() time.Time) (*Nonces,
 	if now == nil {
 		now = time.Now
 	}
-	// A key of its own: the key given may serve other purposes (FLEET_KEY).
-	sub, err := hkdf.Key(sha256.New, key, nil, nonceInfo, 32)
-	if err != nil {
-		return nil, err
+	n := &Nonces{window: window, now: now}
+	for _, k := range append([][]byte{key}, previous...) {
+		// A key of its own: the key given may serve other purposes (FLEET_KEY).
+		sub, err := hkdf.Key(sha256.New, k, nil, nonceInfo, 32)
+		if err != nil {
+			return nil, err
+		}
+		n.keys = append(n.keys, sub)
 	}
-	return &Nonces{key: sub, window: window, now: now}, nil
+	return n, nil
 }
 
 func (n *Nonces) counter() uint64 {
 	return uint64(n.now().UnixNano() / int64(n.window))
 }
 
-func (n *Nonces) mac(counter uint64) []byte {
-	m := hmac.New(sha256.New, n.key)
+func mac(key []byte, counter uint64) []byte {
+	m := hmac.New(sha256.New, key)
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], counter)
 	m.Write(b[:])
@@ -71,13 +79,13 @@ func (n *Nonces) mac(counter uint64) []byte {
 
 // Current is the nonce to hand out now.
 func (n *Nonces) Current() string {
-	return base64.RawURLEncoding.EncodeToString(n.mac(n.counter()))
+	return base64.RawURLEncoding.EncodeToString(mac(n.keys[0], n.counter()))
 }
 
 // Check reports whether nonce is valid (of the current or the previous
-// window), and whether it is the current one: a valid nonce of the
-// previous window should be followed by a fresh one (DPoP-Nonce on the
-// answer), before it expires.
+// window, under any key), and whether it is the current one (Current's):
+// a valid nonce of the previous window, or of a previous key, should be
+// followed by a fresh one (DPoP-Nonce on the answer).
 func (n *Nonces) Check(nonce string) (valid, current bool) {
 	if len(nonce) != base64.RawURLEncoding.EncodedLen(sha256.Size) {
 		return false, false
@@ -87,8 +95,13 @@ func (n *Nonces) Check(nonce string) (valid, current bool) {
 		return false, false
 	}
 	c := n.counter()
-	if hmac.Equal(got, n.mac(c)) {
-		return true, true
+	for i, k := range n.keys {
+		if hmac.Equal(got, mac(k, c)) {
+			return true, i == 0
+		}
+		if c > 0 && hmac.Equal(got, mac(k, c-1)) {
+			return true, false
+		}
 	}
-	return c > 0 && hmac.Equal(got, n.mac(c-1)), false
+	return false, false
 }

@@ -63,3 +63,39 @@ func TestNonces(t *testing.T) {
 		t.Error("nonce shows the key")
 	}
 }
+
+// TestNoncesRotation: during a fleet key rotation, replicas issuing under
+// either key accept each other's nonces; one under a previous key is
+// valid but not current (a fresh one is handed back), and a key given as
+// previous is never issued.
+func TestNoncesRotation(t *testing.T) {
+	oldKey, newKey := []byte(strings.Repeat("o", 32)), []byte(strings.Repeat("n", 32))
+	now := t0
+	clock := func() time.Time { return now }
+	before, _ := NewNonces(oldKey, time.Minute, clock, newKey) // step 1: FLEET_KEY old, FLEET_KEY_PREVIOUS new
+	after, _ := NewNonces(newKey, time.Minute, clock, oldKey)  // step 2: FLEET_KEY new, FLEET_KEY_PREVIOUS old
+	only, _ := NewNonces(oldKey, time.Minute, clock)
+	if before.Current() != only.Current() {
+		t.Fatal("a previous key's nonce is issued")
+	}
+	for _, tc := range []struct {
+		name  string
+		n     *Nonces
+		nonce string
+	}{
+		{"new key's nonce, old writer", before, after.Current()},
+		{"old key's nonce, new writer", after, before.Current()},
+	} {
+		if valid, current := tc.n.Check(tc.nonce); !valid || current {
+			t.Errorf("%s: Check = %v, %v; want valid, not current", tc.name, valid, current)
+		}
+	}
+	prev := after.Current()
+	now = now.Add(time.Minute)
+	if valid, current := before.Check(prev); !valid || current {
+		t.Errorf("previous key's nonce of the previous window: Check = %v, %v; want valid, not current", valid, current)
+	}
+	if _, err := NewNonces(newKey, 0, nil, oldKey[:31]); err == nil {
+		t.Error("a 31-byte previous key accepted")
+	}
+}

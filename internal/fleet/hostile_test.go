@@ -118,3 +118,28 @@ func TestEndedAnswerInRedis(t *testing.T) {
 		t.Errorf("clock ahead: %d claims, want at most 2", n)
 	}
 }
+
+// TestAnswerFromClockAhead: an answer shared by a replica whose clock is
+// ahead is kept here no longer than Tombstone (CACHE_TTL) on this
+// replica's clock, not until the writer's end of its life.
+func TestAnswerFromClockAhead(t *testing.T) {
+	rs := stacktest.StartRedis(t)
+	f := &idp{answer: func(string) (*authn.Token, error) {
+		return &authn.Token{Subject: "alice", Exp: time.Now().Add(3 * time.Hour).Unix()}, nil
+	}}
+	ahead := newReplica(t, rs.Addr, f, func(s *fleet.Settings) {
+		s.Now = func() time.Time { return time.Now().Add(30 * time.Minute) }
+	})
+	const token = "tok-writer-ahead-0123456789"
+	if _, how, err := lookup(t, ahead, token); err != nil || how != authn.Miss {
+		t.Fatalf("writer: %v %v", how, err)
+	}
+	r := newReplica(t, rs.Addr, f)
+	tok, how, err := lookup(t, r, token)
+	if err != nil || how != authn.SharedHit {
+		t.Fatalf("reader: %v %v, want shared_hit", how, err)
+	}
+	if limit := time.Now().Add(time.Minute); time.Unix(0, tok.CachedUntil).After(limit) {
+		t.Errorf("cached until %s, want at most %s (Tombstone from this replica's clock)", time.Unix(0, tok.CachedUntil), limit)
+	}
+}

@@ -149,7 +149,7 @@ func (t *Tier) Fetch(ctx context.Context, token string, key [sha256.Size]byte, i
 				t.reject("answer", "ended")
 				t.deleteIf(ctx, n.answer, r.value)
 			default:
-				return a, how
+				return t.bounded(a), how
 			}
 			bad++
 			continue // claim again, within the bounds
@@ -207,10 +207,24 @@ func (t *Tier) previous(ctx context.Context, token string, id tokenid.ID) (authn
 			continue
 		}
 		if a.Until > t.now().UnixNano() {
-			return a, true
+			return t.bounded(a), true
 		}
 	}
 	return authn.Answer{}, false
+}
+
+// bounded ends a shared answer at most Tombstone (CACHE_TTL, the longest
+// any replica keeps an answer) from this replica's clock, as a tombstone's
+// end is bounded: its Until is the writer's clock, which may be ahead, and
+// would keep the answer in this replica's cache that much longer.
+func (t *Tier) bounded(a authn.Answer) authn.Answer {
+	if limit := t.now().Add(t.s.Tombstone).UnixNano(); a.Until > limit {
+		a.Until = limit
+		if a.Token != nil {
+			a.Token.CachedUntil = limit
+		}
+	}
+	return a
 }
 
 // deleteIf deletes the value v read at name, unless it changed since.
