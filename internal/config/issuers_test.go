@@ -134,8 +134,8 @@ func TestIssuersWithoutISSUERS(t *testing.T) {
 			p := got[0]
 			if !p.IsPrimary() || p.IntrospectURL() != c.IntrospectURL() || p.Introspects() != c.Introspects() ||
 				p.UsesClientCredentials() != c.UsesClientCredentials() || p.ValidatesJWT() != c.ValidatesJWT() ||
-				p.RequiredAudience() != c.RequiredAudience() || !reflect.DeepEqual(p.Algorithms(), c.Algorithms()) ||
-				!reflect.DeepEqual(p.IntrospectPathRules(), c.IntrospectPathRules) || p.OpaquePathRules() != nil {
+				p.Audience != c.RequiredAudience() || !reflect.DeepEqual(p.JWTAlgorithms, c.Algorithms()) ||
+				!reflect.DeepEqual(p.IntrospectPaths, c.IntrospectPathRules) || p.OpaquePaths != nil {
 				t.Errorf("the primary's methods differ from Config's: %+v", p)
 			}
 		})
