@@ -327,6 +327,7 @@ type parts struct {
 // gatewayDeps fills in the gateway's dependencies, group by group
 // (gateway.Deps; the modes: docs/modes.md).
 func gatewayDeps(cfg *config.Config, log *slog.Logger, tel *telemetry, toks *tokens.Tokens, decider authz.Decider, p parts) (gateway.Deps, error) {
+	dp := cfg.DPoP()
 	d := gateway.Deps{
 		Tokens:       toks,
 		LookupClient: cfg.OktaMaxRPSPerClient > 0,
@@ -339,8 +340,8 @@ func gatewayDeps(cfg *config.Config, log *slog.Logger, tel *telemetry, toks *tok
 		SendToken:      cfg.OPASendToken,
 		InputHeaders:   cfg.OPAInputHeaderNames(),
 
-		DPoPAlgorithms:   cfg.DPoP().Algorithms,
-		DPoPRequired:     cfg.DPoP().Mode == dpop.Required,
+		DPoPAlgorithms:   dp.Algorithms,
+		DPoPRequired:     dp.Mode == dpop.Required,
 		ClientCertHeader: cfg.ClientCertHeaderName(),
 
 		Log:            log,
@@ -372,8 +373,8 @@ func gatewayDeps(cfg *config.Config, log *slog.Logger, tel *telemetry, toks *tok
 			Scopes:               cfg.ResourceScopeList(),
 			Name:                 cfg.ResourceName,
 			Documentation:        cfg.ResourceDocumentation,
-			DPoPAlgorithms:       cfg.DPoP().Algorithms,
-			DPoPRequired:         cfg.DPoP().Mode == dpop.Required,
+			DPoPAlgorithms:       dp.Algorithms,
+			DPoPRequired:         dp.Mode == dpop.Required,
 			CertificateBound:     len(cfg.TrustedProxyPrefixes) > 0,
 		}
 	}
