@@ -95,6 +95,16 @@ type Issuer struct {
 // IsPrimary reports whether i is the issuer OKTA_ISSUER configures.
 func (i *Issuer) IsPrimary() bool { return i.Name == PrimaryIssuer }
 
+// Suffix ends the names of the issuer's breakers and /readyz entries
+// ("idp", "jwks", "signing_keys", "redis"): "" for the primary, whose
+// names stay those from before ISSUERS, "_<name>" for another.
+func (i *Issuer) Suffix() string {
+	if i.IsPrimary() {
+		return ""
+	}
+	return "_" + i.Name
+}
+
 // IntrospectURL is IntrospectEndpoint, or the Okta default under the issuer.
 func (i *Issuer) IntrospectURL() string {
 	if i.IntrospectEndpoint != "" {

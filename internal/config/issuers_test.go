@@ -653,6 +653,9 @@ func TestIssuerVar(t *testing.T) {
 			t.Errorf("org2 Var(%s) = %q, want %q", tt.setting, got, tt.issuer)
 		}
 	}
+	if p.Suffix() != "" || a.Suffix() != "_org2" {
+		t.Errorf("Suffix() = %q, %q; want \"\" (the primary's names as before ISSUERS), \"_org2\"", p.Suffix(), a.Suffix())
+	}
 }
 
 // TestIssuersDocsExample: the example env file of docs/issuers.md (an Okta

@@ -267,22 +267,12 @@ func (c *chain) introspection(url string) authn.Verifier {
 	return v
 }
 
-// name is the issuer's suffix of its breakers' and readiness checks'
-// names: "" for the primary (whose names stay as they were), "_<name>"
-// for the others.
-func (c *chain) name() string {
-	if c.iss.IsPrimary() {
-		return ""
-	}
-	return "_" + c.iss.Name
-}
-
 // jwtVerifier is local JWT validation (go-jose): the signature by a key of
 // the issuer's JWKS at jwksURL (refreshed by Run; discovered on the first
 // fetch when empty), then iss, aud, exp, nbf, typ and the algorithms.
 func (c *chain) jwtVerifier(jwksURL string) authn.Verifier {
 	s, iss := c.s, &c.iss
-	c.jwksBreaker = breaker.New(breaker.Settings{Name: "jwks" + c.name(), Failures: iss.BreakerFailures,
+	c.jwksBreaker = breaker.New(breaker.Settings{Name: "jwks" + c.iss.Suffix(), Failures: iss.BreakerFailures,
 		OpenTimeout: iss.BreakerOpenTimeout, IsFailure: authn.IsUpstreamFailure, OnStateChange: s.OnBreakerChange})
 	s.Metrics.WatchBreaker(c.jwksBreaker)
 	c.keys = jwtauth.NewKeys(jwtauth.KeySettings{
@@ -499,8 +489,8 @@ func (t *Tokens) ReadyChecks() []gateway.ReadyCheck {
 			continue
 		}
 		checks = append(checks,
-			gateway.ReadyCheck{Name: "jwks" + c.name(), Check: func(context.Context) string { return c.jwksBreaker.Health() }},
-			gateway.ReadyCheck{Name: "signing_keys" + c.name(),
+			gateway.ReadyCheck{Name: "jwks" + c.iss.Suffix(), Check: func(context.Context) string { return c.jwksBreaker.Health() }},
+			gateway.ReadyCheck{Name: "signing_keys" + c.iss.Suffix(),
 				Required: c.iss.IsPrimary() && c.iss.TokenValidation == config.ValidationJWT,
 				Check: func(context.Context) string {
 					if c.keys.Held() {
