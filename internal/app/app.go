@@ -260,7 +260,7 @@ func newIssuerParts(cfg *config.Config, log *slog.Logger, tel *telemetry) ([]iss
 		p := issuerParts{iss: iss, transport: t, Parts: tokens.Parts{
 			IdP:     &http.Client{Transport: tel.transport(t, "introspect")},
 			JWKS:    &http.Client{Transport: tel.transport(t, "jwks")},
-			Breaker: newBreaker("idp"+readySuffix(&iss), iss.BreakerFailures, iss.BreakerOpenTimeout, tel),
+			Breaker: newBreaker("idp"+iss.Suffix(), iss.BreakerFailures, iss.BreakerOpenTimeout, tel),
 		}}
 		out = append(out, p)
 		if out[len(out)-1].Tier, err = newTier(cfg, &iss, log, tel, p.Breaker); err != nil {
@@ -268,16 +268,6 @@ func newIssuerParts(cfg *config.Config, log *slog.Logger, tel *telemetry) ([]iss
 		}
 	}
 	return out, nil
-}
-
-// readySuffix follows an issuer's names of breakers and /readyz entries:
-// nothing for the primary (its names are those before ISSUERS existed),
-// "_<name>" for another.
-func readySuffix(iss *config.Issuer) string {
-	if iss.IsPrimary() {
-		return ""
-	}
-	return "_" + iss.Name
 }
 
 // newBreaker is the circuit breaker of an upstream, watched and logged.
@@ -327,6 +317,7 @@ type parts struct {
 // gatewayDeps fills in the gateway's dependencies, group by group
 // (gateway.Deps; the modes: docs/modes.md).
 func gatewayDeps(cfg *config.Config, log *slog.Logger, tel *telemetry, toks *tokens.Tokens, decider authz.Decider, p parts) (gateway.Deps, error) {
+	dp := cfg.DPoP()
 	d := gateway.Deps{
 		Tokens:       toks,
 		LookupClient: cfg.OktaMaxRPSPerClient > 0,
@@ -339,8 +330,8 @@ func gatewayDeps(cfg *config.Config, log *slog.Logger, tel *telemetry, toks *tok
 		SendToken:      cfg.OPASendToken,
 		InputHeaders:   cfg.OPAInputHeaderNames(),
 
-		DPoPAlgorithms:   cfg.DPoP().Algorithms,
-		DPoPRequired:     cfg.DPoP().Mode == dpop.Required,
+		DPoPAlgorithms:   dp.Algorithms,
+		DPoPRequired:     dp.Mode == dpop.Required,
 		ClientCertHeader: cfg.ClientCertHeaderName(),
 
 		Log:            log,
@@ -372,8 +363,8 @@ func gatewayDeps(cfg *config.Config, log *slog.Logger, tel *telemetry, toks *tok
 			Scopes:               cfg.ResourceScopeList(),
 			Name:                 cfg.ResourceName,
 			Documentation:        cfg.ResourceDocumentation,
-			DPoPAlgorithms:       cfg.DPoP().Algorithms,
-			DPoPRequired:         cfg.DPoP().Mode == dpop.Required,
+			DPoPAlgorithms:       dp.Algorithms,
+			DPoPRequired:         dp.Mode == dpop.Required,
 			CertificateBound:     len(cfg.TrustedProxyPrefixes) > 0,
 		}
 	}
@@ -389,14 +380,14 @@ func gatewayDeps(cfg *config.Config, log *slog.Logger, tel *telemetry, toks *tok
 		// none required: one issuer down leaves the others' tokens working.
 		if ip.iss.IsPrimary() || ip.iss.Introspects() {
 			b := ip.Breaker
-			d.Ready = append(d.Ready, gateway.ReadyCheck{Name: "idp" + readySuffix(&ip.iss), Check: func(context.Context) string { return b.Health() }})
+			d.Ready = append(d.Ready, gateway.ReadyCheck{Name: "idp" + ip.iss.Suffix(), Check: func(context.Context) string { return b.Health() }})
 		}
 	}
 	d.Ready = append(d.Ready, toks.ReadyChecks()...)
 	for _, ip := range p.issuers {
 		if ip.Tier != nil {
 			// Not required: without Redis every request is still answered.
-			d.Ready = append(d.Ready, gateway.ReadyCheck{Name: "redis" + readySuffix(&ip.iss), Check: ip.Tier.Health})
+			d.Ready = append(d.Ready, gateway.ReadyCheck{Name: "redis" + ip.iss.Suffix(), Check: ip.Tier.Health})
 		}
 	}
 	if cfg.AdminAPIToken != "" {

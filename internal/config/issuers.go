@@ -95,6 +95,16 @@ type Issuer struct {
 // IsPrimary reports whether i is the issuer OKTA_ISSUER configures.
 func (i *Issuer) IsPrimary() bool { return i.Name == PrimaryIssuer }
 
+// Suffix ends the names of the issuer's breakers and /readyz entries
+// ("idp", "jwks", "signing_keys", "redis"): "" for the primary, whose
+// names stay those from before ISSUERS, "_<name>" for another.
+func (i *Issuer) Suffix() string {
+	if i.IsPrimary() {
+		return ""
+	}
+	return "_" + i.Name
+}
+
 // IntrospectURL is IntrospectEndpoint, or the Okta default under the issuer.
 func (i *Issuer) IntrospectURL() string {
 	if i.IntrospectEndpoint != "" {
@@ -116,21 +126,6 @@ func (i *Issuer) UsesClientCredentials() bool { return i.Introspects() || i.Revo
 func (i *Issuer) ValidatesJWT() bool {
 	return i.TokenValidation == ValidationJWT || i.TokenValidation == ValidationHybrid
 }
-
-// RequiredAudience is Audience: the aud every token of this issuer must
-// carry, introspected or verified as a JWT ("" = not checked).
-func (i *Issuer) RequiredAudience() string { return i.Audience }
-
-// Algorithms returns JWTAlgorithms, the accepted JWS algorithms.
-func (i *Issuer) Algorithms() []string { return i.JWTAlgorithms }
-
-// IntrospectPathRules returns IntrospectPaths: in hybrid mode, where a JWT
-// of this issuer is introspected too (matched generously).
-func (i *Issuer) IntrospectPathRules() []pathrule.Rule { return i.IntrospectPaths }
-
-// OpaquePathRules returns OpaquePaths: the requests whose opaque token is
-// sent to this issuer (matched exactly); nil for the primary.
-func (i *Issuer) OpaquePathRules() []pathrule.Rule { return i.OpaquePaths }
 
 // Var is the variable that configures setting (a per-issuer suffix such as
 // "PRIVATE_KEY_FILE" or "JWKS_URL") for this issuer, for messages:
@@ -449,7 +444,7 @@ func (c *Config) loadIssuer(name string, environ map[string]string, settings []i
 	default:
 		add("%s: must be introspect, jwt or hybrid, got %q", v("TOKEN_VALIDATION"), iss.TokenValidation)
 	}
-	if iss.ValidatesJWT() && strings.TrimSpace(iss.RequiredAudience()) == "" {
+	if iss.ValidatesJWT() && strings.TrimSpace(iss.Audience) == "" {
 		add("%s: required when %s is %s (or RESOURCE_URI): a JWT's aud must be checked (RFC 8725), e.g. api://default", v("AUDIENCE"), v("TOKEN_VALIDATION"), iss.TokenValidation)
 	}
 	if iss.JWKSURL != "" {

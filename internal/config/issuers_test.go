@@ -134,8 +134,8 @@ func TestIssuersWithoutISSUERS(t *testing.T) {
 			p := got[0]
 			if !p.IsPrimary() || p.IntrospectURL() != c.IntrospectURL() || p.Introspects() != c.Introspects() ||
 				p.UsesClientCredentials() != c.UsesClientCredentials() || p.ValidatesJWT() != c.ValidatesJWT() ||
-				p.RequiredAudience() != c.RequiredAudience() || !reflect.DeepEqual(p.Algorithms(), c.Algorithms()) ||
-				!reflect.DeepEqual(p.IntrospectPathRules(), c.IntrospectPathRules) || p.OpaquePathRules() != nil {
+				p.Audience != c.RequiredAudience() || !reflect.DeepEqual(p.JWTAlgorithms, c.Algorithms()) ||
+				!reflect.DeepEqual(p.IntrospectPaths, c.IntrospectPathRules) || p.OpaquePaths != nil {
 				t.Errorf("the primary's methods differ from Config's: %+v", p)
 			}
 		})
@@ -652,6 +652,9 @@ func TestIssuerVar(t *testing.T) {
 		if got := a.Var(tt.setting); got != tt.issuer {
 			t.Errorf("org2 Var(%s) = %q, want %q", tt.setting, got, tt.issuer)
 		}
+	}
+	if p.Suffix() != "" || a.Suffix() != "_org2" {
+		t.Errorf("Suffix() = %q, %q; want \"\" (the primary's names as before ISSUERS), \"_org2\"", p.Suffix(), a.Suffix())
 	}
 }
 

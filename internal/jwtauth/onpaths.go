@@ -2,9 +2,9 @@ package jwtauth
 
 import (
 	"context"
-	"github.com/authgate/authgate/internal/methodoverride"
 
 	"github.com/authgate/authgate/internal/authn"
+	"github.com/authgate/authgate/internal/methodoverride"
 	"github.com/authgate/authgate/internal/pathrule"
 )
 

@@ -18,11 +18,8 @@ import (
 // issuerSeries are one issuer's children, resolved by AddIssuer.
 type issuerSeries struct {
 	introspections map[string]prometheus.Counter
-	cache          [len(lookups)]prometheus.Counter
+	cache          [len(Metrics{}.cache)]prometheus.Counter // by authn.Lookup, as Metrics.cache
 }
-
-// lookups are the authn.Lookup results resolved ahead for each issuer.
-var lookups = [...]authn.Lookup{authn.Miss, authn.Hit, authn.Coalesced, authn.Stale, authn.SharedHit, authn.SharedCoalesced}
 
 // issuerVecs registers the per-issuer vectors; New calls it.
 func (m *Metrics) issuerVecs() []prometheus.Collector {
@@ -54,10 +51,8 @@ func (m *Metrics) AddIssuer(name string) func(result string, d time.Duration) {
 		for _, r := range introspectionResults {
 			s.introspections[r] = m.introspectionsByIssuer.WithLabelValues(name, r)
 		}
-		for i, l := range lookups {
-			if l == authn.Miss || l == authn.Hit || l == authn.Coalesced {
-				s.cache[i] = m.cacheByIssuer.WithLabelValues(name, l.String())
-			}
+		for _, l := range []authn.Lookup{authn.Miss, authn.Hit, authn.Coalesced} {
+			s.cache[l] = m.cacheByIssuer.WithLabelValues(name, l.String())
 		}
 		next := make(map[string]*issuerSeries, len(old)+1)
 		for k, v := range old {

@@ -197,7 +197,7 @@ func (t *Tokens) build(ctx context.Context, iss config.Issuer, parts Parts) (*ch
 		if c.cache, err = c.newCache(h, c.sharedIntrospections(h)); err != nil {
 			return nil, err
 		}
-		if len(iss.IntrospectPathRules()) > 0 {
+		if len(iss.IntrospectPaths) > 0 {
 			// The same introspection answers as the main cache's, under the
 			// same keys: the two share the shared tier.
 			c.introspect, err = c.newCache(in, c.shared())
@@ -207,11 +207,11 @@ func (t *Tokens) build(ctx context.Context, iss config.Issuer, parts Parts) (*ch
 		return nil, err
 	}
 	c.lookup = authn.Cached{Cache: c.cache}
-	if rules := iss.OpaquePathRules(); len(rules) > 0 {
+	if rules := iss.OpaquePaths; len(rules) > 0 {
 		c.opaque = pathrule.Exact(rules)
 	}
 	if c.introspect != nil {
-		c.lookup = introspectOnPaths(c.lookup, c.introspect, iss.IntrospectPathRules())
+		c.lookup = introspectOnPaths(c.lookup, c.introspect, iss.IntrospectPaths)
 	}
 	c.logEndpoints(jwksURL, introspectURL)
 	return c, nil
@@ -236,7 +236,7 @@ func (t *Tokens) cacheLen() int {
 func (c *chain) introspection(url string) authn.Verifier {
 	iss, m, tier := &c.iss, c.s.Metrics, c.parts.Tier
 	guarded := &authn.Guarded{
-		Next: &authn.Introspection{Client: c.client(url), Audience: iss.RequiredAudience(),
+		Next: &authn.Introspection{Client: c.client(url), Audience: iss.Audience,
 			OnResult: c.onIntrospect, OnRateLimit: m.RateLimit, Log: c.s.Log,
 			PrivateKeyJWT: iss.AuthMethod == config.AuthPrivateKeyJWT},
 		Breaker: c.parts.Breaker,
@@ -267,22 +267,12 @@ func (c *chain) introspection(url string) authn.Verifier {
 	return v
 }
 
-// name is the issuer's suffix of its breakers' and readiness checks'
-// names: "" for the primary (whose names stay as they were), "_<name>"
-// for the others.
-func (c *chain) name() string {
-	if c.iss.IsPrimary() {
-		return ""
-	}
-	return "_" + c.iss.Name
-}
-
 // jwtVerifier is local JWT validation (go-jose): the signature by a key of
 // the issuer's JWKS at jwksURL (refreshed by Run; discovered on the first
 // fetch when empty), then iss, aud, exp, nbf, typ and the algorithms.
 func (c *chain) jwtVerifier(jwksURL string) authn.Verifier {
 	s, iss := c.s, &c.iss
-	c.jwksBreaker = breaker.New(breaker.Settings{Name: "jwks" + c.name(), Failures: iss.BreakerFailures,
+	c.jwksBreaker = breaker.New(breaker.Settings{Name: "jwks" + c.iss.Suffix(), Failures: iss.BreakerFailures,
 		OpenTimeout: iss.BreakerOpenTimeout, IsFailure: authn.IsUpstreamFailure, OnStateChange: s.OnBreakerChange})
 	s.Metrics.WatchBreaker(c.jwksBreaker)
 	c.keys = jwtauth.NewKeys(jwtauth.KeySettings{
@@ -303,11 +293,11 @@ func (c *chain) jwtVerifier(jwksURL string) authn.Verifier {
 			}
 		},
 	})
-	algs := make([]jose.SignatureAlgorithm, 0, len(iss.Algorithms()))
-	for _, a := range iss.Algorithms() {
+	algs := make([]jose.SignatureAlgorithm, 0, len(iss.JWTAlgorithms))
+	for _, a := range iss.JWTAlgorithms {
 		algs = append(algs, jose.SignatureAlgorithm(a))
 	}
-	return &jwtauth.Verifier{Keys: c.keys, Issuer: strings.TrimSpace(iss.URL), Audience: iss.RequiredAudience(),
+	return &jwtauth.Verifier{Keys: c.keys, Issuer: strings.TrimSpace(iss.URL), Audience: iss.Audience,
 		Algorithms: algs, Leeway: iss.JWTLeeway, Typ: iss.JWTTyp, OnResult: s.Metrics.JWTValidation}
 }
 
@@ -499,8 +489,8 @@ func (t *Tokens) ReadyChecks() []gateway.ReadyCheck {
 			continue
 		}
 		checks = append(checks,
-			gateway.ReadyCheck{Name: "jwks" + c.name(), Check: func(context.Context) string { return c.jwksBreaker.Health() }},
-			gateway.ReadyCheck{Name: "signing_keys" + c.name(),
+			gateway.ReadyCheck{Name: "jwks" + c.iss.Suffix(), Check: func(context.Context) string { return c.jwksBreaker.Health() }},
+			gateway.ReadyCheck{Name: "signing_keys" + c.iss.Suffix(),
 				Required: c.iss.IsPrimary() && c.iss.TokenValidation == config.ValidationJWT,
 				Check: func(context.Context) string {
 					if c.keys.Held() {
