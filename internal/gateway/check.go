@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"github.com/authgate/authgate/internal/methodoverride"
 	"net/http"
 	"net/url"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/authgate/authgate/internal/authz"
 	"github.com/authgate/authgate/internal/dpop"
 	"github.com/authgate/authgate/internal/fault"
+	"github.com/authgate/authgate/internal/methodoverride"
 )
 
 // Outcomes of a request that passes, as authgate_decisions_total labels

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"github.com/authgate/authgate/internal/methodoverride"
 	"net/http"
 	"slices"
 
@@ -10,6 +9,7 @@ import (
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/authz"
 	"github.com/authgate/authgate/internal/forwarded"
+	"github.com/authgate/authgate/internal/methodoverride"
 	"github.com/authgate/authgate/internal/pathrule"
 )
 
