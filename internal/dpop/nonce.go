@@ -19,6 +19,11 @@ import (
 //
 // The nonce says nothing about the time to a reader (it is a MAC, not a
 // timestamp), and cannot be forged or carried forward without the key.
+//
+// While the fleet key is rotated (FLEET_KEY_PREVIOUS), replicas issue
+// under different keys: each also accepts the nonces of its previous key,
+// so that a client sent from one replica to another is not asked for a
+// nonce again and again until the rollout ends.
 const nonceInfo = "authgate dpop nonce v1"
 
 // DefaultNonceWindow is how long a nonce is issued for when NewNonces is
@@ -28,17 +33,25 @@ const DefaultNonceWindow = 5 * time.Minute
 // Nonces issues and checks resource-server nonces. It is safe for
 // concurrent use.
 type Nonces struct {
-	key    []byte
-	window time.Duration
-	now    func() time.Time
+	key []byte
+	// previous are the keys whose nonces are accepted too, never issued.
+	previous [][]byte
+	window   time.Duration
+	now      func() time.Time
 }
 
 // NewNonces makes nonces keyed by key (at least 32 bytes; the same on every
 // replica), rotating every window (DefaultNonceWindow when 0), on the clock
-// now (time.Now when nil).
-func NewNonces(key []byte, window time.Duration, now func() time.Time) (*Nonces, error) {
+// now (time.Now when nil). The nonces of the previous keys (FLEET_KEY_PREVIOUS
+// during a rotation; empty ones are skipped) are accepted too.
+func NewNonces(key []byte, window time.Duration, now func() time.Time, previous ...[]byte) (*Nonces, error) {
 	if len(key) < 32 {
 		return nil, errors.New("dpop nonce key must be at least 32 bytes")
+	}
+	for _, k := range previous {
+		if len(k) > 0 && len(k) < 32 {
+			return nil, errors.New("dpop nonce key must be at least 32 bytes")
+		}
 	}
 	if window == 0 {
 		window = DefaultNonceWindow
@@ -49,20 +62,36 @@ func NewNonces(key []byte, window time.Duration, now func() time.Time) (*Nonces,
 	if now == nil {
 		now = time.Now
 	}
-	// A key of its own: the key given may serve other purposes (FLEET_KEY).
-	sub, err := hkdf.Key(sha256.New, key, nil, nonceInfo, 32)
-	if err != nil {
+	n := &Nonces{window: window, now: now}
+	var err error
+	if n.key, err = subkey(key); err != nil {
 		return nil, err
 	}
-	return &Nonces{key: sub, window: window, now: now}, nil
+	for _, k := range previous {
+		if len(k) == 0 {
+			continue
+		}
+		sub, err := subkey(k)
+		if err != nil {
+			return nil, err
+		}
+		n.previous = append(n.previous, sub)
+	}
+	return n, nil
+}
+
+// subkey is the nonce key derived from key: a key of its own, as the key
+// given may serve other purposes (FLEET_KEY).
+func subkey(key []byte) ([]byte, error) {
+	return hkdf.Key(sha256.New, key, nil, nonceInfo, 32)
 }
 
 func (n *Nonces) counter() uint64 {
 	return uint64(n.now().UnixNano() / int64(n.window))
 }
 
-func (n *Nonces) mac(counter uint64) []byte {
-	m := hmac.New(sha256.New, n.key)
+func mac(key []byte, counter uint64) []byte {
+	m := hmac.New(sha256.New, key)
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], counter)
 	m.Write(b[:])
@@ -71,13 +100,13 @@ func (n *Nonces) mac(counter uint64) []byte {
 
 // Current is the nonce to hand out now.
 func (n *Nonces) Current() string {
-	return base64.RawURLEncoding.EncodeToString(n.mac(n.counter()))
+	return base64.RawURLEncoding.EncodeToString(mac(n.key, n.counter()))
 }
 
 // Check reports whether nonce is valid (of the current or the previous
-// window), and whether it is the current one: a valid nonce of the
-// previous window should be followed by a fresh one (DPoP-Nonce on the
-// answer), before it expires.
+// window, under the key or a previous one), and whether it is the current
+// one: any other valid nonce should be followed by a fresh one (DPoP-Nonce
+// on the answer), before it expires.
 func (n *Nonces) Check(nonce string) (valid, current bool) {
 	if len(nonce) != base64.RawURLEncoding.EncodedLen(sha256.Size) {
 		return false, false
@@ -87,8 +116,16 @@ func (n *Nonces) Check(nonce string) (valid, current bool) {
 		return false, false
 	}
 	c := n.counter()
-	if hmac.Equal(got, n.mac(c)) {
+	if hmac.Equal(got, mac(n.key, c)) {
 		return true, true
 	}
-	return c > 0 && hmac.Equal(got, n.mac(c-1)), false
+	if c > 0 && hmac.Equal(got, mac(n.key, c-1)) {
+		return true, false
+	}
+	for _, k := range n.previous {
+		if hmac.Equal(got, mac(k, c)) || c > 0 && hmac.Equal(got, mac(k, c-1)) {
+			return true, false
+		}
+	}
+	return false, false
 }

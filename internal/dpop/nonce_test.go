@@ -63,3 +63,45 @@ func TestNonces(t *testing.T) {
 		t.Error("nonce shows the key")
 	}
 }
+
+// TestNoncesPreviousKey: during a fleet key rotation, replicas issuing
+// under either key accept each other's nonces (valid, not current: the
+// answer brings the replica's own), and issue only under their own key.
+func TestNoncesPreviousKey(t *testing.T) {
+	oldKey, newKey := []byte(strings.Repeat("o", 32)), []byte(strings.Repeat("n", 32))
+	now := t0
+	clock := func() time.Time { return now }
+	before, _ := NewNonces(oldKey, time.Minute, clock, newKey) // step 1: FLEET_KEY old, FLEET_KEY_PREVIOUS new
+	after, _ := NewNonces(newKey, time.Minute, clock, oldKey)  // step 2: FLEET_KEY new, FLEET_KEY_PREVIOUS old
+	only, _ := NewNonces(newKey, time.Minute, clock)
+	if before.Current() == after.Current() || after.Current() != only.Current() {
+		t.Fatal("nonces are not issued under the replica's own key")
+	}
+	for _, tc := range []struct {
+		name string
+		by   *Nonces
+		n    string
+	}{{"new key's nonce at an old-key replica", before, after.Current()}, {"old key's nonce at a new-key replica", after, before.Current()}} {
+		if valid, current := tc.by.Check(tc.n); !valid || current {
+			t.Errorf("%s: Check = %v, %v; want valid, not current", tc.name, valid, current)
+		}
+	}
+	old := before.Current()
+	now = now.Add(time.Minute)
+	if valid, current := after.Check(old); !valid || current {
+		t.Errorf("previous key, previous window: Check = %v, %v; want valid, not current", valid, current)
+	}
+	now = now.Add(time.Minute)
+	if valid, _ := after.Check(old); valid {
+		t.Error("previous key's nonce two windows old passes")
+	}
+	if valid, _ := only.Check(before.Current()); valid {
+		t.Error("a nonce under a key no longer configured passes")
+	}
+	if _, err := NewNonces(newKey, 0, nil, oldKey[:31]); err == nil {
+		t.Error("a 31-byte previous key accepted")
+	}
+	if _, err := NewNonces(newKey, 0, nil, nil); err != nil {
+		t.Errorf("an empty previous key (FLEET_KEY_PREVIOUS unset): %v", err)
+	}
+}

@@ -138,7 +138,8 @@ func cnfOf(claims json.RawMessage) json.RawMessage {
 // bound wraps next in the sender-constraint checks DPOP_* and
 // CLIENT_CERT_HEADER configure: proofs remembered in this process and,
 // with Redis, fleet-wide; nonces (DPOP_NONCE) keyed by FLEET_KEY in a
-// fleet, else by a random key of this process.
+// fleet (FLEET_KEY_PREVIOUS's accepted too), else by a random key of this
+// process.
 func (s *Settings) bound(next authn.Tokens) (*Bound, error) {
 	cfg := s.Config
 	var replay dpop.ReplayStore = dpop.NewLocalReplay(0, nil)
@@ -158,7 +159,9 @@ func (s *Settings) bound(next authn.Tokens) (*Bound, error) {
 			}
 		}
 		var err error
-		if nonces, err = dpop.NewNonces(key, 0, nil); err != nil {
+		// FLEET_KEY_PREVIOUS: during a rotation, the nonces of replicas
+		// still issuing under the other key pass here too.
+		if nonces, err = dpop.NewNonces(key, 0, nil, []byte(cfg.FleetKeyPrev)); err != nil {
 			return nil, err
 		}
 	}
