@@ -19,6 +19,11 @@ import (
 //
 // The nonce says nothing about the time to a reader (it is a MAC, not a
 // timestamp), and cannot be forged or carried forward without the key.
+//
+// While the fleet key is rotated (FLEET_KEY_PREVIOUS), replicas issue
+// under different keys: each also accepts the nonces of its previous key,
+// so that a client sent from one replica to another is not asked for a
+// nonce again and again until the rollout ends.
 const nonceInfo = "authgate dpop nonce v1"
 
 // DefaultNonceWindow is how long a nonce is issued for when NewNonces is
@@ -41,6 +46,11 @@ type Nonces struct {
 func NewNonces(key []byte, window time.Duration, now func() time.Time, previous ...[]byte) (*Nonces, error) {
 	for _, k := range append([][]byte{key}, previous...) {
 		if len(k) < 32 {
+			return nil, errors.New("dpop nonce key must be at least 32 bytes")
+		}
+	}
+	for _, k := range previous {
+		if len(k) > 0 && len(k) < 32 {
 			return nil, errors.New("dpop nonce key must be at least 32 bytes")
 		}
 	}

@@ -109,13 +109,18 @@ func BindingOf(cnf json.RawMessage) (Binding, error) {
 		return Binding{}, invalidToken("token cnf claim is not an object")
 	}
 	var b Binding
-	for name, dst := range map[string]*string{"jkt": &b.JKT, "x5t#S256": &b.X5tS256} {
-		v, ok := raw[name]
+	// In this order, so that a cnf with both malformed is always refused
+	// for the same one.
+	for _, m := range [...]struct {
+		name string
+		dst  *string
+	}{{"jkt", &b.JKT}, {"x5t#S256", &b.X5tS256}} {
+		v, ok := raw[m.name]
 		if !ok {
 			continue
 		}
-		if err := json.Unmarshal(v, dst); err != nil || !isThumbprint(*dst) {
-			return Binding{}, invalidToken("token cnf claim has a malformed " + name)
+		if err := json.Unmarshal(v, m.dst); err != nil || !isThumbprint(*m.dst) {
+			return Binding{}, invalidToken("token cnf claim has a malformed " + m.name)
 		}
 	}
 	return b, nil

@@ -2,6 +2,7 @@ package dpop
 
 import (
 	"encoding/json"
+	"errors"
 	"testing"
 
 	"github.com/authgate/authgate/internal/fault"
@@ -82,6 +83,13 @@ func TestBindingOf(t *testing.T) {
 			t.Errorf("BindingOf(%s) = %+v, want invalid_token", in, got)
 		} else if fault.KindOf(err) != fault.Unauthenticated {
 			t.Errorf("BindingOf(%s): %v, want Unauthenticated", in, err)
+		}
+	}
+	// Both malformed: always refused for jkt, the first checked.
+	for range 20 {
+		var fe *fault.Error
+		if _, err := BindingOf(json.RawMessage(`{"x5t#S256":1,"jkt":2}`)); !errors.As(err, &fe) || fe.Description != "token cnf claim has a malformed jkt" {
+			t.Fatalf("BindingOf with both malformed: %v", err)
 		}
 	}
 }

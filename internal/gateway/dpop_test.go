@@ -102,19 +102,29 @@ func TestDPoPInput(t *testing.T) {
 // spelled with "_", it is gone before the token lookup and the policy.
 func TestClientCertScrubbed(t *testing.T) {
 	for _, tc := range []struct {
-		name     string
-		trusted  bool
-		header   string
-		wantKept bool
+		name       string
+		configured string // CLIENT_CERT_HEADER, canonical; Client-Cert when ""
+		trusted    bool
+		header     string
+		wantKept   bool
 	}{
-		{"untrusted", false, "Client-Cert", false},
-		{"trusted", true, "Client-Cert", true},
-		{"trusted, underscore spelling", true, "Client_cert", false},
-		{"untrusted, underscore spelling", false, "Client_cert", false},
+		{"untrusted", "", false, "Client-Cert", false},
+		{"trusted", "", true, "Client-Cert", true},
+		{"trusted, underscore spelling", "", true, "Client_cert", false},
+		{"untrusted, underscore spelling", "", false, "Client_cert", false},
+		// A name configured with "_" is matched as the frameworks read it
+		// too: from anyone else, in either spelling, it goes.
+		{"configured with underscore, untrusted", "X_client_cert", false, "X_client_cert", false},
+		{"configured with underscore, untrusted, dash spelling", "X_client_cert", false, "X-Client-Cert", false},
+		{"configured with underscore, trusted", "X_client_cert", true, "X_client_cert", true},
+		{"configured with underscore, trusted, dash spelling", "X_client_cert", true, "X-Client-Cert", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, func(d *Deps) {
 				d.ClientCertHeader = "Client-Cert"
+				if tc.configured != "" {
+					d.ClientCertHeader = tc.configured
+				}
 				if tc.trusted {
 					d.TrustedProxies = forwarded.Trust{netip.MustParsePrefix("192.0.2.0/24")} // httptest's client
 				}

@@ -171,7 +171,7 @@ type Gateway struct {
 	trusted                    forwarded.Trust    // TRUSTED_PROXIES
 	proxy                      *proxy.Proxy       // the upstream's reverse proxy, in proxy mode
 	resource                   *resource.Metadata // RFC 9728 metadata; nil when off
-	clientCert                 string             // CLIENT_CERT_HEADER in lower case; "" when none
+	clientCert                 string             // CLIENT_CERT_HEADER as headername.Is takes it (lower case, "-" for "_"); "" when none
 	challenges                 challenge.Set      // what every 401's challenges say beyond the error
 	streams                    *Streams           // the open streams and tunnels (package proxy)
 }
@@ -188,7 +188,7 @@ func New(d Deps) *Gateway {
 	ch := challenge.Set{ResourceMetadata: res.ChallengeParam(), DPoPAlgs: d.DPoPAlgorithms, DPoPOnly: d.DPoPRequired}
 	g := &Gateway{
 		deps:       d,
-		clientCert: strings.ToLower(d.ClientCertHeader),
+		clientCert: strings.ReplaceAll(strings.ToLower(d.ClientCertHeader), "_", "-"),
 		challenges: ch,
 		traffic:    newEcho(d, ch),
 		admin:      newEcho(d, ch),

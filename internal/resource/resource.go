@@ -66,7 +66,7 @@ func resourcePath(u *url.URL) string {
 
 // Metadata is the document as authgate serves it, built once at startup.
 type Metadata struct {
-	// paths are the well-known path and, for a resource with a path, its
+	// Paths are the well-known path and, for a resource with a path, its
 	// path-inserted form: clients ask either.
 	Paths []string
 	body  []byte

@@ -117,9 +117,13 @@ func requestURI(r *authn.Request) string {
 
 // cnfOf is the raw cnf member of a token's claims (the introspection
 // answer or the JWT's claim set), nil when there is none. Claims that
-// cannot hold one (no "cnf", no escape that could spell it) cost nothing.
+// cannot hold one cost nothing: a member named cnf is spelled "cnf", or
+// escapes one of its letters, and \u0063 (c), \u006e (n) and \u0066 (f)
+// all begin \u006. Any other escape (\u0026 for "&" as Go's encoder
+// writes it, \u00e9 for "é" as Python's does) does not make every request
+// of such a token parse its claims.
 func cnfOf(claims json.RawMessage) json.RawMessage {
-	if !bytes.Contains(claims, []byte("cnf")) && !bytes.Contains(claims, []byte(`\u`)) {
+	if !bytes.Contains(claims, []byte("cnf")) && !bytes.Contains(claims, []byte(`\u006`)) {
 		return nil
 	}
 	var m map[string]json.RawMessage
