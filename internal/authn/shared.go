@@ -59,10 +59,11 @@ func (c *Cache) RevokeKey(key [sha256.Size]byte, d time.Duration) {
 			break
 		}
 	}
-	// An opaque token's revocation id is its cache key: its entries go at
-	// once. A JWS's entries (one per spelling) go on their next hit.
+	// An opaque token's revocation id is its cache key: its entry goes at
+	// once. A JWS's entries (one per spelling) go on their next hit. Every
+	// lookup that misses then finds the tombstone (miss): no negative entry
+	// is needed, and one under a JWS's revocation id would never be read.
 	c.pos.Remove(key)
-	c.neg.Add(key, negEntry{err: errRevoked, deadline: until})
 }
 
 // isRevoked reports whether key has a live tombstone.
