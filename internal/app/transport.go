@@ -79,6 +79,9 @@ func warnPlainHTTP(cfg *config.Config, log *slog.Logger) {
 	if config.PlainHTTPNonLoopback(cfg.OPAAuthzURL) {
 		log.Warn("OPA_AUTHZ_URL is plain http to a host that is not loopback: token claims and decisions cross the network in clear", "opa_authz_url", cfg.OPAAuthzURL)
 	}
+	if cfg.PlainRedisNonLoopback() {
+		log.Warn("REDIS_URL is redis:// (no TLS) to a host that is not loopback: whoever is on the path sees and can replay the traffic; use rediss://")
+	}
 	for _, iss := range cfg.Issuers() {
 		for _, u := range []struct{ name, val string }{{iss.Var("URL"), iss.URL}, {iss.Var("INTROSPECT_URL"), iss.IntrospectEndpoint}} {
 			if config.PlainHTTPNonLoopback(u.val) {
