@@ -12,6 +12,7 @@ import (
 
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/fault"
+	"github.com/authgate/authgate/internal/tokenid"
 )
 
 var errInactive = &fault.Error{Kind: fault.Unauthenticated, Code: "invalid_token", Description: "token is not active"}
@@ -486,7 +487,7 @@ func TestCacheRevocationCoversEverySpelling(t *testing.T) {
 	if tok, err := lookup(t, c, jwsB, authn.Miss); err != nil || tok.Subject != jwsB {
 		t.Fatalf("the other spelling: %+v %v, want its own answer", tok, err)
 	}
-	c.RevokeKey(authn.Key(jwsA), time.Minute)
+	c.RevokeKey(tokenid.Revocation(jwsA), time.Minute)
 	for _, tok := range []string{jwsB, jwsA} {
 		if _, _, err := c.Lookup(context.Background(), tok); !fault.Is(err, fault.Unauthenticated) {
 			t.Errorf("%s after the revocation: %v, want 401", tok, err)
@@ -542,7 +543,7 @@ func BenchmarkCacheHitWithTombstones(b *testing.B) {
 	if _, _, err := c.Lookup(ctx, token); err != nil {
 		b.Fatal(err)
 	}
-	c.RevokeKey(authn.Key("another-token"), time.Hour)
+	c.RevokeKey(tokenid.Revocation("another-token"), time.Hour)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, how, _ := c.Lookup(ctx, token); how != authn.Hit {

@@ -42,11 +42,7 @@ func ErrRevoked() *fault.Error { return errRevoked }
 // Revoke drops token, in every spelling, from the cache and keeps it out
 // for d: its lookups answer 401 "token revoked", and an introspection in
 // flight for it stores nothing.
-func (c *Cache) Revoke(token string, d time.Duration) { c.RevokeKey(Key(token), d) }
-
-// Key is the key RevokeKey takes for token: its revocation id
-// (tokenid.Revocation), the same for every spelling of a JWS.
-func Key(token string) [sha256.Size]byte { return tokenid.Revocation(token) }
+func (c *Cache) Revoke(token string, d time.Duration) { c.RevokeKey(tokenid.Revocation(token), d) }
 
 // RevokeKey is Revoke by the token's revocation id, for a revocation
 // another replica announced (it knows only the id).

@@ -16,6 +16,7 @@ import (
 	"github.com/authgate/authgate/internal/fault"
 	"github.com/authgate/authgate/internal/fleet"
 	"github.com/authgate/authgate/internal/stacktest"
+	"github.com/authgate/authgate/internal/tokenid"
 )
 
 // idp is a Verifier standing in for the introspection chain: it counts
@@ -315,12 +316,12 @@ func TestRevokeAcrossReplicas(t *testing.T) {
 	}()
 	stacktest.Eventually(t, 2*time.Second, "the introspection is in flight", func() bool { return slow.calls.Load() == 1 })
 
-	key := authn.Key(token)
+	key := tokenid.Revocation(token)
 	a.cache.RevokeKey(key, time.Minute)
 	if err := a.tier.Revoke(context.Background(), key); err != nil {
 		t.Fatal(err)
 	}
-	inflight := authn.Key("tok-inflight-0123456789")
+	inflight := tokenid.Revocation("tok-inflight-0123456789")
 	c.cache.RevokeKey(inflight, time.Minute)
 	if err := c.tier.Revoke(context.Background(), inflight); err != nil {
 		t.Fatal(err)
