@@ -28,7 +28,8 @@ const maxURILen = 8 << 10
 // request target as it wrote it), never a path authgate cleaned. A URI it
 // cannot read (another scheme, userinfo, no host, a port that is not a
 // number up to 65535, a host with characters a host cannot have, a '%' not
-// followed by two hex digits) is an error.
+// followed by two hex digits) is an error, and so is a URI longer than
+// maxURILen before or after normalising.
 func NormalizeHTU(uri string) (string, error) {
 	if len(uri) > maxURILen {
 		return "", errHTU
@@ -61,7 +62,11 @@ func NormalizeHTU(uri string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return scheme + "://" + host + path, nil
+	n := scheme + "://" + host + path
+	if len(n) > maxURILen { // encoding can triple a path: the result is bounded too
+		return "", errHTU
+	}
+	return n, nil
 }
 
 // normalizeAuthority lower-cases the host and drops a default or empty

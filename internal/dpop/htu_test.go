@@ -77,6 +77,7 @@ func TestNormalizeHTU(t *testing.T) {
 		"https://example.com/%4",
 		"https://example.com/%zz",
 		"https://example.com/a" + strings.Repeat("b", maxURILen),
+		"https://example.com/" + strings.Repeat(" ", maxURILen/3), // short enough raw, too long encoded
 	} {
 		if got, err := NormalizeHTU(in); err == nil {
 			t.Errorf("NormalizeHTU(%q) = %q, want an error", in, got)
@@ -86,7 +87,7 @@ func TestNormalizeHTU(t *testing.T) {
 
 // FuzzNormalizeHTU: no panic, and normalising is idempotent.
 func FuzzNormalizeHTU(f *testing.F) {
-	for _, s := range []string{"https://example.com/a/../b?x#y", "http://[::1]:80/%7e%2f", "HTTPS://A:0443/./%2E%2e/", "https://a/b c|d"} {
+	for _, s := range []string{"https://example.com/a/../b?x#y", "http://[::1]:80/%7e%2f", "HTTPS://A:0443/./%2E%2e/", "https://a/b c|d", "http://a/" + strings.Repeat(" ", 3000)} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
