@@ -92,15 +92,15 @@ test-go: $(BIN)/opa $(BIN)/otelcol
 # "context deadline exceeded" when a duration ends mid-execution on a loaded
 # machine (go.dev/issue/75804, fixed in Go 1.27). About 2-5 s per target here.
 FUZZTIME ?= 30000x
+# fuzz runs every Fuzz target in cmd/, internal/ and pkg/, found by name
+# rather than listed, so a new or moved target cannot be left out.
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzBearerToken$$' -fuzztime=$(FUZZTIME) ./internal/gateway/
-	$(GO) test -run='^$$' -fuzz='^FuzzCleanPath$$' -fuzztime=$(FUZZTIME) ./internal/gateway/
-	$(GO) test -run='^$$' -fuzz='^FuzzVerifyPath$$' -fuzztime=$(FUZZTIME) ./internal/gateway/
-	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./pkg/introspect/
-	$(GO) test -run='^$$' -fuzz='^FuzzParseResult$$' -fuzztime=$(FUZZTIME) ./pkg/opa/
-	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./internal/jwtauth/
-	$(GO) test -run='^$$' -fuzz='^FuzzNormalizeHTU$$' -fuzztime=$(FUZZTIME) ./internal/dpop/
-	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/certbind/
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' cmd internal pkg | sort); do \
+	  for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+	    echo "$(GO) test -run='^$$' -fuzz='^$$t\$$' -fuzztime=$(FUZZTIME) ./$$(dirname $$f)/"; \
+	    $(GO) test -run='^$$' -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) ./$$(dirname $$f)/; \
+	  done; \
+	done
 
 ## policy-push: deploy opa-policies/ (tests excluded) to a running OPA with PUT /v1/policies/{id}.
 OPA_URL ?= http://127.0.0.1:8181

@@ -45,7 +45,7 @@ func (c *Config) dpopProblems() []string {
 	if len(d.Algorithms) == 0 {
 		add("DPOP_ALGORITHMS: must name at least one algorithm (e.g. ES256,RS256,PS256,EdDSA)")
 	} else if _, err := dpop.NewVerifier(dpop.Config{Algorithms: d.Algorithms, Replay: dpop.NewLocalReplay(1, nil)}); err != nil {
-		add("DPOP_ALGORITHMS: %s (asymmetric JWS algorithms only: RS256..512, PS256..512, ES256..512, EdDSA)", strings.TrimPrefix(err.Error(), "dpop: "))
+		add("DPOP_ALGORITHMS: %s (asymmetric JWS algorithms only: RS256..512, PS256..512, ES256..512, EdDSA, Ed25519)", strings.TrimPrefix(err.Error(), "dpop: "))
 	}
 	if c.DPoPProofMaxAge <= 0 {
 		add("DPOP_PROOF_MAX_AGE: must be positive, got %s", c.DPoPProofMaxAge)

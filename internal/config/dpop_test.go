@@ -32,7 +32,7 @@ func TestLoadDPoP(t *testing.T) {
 			env:  with("DPOP_MODE", "sometimes", "DPOP_ALGORITHMS", "ES256,HS256", "DPOP_PROOF_MAX_AGE", "0s", "CLIENT_CERT_HEADER", "Client Cert"),
 			wantErr: []string{
 				`DPOP_MODE: must be allowed or required, got "sometimes"`,
-				`DPOP_ALGORITHMS: algorithm "HS256" is not an asymmetric JWS algorithm (asymmetric JWS algorithms only: RS256..512, PS256..512, ES256..512, EdDSA)`,
+				`DPOP_ALGORITHMS: algorithm "HS256" is not an asymmetric JWS algorithm (asymmetric JWS algorithms only: RS256..512, PS256..512, ES256..512, EdDSA, Ed25519)`,
 				"DPOP_PROOF_MAX_AGE: must be positive, got 0s",
 				`CLIENT_CERT_HEADER: "Client Cert" is not a header name`,
 			},

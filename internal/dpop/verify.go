@@ -19,6 +19,7 @@ package dpop
 import (
 	"context"
 	"crypto"
+	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -48,8 +49,17 @@ var asymmetric = map[string]jose.SignatureAlgorithm{
 	"RS256": jose.RS256, "RS384": jose.RS384, "RS512": jose.RS512,
 	"PS256": jose.PS256, "PS384": jose.PS384, "PS512": jose.PS512,
 	"ES256": jose.ES256, "ES384": jose.ES384, "ES512": jose.ES512,
-	"EdDSA": jose.EdDSA,
+	"EdDSA": jose.EdDSA, "Ed25519": algEd25519,
 }
+
+// algEd25519 is RFC 9864's fully-specified name for EdDSA with Ed25519,
+// the alg current clients (oauth4webapi among them) write for an Ed25519
+// key; "EdDSA" is its deprecated polymorphic name. Either name in
+// DPOP_ALGORITHMS accepts proofs written with either: for a proof both
+// mean an Ed25519 signature (go-jose's EdDSA is Ed25519 only). go-jose
+// parses the name but verifies only "EdDSA", so such a proof's signature
+// is checked with crypto/ed25519 over its signing input (verifySignature).
+const algEd25519 = jose.SignatureAlgorithm("Ed25519")
 
 // Limits on what a proof may be: far above any real one (an RSA-4096
 // proof is about 1.5 KiB), low enough that parsing garbage is cheap.
@@ -103,6 +113,12 @@ func NewVerifier(c Config) (*Verifier, error) {
 		}
 		v.algs = append(v.algs, a)
 		v.names = append(v.names, n)
+		switch a {
+		case jose.EdDSA:
+			v.algs = append(v.algs, algEd25519)
+		case algEd25519:
+			v.algs = append(v.algs, jose.EdDSA)
+		}
 	}
 	if v.maxAge == 0 {
 		v.maxAge = DefaultMaxAge
@@ -262,7 +278,7 @@ func (v *Verifier) Verify(ctx context.Context, r Request) (Proof, error) {
 	if subtle.ConstantTimeCompare([]byte(jkt), []byte(r.JKT)) != 1 {
 		return Proof{}, invalidProof("DPoP proof key is not the key the token is bound to")
 	}
-	if _, err := jws.Verify(jwk); err != nil {
+	if !verifySignature(raw, jws, jwk) {
 		return Proof{}, invalidProof("DPoP proof signature does not verify")
 	}
 	p := Proof{JKT: jkt, IssuedAt: iat}
@@ -291,6 +307,22 @@ func (v *Verifier) Verify(ctx context.Context, r Request) (Proof, error) {
 		return Proof{}, invalidProof("DPoP proof was used before")
 	}
 	return p, nil
+}
+
+// verifySignature checks the one signature of the compact JWS raw with
+// jwk: by go-jose, or for the alg "Ed25519" (algEd25519) by crypto/ed25519
+// over the signing input, the text before raw's last '.'.
+func verifySignature(raw string, jws *jose.JSONWebSignature, jwk *jose.JSONWebKey) bool {
+	sig := jws.Signatures[0]
+	if sig.Protected.Algorithm != string(algEd25519) {
+		_, err := jws.Verify(jwk)
+		return err == nil
+	}
+	pub, ok := jwk.Key.(ed25519.PublicKey)
+	if !ok || len(pub) != ed25519.PublicKeySize {
+		return false
+	}
+	return ed25519.Verify(pub, []byte(raw[:strings.LastIndexByte(raw, '.')]), sig.Signature)
 }
 
 // numericDate reads an RFC 7519 NumericDate: a JSON number of seconds

@@ -29,18 +29,18 @@ var (
 	keysOnce                sync.Once
 	ecKey, ecKey2, ecKey384 *ecdsa.PrivateKey
 	rsaKey, rsaKey1024      *rsa.PrivateKey
-	edKey                   ed25519.PrivateKey
+	edKey, edKey2           ed25519.PrivateKey
 )
 
 func keys(t testing.TB) {
 	t.Helper()
 	keysOnce.Do(func() {
-		var err error
-		must := func(e error) {
-			if e != nil && err == nil {
-				err = e
+		must := func(err error) {
+			if err != nil {
+				panic(err)
 			}
 		}
+		var err error
 		ecKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		must(err)
 		ecKey2, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -51,11 +51,10 @@ func keys(t testing.TB) {
 		must(err)
 		_, edKey, err = ed25519.GenerateKey(rand.Reader)
 		must(err)
+		_, edKey2, err = ed25519.GenerateKey(rand.Reader)
+		must(err)
 		// A 1024-bit key made by hand: Go refuses to generate one.
 		rsaKey1024 = weakRSAKey()
-		if err != nil {
-			panic(err)
-		}
 	})
 }
 
@@ -122,6 +121,15 @@ func rawES256(t testing.TB, key *ecdsa.PrivateKey, header, claims map[string]any
 	r.FillBytes(sig[:32])
 	s.FillBytes(sig[32:])
 	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// rawEd25519 signs a proof with alg "Ed25519" (RFC 9864), the name
+// oauth4webapi writes for an Ed25519 key and go-jose cannot sign with;
+// jwk is the key the header names.
+func rawEd25519(t testing.TB, key ed25519.PrivateKey, jwk crypto.PublicKey, claims map[string]any) string {
+	t.Helper()
+	input := b64json(map[string]any{"alg": "Ed25519", "typ": "dpop+jwt", "jwk": publicJWK(t, jwk)}) + "." + b64json(claims)
+	return input + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(key, []byte(input)))
 }
 
 func publicJWK(t testing.TB, pub crypto.PublicKey) map[string]any {
@@ -228,6 +236,12 @@ func TestVerify(t *testing.T) {
 		{name: "RS256", proofs: []string{signProof(t, jose.RS256, rsaKey, "dpop+jwt", goodClaims())}, jkt: thumbprint(t, rsaKey.Public())},
 		{name: "PS256", proofs: []string{signProof(t, jose.PS256, rsaKey, "dpop+jwt", goodClaims())}, jkt: thumbprint(t, rsaKey.Public())},
 		{name: "EdDSA", proofs: []string{signProof(t, jose.EdDSA, edKey, "dpop+jwt", goodClaims())}, jkt: thumbprint(t, edKey.Public())},
+		{name: "Ed25519 (RFC 9864) under the default EdDSA", proofs: []string{rawEd25519(t, edKey, edKey.Public(), goodClaims())}, jkt: thumbprint(t, edKey.Public())},
+		{name: "Ed25519 configured, proof alg Ed25519", proofs: []string{rawEd25519(t, edKey, edKey.Public(), goodClaims())}, jkt: thumbprint(t, edKey.Public()), algs: []string{"Ed25519"}},
+		{name: "Ed25519 configured, proof alg EdDSA", proofs: []string{signProof(t, jose.EdDSA, edKey, "dpop+jwt", goodClaims())}, jkt: thumbprint(t, edKey.Public()), algs: []string{"Ed25519"}},
+		{name: "Ed25519 signed by another key", proofs: []string{rawEd25519(t, edKey2, edKey.Public(), goodClaims())}, jkt: thumbprint(t, edKey.Public()), code: CodeInvalidProof},
+		{name: "Ed25519 alg with an EC key", proofs: []string{rawEd25519(t, edKey, ecKey.Public(), goodClaims())}, code: CodeInvalidProof},
+		{name: "Ed25519 not configured", proofs: []string{rawEd25519(t, edKey, edKey.Public(), goodClaims())}, jkt: thumbprint(t, edKey.Public()), algs: []string{"ES256"}, code: CodeInvalidProof},
 		{name: "typ in other case", proofs: []string{signProof(t, jose.ES256, ecKey, "DPoP+JWT", goodClaims())}},
 		{name: "htu normalised on both sides", proofs: []string{signProof(t, jose.ES256, ecKey, "dpop+jwt", with(goodClaims(), "htu", "HTTPS://API.example.com:443/orders/%34%32#frag"))}, uri: "https://api.Example.com/x/../orders/42"},
 		{name: "iat at the oldest edge", at: t0.Add(65 * time.Second)},
