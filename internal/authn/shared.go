@@ -62,6 +62,12 @@ func (c *Cache) RevokeKey(key [sha256.Size]byte, d time.Duration) {
 	c.pos.Remove(key)
 }
 
+// Holds reports whether the cache holds an active answer under key (an
+// opaque token's revocation id is its cache key; a JWS's is not, so for a
+// JWS it is false), without touching its recency. POST /revoke asks it to
+// learn which issuer answered an opaque token.
+func (c *Cache) Holds(key [sha256.Size]byte) bool { return c.pos.Contains(key) }
+
 // isRevoked reports whether key has a live tombstone.
 func (c *Cache) isRevoked(key [sha256.Size]byte) bool {
 	until, ok := c.revoked.Peek(key)

@@ -143,9 +143,10 @@ type Deps struct {
 	Ready []ReadyCheck
 	// Revoke, when set with AdminAPIToken, serves POST /revoke on the admin
 	// listener (revoke.go): it revokes a token in this replica's cache and,
-	// with Redis, the fleet's, and says where. An error means only
-	// REVOKE_UPSTREAM's call to the IdP failed.
-	Revoke        func(ctx context.Context, token, hint string) (Revocation, error)
+	// with Redis, the fleet's, and says where. A BadRequest fault.Error
+	// means the request named no configured issuer (nothing revoked); any
+	// other error, that only REVOKE_UPSTREAM's call to the IdP failed.
+	Revoke        func(ctx context.Context, r RevokeRequest) (Revocation, error)
 	AdminAPIToken string
 }
 

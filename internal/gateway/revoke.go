@@ -21,6 +21,25 @@ type Revocation struct {
 	// Upstream is "revoked" when the IdP revoked it too (REVOKE_UPSTREAM),
 	// else "off".
 	Upstream string `json:"upstream"`
+	// Issuer is the configured name of the issuer the token was taken for
+	// (primary, or an ISSUERS name): the one whose authorization server
+	// REVOKE_UPSTREAM tells. Only with ISSUERS; empty for a JWT of no
+	// configured issuer.
+	Issuer string `json:"issuer,omitempty"`
+}
+
+// RevokeRequest is one POST /revoke's form.
+type RevokeRequest struct {
+	Token string
+	// Hint is token_type_hint (RFC 7009), passed on to the IdP.
+	Hint string
+	// Issuer is the form's issuer: the configured name of the issuer an
+	// opaque token was issued by, which a revocation cannot otherwise know
+	// (a lookup routes it by the request: OPAQUE_PATHS). Empty: authgate
+	// chooses (docs/fleet.md). A name that is not configured, or that a
+	// JWT's iss contradicts, is a BadRequest fault.Error, and nothing is
+	// revoked.
+	Issuer string
 }
 
 // Results of POST /revoke, as authgate_revoke_requests_total labels them.
@@ -35,7 +54,7 @@ const (
 const maxRevokeBody = 16 << 10
 
 // handleRevoke serves POST /revoke, shaped like RFC 7009: form members
-// token and (optional) token_type_hint, the caller authenticated by
+// token and (optional) token_type_hint and issuer, the caller authenticated by
 // Authorization: Bearer ADMIN_API_TOKEN. It answers 200 whether or not the
 // token was known or cached (no oracle), with where it was revoked; 502 when
 // REVOKE_UPSTREAM's call to the IdP failed (the local part is done). Its
@@ -71,8 +90,13 @@ func (g *Gateway) handleRevoke() echo.HandlerFunc {
 			return &fault.Error{Kind: fault.BadRequest, Code: "invalid_request", Description: "missing token"}
 		}
 		// Detached: a caller that goes away must not leave a revocation half done.
-		r, err := revoke(context.WithoutCancel(req.Context()), token, req.PostForm.Get("token_type_hint"))
-		g.deps.Log.Info("token revoked", "scope", r.Scope, "upstream", r.Upstream, "remote_addr", req.RemoteAddr)
+		r, err := revoke(context.WithoutCancel(req.Context()), RevokeRequest{Token: token,
+			Hint: req.PostForm.Get("token_type_hint"), Issuer: req.PostForm.Get("issuer")})
+		if fault.Is(err, fault.BadRequest) {
+			count(revokeBadRequest)
+			return err
+		}
+		g.deps.Log.Info("token revoked", "scope", r.Scope, "upstream", r.Upstream, "issuer", r.Issuer, "remote_addr", req.RemoteAddr)
 		if err != nil {
 			count(revokeUpstreamError)
 			g.deps.Log.Warn("revocation at the authorization server failed (REVOKE_UPSTREAM)", "err", err)

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/authgate/authgate/internal/fault"
 )
 
 // adminToken is an ADMIN_API_TOKEN of the 32 characters it needs at least.
@@ -16,8 +18,8 @@ const adminToken = "admin-api-token-0123456789abcdef-XYZ"
 
 // revokeCall is what the gateway asked of Deps.Revoke.
 type revokeCall struct {
-	token, hint string
-	ctxErr      error // the context's error when called: nil, detached from the request
+	token, hint, issuer string
+	ctxErr              error // the context's error when called: nil, detached from the request
 }
 
 // withRevoke serves POST /revoke with ADMIN_API_TOKEN adminToken; the
@@ -25,8 +27,8 @@ type revokeCall struct {
 func withRevoke(calls *[]revokeCall, answer func() (Revocation, error)) func(*Deps) {
 	return func(d *Deps) {
 		d.AdminAPIToken = adminToken
-		d.Revoke = func(ctx context.Context, token, hint string) (Revocation, error) {
-			*calls = append(*calls, revokeCall{token, hint, ctx.Err()})
+		d.Revoke = func(ctx context.Context, r RevokeRequest) (Revocation, error) {
+			*calls = append(*calls, revokeCall{r.Token, r.Hint, r.Issuer, ctx.Err()})
 			return answer()
 		}
 	}
@@ -43,7 +45,8 @@ func revokeRequest(auth string, form url.Values) *http.Request {
 
 // TestRevoke: POST /revoke on the admin listener, shaped like RFC 7009:
 // the admin token required (compared whole), the form's token and
-// token_type_hint handed to Deps.Revoke, 200 with where it was revoked, 502
+// token_type_hint and issuer handed to Deps.Revoke, 200 with where it was
+// revoked, 400 when Deps.Revoke refuses the issuer, 502
 // (written by the error handler) when only the IdP's revocation failed, and
 // no token in the log.
 func TestRevoke(t *testing.T) {
@@ -65,6 +68,16 @@ func TestRevoke(t *testing.T) {
 			answer:     func() (Revocation, error) { return Revocation{Scope: "local", Upstream: "revoked"}, nil },
 			wantStatus: 200, wantBody: map[string]any{"scope": "local", "upstream": "revoked"},
 			wantCall: &revokeCall{token: tok, hint: "access_token"}},
+		{name: "the issuer is passed on", auth: "Bearer " + adminToken, form: url.Values{"token": {tok}, "issuer": {"org"}},
+			answer:     func() (Revocation, error) { return Revocation{Scope: "local", Upstream: "revoked", Issuer: "org"}, nil },
+			wantStatus: 200, wantBody: map[string]any{"scope": "local", "upstream": "revoked", "issuer": "org"},
+			wantCall: &revokeCall{token: tok, issuer: "org"}},
+		{name: "an issuer Revoke refuses", auth: "Bearer " + adminToken, form: url.Values{"token": {tok}, "issuer": {"nope"}},
+			answer: func() (Revocation, error) {
+				return Revocation{}, &fault.Error{Kind: fault.BadRequest, Code: "invalid_request", Description: "issuer is not a configured issuer's name"}
+			},
+			wantStatus: 400, wantBody: map[string]any{"error": "invalid_request", "error_description": "issuer is not a configured issuer's name"},
+			wantCall: &revokeCall{token: tok, issuer: "nope"}},
 		{name: "no admin token", form: url.Values{"token": {tok}}, answer: fleet, wantStatus: 401,
 			wantBody: map[string]any{"error": "invalid_token", "error_description": "ADMIN_API_TOKEN required"}},
 		{name: "wrong admin token", auth: "Bearer wrong", form: url.Values{"token": {tok}}, answer: fleet, wantStatus: 401},

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/authgate/authgate/internal/fault"
 	"github.com/authgate/authgate/internal/gateway"
 	"github.com/authgate/authgate/internal/jwtauth"
 	"github.com/authgate/authgate/internal/tokenid"
@@ -36,7 +37,7 @@ func (t *Tokens) RevokeKey(key [sha256.Size]byte, d time.Duration) {
 // Revoker returns POST /revoke's work (gateway.Deps' Revoke): this
 // replica's caches, the fleet's (the token's issuer's tier, when set), and
 // the token's issuer's (REVOKE_UPSTREAM), as revocationScope says.
-func (t *Tokens) Revoker() func(ctx context.Context, token, hint string) (gateway.Revocation, error) {
+func (t *Tokens) Revoker() func(ctx context.Context, req gateway.RevokeRequest) (gateway.Revocation, error) {
 	cfg := t.s.Config
 	r := &revoker{tokens: t, tombstone: cfg.CacheTTL, onRevoke: t.s.Metrics.Revocation,
 		upstream: cfg.RevokeUpstream, issuers: map[*chain]*upstreamRevoker{}}
@@ -49,25 +50,54 @@ func (t *Tokens) Revoker() func(ctx context.Context, token, hint string) (gatewa
 
 // revocationScope is where POST /revoke revokes token beyond this
 // replica's caches: the issuers whose shared tiers get its tombstone, and
-// the one whose authorization server is told (REVOKE_UPSTREAM; nil: none).
+// the one the token is taken for, whose authorization server is told
+// (REVOKE_UPSTREAM; nil: none). named is the form's issuer ("" for none).
+//
 // A JWT goes to the issuer its iss names (none for an unknown one), as a
 // lookup would route it, and only that issuer's tier can hold an answer
-// for it. An opaque token is tombstoned in every issuer's tier, since a
-// lookup routes it by the request, which POST /revoke does not describe
-// (OPAQUE_PATHS): any issuer may have answered it. Its upstream
-// revocation goes to the primary.
-func (t *Tokens) revocationScope(token string) (tiers []*chain, upstream *chain) {
-	if t.byURL == nil {
-		return t.chains, t.chains[0]
-	}
-	if iss, ok := jwtauth.PeekIssuer(token); ok {
-		c := t.byURL[iss]
-		if c == nil {
-			return nil, nil
+// for it; a named issuer must be that one. An opaque token is tombstoned
+// in every issuer's tier, since a lookup routes it by the request, which
+// POST /revoke does not describe (OPAQUE_PATHS): any issuer may have
+// answered it. It is taken for the named issuer, else the first whose
+// cache on this replica holds an active answer for it (that issuer said
+// it was its own), else the primary. Call it before the caches drop the
+// token.
+func (t *Tokens) revocationScope(token, named string) (tiers []*chain, upstream *chain, err error) {
+	var want *chain
+	if named != "" {
+		for _, c := range t.chains {
+			if c.iss.Name == named {
+				want = c
+			}
 		}
-		return []*chain{c}, c
+		if want == nil {
+			return nil, nil, &fault.Error{Kind: fault.BadRequest, Code: "invalid_request",
+				Description: "issuer is not a configured issuer's name"}
+		}
 	}
-	return t.chains, t.chains[0]
+	if t.byURL != nil {
+		if iss, ok := jwtauth.PeekIssuer(token); ok {
+			c := t.byURL[iss]
+			if want != nil && want != c {
+				return nil, nil, &fault.Error{Kind: fault.BadRequest, Code: "invalid_request",
+					Description: "issuer is not the issuer the token's iss names"}
+			}
+			if c == nil {
+				return nil, nil, nil
+			}
+			return []*chain{c}, c, nil
+		}
+	}
+	if want != nil {
+		return t.chains, want, nil
+	}
+	key := tokenid.Revocation(token)
+	for _, c := range t.chains {
+		if c.cache.Holds(key) || (c.introspect != nil && c.introspect.Holds(key)) {
+			return t.chains, c, nil
+		}
+	}
+	return t.chains, t.chains[0], nil
 }
 
 // revoker does POST /revoke's work.
@@ -93,12 +123,21 @@ type upstreamRevoker struct {
 // revoke implements gateway.Deps' Revoke. It keys by the token's
 // revocation id (tokenid), so that every spelling of a JWS is revoked.
 // A JWT of no configured issuer (ISSUERS set) is revoked here and in no
-// tier nor IdP: no issuer would have accepted it.
-func (r *revoker) revoke(ctx context.Context, token, hint string) (gateway.Revocation, error) {
+// tier nor IdP: no issuer would have accepted it. A request naming no
+// configured issuer revokes nothing (BadRequest).
+func (r *revoker) revoke(ctx context.Context, req gateway.RevokeRequest) (gateway.Revocation, error) {
+	token, hint := req.Token, req.Hint
+	tiers, c, err := r.tokens.revocationScope(token, req.Issuer)
+	if err != nil {
+		return gateway.Revocation{}, err
+	}
 	key := tokenid.Revocation(token)
 	r.tokens.RevokeKey(key, r.tombstone)
 	res := gateway.Revocation{Scope: "local", Upstream: "off"}
-	tiers, c := r.tokens.revocationScope(token)
+	if c != nil && r.tokens.byURL != nil {
+		// Only with ISSUERS: a single issuer's answer stays as it was.
+		res.Issuer = c.iss.Name
+	}
 	r.onRevoke("api")
 	revoked, failed := 0, false
 	for _, tc := range tiers {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/fault"
+	"github.com/authgate/authgate/internal/gateway"
 )
 
 // fakeIssuer stands in for one authorization server: it counts the
@@ -62,7 +63,7 @@ func (f *fakeIssuer) jwt(t *testing.T, iss string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	claims, _ := json.Marshal(map[string]any{"iss": iss, "aud": "api://x", "sub": "bob",
+	claims, _ := json.Marshal(map[string]any{"iss": iss, "aud": "api://x", "sub": "bob", "jti": rand.Text(),
 		"exp": time.Now().Add(time.Hour).Unix(), "iat": time.Now().Unix()})
 	obj, err := s.Sign(claims)
 	if err != nil {
@@ -170,38 +171,64 @@ func TestRouteWithoutIssuers(t *testing.T) {
 
 // TestRevokeRoutes: POST /revoke's upstream revocation goes to the
 // token's own issuer (REVOKE_UPSTREAM), routed like a lookup: a JWT to the
-// issuer its iss names, an opaque token to the primary, a JWT of no
-// configured issuer to none; the token is dropped from every cache all the
-// same. (Its shared tiers: TestIssuersFleet, test/e2e.)
+// issuer its iss names, a JWT of no configured issuer to none; an opaque
+// token to the issuer the form names, else to the one whose cache holds
+// its answer, else to the primary. A name that is not configured, or that
+// a JWT's iss contradicts, revokes nothing. The token is dropped from
+// every cache all the same. (Its shared tiers: TestIssuersFleet,
+// test/e2e.)
 func TestRevokeRoutes(t *testing.T) {
 	a, b := newFakeIssuer(t), newFakeIssuer(t)
 	toks := build(t, a.Server, map[string]string{
 		"REVOKE_UPSTREAM": "true", "ADMIN_API_TOKEN": "0123456789abcdef0123456789abcdef", "OKTA_REVOKE_URL": a.URL + "/revoke",
 		"ISSUERS": "b", "ISSUER_B_URL": b.URL, "ISSUER_B_INTROSPECT_URL": b.URL + "/introspect",
 		"ISSUER_B_REVOKE_URL": b.URL + "/revoke", "ISSUER_B_CLIENT_ID": "authgate-b", "ISSUER_B_CLIENT_SECRET": "s3cret-b",
+		"ISSUER_B_OPAQUE_PATHS": "/b/*",
 	})
 	revoke := toks.Revoker()
 	ctx := context.Background()
 	bJWT := b.jwt(t, b.URL)
-	if _, _, err := toks.Lookup(ctx, &authn.Request{Method: "GET", Path: "/x"}, bJWT); err != nil {
-		t.Fatalf("lookup before the revocation: %v", err)
-	}
 	for _, tc := range []struct {
-		name     string
-		token    string
-		upstream string
-		want     [2]int32 // revocations at a, b
+		name       string
+		token      string
+		issuer     string   // the form's
+		lookupPath string   // looked up there first, when set
+		upstream   string   // "" = refused
+		want       [2]int32 // revocations at a, b
 	}{
-		{"a JWT of b: at b", bJWT, "revoked", [2]int32{0, 1}},
-		{"an opaque token: at the primary", "opaque-1", "revoked", [2]int32{1, 0}},
-		{"a JWT of no configured issuer: nowhere", b.jwt(t, "https://evil.example"), "off", [2]int32{0, 0}},
+		{name: "a JWT of b: at b", token: bJWT, lookupPath: "/x", upstream: "revoked", want: [2]int32{0, 1}},
+		{name: "a JWT of b named for b: at b", token: b.jwt(t, b.URL), issuer: "b", upstream: "revoked", want: [2]int32{0, 1}},
+		{name: "a JWT of b named for the primary: refused", token: b.jwt(t, b.URL), issuer: "primary"},
+		{name: "an opaque token: at the primary", token: "opaque-1", upstream: "revoked", want: [2]int32{1, 0}},
+		{name: "an opaque token b answered: at b", token: "opaque-2", lookupPath: "/b/x", upstream: "revoked", want: [2]int32{0, 1}},
+		{name: "an opaque token named for b: at b", token: "opaque-3", issuer: "b", upstream: "revoked", want: [2]int32{0, 1}},
+		{name: "an opaque token the primary answered, named for b: at b", token: "opaque-4", lookupPath: "/x", issuer: "b", upstream: "revoked", want: [2]int32{0, 1}},
+		{name: "an issuer not configured: refused", token: "opaque-5", issuer: "c"},
+		{name: "a JWT of no configured issuer: nowhere", token: b.jwt(t, "https://evil.example"), upstream: "off"},
 	} {
+		if tc.lookupPath != "" {
+			if _, _, err := toks.Lookup(ctx, &authn.Request{Method: "GET", Path: tc.lookupPath}, tc.token); err != nil {
+				t.Fatalf("%s: lookup before the revocation: %v", tc.name, err)
+			}
+		}
 		before := [2]int32{a.revocations.Load(), b.revocations.Load()}
-		res, err := revoke(ctx, tc.token, "")
+		res, err := revoke(ctx, gateway.RevokeRequest{Token: tc.token, Issuer: tc.issuer})
+		got := [2]int32{a.revocations.Load() - before[0], b.revocations.Load() - before[1]}
+		if tc.upstream == "" {
+			if !fault.Is(err, fault.BadRequest) || got != [2]int32{} {
+				t.Errorf("%s: %v, revocations at a, b = %v; want refused, none", tc.name, err, got)
+			}
+			if tc.lookupPath == "" {
+				// Nothing revoked: the token still passes.
+				if _, _, err := toks.Lookup(ctx, &authn.Request{Method: "GET", Path: "/x"}, tc.token); err != nil {
+					t.Errorf("%s: after the refusal: %v", tc.name, err)
+				}
+			}
+			continue
+		}
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		got := [2]int32{a.revocations.Load() - before[0], b.revocations.Load() - before[1]}
 		if got != tc.want || res.Upstream != tc.upstream {
 			t.Errorf("%s: revocations at a, b = %v, upstream %q; want %v, %q", tc.name, got, res.Upstream, tc.want, tc.upstream)
 		}

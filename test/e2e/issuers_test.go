@@ -317,11 +317,17 @@ func copyEnv(m map[string]string) map[string]string {
 // another (one call at org); /readyz reports each issuer's tier. POST
 // /revoke of org's opaque token (which the admin call cannot route: no
 // OPAQUE_PATHS request) tombstones it in every issuer's tier: the other
-// replica, and a replica started afterwards, refuse it without asking org.
+// replica, and a replica started afterwards, refuse it without asking org;
+// with REVOKE_UPSTREAM it is revoked at org, the issuer whose cache held
+// its answer (the answer says so; the calls per issuer are counted in
+// package tokens' TestRevokeRoutes).
 func TestIssuersFleet(t *testing.T) {
 	s := startIssuersStack(t)
 	r := stacktest.StartRedis(t)
 	s.env["REDIS_URL"], s.env["FLEET_KEY"], s.env["ADMIN_API_TOKEN"] = r.URL, stacktest.FleetKey, adminToken
+	// REVOKE_UPSTREAM needs every issuer's client credentials.
+	s.env["REVOKE_UPSTREAM"] = "true"
+	s.env["ISSUER_ORDERS_CLIENT_ID"], s.env["ISSUER_ORDERS_CLIENT_SECRET"] = stacktest.GatewayClient, stacktest.GatewaySecret
 	gw0, gw1 := stacktest.StartGateway(t, copyEnv(s.env)), stacktest.StartGateway(t, copyEnv(s.env))
 	tok := s.opaque(t, s.org)
 	get := func(gw *stacktest.Gateway) int {
@@ -345,9 +351,10 @@ func TestIssuersFleet(t *testing.T) {
 		}
 	}
 
-	if res := revoke(t, gw0, adminToken, tok); res.Status != 200 || !strings.Contains(res.Body, `"fleet"`) {
-		t.Fatalf("POST /revoke: %d %s", res.Status, res.Body)
+	if res := revoke(t, gw0, adminToken, tok); res.Status != 200 || strings.TrimSpace(res.Body) != `{"scope":"fleet","upstream":"revoked","issuer":"org"}` {
+		t.Fatalf("POST /revoke: %d %s, want revoked at org", res.Status, res.Body)
 	}
+
 	stacktest.Eventually(t, 2*time.Second, "the other replica refuses the revoked token", func() bool { return get(gw1) == 401 })
 	gw2 := stacktest.StartGateway(t, copyEnv(s.env))
 	if st := get(gw2); st != 401 {
