@@ -107,9 +107,8 @@ type Metrics struct {
 	fleet fleetMetrics // fleet.go: REDIS_URL and POST /revoke
 
 	// issuer.go: the per-issuer series.
-	introspectionsByIssuer *prometheus.CounterVec
-	cacheByIssuer          *prometheus.CounterVec
-	issuers                atomic.Pointer[map[string]*issuerSeries] // copy on write, under mu
+	byIssuer issuerVecs
+	issuers  atomic.Pointer[map[string]*Issuer] // copy on write, under mu
 
 	reg prometheus.Registerer
 }
@@ -216,7 +215,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		cache, m.cacheEvictions, m.transitions, opaRequests, m.opaDuration, m.rateLimit, m.rateLimitRemain, budget,
 		jwtValidations, jwksFetches, m.revokeVec,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(m.issuerVecs()...)
+	reg.MustRegister(m.newIssuerVecs()...)
 	return m
 }
 

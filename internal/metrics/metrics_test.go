@@ -302,7 +302,7 @@ func TestLint(t *testing.T) {
 	m.Redis("claim", "ok", time.Millisecond)
 	m.Revocation("api")
 	m.RevokeRequest("revoked")
-	m.AddIssuer("org")("active", time.Millisecond)
+	m.AddIssuer("org").Introspection("active", time.Millisecond)
 	m.IssuerCacheLookup(authn.Hit, "org")
 
 	problems, err := testutil.GatherAndLint(reg)

@@ -117,9 +117,9 @@ type chain struct {
 	opaque *pathrule.Matcher
 	// clients are the per-client budgets every issuer shares (nil: none).
 	clients *authn.ClientLimited
-	// onIntrospect counts an introspection at this issuer (its series and
-	// the total: metrics.AddIssuer).
-	onIntrospect func(result string, d time.Duration)
+	// metrics counts what this issuer's chain does, under its name and in
+	// the totals (metrics.AddIssuer).
+	metrics *metrics.Issuer
 	// s is the token side's settings, for what is global (CACHE_*,
 	// OKTA_MAX_RPS_PER_CLIENT, the logger, the metrics).
 	s *Settings
@@ -180,7 +180,7 @@ func Build(ctx context.Context, s Settings) (*Tokens, error) {
 
 // build assembles one issuer's chain.
 func (t *Tokens) build(ctx context.Context, iss config.Issuer, parts Parts) (*chain, error) {
-	c := &chain{iss: iss, parts: parts, s: &t.s, clients: t.clients, onIntrospect: t.s.Metrics.AddIssuer(iss.Name)}
+	c := &chain{iss: iss, parts: parts, s: &t.s, clients: t.clients, metrics: t.s.Metrics.AddIssuer(iss.Name)}
 	var err error
 	if c.privateKey, err = loadPrivateKey(&iss); err != nil {
 		return nil, err
@@ -234,10 +234,10 @@ func (t *Tokens) cacheLen() int {
 // Hybrid mode calls it once: its two caches share the budgets and the
 // breaker.
 func (c *chain) introspection(url string) authn.Verifier {
-	iss, m, tier := &c.iss, c.s.Metrics, c.parts.Tier
+	iss, m, tier := &c.iss, c.metrics, c.parts.Tier
 	guarded := &authn.Guarded{
 		Next: &authn.Introspection{Client: c.client(url), Audience: iss.Audience,
-			OnResult: c.onIntrospect, OnRateLimit: m.RateLimit, Log: c.s.Log,
+			OnResult: m.Introspection, OnRateLimit: m.RateLimit, Log: c.s.Log,
 			PrivateKeyJWT: iss.AuthMethod == config.AuthPrivateKeyJWT},
 		Breaker: c.parts.Breaker,
 	}
@@ -249,11 +249,11 @@ func (c *chain) introspection(url string) authn.Verifier {
 		// Under the cache (cached tokens never spend the budget), above the
 		// breaker (our own refusals are not upstream failures).
 		rl := authn.NewRateLimited(v, iss.MaxRPS, nil)
-		rl.OnRefuse = m.GlobalBudgetRejected
+		rl.OnRefuse = m.BudgetRejected
 		if tier != nil {
 			// One budget for the fleet; this replica's own when Redis is not there.
 			b := tier.NewBudget(v, rl, iss.MaxRPS)
-			b.OnRefuse = m.GlobalBudgetRejected
+			b.OnRefuse = m.BudgetRejected
 			v = b
 		} else {
 			v = rl
@@ -287,7 +287,7 @@ func (c *chain) jwtVerifier(jwksURL string) authn.Verifier {
 		},
 		RequestHeader: requestid.SetHeader,
 		OnFetch: func(result string, err error) {
-			s.Metrics.JWKSFetch(result)
+			c.metrics.JWKSFetch(result)
 			if err != nil {
 				s.Log.Warn("JWKS fetch failed; keeping the keys held", "issuer", iss.Name, "error", err.Error())
 			}
@@ -298,7 +298,7 @@ func (c *chain) jwtVerifier(jwksURL string) authn.Verifier {
 		algs = append(algs, jose.SignatureAlgorithm(a))
 	}
 	return &jwtauth.Verifier{Keys: c.keys, Issuer: strings.TrimSpace(iss.URL), Audience: iss.Audience,
-		Algorithms: algs, Leeway: iss.JWTLeeway, Typ: iss.JWTTyp, OnResult: s.Metrics.JWTValidation}
+		Algorithms: algs, Leeway: iss.JWTLeeway, Typ: iss.JWTTyp, OnResult: c.metrics.JWTValidation}
 }
 
 // hybrid routes a token: a JWT of issuer to jwt, whose verdict is final;

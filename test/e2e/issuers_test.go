@@ -172,8 +172,9 @@ func TestIssuers(t *testing.T) {
 }
 
 // issuerMetricsAndLog checks, after TestIssuers' cases, the issuer label
-// of the metrics and the access log: each introspection and lookup counted
-// under the issuer the token went to, the totals unchanged, and the
+// of the metrics and the access log: each introspection, lookup, JWT
+// validation and JWKS fetch counted under the issuer the token went to,
+// the totals unchanged, and the
 // access line naming the issuer (none for the unknown issuer's JWT).
 func issuerMetricsAndLog(t *testing.T, gw *stacktest.Gateway) {
 	t.Helper()
@@ -192,6 +193,14 @@ func issuerMetricsAndLog(t *testing.T, gw *stacktest.Gateway) {
 		{"authgate_issuer_cache_requests_total", []string{"issuer=primary", "result=hit"}, 1},
 		{"authgate_issuer_cache_requests_total", []string{"issuer=orders", "result=miss"}, 2},
 		{"authgate_issuer_cache_requests_total", []string{"issuer=org", "result=miss"}, 3},
+		{"authgate_issuer_jwt_validations_total", []string{"issuer=orders", "result=valid"}, 1},
+		// The JWT naming orders but signed by org's key: a kid orders lacks.
+		{"authgate_issuer_jwt_validations_total", []string{"issuer=orders", "result=unknown_key"}, 1},
+		{"authgate_issuer_jwt_validations_total", []string{"issuer=primary", "result=valid"}, 0},
+		{"authgate_jwt_validations_total", []string{"result=valid"}, 1},
+		// At start, and again for that unknown kid.
+		{"authgate_issuer_jwks_fetches_total", []string{"issuer=orders", "result=ok"}, 2},
+		{"authgate_issuer_jwks_fetches_total", []string{"issuer=primary", "result=ok"}, 0},
 	} {
 		if v := m.value(c.name, c.labels...); v != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, v, c.want)
