@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"maps"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -79,26 +80,16 @@ func (m *Metrics) AddIssuer(name string) *Issuer {
 	if s, ok := old[name]; ok {
 		return s
 	}
-	v := &m.byIssuer
-	s := &Issuer{m: m, introspections: map[string]prometheus.Counter{}, jwt: map[string]prometheus.Counter{},
-		jwks: map[string]prometheus.Counter{}, budget: v.budget.WithLabelValues(name)}
-	for _, r := range introspectionResults {
-		s.introspections[r] = v.introspections.WithLabelValues(name, r)
-	}
+	v, of := &m.byIssuer, prometheus.Labels{"issuer": name}
+	s := &Issuer{m: m, name: name,
+		introspections: children(v.introspections.MustCurryWith(of), introspectionResults),
+		jwt:            children(v.jwt.MustCurryWith(of), jwtResults),
+		jwks:           children(v.jwks.MustCurryWith(of), jwksResults),
+		budget:         v.budget.WithLabelValues(name)}
 	for _, l := range []authn.Lookup{authn.Miss, authn.Hit, authn.Coalesced} {
 		s.cache[l] = v.cache.WithLabelValues(name, l.String())
 	}
-	for _, r := range jwtResults {
-		s.jwt[r] = v.jwt.WithLabelValues(name, r)
-	}
-	for _, r := range jwksResults {
-		s.jwks[r] = v.jwks.WithLabelValues(name, r)
-	}
-	s.name = name
-	next := make(map[string]*Issuer, len(old)+1)
-	for k, i := range old {
-		next[k] = i
-	}
+	next := maps.Clone(old)
 	next[name] = s
 	m.issuers.Store(&next)
 	return s

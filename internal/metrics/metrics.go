@@ -9,6 +9,7 @@
 package metrics
 
 import (
+	"maps"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -263,10 +264,7 @@ func (m *Metrics) addRoute(name string) *route {
 		return r
 	}
 	r := &route{duration: m.duration.WithLabelValues(name)}
-	next := make(map[string]*route, len(old)+1)
-	for k, v := range old {
-		next[k] = v
-	}
+	next := maps.Clone(old)
 	next[name] = r
 	m.routes.Store(&next)
 	return r

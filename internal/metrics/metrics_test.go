@@ -302,7 +302,9 @@ func TestLint(t *testing.T) {
 	m.Redis("claim", "ok", time.Millisecond)
 	m.Revocation("api")
 	m.RevokeRequest("revoked")
-	m.AddIssuer("org").Introspection("active", time.Millisecond)
+	org := m.AddIssuer("org")
+	org.Introspection("active", time.Millisecond)
+	org.RateLimit(introspect.RateLimit{Limit: 600, Remaining: 500})
 	m.IssuerCacheLookup(authn.Hit, "org")
 
 	problems, err := testutil.GatherAndLint(reg)
