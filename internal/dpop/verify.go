@@ -195,23 +195,13 @@ type claims struct {
 // for a token not bound to a key; Unavailable when the replay store cannot
 // answer.
 func (v *Verifier) Verify(ctx context.Context, r Request) (Proof, error) {
-	if len(r.Proofs) == 0 {
-		return Proof{}, invalidProof("DPoP proof missing")
-	}
-	if len(r.Proofs) > 1 {
-		return Proof{}, invalidProof("more than one DPoP proof")
+	if err := CheckShape(r.Proofs); err != nil {
+		return Proof{}, err
 	}
 	if r.JKT == "" {
 		return Proof{}, invalidToken("token is not bound to a DPoP key")
 	}
 	raw := r.Proofs[0]
-	if len(raw) > maxProofLen {
-		return Proof{}, invalidProof("DPoP proof too large")
-	}
-	// A compact JWS in canonical base64url: one spelling per proof.
-	if id, err := tokenid.Of(raw); err != nil || !id.JWS {
-		return Proof{}, invalidProof("DPoP proof is not a compact JWS")
-	}
 	jws, err := jose.ParseSignedCompact(raw, v.algs)
 	if err != nil {
 		// Also a JWS whose alg is not accepted, "none" and HMACs included.
@@ -323,6 +313,27 @@ func verifySignature(raw string, jws *jose.JSONWebSignature, jwk *jose.JSONWebKe
 		return false
 	}
 	return ed25519.Verify(pub, []byte(raw[:strings.LastIndexByte(raw, '.')]), sig.Signature)
+}
+
+// CheckShape refuses, as invalid_dpop_proof, the DPoP header values
+// (http.Header.Values("DPoP")) that cannot hold a proof: none, more than
+// one, one over 8 KiB, or one that is not a compact JWS in canonical
+// base64url (one spelling per proof). It costs no parsing of JSON and no
+// signature, so a request can be refused by it before its token costs a
+// lookup; Verify starts with it.
+func CheckShape(proofs []string) error {
+	switch {
+	case len(proofs) == 0:
+		return invalidProof("DPoP proof missing")
+	case len(proofs) > 1:
+		return invalidProof("more than one DPoP proof")
+	case len(proofs[0]) > maxProofLen:
+		return invalidProof("DPoP proof too large")
+	}
+	if id, err := tokenid.Of(proofs[0]); err != nil || !id.JWS {
+		return invalidProof("DPoP proof is not a compact JWS")
+	}
+	return nil
 }
 
 // numericDate reads an RFC 7519 NumericDate: a JSON number of seconds

@@ -47,6 +47,13 @@ var _ authn.Tokens = (*Bound)(nil)
 // proof that fails invalid_dpop_proof or use_dpop_nonce, a replay store
 // that cannot answer Unavailable. On success r.Bound says what was found.
 func (b *Bound) Lookup(ctx context.Context, r *authn.Request, raw string) (*authn.Token, authn.Lookup, error) {
+	if r.AuthScheme == bearer.SchemeDPoP && !r.Recheck {
+		// A DPoP header that cannot hold a proof is refused before the
+		// token costs a lookup (and perhaps an introspection).
+		if err := dpop.CheckShape(r.Header.Values(ProofHeader)); err != nil {
+			return nil, authn.Miss, err
+		}
+	}
 	tok, l, err := b.Next.Lookup(ctx, r, raw)
 	if err != nil || r.Recheck {
 		return tok, l, err

@@ -89,7 +89,8 @@ func clientCert(t *testing.T) (header, x5t string) {
 // (docs/sender-constrained.md): the scheme and the token's cnf, the proof
 // against the request as the client sent it (on /verify the original
 // request the proxy describes), the forwarded certificate; refusals are
-// 401s with the RFC's codes and leave the token lookup's caches alone.
+// 401s with the RFC's codes and leave the token lookup's caches alone; a
+// DPoP header that cannot hold a proof costs no token lookup.
 func TestBound(t *testing.T) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -123,6 +124,7 @@ func TestBound(t *testing.T) {
 		code     string // "" when it passes
 		wantJKT  bool
 		wantCert bool
+		noLookup bool // refused before the token is looked up
 	}{
 		{name: "DPoP proof passes", claims: keyBound, req: func() *authn.Request { return serve(proofOf(t, key, "GET", uri, token, "1", now)) }, wantJKT: true},
 		{name: "forward-auth: the original request's method and URI", claims: keyBound, req: func() *authn.Request {
@@ -137,7 +139,12 @@ func TestBound(t *testing.T) {
 		}, code: dpop.CodeInvalidProof},
 		{name: "proof for another URL", claims: keyBound, req: func() *authn.Request { return serve(proofOf(t, key, "GET", "https://api.example/c", token, "4", now)) }, code: dpop.CodeInvalidProof},
 		{name: "proof by another key", claims: keyBound, req: func() *authn.Request { return serve(proofOf(t, other, "GET", uri, token, "5", now)) }, code: dpop.CodeInvalidProof},
-		{name: "no proof", claims: keyBound, req: func() *authn.Request { return serve() }, code: dpop.CodeInvalidProof},
+		{name: "no proof", claims: keyBound, req: func() *authn.Request { return serve() }, code: dpop.CodeInvalidProof, noLookup: true},
+		{name: "a proof that is no JWS", claims: keyBound, req: func() *authn.Request { return serve("garbage") }, code: dpop.CodeInvalidProof, noLookup: true},
+		{name: "two proofs", claims: keyBound, req: func() *authn.Request {
+			p := proofOf(t, key, "GET", uri, token, "7", now)
+			return serve(p, p)
+		}, code: dpop.CodeInvalidProof, noLookup: true},
 		{name: "bound token as Bearer", claims: keyBound, req: func() *authn.Request { return bearer(nil) }, code: "invalid_token"},
 		{name: "unbound token as DPoP", claims: unbound, req: func() *authn.Request { return serve(proofOf(t, key, "GET", uri, token, "6", now)) }, code: "invalid_token"},
 		{name: "unbound Bearer, allowed", claims: unbound, req: func() *authn.Request { return bearer(nil) }},
@@ -180,8 +187,8 @@ func TestBound(t *testing.T) {
 			if got := r.Bound.CertX5tS256 != ""; got != tc.wantCert || tc.wantCert && (r.Bound.CertX5tS256 != x5t || r.Bound.CertSubject != "CN=client-1") {
 				t.Errorf("Bound cert = %q %q", r.Bound.CertX5tS256, r.Bound.CertSubject)
 			}
-			if next.calls != 1 {
-				t.Errorf("%d lookups below, want 1", next.calls)
+			if want := map[bool]int{false: 1, true: 0}[tc.noLookup]; next.calls != want {
+				t.Errorf("%d lookups below, want %d", next.calls, want)
 			}
 		})
 	}
