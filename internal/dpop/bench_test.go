@@ -18,14 +18,15 @@ func (alwaysFresh) Use(context.Context, ReplayKey, time.Duration) (bool, error) 
 
 func benchVerify(b *testing.B, alg jose.SignatureAlgorithm, key crypto.Signer) {
 	keys(b)
+	benchProof(b, signProof(b, alg, key, "dpop+jwt", goodClaims()), key.Public())
+}
+
+func benchProof(b *testing.B, proof string, pub crypto.PublicKey) {
 	v, err := NewVerifier(Config{Replay: alwaysFresh{}, Now: func() time.Time { return t0 }})
 	if err != nil {
 		b.Fatal(err)
 	}
-	r := Request{
-		Proofs: []string{signProof(b, alg, key, "dpop+jwt", goodClaims())},
-		Method: "GET", URI: uri, Token: token, JKT: thumbprint(b, key.Public()),
-	}
+	r := Request{Proofs: []string{proof}, Method: "GET", URI: uri, Token: token, JKT: thumbprint(b, pub)}
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -38,6 +39,13 @@ func benchVerify(b *testing.B, alg jose.SignatureAlgorithm, key crypto.Signer) {
 func BenchmarkVerifyES256(b *testing.B) { keys(b); benchVerify(b, jose.ES256, ecKey) }
 func BenchmarkVerifyRS256(b *testing.B) { keys(b); benchVerify(b, jose.RS256, rsaKey) }
 func BenchmarkVerifyEdDSA(b *testing.B) { keys(b); benchVerify(b, jose.EdDSA, edKey) }
+
+// BenchmarkVerifyEd25519 is an Ed25519 proof spelled as RFC 9864 does
+// (alg "Ed25519"), its signature checked by crypto/ed25519.
+func BenchmarkVerifyEd25519(b *testing.B) {
+	keys(b)
+	benchProof(b, rawEd25519(b, edKey, edKey.Public(), goodClaims()), edKey.Public())
+}
 
 // BenchmarkLocalReplay is the replay store's share: one fresh key a use.
 func BenchmarkLocalReplay(b *testing.B) {
