@@ -202,6 +202,10 @@ func (v *Verifier) Verify(ctx context.Context, r Request) (Proof, error) {
 		return Proof{}, invalidToken("token is not bound to a DPoP key")
 	}
 	raw := r.Proofs[0]
+	// A compact JWS in canonical base64url: one spelling per proof.
+	if id, err := tokenid.Of(raw); err != nil || !id.JWS {
+		return Proof{}, invalidProof("DPoP proof is not a compact JWS")
+	}
 	jws, err := jose.ParseSignedCompact(raw, v.algs)
 	if err != nil {
 		// Also a JWS whose alg is not accepted, "none" and HMACs included.
@@ -317,10 +321,10 @@ func verifySignature(raw string, jws *jose.JSONWebSignature, jwk *jose.JSONWebKe
 
 // CheckShape refuses, as invalid_dpop_proof, the DPoP header values
 // (http.Header.Values("DPoP")) that cannot hold a proof: none, more than
-// one, one over 8 KiB, or one that is not a compact JWS in canonical
-// base64url (one spelling per proof). It costs no parsing of JSON and no
-// signature, so a request can be refused by it before its token costs a
-// lookup; Verify starts with it.
+// one, one over 8 KiB, or one that is not three dot-separated segments.
+// It decodes nothing and allocates nothing, so a request can be refused by
+// it before its token costs a lookup; Verify starts with it, then checks
+// the proof is a compact JWS in canonical base64url.
 func CheckShape(proofs []string) error {
 	switch {
 	case len(proofs) == 0:
@@ -329,8 +333,7 @@ func CheckShape(proofs []string) error {
 		return invalidProof("more than one DPoP proof")
 	case len(proofs[0]) > maxProofLen:
 		return invalidProof("DPoP proof too large")
-	}
-	if id, err := tokenid.Of(proofs[0]); err != nil || !id.JWS {
+	case strings.Count(proofs[0], ".") != 2:
 		return invalidProof("DPoP proof is not a compact JWS")
 	}
 	return nil
