@@ -94,7 +94,6 @@ func (t *Tier) Fetch(ctx context.Context, token string, key [sha256.Size]byte, i
 	k := t.keys.writer()
 	n := t.namesOf(k, id)
 	lock := t.lockID()
-	lockMS := strconv.FormatInt(max(t.s.LockTTL.Milliseconds(), 1), 10)
 	// Wait for another replica's answer for at most its lock's life.
 	deadline := time.Now().Add(t.s.LockTTL)
 	how := authn.SharedHit
@@ -104,7 +103,7 @@ func (t *Tier) Fetch(ctx context.Context, token string, key [sha256.Size]byte, i
 		woken, unwatch := t.watch(key)
 		var res []any
 		err := t.do(ctx, "claim", func(ctx context.Context) (err error) {
-			res, err = t.claimScript.Run(ctx, t.rdb, []string{n.answer, n.tombstone, n.lock}, lock, lockMS).Slice()
+			res, err = t.claimScript.Run(ctx, t.rdb, []string{n.answer, n.tombstone, n.lock}, lock, t.lockMS).Slice()
 			return err
 		})
 		if err != nil {
