@@ -10,7 +10,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/authgate/authgate/internal/authn"
-	"github.com/authgate/authgate/internal/fault"
 	"github.com/authgate/authgate/internal/tokenid"
 )
 
@@ -240,11 +239,9 @@ func (t *Tier) put(ctx context.Context, token string, id tokenid.ID, k *fleetKey
 	// The entry ends in Redis when it ends in the cache (PX, in ms,
 	// rounded down: never later).
 	life := time.Duration(a.Until - t.now().UnixNano())
-	if life >= time.Millisecond && (a.Err == nil || fault.Is(a.Err, fault.Unauthenticated)) {
-		var err error
-		if value, err = seal(k, token, n.answer, a); err != nil {
-			value = nil
-		}
+	if life >= time.Millisecond {
+		// seal decides what is an answer: nil for none (Unavailable).
+		value, _ = seal(k, token, n.answer, a)
 	}
 	if value == nil && lock == "" {
 		return
