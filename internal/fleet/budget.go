@@ -52,8 +52,8 @@ type Budget struct {
 	tier     *Tier
 	next     authn.Verifier
 	local    authn.Verifier
-	interval string // µs
-	every    time.Duration
+	interval string // µs, as the script takes it
+	maxWait  int64  // µs: one emission interval, the longest wait a legitimate state makes
 	burst    string
 	key      string
 	now      func() time.Time
@@ -74,7 +74,7 @@ func (t *Tier) NewBudget(next, local authn.Verifier, perSecond float64) *Budget 
 		key += ":" + t.s.Issuer
 	}
 	return &Budget{tier: t, next: next, local: local, now: t.now, key: key,
-		interval: strconv.FormatInt(us, 10), every: time.Duration(us) * time.Microsecond,
+		interval: strconv.FormatInt(us, 10), maxWait: us,
 		burst: strconv.Itoa(max(1, int(math.Ceil(perSecond))))}
 }
 
@@ -93,11 +93,11 @@ func (b *Budget) Verify(ctx context.Context, token string) (*authn.Token, error)
 		b.tier.reject("budget", "corrupt")
 	case wait < 0:
 		b.tier.reject("reply", "unexpected")
-	case wait > int64(b.every/time.Microsecond):
+	case wait > b.maxWait:
 		// No legitimate state makes a longer wait (budgetLua): a hostile
 		// Redis's reply is bounded here too.
 		b.tier.reject("budget", "corrupt")
-		wait = int64(b.every / time.Microsecond)
+		wait = b.maxWait
 	}
 	if wait > 0 {
 		if b.OnRefuse != nil {

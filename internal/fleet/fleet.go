@@ -24,6 +24,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -132,7 +133,11 @@ type Tier struct {
 
 	mu      sync.Mutex
 	waiters map[[sha256.Size]byte]chan struct{} // closed when the key's answer may have come
-	lockSeq uint64
+
+	// A lock's id is lockPrefix (this replica) and lockSeq (the Fetch);
+	// its life is lockMS (LockTTL in ms, as the claim script takes it).
+	lockPrefix, lockMS string
+	lockSeq            atomic.Uint64
 
 	ps        *redis.PubSub
 	done      chan struct{}
@@ -159,6 +164,8 @@ func New(s Settings) (*Tier, error) {
 		t.now = time.Now
 	}
 	rand.Read(t.id[:])
+	t.lockPrefix = hex.EncodeToString(t.id[:]) + "-"
+	t.lockMS = strconv.FormatInt(max(s.LockTTL.Milliseconds(), 1), 10)
 	t.breaker = breaker.New(breaker.Settings{Name: breakerName, Failures: breakerFailures, OpenTimeout: breakerOpen,
 		IsFailure: func(err error) bool { return !errors.Is(err, redis.Nil) }, OnStateChange: s.OnBreakerChange})
 	t.claimScript = redis.NewScript(claimLua)
@@ -384,11 +391,7 @@ func (t *Tier) wake(key [sha256.Size]byte) {
 
 // lockID names one lock taken by this replica.
 func (t *Tier) lockID() string {
-	t.mu.Lock()
-	t.lockSeq++
-	n := t.lockSeq
-	t.mu.Unlock()
-	return hex.EncodeToString(t.id[:]) + "-" + strconv.FormatUint(n, 10)
+	return t.lockPrefix + strconv.FormatUint(t.lockSeq.Add(1), 10)
 }
 
 // Dial makes the client REDIS_URL names: redis:// or rediss:// (TLS) for

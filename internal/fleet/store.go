@@ -10,7 +10,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/authgate/authgate/internal/authn"
-	"github.com/authgate/authgate/internal/fault"
 	"github.com/authgate/authgate/internal/tokenid"
 )
 
@@ -94,7 +93,6 @@ func (t *Tier) Fetch(ctx context.Context, token string, key [sha256.Size]byte, i
 	k := t.keys.writer()
 	n := t.namesOf(k, id)
 	lock := t.lockID()
-	lockMS := strconv.FormatInt(max(t.s.LockTTL.Milliseconds(), 1), 10)
 	// Wait for another replica's answer for at most its lock's life.
 	deadline := time.Now().Add(t.s.LockTTL)
 	how := authn.SharedHit
@@ -104,7 +102,7 @@ func (t *Tier) Fetch(ctx context.Context, token string, key [sha256.Size]byte, i
 		woken, unwatch := t.watch(key)
 		var res []any
 		err := t.do(ctx, "claim", func(ctx context.Context) (err error) {
-			res, err = t.claimScript.Run(ctx, t.rdb, []string{n.answer, n.tombstone, n.lock}, lock, lockMS).Slice()
+			res, err = t.claimScript.Run(ctx, t.rdb, []string{n.answer, n.tombstone, n.lock}, lock, t.lockMS).Slice()
 			return err
 		})
 		if err != nil {
@@ -241,11 +239,9 @@ func (t *Tier) put(ctx context.Context, token string, id tokenid.ID, k *fleetKey
 	// The entry ends in Redis when it ends in the cache (PX, in ms,
 	// rounded down: never later).
 	life := time.Duration(a.Until - t.now().UnixNano())
-	if life >= time.Millisecond && (a.Err == nil || fault.Is(a.Err, fault.Unauthenticated)) {
-		var err error
-		if value, err = seal(k, token, n.answer, a); err != nil {
-			value = nil
-		}
+	if life >= time.Millisecond {
+		// seal decides what is an answer: nil for none (Unavailable).
+		value, _ = seal(k, token, n.answer, a)
 	}
 	if value == nil && lock == "" {
 		return
