@@ -48,8 +48,9 @@ func ClientOf(ctx context.Context) (addr string, ok bool) {
 	return addr, ok
 }
 
-// ClientLimited is a Verifier that lets each client make at most a given
-// number of calls per second to Next and refuses the rest at once, so that
+// ClientLimited is a set of per-client budgets: a Verifier it makes with
+// Through lets each client make at most a given number of calls per second
+// to that Verifier's next and refuses the rest at once, so that
 // one client sending garbage tokens (each one a miss) cannot spend the
 // whole introspection budget. Put it under the Cache (cached tokens are
 // never limited) and above RateLimited (a client past its own limit spends
@@ -61,7 +62,6 @@ func ClientOf(ctx context.Context) (addr string, ok bool) {
 // one limiter. Concurrent misses for one token share one call in the
 // Cache, charged to the client that started it.
 type ClientLimited struct {
-	next  Verifier
 	limit rate.Limit
 	burst int
 	now   func() time.Time
@@ -73,18 +73,16 @@ type ClientLimited struct {
 	OnRefuse func()
 }
 
-var _ Verifier = (*ClientLimited)(nil)
-
-// NewClientLimited allows each client perSecond calls a second to next,
+// NewClientLimited allows each client perSecond calls a second,
 // with bursts of up to ceil(perSecond) (at least one). It remembers the
 // most recent clients up to size (at least one): a client forgotten starts
 // again with a full burst. now is the clock; nil means time.Now.
-func NewClientLimited(next Verifier, perSecond float64, size int, now func() time.Time) *ClientLimited {
+func NewClientLimited(perSecond float64, size int, now func() time.Time) *ClientLimited {
 	if now == nil {
 		now = time.Now
 	}
 	clients, _ := simplelru.NewLRU[netip.Addr, *rate.Limiter](max(size, 1), nil) // errors only for size < 1
-	return &ClientLimited{next: next, limit: rate.Limit(perSecond), burst: max(1, int(math.Ceil(perSecond))),
+	return &ClientLimited{limit: rate.Limit(perSecond), burst: max(1, int(math.Ceil(perSecond))),
 		now: now, clients: clients}
 }
 
@@ -95,18 +93,13 @@ func (l *ClientLimited) Len() int {
 	return l.clients.Len()
 }
 
-// Verify implements Verifier. Past the client's budget it returns an
-// Unavailable error whose RetryAfter is when the client's next call would
-// be allowed. A call the global budget then refuses (ErrOverBudget) is
-// given back: the server was not asked.
-func (l *ClientLimited) Verify(ctx context.Context, token string) (*Token, error) {
-	return l.verify(ctx, token, l.next)
-}
-
-// Through returns a Verifier that spends l's per-client budgets as l does,
-// but calls next: the introspection chains of several issuers share one
-// client's budget (OKTA_MAX_RPS_PER_CLIENT is one client's, whichever
-// issuer its tokens go to).
+// Through returns a Verifier that calls next within the clients' budgets.
+// Past a client's budget it returns an Unavailable error whose RetryAfter
+// is when the client's next call would be allowed. A call next's global
+// budget then refuses (ErrOverBudget) is given back: the server was not
+// asked. The introspection chains of several issuers go through one
+// ClientLimited: OKTA_MAX_RPS_PER_CLIENT is one client's budget, whichever
+// issuer its tokens go to.
 func (l *ClientLimited) Through(next Verifier) Verifier { return clientThrough{l: l, next: next} }
 
 type clientThrough struct {

@@ -18,8 +18,9 @@ func TestClientLimitedIsPerClient(t *testing.T) {
 	clk := &manualClock{t: time.Unix(1_800_000_000, 0)}
 	next := &scripted{answer: activeUntil(0)}
 	var refused int
-	cl := authn.NewClientLimited(next, 2, 100, clk.Now) // 2/s, burst 2
-	cl.OnRefuse = func() { refused++ }
+	limits := authn.NewClientLimited(2, 100, clk.Now) // 2/s, burst 2
+	limits.OnRefuse = func() { refused++ }
+	cl := limits.Through(next)
 	flood := authn.WithClient(context.Background(), "198.51.100.7")
 	for i := range 2 {
 		if _, err := cl.Verify(flood, "t"); err != nil {
@@ -57,7 +58,7 @@ func TestClientLimitedIsPerClient(t *testing.T) {
 // client; another /64 is another; an IPv4-mapped address is its IPv4 one.
 func TestClientLimitedGroupsIPv6By64(t *testing.T) {
 	clk := &manualClock{t: time.Unix(1_800_000_000, 0)}
-	cl := authn.NewClientLimited(&scripted{answer: activeUntil(0)}, 1, 100, clk.Now)
+	cl := authn.NewClientLimited(1, 100, clk.Now).Through(&scripted{answer: activeUntil(0)})
 	verify := func(addr string) error {
 		_, err := cl.Verify(authn.WithClient(context.Background(), addr), "t")
 		return err
@@ -87,8 +88,9 @@ func TestClientLimitRefundsGlobalRefusal(t *testing.T) {
 	var global, client int
 	rl := authn.NewRateLimited(next, 1, clk.Now)
 	rl.OnRefuse = func() { global++ }
-	cl := authn.NewClientLimited(rl, 2, 100, clk.Now)
-	cl.OnRefuse = func() { client++ }
+	limits := authn.NewClientLimited(2, 100, clk.Now)
+	limits.OnRefuse = func() { client++ }
+	cl := limits.Through(rl)
 	a := authn.WithClient(context.Background(), "192.0.2.1")
 	if _, err := cl.Verify(a, "t"); err != nil { // spends the global burst of 1
 		t.Fatal(err)
@@ -110,11 +112,12 @@ func TestClientLimitRefundsGlobalRefusal(t *testing.T) {
 // TestClientLimitedBoundsClients: the limiters live in an LRU, so a flood
 // of addresses cannot grow memory without bound.
 func TestClientLimitedBoundsClients(t *testing.T) {
-	cl := authn.NewClientLimited(&scripted{answer: activeUntil(0)}, 1, 10, nil)
+	limits := authn.NewClientLimited(1, 10, nil)
+	cl := limits.Through(&scripted{answer: activeUntil(0)})
 	for i := range 1000 {
 		cl.Verify(authn.WithClient(context.Background(), "10.0."+strconv.Itoa(i/256)+"."+strconv.Itoa(i%256)), "t")
 	}
-	if n := cl.Len(); n != 10 {
+	if n := limits.Len(); n != 10 {
 		t.Errorf("%d limiters kept, want 10", n)
 	}
 }
@@ -124,7 +127,7 @@ func TestClientLimitedBoundsClients(t *testing.T) {
 func TestCachedTokensBypassClientLimit(t *testing.T) {
 	clk := &manualClock{t: time.Unix(1_800_000_000, 0)}
 	next := &scripted{answer: activeUntil(0)}
-	c := newCache(t, authn.NewClientLimited(next, 1, 100, clk.Now),
+	c := newCache(t, authn.NewClientLimited(1, 100, clk.Now).Through(next),
 		authn.CacheSettings{TTL: time.Minute, NegativeTTL: time.Second, Now: clk.Now})
 	ctx := authn.WithClient(context.Background(), "192.0.2.1")
 	if _, how, err := c.Lookup(ctx, "known"); err != nil || how != authn.Miss {

@@ -144,8 +144,8 @@ type chain struct {
 func Build(ctx context.Context, s Settings) (*Tokens, error) {
 	t := &Tokens{s: s}
 	if perClient := s.Config.OktaMaxRPSPerClient; perClient > 0 {
-		// Only its Through is used: each issuer's chain goes through it.
-		t.clients = authn.NewClientLimited(nil, perClient, perClientLimiters, nil)
+		// Each issuer's chain goes through it (Through).
+		t.clients = authn.NewClientLimited(perClient, perClientLimiters, nil)
 		t.clients.OnRefuse = s.Metrics.ClientBudgetRejected
 	}
 	issuers := s.Config.Issuers()
