@@ -171,7 +171,7 @@ func (c *Cache) miss(ctx context.Context, token string, key [sha256.Size]byte) (
 		}
 		// Detached from the cancellation of whichever request started it;
 		// introspect bounds the call by Timeout, the Shared level its own.
-		a, how := c.fetch(context.WithoutCancel(ctx), token, key)
+		a, how := c.fetch(context.WithoutCancel(ctx), token, id)
 		if fault.Is(a.Err, fault.Unavailable) {
 			if t, ok := c.stale(key); ok {
 				return flightResult{tok: t, stale: true}, nil
@@ -225,11 +225,11 @@ func (c *Cache) get(key [sha256.Size]byte) (*Token, error, bool) {
 }
 
 // fetch asks the shared level when there is one, else Next.
-func (c *Cache) fetch(ctx context.Context, token string, key [sha256.Size]byte) (Answer, Lookup) {
+func (c *Cache) fetch(ctx context.Context, token string, id tokenid.ID) (Answer, Lookup) {
 	if c.settings.Shared == nil {
 		return c.introspect(ctx, token), Miss
 	}
-	return c.settings.Shared.Fetch(ctx, token, key, func(ctx context.Context) Answer { return c.introspect(ctx, token) })
+	return c.settings.Shared.Fetch(ctx, token, id, func(ctx context.Context) Answer { return c.introspect(ctx, token) })
 }
 
 // introspect asks Next, and says until when its answer may be kept.

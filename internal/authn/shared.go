@@ -22,14 +22,14 @@ type Answer struct {
 // Shared is a cache level that several replicas share (package fleet
 // implements it on Redis), behind the Cache of each.
 type Shared interface {
-	// Fetch answers token (key is its exact id, tokenid.ID.Exact: the
-	// SHA-256 of the string) from the shared level, or
+	// Fetch answers token (id is its tokenid.ID, which the Cache has
+	// already made: a canonical one) from the shared level, or
 	// calls introspect, ideally once across all replicas for one token, and
 	// shares what it returns. It says how it answered: SharedHit,
 	// SharedCoalesced or Miss (introspect ran here). Fetch never fails on
 	// its own account: when the shared level cannot answer it calls
 	// introspect, so that the shared level is never a new way to fail.
-	Fetch(ctx context.Context, token string, key [sha256.Size]byte, introspect func(context.Context) Answer) (Answer, Lookup)
+	Fetch(ctx context.Context, token string, id tokenid.ID, introspect func(context.Context) Answer) (Answer, Lookup)
 }
 
 // errRevoked answers a token revoked through Revoke, for as long as its

@@ -2,7 +2,6 @@ package fleet
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"strconv"
 	"time"
@@ -83,13 +82,8 @@ func parseClaim(res []any) (claimReply, bool) {
 	return claimReply{}, false
 }
 
-// Fetch implements authn.Shared. key is the token's exact id (tokenid).
-func (t *Tier) Fetch(ctx context.Context, token string, key [sha256.Size]byte, introspect func(context.Context) authn.Answer) (authn.Answer, authn.Lookup) {
-	id, err := tokenid.Of(token)
-	if err != nil || id.Exact != key {
-		// Never shared (the Cache refuses a non-canonical JWS before).
-		return introspect(ctx), authn.Miss
-	}
+// Fetch implements authn.Shared.
+func (t *Tier) Fetch(ctx context.Context, token string, id tokenid.ID, introspect func(context.Context) authn.Answer) (authn.Answer, authn.Lookup) {
 	k := t.keys.writer()
 	n := t.namesOf(k, id)
 	lock := t.lockID()
@@ -99,7 +93,7 @@ func (t *Tier) Fetch(ctx context.Context, token string, key [sha256.Size]byte, i
 	poll, pollCap := pollInterval, max(pollMax, t.s.LockTTL/8)
 	bad := 0
 	for claims := 0; claims < maxClaims && bad < maxBadValues && time.Now().Before(deadline); claims++ {
-		woken, unwatch := t.watch(key)
+		woken, unwatch := t.watch(id.Exact)
 		var res []any
 		err := t.do(ctx, "claim", func(ctx context.Context) (err error) {
 			res, err = t.claimScript.Run(ctx, t.rdb, []string{n.answer, n.tombstone, n.lock}, lock, t.lockMS).Slice()

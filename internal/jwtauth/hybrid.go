@@ -2,12 +2,12 @@ package jwtauth
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"strings"
 
 	"github.com/authgate/authgate/internal/authn"
+	"github.com/authgate/authgate/internal/tokenid"
 )
 
 // Hybrid is the authn.Verifier of TOKEN_VALIDATION=hybrid: a token that is
@@ -53,12 +53,12 @@ type SharedIntrospections struct {
 var _ authn.Shared = SharedIntrospections{}
 
 // Fetch implements authn.Shared.
-func (s SharedIntrospections) Fetch(ctx context.Context, token string, key [sha256.Size]byte,
+func (s SharedIntrospections) Fetch(ctx context.Context, token string, id tokenid.ID,
 	verify func(context.Context) authn.Answer) (authn.Answer, authn.Lookup) {
 	if s.Hybrid.Local(token) {
 		return verify(ctx), authn.Miss
 	}
-	return s.Shared.Fetch(ctx, token, key, verify)
+	return s.Shared.Fetch(ctx, token, id, verify)
 }
 
 // PeekIssuer returns the iss claim of a token shaped like a compact JWS

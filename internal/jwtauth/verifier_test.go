@@ -268,7 +268,7 @@ func TestHybridRoutes(t *testing.T) {
 			// shared level, a JWT checked here does not.
 			shared := false
 			s := jwtauth.SharedIntrospections{Hybrid: h, Shared: sharedFunc(func() { shared = true })}
-			_, how := s.Fetch(context.Background(), tt.token, [32]byte{}, func(context.Context) authn.Answer { return authn.Answer{} })
+			_, how := s.Fetch(context.Background(), tt.token, tokenid.ID{}, func(context.Context) authn.Answer { return authn.Answer{} })
 			if shared != (tt.want == "introspect") {
 				t.Errorf("shared level asked: %v, but Verify went to %s", shared, got)
 			}
@@ -282,7 +282,7 @@ func TestHybridRoutes(t *testing.T) {
 // sharedFunc is an authn.Shared that answers a shared hit.
 type sharedFunc func()
 
-func (f sharedFunc) Fetch(context.Context, string, [32]byte, func(context.Context) authn.Answer) (authn.Answer, authn.Lookup) {
+func (f sharedFunc) Fetch(context.Context, string, tokenid.ID, func(context.Context) authn.Answer) (authn.Answer, authn.Lookup) {
 	f()
 	return authn.Answer{}, authn.SharedHit
 }
