@@ -44,13 +44,9 @@ type Nonces struct {
 // during a rotation) are accepted too, never issued: replicas that issue
 // under either key of a rotation then accept each other's nonces.
 func NewNonces(key []byte, window time.Duration, now func() time.Time, previous ...[]byte) (*Nonces, error) {
-	for _, k := range append([][]byte{key}, previous...) {
+	keys := append([][]byte{key}, previous...)
+	for _, k := range keys {
 		if len(k) < 32 {
-			return nil, errors.New("dpop nonce key must be at least 32 bytes")
-		}
-	}
-	for _, k := range previous {
-		if len(k) > 0 && len(k) < 32 {
 			return nil, errors.New("dpop nonce key must be at least 32 bytes")
 		}
 	}
@@ -64,7 +60,7 @@ func NewNonces(key []byte, window time.Duration, now func() time.Time, previous 
 		now = time.Now
 	}
 	n := &Nonces{window: window, now: now}
-	for _, k := range append([][]byte{key}, previous...) {
+	for _, k := range keys {
 		// A key of its own: the key given may serve other purposes (FLEET_KEY).
 		sub, err := hkdf.Key(sha256.New, k, nil, nonceInfo, 32)
 		if err != nil {

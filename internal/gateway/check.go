@@ -9,6 +9,7 @@ import (
 
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/authz"
+	rfc6750 "github.com/authgate/authgate/internal/bearer"
 	"github.com/authgate/authgate/internal/dpop"
 	"github.com/authgate/authgate/internal/fault"
 	"github.com/authgate/authgate/internal/methodoverride"
@@ -87,7 +88,7 @@ func parseQuery(raw string) (url.Values, error) {
 // own Authorization header.
 func (g *Gateway) authorize(c echo.Context, rec *record, in *authz.Input) (*authn.Token, authz.Decision, error) {
 	req := c.Request()
-	scheme, raw, err := credentials(req.Header)
+	scheme, raw, err := rfc6750.Credentials(req.Header)
 	if err != nil {
 		return nil, authz.Decision{}, err
 	}

@@ -8,7 +8,6 @@ package gateway
 
 import (
 	"context"
-	"github.com/authgate/authgate/internal/challenge"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/authz"
+	"github.com/authgate/authgate/internal/challenge"
 	"github.com/authgate/authgate/internal/fault"
 	"github.com/authgate/authgate/internal/forwarded"
 	"github.com/authgate/authgate/internal/pathrule"
