@@ -4,6 +4,7 @@
 package authn
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,6 +37,28 @@ type Token struct {
 	// a token that was not cached. What is derived from the token (a cached
 	// decision) must not outlive it.
 	CachedUntil int64
+}
+
+// Cnf is the raw cnf member of the token's claims (the introspection
+// answer or the JWT's claim set; RFC 7800), nil when there is none: what
+// binds the token to a key or a certificate. Claims that
+// cannot hold one cost nothing: a member named cnf is spelled "cnf", or
+// escapes one of its letters, and \u0063 (c), \u006e (n) and \u0066 (f)
+// all begin \u006. Any other escape (\u0026 for "&" as Go's encoder
+// writes it, \u00e9 for "é" as Python's does) does not make every request
+// of such a token parse its claims.
+func (t *Token) Cnf() json.RawMessage {
+	claims := t.Claims
+	if !bytes.Contains(claims, []byte("cnf")) && !bytes.Contains(claims, []byte(`\u006`)) {
+		return nil
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(claims, &m) != nil {
+		// Claims are what a verifier accepted: JSON objects. Anything else
+		// is refused (dpop.BindingOf) as a cnf that is not an object.
+		return json.RawMessage(`[]`)
+	}
+	return m["cnf"]
 }
 
 // Verifier checks a bearer token.

@@ -1,10 +1,8 @@
 package tokens
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"log/slog"
 	"time"
 
@@ -66,7 +64,7 @@ func (b *Bound) Lookup(ctx context.Context, r *authn.Request, raw string) (*auth
 
 // check runs the sender-constraint checks for tok, presented in r as raw.
 func (b *Bound) check(ctx context.Context, r *authn.Request, raw string, tok *authn.Token) error {
-	binding, err := dpop.BindingOf(cnfOf(tok.Claims))
+	binding, err := dpop.BindingOf(tok.Cnf())
 	if err != nil {
 		return err
 	}
@@ -120,26 +118,6 @@ func requestURI(r *authn.Request) string {
 		return target
 	}
 	return r.Scheme + "://" + r.Host + target
-}
-
-// cnfOf is the raw cnf member of a token's claims (the introspection
-// answer or the JWT's claim set), nil when there is none. Claims that
-// cannot hold one cost nothing: a member named cnf is spelled "cnf", or
-// escapes one of its letters, and \u0063 (c), \u006e (n) and \u0066 (f)
-// all begin \u006. Any other escape (\u0026 for "&" as Go's encoder
-// writes it, \u00e9 for "é" as Python's does) does not make every request
-// of such a token parse its claims.
-func cnfOf(claims json.RawMessage) json.RawMessage {
-	if !bytes.Contains(claims, []byte("cnf")) && !bytes.Contains(claims, []byte(`\u006`)) {
-		return nil
-	}
-	var m map[string]json.RawMessage
-	if json.Unmarshal(claims, &m) != nil {
-		// Claims are what a verifier accepted: JSON objects. Anything else
-		// is refused by BindingOf as a cnf that is not an object.
-		return json.RawMessage(`[]`)
-	}
-	return m["cnf"]
 }
 
 // bound wraps next in the sender-constraint checks DPOP_* and
