@@ -2,6 +2,7 @@ package jwtauth
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/methodoverride"
@@ -31,9 +32,36 @@ var _ authn.Tokens = (*IntrospectOnPaths)(nil)
 func (o *IntrospectOnPaths) Lookup(ctx context.Context, r *authn.Request, raw string) (*authn.Token, authn.Lookup, error) {
 	tok, lookup, err := o.Tokens.Lookup(ctx, r, raw)
 	if err == nil && tok.Validation == authn.ValidationJWT && o.on(r) {
-		return o.Introspect.Lookup(ctx, r, raw)
+		answer, lookup, err := o.Introspect.Lookup(ctx, r, raw)
+		if err != nil {
+			return nil, lookup, err
+		}
+		return keepBinding(answer, tok.Cnf()), lookup, nil
 	}
 	return tok, lookup, err
+}
+
+// keepBinding is the introspection answer with the verified JWT's cnf: the
+// binding signed into the token is the token's whatever the answer says
+// (RFC 9449 section 6.2 says only that an answer SHOULD carry cnf), so an
+// answer without one must not turn a key- or certificate-bound JWT into a
+// bearer token. The cached answer is never changed: a copy carries it.
+func keepBinding(answer *authn.Token, cnf json.RawMessage) *authn.Token {
+	if cnf == nil || answer.Cnf() != nil {
+		return answer
+	}
+	var claims map[string]json.RawMessage
+	if err := json.Unmarshal(answer.Claims, &claims); err != nil || claims == nil {
+		claims = map[string]json.RawMessage{}
+	}
+	claims["cnf"] = cnf
+	merged, err := json.Marshal(claims)
+	if err != nil {
+		merged = []byte(`{"cnf":[]}`) // a binding that cannot be met: refused
+	}
+	c := *answer
+	c.Claims = merged
+	return &c
 }
 
 // on reports whether r is on Paths: by its method and path, or, on

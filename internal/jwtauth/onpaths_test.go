@@ -2,6 +2,7 @@ package jwtauth
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"testing"
 
@@ -53,6 +54,47 @@ func TestIntrospectOnPaths(t *testing.T) {
 			}
 			if got := intro.calls == 1; got != tc.want || (got && tok != intro.tok) {
 				t.Errorf("introspected %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestIntrospectOnPathsKeepsBinding: on the paths the policy sees the
+// introspection answer, but the binding of the JWT (its signed cnf) stays
+// the token's: an answer that leaves cnf out (RFC 9449 section 6.2 only
+// says SHOULD) must not turn a DPoP-bound JWT into a bearer token. An
+// answer with its own cnf, and a JWT without one, are passed as they are.
+func TestIntrospectOnPathsKeepsBinding(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		jwt, answer    string
+		wantCnf        string
+		wantSameAnswer bool
+	}{
+		{"answer without cnf", `{"sub":"u","cnf":{"jkt":"K"}}`, `{"active":true,"sub":"u","scope":"a"}`, `{"jkt":"K"}`, false},
+		{"answer with cnf", `{"sub":"u","cnf":{"jkt":"K"}}`, `{"active":true,"cnf":{"jkt":"K"}}`, `{"jkt":"K"}`, true},
+		{"unbound JWT", `{"sub":"u"}`, `{"active":true,"sub":"u"}`, ``, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			local := &fixedTokens{tok: &authn.Token{Validation: authn.ValidationJWT, Subject: "u", Claims: json.RawMessage(tc.jwt)}}
+			answer := &authn.Token{Validation: authn.ValidationIntrospection, Subject: "u", Scope: "a", Claims: json.RawMessage(tc.answer)}
+			intro := &fixedTokens{tok: answer}
+			o := &IntrospectOnPaths{Tokens: local, Introspect: intro, Paths: pathrule.Generous([]pathrule.Rule{{Path: "/x"}})}
+			tok, _, err := o.Lookup(context.Background(), &authn.Request{Method: "GET", Path: "/x"}, "t")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := string(tok.Cnf()); got != tc.wantCnf {
+				t.Errorf("cnf %q, want %q", got, tc.wantCnf)
+			}
+			if (tok == answer) != tc.wantSameAnswer {
+				t.Errorf("the answer itself returned: %v, want %v", tok == answer, tc.wantSameAnswer)
+			}
+			if tok.Validation != authn.ValidationIntrospection || tok.Scope != "a" {
+				t.Errorf("not the introspection answer: %+v", tok)
+			}
+			if string(answer.Claims) != tc.answer {
+				t.Errorf("the cached answer was changed: %s", answer.Claims)
 			}
 		})
 	}
