@@ -130,9 +130,7 @@ func (ws *watchedStream) ended(t *testing.T, by string) {
 	if l := ws.h.waitLine(t, AccessLogMsg); l["ended_by"] != by || l["status"] != 200.0 {
 		t.Errorf("access line %v, want ended_by %q", l, by)
 	}
-	if n := ws.h.g.Streams().Len(); n != 0 {
-		t.Errorf("%d streams still registered", n)
-	}
+	wantNoStreams(t, ws.h.g)
 }
 
 // open checks that the stream still carries events.
