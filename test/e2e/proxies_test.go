@@ -1,9 +1,9 @@
 package e2e
 
 // Real proxies in front of authgate's /verify (docs/proxies.md): what they
-// share. Each proxy's test (caddy_test.go, haproxy_test.go; nginx_test.go
-// came first and keeps its own start-up) writes the configuration the docs
-// show, starts the proxy with proxyProcess and runs checkForwardAuth.
+// share. Each proxy's test (caddy_test.go, haproxy_test.go, nginx_test.go)
+// writes the configuration the docs show and starts the proxy with
+// proxyProcess; Caddy's and HAProxy's run checkForwardAuth.
 
 import (
 	"bytes"
@@ -55,6 +55,7 @@ type proxySpec struct {
 	env  func(dir string) []string // added to a minimal environment; may be nil
 	// stop is the signal for a graceful stop (SIGTERM when zero).
 	stop syscall.Signal
+	dpop bool // the configuration's DPoP variant (proxyConf.DPoP)
 }
 
 // proxyConf is what a configuration template is executed with.
@@ -64,6 +65,7 @@ type proxyConf struct {
 	Upstream string // host:port of the test upstream
 	Authgate string // host:port of authgate's ADMIN_ADDR
 	Repo     string // the repository's root (deploy/ holds files a proxy loads)
+	DPoP     bool   // pass what DPoP needs (nginx: the host with its port, DPoP-Nonce)
 }
 
 // proxyProcess starts the proxy s in front of upstream, asking authgate;
@@ -84,7 +86,7 @@ func proxyProcess(t *testing.T, s proxySpec, authgate, upstream string) string {
 		listen := l.Addr().String()
 		l.Close()
 		var conf bytes.Buffer
-		if err := s.conf.Execute(&conf, proxyConf{Dir: dir, Listen: listen, Upstream: upstream, Authgate: authgate, Repo: opatest.RepoRoot(t)}); err != nil {
+		if err := s.conf.Execute(&conf, proxyConf{Dir: dir, Listen: listen, Upstream: upstream, Authgate: authgate, Repo: opatest.RepoRoot(t), DPoP: s.dpop}); err != nil {
 			t.Fatal(err)
 		}
 		confPath := filepath.Join(dir, s.file)
