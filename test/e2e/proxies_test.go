@@ -93,14 +93,14 @@ func proxyProcess(t *testing.T, s proxySpec, authgate, upstream string) string {
 		if err := os.WriteFile(confPath, conf.Bytes(), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		var out syncBuffer
+		out := stacktest.NewLogSink()
 		cmd := exec.Command(s.bin, s.args(dir, confPath)...)
 		cmd.Dir = dir
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
 		if s.env != nil {
 			cmd.Env = append(cmd.Env, s.env(dir)...)
 		}
-		cmd.Stdout, cmd.Stderr = &out, &out
+		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -151,25 +151,6 @@ func pollListening(name, addr string, exited <-chan struct{}) error {
 		time.Sleep(20 * time.Millisecond) // polling interval
 	}
 	return fmt.Errorf("nothing listening on %s", addr)
-}
-
-// syncBuffer is a bytes.Buffer that a process's output goroutines and the
-// test may use at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // forwardAuthStack is authgate (gateway.authz decision, /api/public public,

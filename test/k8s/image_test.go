@@ -161,8 +161,8 @@ func TestImageRuns(t *testing.T) {
 	}
 	args = append(args, image)
 	cmd := exec.Command(Podman(t), args...)
-	var logs buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	logs := stacktest.NewLogSink()
+	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
