@@ -146,7 +146,7 @@ func TestImageRuns(t *testing.T) {
 	image := Image(t, "IMAGE", "authgate:dev")
 	opa := stacktest.StartOPA(t)
 	idp := stacktest.StartIDP(t, 0)
-	ports := freePorts(t, 3)
+	ports := FreePorts(t, 3)
 	env := stacktest.StackEnv(idp, opa)
 	env["LISTEN_ADDR"] = addr(ports[0])
 	env["ADMIN_ADDR"] = addr(ports[1])

@@ -36,7 +36,7 @@ func TestKubePlayChart(t *testing.T) {
 	image := Image(t, "IMAGE", "authgate:dev")
 	opaImage := Image(t, "OPA_IMAGE", "authgate-opa:dev")
 	idp := stacktest.StartIDP(t, 0)
-	ports := freePorts(t, 4)
+	ports := FreePorts(t, 4)
 
 	repo, tag := splitImage(image)
 	opaRepo, opaTag := splitImage(opaImage)

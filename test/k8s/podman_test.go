@@ -2,7 +2,6 @@ package k8s
 
 import (
 	"bytes"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -78,26 +77,6 @@ func Image(tb testing.TB, env, def string) string {
 		missing(tb, "image "+name+" ("+env+"; make "+strings.ToLower(strings.ReplaceAll(env, "_", "-"))+" builds it)")
 	}
 	return name
-}
-
-// freePorts returns n distinct free loopback ports. (A port may be taken
-// between now and its use; the tests' hosts are not that busy.)
-func freePorts(tb testing.TB, n int) []int {
-	tb.Helper()
-	var ports []int
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return ports
 }
 
 // waitReady polls GET admin/healthz, then admin/readyz, until each answers
