@@ -5,8 +5,6 @@ import (
 	"syscall"
 	"testing"
 	"text/template"
-
-	"github.com/authgate/authgate/internal/stacktest"
 )
 
 // nginxConf is the README's nginx configuration ("Forward-auth with nginx"),
@@ -93,15 +91,9 @@ func startNginx(t *testing.T, authgate, upstream string, dpop ...bool) string {
 // authgate's /verify, in front of a test upstream.
 func TestNginxForwardAuth(t *testing.T) {
 	nginxBinary(t) // skip (or fail in CI) before starting anything
-	o := startModesOPA(t)
-	i := stacktest.StartIDP(t, 0)
-	up := startUpstream(t)
-	env := stacktest.StackEnv(i, o)
-	env["OPA_AUTHZ_URL"] = o.URL + gatewayDecision
-	env["TRUSTED_PROXIES"] = "127.0.0.1"
-	gw := stacktest.StartGateway(t, env)
-	ngx := startNginx(t, strings.TrimPrefix(gw.Admin, "http://"), strings.TrimPrefix(up.srv.URL, "http://"))
-	reader := i.Token(t, "api_read")
+	fa := startForwardAuthStack(t)
+	ngx := startNginx(t, fa.adminAddr(), fa.upstreamAddr())
+	up, reader := fa.up, fa.reader
 
 	t.Run("allow, identity copied to the upstream", func(t *testing.T) {
 		forged := with(bearer(reader), "X-Auth-Subject", "admin", "X-Auth-Scopes", "admin", "X_Auth_Subject", "admin")

@@ -3,7 +3,9 @@ package e2e
 // Real proxies in front of authgate's /verify (docs/proxies.md): what they
 // share. Each proxy's test (caddy_test.go, haproxy_test.go, nginx_test.go)
 // writes the configuration the docs show and starts the proxy with
-// proxyProcess; Caddy's and HAProxy's run checkForwardAuth.
+// proxyProcess in front of startForwardAuthStack; Caddy's and HAProxy's
+// run checkForwardAuth (nginx's keeps its own cases: it answers a 403 and
+// the policy's 404 its own way).
 
 import (
 	"bytes"
