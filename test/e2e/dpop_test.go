@@ -513,24 +513,7 @@ func selfSigned(t *testing.T, cn string) string {
 func TestCertificateBoundEndToEnd(t *testing.T) {
 	s := startDPoPStack(t, "verify") // TRUSTED_PROXIES=127.0.0.1
 	cert, other := selfSigned(t, "client-1"), selfSigned(t, "client-2")
-	form := neturl.Values{"grant_type": {"client_credentials"}, "resource": {dpopidp.Resource}, "scope": {"read"}}
-	req, _ := http.NewRequest("POST", s.idp.TokenEndpoint, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(dpopidp.MTLSClientID, dpopidp.MTLSClientSecret)
-	req.Header.Set("Client-Cert", cert)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var body struct {
-		AccessToken string `json:"access_token"`
-	}
-	json.NewDecoder(resp.Body).Decode(&body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || body.AccessToken == "" {
-		t.Fatalf("token request: %d", resp.StatusCode)
-	}
-	tok := body.AccessToken
+	tok, _ := s.idp.CertBoundToken(t, cert)
 
 	traffic := s.gw.Traffic + "/sayhello"
 	get := func(base string, certs ...string) dpopAnswer {
