@@ -110,6 +110,8 @@ func (r *Redis) start() error {
 		}
 		if time.Now().After(deadline) {
 			r.cmd.Process.Kill()
+			<-exited // its output is complete: the caller reports r.out
+			r.cmd = nil
 			return err
 		}
 		time.Sleep(10 * time.Millisecond) // polling interval of the readiness check

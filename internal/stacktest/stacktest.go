@@ -177,7 +177,8 @@ func (i *IDP) TokenFor(tb testing.TB, scope, resource string) string {
 	return body.AccessToken
 }
 
-// LogSink collects authgate's log lines and lets a test wait for one.
+// LogSink collects authgate's log lines (or any process's output, written
+// while the test reads it) and lets a test wait for one.
 type LogSink struct {
 	mu         sync.Mutex
 	buf        bytes.Buffer

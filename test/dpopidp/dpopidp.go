@@ -13,10 +13,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -237,4 +240,34 @@ func (i *IdP) Client(tb testing.TB, url string, args ...string) Result {
 		tb.Fatalf("client.mjs said %q: %v", out, err)
 	}
 	return r
+}
+
+// CertBoundToken gets an access token for Resource (scope read) as
+// MTLSClientID from behind a TLS-terminating proxy: certHeader is the
+// client certificate in an RFC 9440 Client-Cert header, which the server
+// binds the token to (RFC 8705 cnf x5t#S256). It returns the token and its
+// token_type.
+func (i *IdP) CertBoundToken(tb testing.TB, certHeader string) (token, tokenType string) {
+	tb.Helper()
+	form := url.Values{"grant_type": {"client_credentials"}, "resource": {Resource}, "scope": {"read"}}
+	req, err := http.NewRequest("POST", i.TokenEndpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(MTLSClientID, MTLSClientSecret)
+	req.Header.Set("Client-Cert", certHeader)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer res.Body.Close()
+	var body struct {
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&body); err != nil || res.StatusCode != 200 || body.AccessToken == "" {
+		tb.Fatalf("token request: %d, %v", res.StatusCode, err)
+	}
+	return body.AccessToken, body.TokenType
 }

@@ -13,7 +13,6 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -407,27 +406,8 @@ func TestCertificateBoundToken(t *testing.T) {
 	der := clientCert(t, "client-1")
 	header := ":" + base64.StdEncoding.EncodeToString(der) + ":"
 
-	form := url.Values{"grant_type": {"client_credentials"}, "resource": {Resource}, "scope": {"read"}}
-	req, err := http.NewRequest("POST", idp.TokenEndpoint, strings.NewReader(form.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(MTLSClientID, MTLSClientSecret)
-	req.Header.Set(certbind.DefaultHeader, header)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var body struct {
-		AccessToken string `json:"access_token"`
-		TokenType   string `json:"token_type"`
-	}
-	if err := json.NewDecoder(res.Body).Decode(&body); err != nil || res.StatusCode != 200 {
-		t.Fatalf("token request: %d, %v", res.StatusCode, err)
-	}
-	claims, err := rs.token(body.AccessToken)
+	tok, tokenType := idp.CertBoundToken(t, header)
+	claims, err := rs.token(tok)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -435,8 +415,8 @@ func TestCertificateBoundToken(t *testing.T) {
 	if err != nil || b.X5tS256 == "" || b.JKT != "" {
 		t.Fatalf("token cnf %s: %+v, %v; want x5t#S256 only", claims.Cnf, b, err)
 	}
-	if !strings.EqualFold(body.TokenType, "bearer") {
-		t.Errorf("token_type %q, want Bearer (RFC 8705 keeps the scheme)", body.TokenType)
+	if !strings.EqualFold(tokenType, "bearer") {
+		t.Errorf("token_type %q, want Bearer (RFC 8705 keeps the scheme)", tokenType)
 	}
 	cert, err := certbind.Parse([]string{header})
 	if err != nil {

@@ -38,18 +38,31 @@ http://{{.Listen}} {
 }
 `))
 
-// TestCaddyForwardAuth puts real Caddy, with forward_auth pointing at
-// authgate's /verify, in front of a test upstream.
-func TestCaddyForwardAuth(t *testing.T) {
-	bin := debianBinary(t, "caddy", "caddy", "/usr/bin/caddy")
-	s := startForwardAuthStack(t)
-	caddy := proxyProcess(t, proxySpec{
-		name: "caddy", bin: bin, conf: caddyfile, file: "Caddyfile",
+// caddyBinary finds Caddy (the test skips without it, but fails in CI).
+func caddyBinary(t *testing.T) string {
+	t.Helper()
+	return debianBinary(t, "caddy", "caddy", "/usr/bin/caddy")
+}
+
+// startCaddy runs Caddy with caddyfile in front of upstream, asking
+// authgate at authgate (host:port); it returns Caddy's base URL.
+func startCaddy(t *testing.T, authgate, upstream string) string {
+	t.Helper()
+	return proxyProcess(t, proxySpec{
+		name: "caddy", bin: caddyBinary(t), conf: caddyfile, file: "Caddyfile",
 		args: func(dir, conf string) []string { return []string{"run", "--config", conf, "--adapter", "caddyfile"} },
 		env: func(dir string) []string {
 			return []string{"XDG_DATA_HOME=" + filepath.Join(dir, "data"), "XDG_CONFIG_HOME=" + filepath.Join(dir, "config")}
 		},
-	}, s.adminAddr(), s.upstreamAddr())
+	}, authgate, upstream)
+}
+
+// TestCaddyForwardAuth puts real Caddy, with forward_auth pointing at
+// authgate's /verify, in front of a test upstream.
+func TestCaddyForwardAuth(t *testing.T) {
+	caddyBinary(t) // skip (or fail in CI) before starting anything
+	s := startForwardAuthStack(t)
+	caddy := startCaddy(t, s.adminAddr(), s.upstreamAddr())
 	// Caddy passes authgate's non-2xx answers to the client as they are.
 	checkForwardAuth(t, caddy, s, 404, false)
 }

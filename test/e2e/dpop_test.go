@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -514,24 +513,7 @@ func selfSigned(t *testing.T, cn string) string {
 func TestCertificateBoundEndToEnd(t *testing.T) {
 	s := startDPoPStack(t, "verify") // TRUSTED_PROXIES=127.0.0.1
 	cert, other := selfSigned(t, "client-1"), selfSigned(t, "client-2")
-	form := neturl.Values{"grant_type": {"client_credentials"}, "resource": {dpopidp.Resource}, "scope": {"read"}}
-	req, _ := http.NewRequest("POST", s.idp.TokenEndpoint, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(dpopidp.MTLSClientID, dpopidp.MTLSClientSecret)
-	req.Header.Set("Client-Cert", cert)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var body struct {
-		AccessToken string `json:"access_token"`
-	}
-	json.NewDecoder(resp.Body).Decode(&body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || body.AccessToken == "" {
-		t.Fatalf("token request: %d", resp.StatusCode)
-	}
-	tok := body.AccessToken
+	tok, _ := s.idp.CertBoundToken(t, cert)
 
 	traffic := s.gw.Traffic + "/sayhello"
 	get := func(base string, certs ...string) dpopAnswer {
@@ -605,22 +587,7 @@ func TestDPoPSharedTier(t *testing.T) {
 // with the DPoP challenge.
 func TestDPoPThroughNginx(t *testing.T) {
 	nginxBinary(t)
-	s := startDPoPStack(t, "verify", "DPOP_NONCE", "true")
-	up := startUpstream(t)
-	ngx := startNginx(t, strings.TrimPrefix(s.gw.Admin, "http://"), strings.TrimPrefix(up.srv.URL, "http://"), true)
-	res := s.idp.Client(t, ngx+"/api/orders/42?x=1", "--method", "GET", "--method", "GET")
-	wantLibrary(t, res, 200, 200)
-	if !res.Requests[0].NonceRetry {
-		t.Errorf("no nonce retry through nginx")
-	}
-	last := up.seen()
-	if !strings.HasPrefix(last.Header.Get("Authorization"), "DPoP ") || last.Header.Get("DPoP") == "" {
-		t.Fatalf("upstream got Authorization %q and no proof", last.Header.Get("Authorization"))
-	}
-	a := sendDPoP(t, "GET", ngx+"/api/orders/42?x=1", last.Header.Get("Authorization"), last.Header.Get("DPoP"))
-	if ch := strings.Join(a.header.Values("WWW-Authenticate"), " | "); a.status != 401 || !strings.Contains(ch, `error="invalid_dpop_proof"`) {
-		t.Errorf("replayed through nginx: %d, challenges %q; want 401 invalid_dpop_proof", a.status, ch)
-	}
+	checkDPoPThrough(t, "nginx", func(authgate, upstream string) string { return startNginx(t, authgate, upstream, true) })
 }
 
 // TestDPoPThroughCaddy: real Caddy (forward_auth to /verify, the
@@ -629,61 +596,45 @@ func TestDPoPThroughNginx(t *testing.T) {
 // original Host with its port, and gives the client authgate's 401 as it
 // is, so the nonce dance passes and a replayed proof is 401.
 func TestDPoPThroughCaddy(t *testing.T) {
-	bin := debianBinary(t, "caddy", "caddy", "/usr/bin/caddy")
-	s := startDPoPStack(t, "verify", "DPOP_NONCE", "true")
-	up := startUpstream(t)
-	caddy := proxyProcess(t, proxySpec{
-		name: "caddy", bin: bin, conf: caddyfile, file: "Caddyfile",
-		args: func(dir, conf string) []string { return []string{"run", "--config", conf, "--adapter", "caddyfile"} },
-		env: func(dir string) []string {
-			return []string{"XDG_DATA_HOME=" + filepath.Join(dir, "data"), "XDG_CONFIG_HOME=" + filepath.Join(dir, "config")}
-		},
-	}, strings.TrimPrefix(s.gw.Admin, "http://"), strings.TrimPrefix(up.srv.URL, "http://"))
-	res := s.idp.Client(t, caddy+"/api/orders/42?x=1", "--method", "GET", "--method", "GET")
-	wantLibrary(t, res, 200, 200)
-	if !res.Requests[0].NonceRetry {
-		t.Errorf("no nonce retry through Caddy")
-	}
-	last := up.seen()
-	if !strings.HasPrefix(last.Header.Get("Authorization"), "DPoP ") || last.Header.Get("DPoP") == "" {
-		t.Fatalf("upstream got Authorization %q and no proof", last.Header.Get("Authorization"))
-	}
-	a := sendDPoP(t, "GET", caddy+"/api/orders/42?x=1", last.Header.Get("Authorization"), last.Header.Get("DPoP"))
-	if ch := strings.Join(a.header.Values("WWW-Authenticate"), " | "); a.status != 401 || !strings.Contains(ch, `error="invalid_dpop_proof"`) {
-		t.Errorf("replayed through Caddy: %d, challenges %q; want 401 invalid_dpop_proof", a.status, ch)
-	}
+	caddyBinary(t)
+	checkDPoPThrough(t, "Caddy", func(authgate, upstream string) string { return startCaddy(t, authgate, upstream) })
 }
 
 // TestDPoPThroughHAProxy: real HAProxy with deploy/haproxy/authgate.lua
 // (the configuration of docs/proxies.md as it stands) in front of authgate
 // with DPOP_NONCE=true: the nonce dance passes and a replayed proof is 401.
 func TestDPoPThroughHAProxy(t *testing.T) {
-	bin := debianBinary(t, "haproxy", "haproxy", "/usr/sbin/haproxy")
+	haproxyBinary(t)
+	checkDPoPThrough(t, "HAProxy", func(authgate, upstream string) string { return startHAProxy(t, authgate, upstream) })
+}
+
+// checkDPoPThrough puts the proxy start runs (given authgate's ADMIN_ADDR
+// and the upstream, both host:port) in front of authgate in verify mode
+// with DPOP_NONCE=true: the library's two requests pass, the first after a
+// nonce retry, and the proof the upstream saw, replayed through the proxy,
+// is 401 with the DPoP challenge.
+func checkDPoPThrough(t *testing.T, name string, start func(authgate, upstream string) string) {
+	t.Helper()
 	s := startDPoPStack(t, "verify", "DPOP_NONCE", "true")
 	up := startUpstream(t)
-	haproxy := proxyProcess(t, proxySpec{
-		name: "haproxy", bin: bin, conf: haproxyConf, file: "haproxy.cfg",
-		args: func(dir, conf string) []string { return []string{"-f", conf, "-db"} },
-		stop: syscall.SIGUSR1,
-	}, strings.TrimPrefix(s.gw.Admin, "http://"), strings.TrimPrefix(up.srv.URL, "http://"))
-	res := s.idp.Client(t, haproxy+"/api/orders/42?x=1", "--method", "GET", "--method", "GET")
+	url := start(strings.TrimPrefix(s.gw.Admin, "http://"), strings.TrimPrefix(up.srv.URL, "http://")) + "/api/orders/42?x=1"
+	res := s.idp.Client(t, url, "--method", "GET", "--method", "GET")
 	wantLibrary(t, res, 200, 200)
 	if !res.Requests[0].NonceRetry {
-		t.Errorf("no nonce retry through HAProxy")
+		t.Errorf("no nonce retry through %s", name)
 	}
 	if t.Failed() {
 		for _, l := range s.gw.Logs.Lines("request") {
 			t.Logf("authgate: %v %v", l["status"], l["reason"])
 		}
-		t.FailNow()
 	}
 	last := up.seen()
 	if !strings.HasPrefix(last.Header.Get("Authorization"), "DPoP ") || last.Header.Get("DPoP") == "" {
 		t.Fatalf("upstream got Authorization %q and no proof", last.Header.Get("Authorization"))
 	}
-	a := sendDPoP(t, "GET", haproxy+"/api/orders/42?x=1", last.Header.Get("Authorization"), last.Header.Get("DPoP"))
+	a := sendDPoP(t, "GET", url, last.Header.Get("Authorization"), last.Header.Get("DPoP"))
 	if ch := strings.Join(a.header.Values("WWW-Authenticate"), " | "); a.status != 401 || !strings.Contains(ch, `error="invalid_dpop_proof"`) {
-		t.Errorf("replayed through HAProxy: %d, challenges %q; want 401 invalid_dpop_proof", a.status, ch)
+		t.Errorf("replayed through %s: %d, challenges %q; want 401 invalid_dpop_proof", name, a.status, ch)
 	}
 }
 

@@ -367,12 +367,7 @@ func TestFleetRevokeEndsStreams(t *testing.T) {
 	o := startModesOPA(t)
 	gws := startFleet(t, 2, r, i, o, "OPA_AUTHZ_URL", o.URL+gatewayDecision, "UPSTREAM_URL", u.srv.URL)
 	tok := i.Token(t, "api_read")
-	sse := openSSE(t, gws[1].Traffic, tok, u)
-	sse.event(t, 1)
-	ws := openWS(t, gws[1].Traffic, tok)
-	echo(t, ws, "ping")
-
-	sseDone, wsDone := sse.ended(), wsEnded(ws)
+	sseDone, wsDone := openLive(t, gws[1].Traffic, tok, u)
 	start := time.Now()
 	if got := revoke(t, gws[0], adminToken, tok); got.Status != 200 || !strings.Contains(got.Body, `"scope":"fleet"`) {
 		t.Fatalf("revoke: %d %s", got.Status, got.Body)

@@ -98,21 +98,22 @@ func TestFleetForgedAnswer(t *testing.T) {
 	}
 	forged := map[string]string{}
 	for _, n := range names {
-		v, _ := c.Get(ctx, n).Result()
+		v, err := c.Get(ctx, n).Result()
+		if err != nil || len(v) <= 5 {
+			t.Fatalf("the answer under %s: %q, %v; want a sealed value", n, v, err)
+		}
 		madeKey := make([]byte, 32)
 		rand.Read(madeKey)
 		forged[n] = sealV1(t, tok, n, adminAnswer())
-		if len(v) > 5 {
-			// The present format, its key id kept, sealed under a key of the
-			// writer's making.
-			block, _ := aes.NewCipher(madeKey)
-			aead, _ := cipher.NewGCM(block)
-			plain, _ := json.Marshal(adminAnswer())
-			head := []byte(v[:5])
-			nonce := make([]byte, aead.NonceSize())
-			rand.Read(nonce)
-			forged[n+" v2"] = string(aead.Seal(append(head, nonce...), nonce, plain, []byte(n)))
-		}
+		// The present format, its key id kept, sealed under a key of the
+		// writer's making.
+		block, _ := aes.NewCipher(madeKey)
+		aead, _ := cipher.NewGCM(block)
+		plain, _ := json.Marshal(adminAnswer())
+		head := []byte(v[:5])
+		nonce := make([]byte, aead.NonceSize())
+		rand.Read(nonce)
+		forged[n+" v2"] = string(aead.Seal(append(head, nonce...), nonce, plain, []byte(n)))
 	}
 	before := i.IntrospectCalls()
 	for k, v := range forged {

@@ -33,16 +33,29 @@ backend app
     server app {{.Upstream}}
 `))
 
+// haproxyBinary finds HAProxy (the test skips without it, but fails in CI).
+func haproxyBinary(t *testing.T) string {
+	t.Helper()
+	return debianBinary(t, "haproxy", "haproxy", "/usr/sbin/haproxy")
+}
+
+// startHAProxy runs HAProxy with haproxyConf in front of upstream, asking
+// authgate at authgate (host:port); it returns HAProxy's base URL.
+func startHAProxy(t *testing.T, authgate, upstream string) string {
+	t.Helper()
+	return proxyProcess(t, proxySpec{
+		name: "haproxy", bin: haproxyBinary(t), conf: haproxyConf, file: "haproxy.cfg",
+		args: func(dir, conf string) []string { return []string{"-f", conf, "-db"} },
+		stop: syscall.SIGUSR1, // soft stop: finish what is in flight
+	}, authgate, upstream)
+}
+
 // TestHAProxyForwardAuth puts real HAProxy, with deploy/haproxy/authgate.lua
 // asking authgate's /verify, in front of a test upstream.
 func TestHAProxyForwardAuth(t *testing.T) {
-	bin := debianBinary(t, "haproxy", "haproxy", "/usr/sbin/haproxy")
+	haproxyBinary(t) // skip (or fail in CI) before starting anything
 	s := startForwardAuthStack(t)
-	haproxy := proxyProcess(t, proxySpec{
-		name: "haproxy", bin: bin, conf: haproxyConf, file: "haproxy.cfg",
-		args: func(dir, conf string) []string { return []string{"-f", conf, "-db"} },
-		stop: syscall.SIGUSR1, // soft stop: finish what is in flight
-	}, s.adminAddr(), s.upstreamAddr())
+	haproxy := startHAProxy(t, s.adminAddr(), s.upstreamAddr())
 	// The Lua action passes authgate's refusals to the client as they are.
 	checkForwardAuth(t, haproxy, s, 404, true)
 
@@ -63,7 +76,7 @@ func TestHAProxyForwardAuth(t *testing.T) {
 // TestHAProxyAuthgateDown: with authgate unreachable the Lua action refuses
 // with 503 and nothing reaches the upstream.
 func TestHAProxyAuthgateDown(t *testing.T) {
-	bin := debianBinary(t, "haproxy", "haproxy", "/usr/sbin/haproxy")
+	haproxyBinary(t)
 	up := startUpstream(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -71,11 +84,7 @@ func TestHAProxyAuthgateDown(t *testing.T) {
 	}
 	closed := l.Addr().String() // nothing listens there once closed
 	l.Close()
-	haproxy := proxyProcess(t, proxySpec{
-		name: "haproxy", bin: bin, conf: haproxyConf, file: "haproxy.cfg",
-		args: func(dir, conf string) []string { return []string{"-f", conf, "-db"} },
-		stop: syscall.SIGUSR1,
-	}, closed, strings.TrimPrefix(up.srv.URL, "http://"))
+	haproxy := startHAProxy(t, closed, strings.TrimPrefix(up.srv.URL, "http://"))
 	r := do(t, "GET", haproxy+"/api/items", bearer("some-token"), nil)
 	if r.Status != 503 {
 		t.Errorf("%d %s, want 503", r.Status, r.Body)

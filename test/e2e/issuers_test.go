@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -129,7 +130,7 @@ func TestIssuers(t *testing.T) {
 	up := startUpstream(t)
 	for _, mode := range []string{"serve", "proxy", "verify"} {
 		t.Run(mode, func(t *testing.T) {
-			env := copyEnv(s.env)
+			env := maps.Clone(s.env)
 			if mode == "proxy" {
 				env["UPSTREAM_URL"] = up.srv.URL
 			}
@@ -235,7 +236,7 @@ func equalCounts(a, b map[string]int) bool {
 func TestIssuerDown(t *testing.T) {
 	s := startIssuersStack(t)
 	up := startUpstream(t)
-	env := copyEnv(s.env)
+	env := maps.Clone(s.env)
 	env["UPSTREAM_URL"] = up.srv.URL
 	gw := stacktest.StartGateway(t, env)
 
@@ -312,15 +313,6 @@ func readyz(t *testing.T, gw *stacktest.Gateway) map[string]string {
 	return m
 }
 
-// copyEnv is a copy of m.
-func copyEnv(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
 // TestIssuersFleet: with REDIS_URL each issuer has its own shared tier.
 // org's token introspected on one replica is a shared hit of org on
 // another (one call at org); /readyz reports each issuer's tier. POST
@@ -337,7 +329,7 @@ func TestIssuersFleet(t *testing.T) {
 	// REVOKE_UPSTREAM needs every issuer's client credentials.
 	s.env["REVOKE_UPSTREAM"] = "true"
 	s.env["ISSUER_ORDERS_CLIENT_ID"], s.env["ISSUER_ORDERS_CLIENT_SECRET"] = stacktest.GatewayClient, stacktest.GatewaySecret
-	gw0, gw1 := stacktest.StartGateway(t, copyEnv(s.env)), stacktest.StartGateway(t, copyEnv(s.env))
+	gw0, gw1 := stacktest.StartGateway(t, s.env), stacktest.StartGateway(t, s.env)
 	tok := s.opaque(t, s.org)
 	get := func(gw *stacktest.Gateway) int {
 		return do(t, "GET", gw.Traffic+"/saysecret", with(bearer(tok), "X-Want-Issuer", s.org.Issuer), nil).Status
@@ -365,7 +357,7 @@ func TestIssuersFleet(t *testing.T) {
 	}
 
 	stacktest.Eventually(t, 2*time.Second, "the other replica refuses the revoked token", func() bool { return get(gw1) == 401 })
-	gw2 := stacktest.StartGateway(t, copyEnv(s.env))
+	gw2 := stacktest.StartGateway(t, s.env)
 	if st := get(gw2); st != 401 {
 		t.Errorf("a replica started after the revocation: %d, want 401 (the tombstone in org's tier)", st)
 	}

@@ -173,16 +173,21 @@ func TestJWTRotation(t *testing.T) {
 	}
 }
 
-// TestJWKSDown: while the JWKS endpoint fails, tokens under known keys keep
-// working, and a token with an unknown kid is 503 with Retry-After, not 401.
-func TestJWKSDown(t *testing.T) {
-	o := stacktest.StartOPA(t)
-	i := stacktest.StartIDP(t, 0)
-	var down atomic.Bool
-	var fetches atomic.Int64
-	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fetches.Add(1)
-		if down.Load() {
+// jwksRelay is a JWKS endpoint of its own that relays the IdP's key set
+// while up is true and answers 502 otherwise; fetches counts its requests.
+type jwksRelay struct {
+	srv     *httptest.Server
+	up      atomic.Bool
+	fetches atomic.Int64
+}
+
+func startJWKSRelay(t *testing.T, i *stacktest.IDP, up bool) *jwksRelay {
+	t.Helper()
+	k := &jwksRelay{}
+	k.up.Store(up)
+	k.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		k.fetches.Add(1)
+		if !k.up.Load() {
 			http.Error(w, "down", http.StatusBadGateway)
 			return
 		}
@@ -195,9 +200,18 @@ func TestJWKSDown(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		io.Copy(w, resp.Body)
 	}))
-	defer keys.Close()
+	t.Cleanup(k.srv.Close)
+	return k
+}
+
+// TestJWKSDown: while the JWKS endpoint fails, tokens under known keys keep
+// working, and a token with an unknown kid is 503 with Retry-After, not 401.
+func TestJWKSDown(t *testing.T) {
+	o := stacktest.StartOPA(t)
+	i := stacktest.StartIDP(t, 0)
+	keys := startJWKSRelay(t, i, true)
 	env := stacktest.StackEnv(i, o)
-	env["TOKEN_VALIDATION"], env["OKTA_AUDIENCE"], env["OKTA_JWKS_URL"] = "jwt", "api://default", keys.URL
+	env["TOKEN_VALIDATION"], env["OKTA_AUDIENCE"], env["OKTA_JWKS_URL"] = "jwt", "api://default", keys.srv.URL
 	gw := stacktest.StartGateway(t, env)
 	// Ready once the start-up fetch brought the keys (signing_keys).
 	stacktest.Eventually(t, 10*time.Second, "start-up JWKS fetch", func() bool {
@@ -207,7 +221,7 @@ func TestJWKSDown(t *testing.T) {
 		t.Errorf("/readyz in jwt mode: %d %s, want 200 reporting jwks", r.Status, r.Body)
 	}
 
-	down.Store(true)
+	keys.up.Store(false)
 	known, _ := i.IssueJWT(stacktest.DemoClient, []string{"read_sayhello"}, time.Hour)
 	if r := stacktest.Get(t, gw.Traffic+"/sayhello", known); r.Status != 200 {
 		t.Fatalf("known key while the JWKS endpoint is down: %d %s", r.Status, r.Body)
@@ -244,42 +258,25 @@ func TestJWKSDown(t *testing.T) {
 func TestJWKSNeverFetched(t *testing.T) {
 	o := stacktest.StartOPA(t)
 	i := stacktest.StartIDP(t, 0)
-	var up atomic.Bool
-	var fetches atomic.Int64
-	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fetches.Add(1)
-		if !up.Load() {
-			http.Error(w, "down", http.StatusBadGateway)
-			return
-		}
-		resp, err := http.Get(i.Issuer + "/v1/keys")
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		defer resp.Body.Close()
-		w.Header().Set("Content-Type", "application/json")
-		io.Copy(w, resp.Body)
-	}))
-	defer keys.Close()
+	keys := startJWKSRelay(t, i, false)
 	env := stacktest.StackEnv(i, o)
-	env["TOKEN_VALIDATION"], env["OKTA_AUDIENCE"], env["OKTA_JWKS_URL"] = "jwt", "api://default", keys.URL
+	env["TOKEN_VALIDATION"], env["OKTA_AUDIENCE"], env["OKTA_JWKS_URL"] = "jwt", "api://default", keys.srv.URL
 	gw := stacktest.StartGateway(t, env)
-	stacktest.Eventually(t, 10*time.Second, "start-up JWKS fetch", func() bool { return fetches.Load() >= 1 })
+	stacktest.Eventually(t, 10*time.Second, "start-up JWKS fetch", func() bool { return keys.fetches.Load() >= 1 })
 	r := stacktest.Get(t, gw.Admin+"/readyz", "")
 	if r.Status != 503 || !strings.Contains(r.Body, `"signing_keys":"none fetched yet"`) {
 		t.Fatalf("/readyz before any key was fetched: %d %s, want 503 with signing_keys not ok", r.Status, r.Body)
 	}
-	if !strings.Contains(gw.Logs.String(), keys.URL) {
-		t.Errorf("the start-up log does not name the JWKS URL %s", keys.URL)
+	if !strings.Contains(gw.Logs.String(), keys.srv.URL) {
+		t.Errorf("the start-up log does not name the JWKS URL %s", keys.srv.URL)
 	}
 
-	up.Store(true)
+	keys.up.Store(true)
 	valid, _ := i.IssueJWT(stacktest.DemoClient, []string{"read_sayhello"}, time.Hour)
 	if r := stacktest.Get(t, gw.Traffic+"/sayhello", valid); r.Status != 200 {
 		t.Fatalf("valid token once the JWKS endpoint answers: %d %s", r.Status, r.Body)
 	}
-	up.Store(false)
+	keys.up.Store(false)
 	if r := stacktest.Get(t, gw.Admin+"/readyz", ""); r.Status != 200 || !strings.Contains(r.Body, `"signing_keys":"ok"`) {
 		t.Errorf("/readyz once keys were fetched: %d %s, want 200", r.Status, r.Body)
 	}
@@ -290,12 +287,9 @@ func TestJWKSNeverFetched(t *testing.T) {
 func TestJWKSNeverFetchedHybrid(t *testing.T) {
 	o := stacktest.StartOPA(t)
 	i := stacktest.StartIDP(t, 0)
-	keys := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "down", http.StatusBadGateway)
-	}))
-	defer keys.Close()
+	keys := startJWKSRelay(t, i, false) // never up
 	env := stacktest.StackEnv(i, o)
-	env["TOKEN_VALIDATION"], env["OKTA_AUDIENCE"], env["OKTA_JWKS_URL"] = "hybrid", "api://default", keys.URL
+	env["TOKEN_VALIDATION"], env["OKTA_AUDIENCE"], env["OKTA_JWKS_URL"] = "hybrid", "api://default", keys.srv.URL
 	gw := stacktest.StartGateway(t, env)
 	if r := stacktest.Get(t, gw.Admin+"/readyz", ""); r.Status != 200 || !strings.Contains(r.Body, `"signing_keys":"none fetched yet"`) {
 		t.Errorf("/readyz in hybrid mode without keys: %d %s, want 200 reporting signing_keys", r.Status, r.Body)

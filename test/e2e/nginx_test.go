@@ -1,19 +1,10 @@
 package e2e
 
 import (
-	"bytes"
-	"fmt"
-	"github.com/authgate/authgate/internal/stacktest"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"text/template"
-	"time"
 )
 
 // nginxConf is the README's nginx configuration ("Forward-auth with nginx"),
@@ -23,7 +14,7 @@ var nginxConf = template.Must(template.New("nginx.conf").Parse(`daemon off;
 master_process off;
 worker_processes 1;
 pid {{.Dir}}/nginx.pid;
-error_log {{.Dir}}/error.log info;
+error_log stderr info;
 events { worker_connections 64; }
 http {
     access_log off;
@@ -66,7 +57,7 @@ http {
             # could describe another request (authgate refuses a conflict).
             proxy_set_header X-Forwarded-Method "";
             proxy_set_header X-Forwarded-Uri    "";
-            proxy_set_header X-Forwarded-Host  {{.Host}};
+            proxy_set_header X-Forwarded-Host  {{if .DPoP}}$http_host{{else}}$host{{end}};
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_set_header X-Forwarded-For   $remote_addr;
         }
@@ -78,19 +69,7 @@ http {
 // machine, but fails in CI (CI=true), where make test installs it.
 func nginxBinary(t *testing.T) string {
 	t.Helper()
-	if p, err := exec.LookPath("nginx"); err == nil {
-		return p
-	}
-	for _, p := range []string{"/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("nginx is not installed, and CI=true: make test installs it (apt-get install nginx) when run as root")
-	}
-	t.Skip("nginx is not installed (apt-get install nginx): skipping the forward-auth test through real nginx")
-	return ""
+	return debianBinary(t, "nginx", "nginx", "/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx")
 }
 
 // startNginx runs nginx with nginxConf in front of upstream, asking authgate
@@ -100,95 +79,21 @@ func nginxBinary(t *testing.T) string {
 // proof signs the URL the client used) and passes authgate's DPoP-Nonce on.
 func startNginx(t *testing.T, authgate, upstream string, dpop ...bool) string {
 	t.Helper()
-	host, withDPoP := "$host", len(dpop) > 0 && dpop[0]
-	if withDPoP {
-		host = "$http_host"
-	}
-	bin := nginxBinary(t)
-	var lastErr error
-	for range 3 { // a free port may be taken before nginx binds it
-		dir := t.TempDir()
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		listen := l.Addr().String()
-		l.Close()
-		var conf bytes.Buffer
-		nginxConf.Execute(&conf, map[string]any{"Dir": dir, "Listen": listen, "Upstream": upstream, "Authgate": authgate,
-			"Host": host, "DPoP": withDPoP})
-		confPath := filepath.Join(dir, "nginx.conf")
-		if err := os.WriteFile(confPath, conf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		var out bytes.Buffer
-		cmd := exec.Command(bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log"))
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan struct{})
-		go func() { cmd.Wait(); close(exited) }()
-		var once sync.Once
-		stop := func() {
-			once.Do(func() {
-				cmd.Process.Signal(syscall.SIGQUIT)
-				select {
-				case <-exited:
-				case <-time.After(5 * time.Second):
-					cmd.Process.Kill()
-					<-exited
-				}
-			})
-		}
-		if lastErr = waitListening(listen, exited); lastErr == nil {
-			t.Cleanup(func() {
-				stop()
-				if t.Failed() {
-					log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-					t.Logf("nginx output:\n%s\nerror.log:\n%s", out.String(), log)
-				}
-			})
-			return "http://" + listen
-		}
-		stop()
-		log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-		lastErr = fmt.Errorf("%v\n%s\n%s", lastErr, out.String(), log)
-	}
-	t.Fatalf("nginx did not start: %v", lastErr)
-	return ""
-}
-
-func waitListening(addr string, exited <-chan struct{}) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return fmt.Errorf("nginx exited")
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval
-	}
-	return fmt.Errorf("nothing listening on %s", addr)
+	return proxyProcess(t, proxySpec{
+		name: "nginx", bin: nginxBinary(t), conf: nginxConf, file: "nginx.conf",
+		args: func(dir, conf string) []string { return []string{"-p", dir, "-c", conf, "-e", "stderr"} },
+		stop: syscall.SIGQUIT, // graceful shutdown
+		dpop: len(dpop) > 0 && dpop[0],
+	}, authgate, upstream)
 }
 
 // TestNginxForwardAuth puts real nginx, with auth_request pointing at
 // authgate's /verify, in front of a test upstream.
 func TestNginxForwardAuth(t *testing.T) {
 	nginxBinary(t) // skip (or fail in CI) before starting anything
-	o := startModesOPA(t)
-	i := stacktest.StartIDP(t, 0)
-	up := startUpstream(t)
-	env := stacktest.StackEnv(i, o)
-	env["OPA_AUTHZ_URL"] = o.URL + gatewayDecision
-	env["TRUSTED_PROXIES"] = "127.0.0.1"
-	gw := stacktest.StartGateway(t, env)
-	ngx := startNginx(t, strings.TrimPrefix(gw.Admin, "http://"), strings.TrimPrefix(up.srv.URL, "http://"))
-	reader := i.Token(t, "api_read")
+	fa := startForwardAuthStack(t)
+	ngx := startNginx(t, fa.adminAddr(), fa.upstreamAddr())
+	up, reader := fa.up, fa.reader
 
 	t.Run("allow, identity copied to the upstream", func(t *testing.T) {
 		forged := with(bearer(reader), "X-Auth-Subject", "admin", "X-Auth-Scopes", "admin", "X_Auth_Subject", "admin")

@@ -1,9 +1,11 @@
 package e2e
 
 // Real proxies in front of authgate's /verify (docs/proxies.md): what they
-// share. Each proxy's test (caddy_test.go, haproxy_test.go; nginx_test.go
-// came first and keeps its own start-up) writes the configuration the docs
-// show, starts the proxy with proxyProcess and runs checkForwardAuth.
+// share. Each proxy's test (caddy_test.go, haproxy_test.go, nginx_test.go)
+// writes the configuration the docs show and starts the proxy with
+// proxyProcess in front of startForwardAuthStack; Caddy's and HAProxy's
+// run checkForwardAuth (nginx's keeps its own cases: it answers a 403 and
+// the policy's 404 its own way).
 
 import (
 	"bytes"
@@ -55,6 +57,7 @@ type proxySpec struct {
 	env  func(dir string) []string // added to a minimal environment; may be nil
 	// stop is the signal for a graceful stop (SIGTERM when zero).
 	stop syscall.Signal
+	dpop bool // the configuration's DPoP variant (proxyConf.DPoP)
 }
 
 // proxyConf is what a configuration template is executed with.
@@ -64,6 +67,7 @@ type proxyConf struct {
 	Upstream string // host:port of the test upstream
 	Authgate string // host:port of authgate's ADMIN_ADDR
 	Repo     string // the repository's root (deploy/ holds files a proxy loads)
+	DPoP     bool   // pass what DPoP needs (nginx: the host with its port, DPoP-Nonce)
 }
 
 // proxyProcess starts the proxy s in front of upstream, asking authgate;
@@ -84,21 +88,21 @@ func proxyProcess(t *testing.T, s proxySpec, authgate, upstream string) string {
 		listen := l.Addr().String()
 		l.Close()
 		var conf bytes.Buffer
-		if err := s.conf.Execute(&conf, proxyConf{Dir: dir, Listen: listen, Upstream: upstream, Authgate: authgate, Repo: opatest.RepoRoot(t)}); err != nil {
+		if err := s.conf.Execute(&conf, proxyConf{Dir: dir, Listen: listen, Upstream: upstream, Authgate: authgate, Repo: opatest.RepoRoot(t), DPoP: s.dpop}); err != nil {
 			t.Fatal(err)
 		}
 		confPath := filepath.Join(dir, s.file)
 		if err := os.WriteFile(confPath, conf.Bytes(), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		var out syncBuffer
+		out := stacktest.NewLogSink()
 		cmd := exec.Command(s.bin, s.args(dir, confPath)...)
 		cmd.Dir = dir
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
 		if s.env != nil {
 			cmd.Env = append(cmd.Env, s.env(dir)...)
 		}
-		cmd.Stdout, cmd.Stderr = &out, &out
+		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -149,25 +153,6 @@ func pollListening(name, addr string, exited <-chan struct{}) error {
 		time.Sleep(20 * time.Millisecond) // polling interval
 	}
 	return fmt.Errorf("nothing listening on %s", addr)
-}
-
-// syncBuffer is a bytes.Buffer that a process's output goroutines and the
-// test may use at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // forwardAuthStack is authgate (gateway.authz decision, /api/public public,

@@ -294,6 +294,18 @@ func wsEnded(ws *websocket.Conn) <-chan error {
 	return ch
 }
 
+// openLive opens an event stream and a WebSocket through the gateway at
+// base with token, sees each carry one message (event 1, an echo), and
+// returns what delivers when each ends (ended, wsEnded).
+func openLive(t *testing.T, base, token string, u *liveUpstream) (sseDone, wsDone <-chan error) {
+	t.Helper()
+	sse := openSSE(t, base, token, u)
+	sse.event(t, 1)
+	ws := openWS(t, base, token)
+	echo(t, ws, "ping")
+	return sse.ended(), wsEnded(ws)
+}
+
 func isTimeout(err error) bool {
 	var ne interface{ Timeout() bool }
 	return errors.As(err, &ne) && ne.Timeout()
@@ -341,14 +353,10 @@ func TestRevokeEndsStreamAndTunnel(t *testing.T) {
 	tok := i.Token(t, "api_read")
 	other := i.Token(t, "api_read")
 
-	sse := openSSE(t, gw.Traffic, tok, u)
-	sse.event(t, 1)
-	ws := openWS(t, gw.Traffic, tok)
-	echo(t, ws, "ping")
+	sseDone, wsDone := openLive(t, gw.Traffic, tok, u)
 	otherWS := openWS(t, gw.Traffic, other) // another token's: stays
 	echo(t, otherWS, "ping")
 
-	sseDone, wsDone := sse.ended(), wsEnded(ws)
 	start := time.Now()
 	if got := revoke(t, gw, adminToken, tok); got.Status != 200 {
 		t.Fatalf("revoke: %d %s", got.Status, got.Body)
@@ -371,11 +379,7 @@ func TestShutdownEndsStreamAndTunnel(t *testing.T) {
 	env["SHUTDOWN_TIMEOUT"] = "20s"
 	gw := stacktest.StartGateway(t, env)
 	tok := i.Token(t, "api_read")
-	sse := openSSE(t, gw.Traffic, tok, u)
-	sse.event(t, 1)
-	ws := openWS(t, gw.Traffic, tok)
-	echo(t, ws, "ping")
-	sseDone, wsDone := sse.ended(), wsEnded(ws)
+	sseDone, wsDone := openLive(t, gw.Traffic, tok, u)
 
 	start := time.Now()
 	stopped := make(chan error, 1)
@@ -399,11 +403,7 @@ func TestIdPInactiveEndsStreamAndTunnel(t *testing.T) {
 	env["CACHE_TTL"] = "500ms"
 	gw := stacktest.StartGateway(t, env)
 	tok := i.Token(t, "api_read")
-	sse := openSSE(t, gw.Traffic, tok, u)
-	sse.event(t, 1)
-	ws := openWS(t, gw.Traffic, tok)
-	echo(t, ws, "ping")
-	sseDone, wsDone := sse.ended(), wsEnded(ws)
+	sseDone, wsDone := openLive(t, gw.Traffic, tok, u)
 
 	start := time.Now()
 	i.Revoke(tok)

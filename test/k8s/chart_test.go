@@ -254,6 +254,9 @@ func TestChartEverythingOn(t *testing.T) {
 		t.Errorf("ServiceMonitor %+v", sm)
 	}
 	admin := r["Service/authgate-admin"].(*corev1.Service)
+	if len(sm.Spec.Selector.MatchLabels) == 0 {
+		t.Errorf("the ServiceMonitor's selector is empty: it selects every Service, not the admin one")
+	}
 	for k, v := range sm.Spec.Selector.MatchLabels {
 		if admin.Labels[k] != v {
 			t.Errorf("the ServiceMonitor's selector %v does not select the admin Service (%v)", sm.Spec.Selector.MatchLabels, admin.Labels)
@@ -305,6 +308,9 @@ func TestChartRollsOnChange(t *testing.T) {
 		{"secretEnv.OKTA_CLIENT_SECRET=b", "checksum/secret"},
 	} {
 		got := annotations("opa.policies.authz\\.rego=package a", c.set)
+		if _, ok := base[c.changes]; !ok {
+			t.Errorf("no %s annotation in %v", c.changes, base)
+		}
 		for k, v := range base {
 			if changed := got[k] != v; changed != (k == c.changes) {
 				t.Errorf("--set %s: %s changed = %v", c.set, k, changed)

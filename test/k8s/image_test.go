@@ -146,7 +146,7 @@ func TestImageRuns(t *testing.T) {
 	image := Image(t, "IMAGE", "authgate:dev")
 	opa := stacktest.StartOPA(t)
 	idp := stacktest.StartIDP(t, 0)
-	ports := freePorts(t, 3)
+	ports := FreePorts(t, 3)
 	env := stacktest.StackEnv(idp, opa)
 	env["LISTEN_ADDR"] = addr(ports[0])
 	env["ADMIN_ADDR"] = addr(ports[1])
@@ -161,8 +161,8 @@ func TestImageRuns(t *testing.T) {
 	}
 	args = append(args, image)
 	cmd := exec.Command(Podman(t), args...)
-	var logs buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	logs := stacktest.NewLogSink()
+	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/authgate/authgate/internal/opatest"
 	"github.com/authgate/authgate/internal/stacktest"
 )
 
@@ -35,7 +36,7 @@ func TestKubePlayChart(t *testing.T) {
 	image := Image(t, "IMAGE", "authgate:dev")
 	opaImage := Image(t, "OPA_IMAGE", "authgate-opa:dev")
 	idp := stacktest.StartIDP(t, 0)
-	ports := freePorts(t, 4)
+	ports := FreePorts(t, 4)
 
 	repo, tag := splitImage(image)
 	opaRepo, opaTag := splitImage(opaImage)
@@ -158,7 +159,7 @@ func splitImage(image string) (repo, tag string) {
 // "/"; OPA takes the package from the file, not its name).
 func policies(t *testing.T) map[string]string {
 	t.Helper()
-	root := filepath.Join(RepoRoot(t), "opa-policies")
+	root := filepath.Join(opatest.RepoRoot(t), "opa-policies")
 	m := map[string]string{}
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".rego") || strings.HasSuffix(path, "_test.rego") {

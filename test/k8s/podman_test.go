@@ -2,14 +2,12 @@ package k8s
 
 import (
 	"bytes"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -79,44 +77,6 @@ func Image(tb testing.TB, env, def string) string {
 		missing(tb, "image "+name+" ("+env+"; make "+strings.ToLower(strings.ReplaceAll(env, "_", "-"))+" builds it)")
 	}
 	return name
-}
-
-// freePorts returns n distinct free loopback ports. (A port may be taken
-// between now and its use; the tests' hosts are not that busy.)
-func freePorts(tb testing.TB, n int) []int {
-	tb.Helper()
-	var ports []int
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return ports
-}
-
-// buffer is a bytes.Buffer safe for a process to write while a test reads.
-type buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // waitReady polls GET admin/healthz, then admin/readyz, until each answers

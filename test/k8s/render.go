@@ -21,32 +21,14 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+
+	"github.com/authgate/authgate/internal/opatest"
 )
 
-// RepoRoot is the repository's root: the directory above the working
-// directory (a test's package directory) whose go.mod is the module
-// github.com/authgate/authgate.
-func RepoRoot(tb testing.TB) string {
-	tb.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil &&
-			strings.HasPrefix(string(b), "module github.com/authgate/authgate\n") {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Fatal("no go.mod of github.com/authgate/authgate above the working directory")
-		}
-		dir = parent
-	}
-}
-
 // Chart is the chart's directory.
-func Chart(tb testing.TB) string { return filepath.Join(RepoRoot(tb), "deploy", "helm", "authgate") }
+func Chart(tb testing.TB) string {
+	return filepath.Join(opatest.RepoRoot(tb), "deploy", "helm", "authgate")
+}
 
 // scheme holds every API type the chart may render, and nothing else: an
 // object of any other kind fails to decode.
@@ -134,7 +116,7 @@ func Helm(tb testing.TB) string {
 	tb.Helper()
 	bin := os.Getenv("HELM")
 	if bin == "" {
-		bin = filepath.Join(RepoRoot(tb), "bin", "helm")
+		bin = filepath.Join(opatest.RepoRoot(tb), "bin", "helm")
 	}
 	if _, err := os.Stat(bin); err != nil {
 		missing(tb, "helm ("+bin+"; make bin/helm builds the pinned one)")
