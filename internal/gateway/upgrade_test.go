@@ -20,6 +20,8 @@ import (
 	"github.com/authgate/authgate/internal/tokenid"
 )
 
+// The policy decides on what the upstream receives: a refused upgrade is
+// already gone from the OPA input.
 func TestUpgradeScreenedBeforePolicy(t *testing.T) {
 	var got http.Header
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.Header.Clone() }))
