@@ -23,17 +23,14 @@ func (g *Gateway) handleProxy() echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
 		rec := recordOf(c)
-		var gr proxy.Granted // none on a public path
-		if rec.granted {
-			gr = g.granted(rec)
-		}
 		if stripAuthz {
 			req.Header.Del("Authorization")
 		}
+		var gr proxy.Granted // none on a public path
 		if rec.granted {
-			gr := &rec.grant
-			id.set(req.Header, gr.token)
-			policy := gr.decision.Headers
+			gr = g.granted(rec)
+			id.set(req.Header, rec.grant.token)
+			policy := rec.grant.decision.Headers
 			for k, vs := range policy {
 				req.Header[k] = slices.Clone(vs) // replaces what the client sent
 			}

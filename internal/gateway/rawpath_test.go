@@ -71,6 +71,7 @@ func TestRawPathOf(t *testing.T) {
 		"http://h.example/a%2F?x": "/a%2F",
 		"http://h.example":        "",
 		"/a?b?c":                  "/a",
+		"http://h.example?/admin": "", // the query's, not the path's
 	} {
 		req := httptest.NewRequest("GET", "/", nil)
 		req.RequestURI = target

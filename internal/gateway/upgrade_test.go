@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,8 +16,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/authgate/authgate/internal/tokenid"
 )
 
+// The policy decides on what the upstream receives: a refused upgrade is
+// already gone from the OPA input.
 func TestUpgradeScreenedBeforePolicy(t *testing.T) {
 	var got http.Header
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.Header.Clone() }))
@@ -216,4 +221,45 @@ func TestTunnelLoggedWhenItEnds(t *testing.T) {
 		t.Errorf("metrics requests %q, want %q", m.requests, want)
 	}
 	m.mu.Unlock()
+}
+
+// An allowed upgrade that the upstream answers with an event stream, not a
+// 101, is watched once, by its tunnel: a revocation ends it, and once
+// logged nothing of it stays registered (a second, unreleased watch kept
+// Streams.Wait waiting until the shutdown timeout).
+func TestUpgradeAnsweredByStream(t *testing.T) {
+	es := startEventSource(t)
+	h, base := streamGateway(t, es, time.Minute, 0, func(d *Deps) { d.Upgrades = []string{"websocket"} })
+	u, _ := url.Parse(base)
+	conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "GET /events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", goodToken)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%v %v", resp, err)
+	}
+	br := bufio.NewReader(resp.Body)
+	event(t, es, br, 1)
+	if n := h.g.Streams().Len(); n != 1 {
+		t.Errorf("%d watched, want 1", n)
+	}
+	h.g.Streams().Revoked(tokenid.Revocation(goodToken))
+	if line, err := br.ReadString('\n'); err == nil {
+		t.Fatalf("the stream still flows after the revocation (read %q)", line)
+	}
+	<-es.gone
+	if l := h.waitLine(t, AccessLogMsg); l["ended_by"] != "revoked" {
+		t.Errorf("access line %v, want ended_by revoked", l)
+	}
+	h.g.Streams().Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.g.Streams().Wait(ctx); err != nil {
+		t.Errorf("Wait: %v; %d still registered", err, h.g.Streams().Len())
+	}
 }

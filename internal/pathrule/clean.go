@@ -43,6 +43,9 @@ func RawPath(req *http.Request) string {
 		}
 		return req.URL.EscapedPath()
 	}
+	if i := strings.IndexByte(t, '?'); i >= 0 {
+		t = t[:i] // first: in "http://h?/a", "/a" is the query
+	}
 	if !strings.HasPrefix(t, "/") {
 		// absolute-form, scheme://authority[/path]; anything else ("*",
 		// authority-form) has no path and is refused by Clean.
@@ -52,9 +55,6 @@ func RawPath(req *http.Request) string {
 				t = rest[i:]
 			}
 		}
-	}
-	if i := strings.IndexByte(t, '?'); i >= 0 {
-		t = t[:i]
 	}
 	return t
 }

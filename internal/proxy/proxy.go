@@ -123,9 +123,6 @@ func New(c Config) *Proxy {
 	return p
 }
 
-// Streams is the registry of the open streams and tunnels.
-func (p *Proxy) Streams() *Streams { return p.cfg.Streams }
-
 // Grant is what watching a stream or tunnel needs of the token the request
 // that opened it was allowed with: the token as sent (its revocation key
 // names it), what the check made of it, and how to look it up again as

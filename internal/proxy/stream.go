@@ -54,7 +54,10 @@ func (c *Call) Serve(p *Proxy, w http.ResponseWriter, req *http.Request, gr Gran
 func (c *Call) Reset() { *c = Call{} }
 
 // modifyResponse is the proxy's ModifyResponse: it makes a
-// text/event-stream body a stream of the request's Call.
+// text/event-stream body a stream of the request's Call. An upgrade the
+// upstream answered with a stream rather than a 101 is left as it is: its
+// tunnel's watch already covers the whole exchange (ending it cancels the
+// request), and a second watch would be one the access log never releases.
 func (p *Proxy) modifyResponse(res *http.Response) error {
 	if !isEventStream(res.Header) {
 		return nil
@@ -62,6 +65,9 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	c, _ := res.Request.Context().Value(CallKey{}).(*Call)
 	if c == nil {
 		return errors.New("proxy: a request without its Call")
+	}
+	if c.tunnel != nil {
+		return nil
 	}
 	c.stream = p.newStream(c.w, res.Body, c.grant)
 	res.Body = c.stream

@@ -68,8 +68,6 @@ func TestUpgradeScreen(t *testing.T) {
 	}
 }
 
-// The policy decides on what the upstream receives: a refused upgrade is
-// already gone from the OPA input.
 // BenchmarkUpgradeScreen is the cost of the screen on a request that asks
 // for no upgrade, which every proxied request pays: no allocation.
 func BenchmarkUpgradeScreen(b *testing.B) {

@@ -195,8 +195,11 @@ func (p *Proxy) watch(gr Granted, end func()) *watch {
 	if w.grant.Token == nil {
 		return w
 	}
+	now := p.cfg.Now()
 	w.mu.Lock()
-	w.schedule(w.grant.Token, p.cfg.Now())
+	if !w.stopped { // a revocation or Close may have ended it since add
+		w.schedule(w.grant.Token, now)
+	}
 	w.mu.Unlock()
 	return w
 }
