@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -195,7 +196,13 @@ func (u *upstreamRevoker) endpoint(ctx context.Context) (string, error) {
 		return "", err
 	}
 	if m.RevocationEndpoint == "" {
-		return "", errors.New("discover: no revocation_endpoint in the authorization server's metadata (set " + u.urlVar + ")")
+		why := "no revocation_endpoint in the authorization server's metadata"
+		if m.Refused != nil {
+			// It may have named one, refused as plain http.
+			why = "no usable revocation_endpoint in the authorization server's metadata (" +
+				strings.ReplaceAll(m.Refused.Error(), "\n", "; ") + ")"
+		}
+		return "", errors.New("discover: " + why + " (set " + u.urlVar + ")")
 	}
 	u.url = m.RevocationEndpoint
 	return u.url, nil

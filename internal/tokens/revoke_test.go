@@ -12,8 +12,10 @@ import (
 )
 
 // TestRevokeUpstreamReasons: a failed upstream revocation (REVOKE_UPSTREAM)
-// keeps its reason for the log line, without the server's text: a server
-// that could not be reached gives the transport's cause, not "status 0".
+// keeps its reason for the log line, without the server's text: an
+// endpoint the metadata named but discovery refused (plain http to another
+// host) is said to be refused, not absent; a server that could not be
+// reached gives the transport's cause, not "status 0".
 func TestRevokeUpstreamReasons(t *testing.T) {
 	const admin = "0123456789abcdef0123456789abcdef"
 	var idp *httptest.Server
@@ -33,6 +35,8 @@ func TestRevokeUpstreamReasons(t *testing.T) {
 		want []string // in the error
 		not  []string // never in it
 	}{
+		{"refused by discovery", map[string]string{"REVOKE_UPSTREAM": "true", "ADMIN_API_TOKEN": admin},
+			[]string{"revocation_endpoint http://192.0.2.1/revoke refused", "OKTA_REVOKE_URL"}, []string{"no revocation_endpoint"}},
 		{"not reachable", map[string]string{"REVOKE_UPSTREAM": "true", "ADMIN_API_TOKEN": admin, "OKTA_REVOKE_URL": down.URL + "/revoke"},
 			[]string{"revoke: post: dial tcp"}, []string{"status 0", down.URL, "opaque-secret-token", "s3cret"}},
 	} {
