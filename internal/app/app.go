@@ -258,8 +258,8 @@ func newIssuerParts(cfg *config.Config, log *slog.Logger, tel *telemetry) ([]iss
 			return out, err
 		}
 		p := issuerParts{iss: iss, transport: t, Parts: tokens.Parts{
-			IdP:     &http.Client{Transport: tel.transport(t, "introspect")},
-			JWKS:    &http.Client{Transport: tel.transport(t, "jwks")},
+			IdP:     &http.Client{Transport: tel.transport(t, "introspect"), CheckRedirect: refuseDowngrade},
+			JWKS:    &http.Client{Transport: tel.transport(t, "jwks"), CheckRedirect: refuseDowngrade},
 			Breaker: newBreaker("idp"+iss.Suffix(), iss.BreakerFailures, iss.BreakerOpenTimeout, tel),
 		}}
 		out = append(out, p)

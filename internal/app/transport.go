@@ -28,6 +28,23 @@ func idpTransport(iss *config.Issuer) (*http.Transport, error) {
 	return t, nil
 }
 
+// refuseDowngrade is the CheckRedirect of an issuer's clients: a redirect
+// to plain http to a host that is not loopback is refused unless the first
+// request was one already, the rule discovery applies to the endpoints a
+// metadata document names (introspect.Discover). A 307 from an https
+// endpoint must not send the token, a client_secret_post secret or the
+// request for the signing keys on in clear. Go's limit of 10 redirects is
+// kept.
+func refuseDowngrade(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if config.PlainHTTPNonLoopback(req.URL.String()) && !config.PlainHTTPNonLoopback(via[0].URL.String()) {
+		return errors.New("redirect to plain http to a host that is not loopback refused")
+	}
+	return nil
+}
+
 // opaTransport is the pool for OPA: OPA_CA_FILE for a private CA,
 // OPA_CLIENT_CERT_FILE and OPA_CLIENT_KEY_FILE for mTLS.
 func opaTransport(cfg *config.Config) (*http.Transport, error) {

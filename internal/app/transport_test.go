@@ -2,10 +2,14 @@ package app
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/authgate/authgate/internal/config"
@@ -54,5 +58,54 @@ func TestWarnPlainRedis(t *testing.T) {
 		if got := strings.Contains(buf.String(), "REDIS_URL is redis:// (no TLS)"); got != want {
 			t.Errorf("REDIS_URL=%q: warned %v, want %v (log: %q)", url, got, want, buf.String())
 		}
+	}
+}
+
+// TestRefuseDowngrade: an issuer's client follows a redirect to https, and
+// to plain http when it started there, but refuses one from https to plain
+// http to another host, before it is sent.
+func TestRefuseDowngrade(t *testing.T) {
+	var sent atomic.Int32
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { sent.Add(1) }))
+	defer plain.Close()
+	// The plain server as a host that is not loopback: its address under
+	// another name, which the client resolves to it.
+	_, port, _ := net.SplitHostPort(plain.Listener.Addr().String())
+	elsewhere := "http://idp.example:" + port
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/to-https":
+			http.Redirect(w, r, "/ok", http.StatusTemporaryRedirect)
+		case "/to-http":
+			http.Redirect(w, r, elsewhere+"/introspect", http.StatusTemporaryRedirect)
+		}
+	}))
+	defer tlsSrv.Close()
+	tr := tlsSrv.Client().Transport.(*http.Transport).Clone()
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if strings.HasPrefix(addr, "idp.example:") {
+			addr = plain.Listener.Addr().String()
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	hc := &http.Client{Transport: tr, CheckRedirect: refuseDowngrade}
+	post := func(u string) error {
+		resp, err := hc.Post(u, "application/x-www-form-urlencoded", strings.NewReader("token=t"))
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	if err := post(tlsSrv.URL + "/to-https"); err != nil {
+		t.Errorf("https to https: %v", err)
+	}
+	if err := post(tlsSrv.URL + "/to-http"); err == nil || !strings.Contains(err.Error(), "redirect to plain http") {
+		t.Errorf("https to plain http elsewhere: %v, want refused", err)
+	}
+	if n := sent.Load(); n != 0 {
+		t.Errorf("%d requests reached the plain http host", n)
+	}
+	if err := post(elsewhere + "/start"); err != nil {
+		t.Errorf("plain http from the start: %v", err)
 	}
 }

@@ -86,8 +86,12 @@ func (m *Metrics) AddIssuer(name string) *Issuer {
 		jwt:            children(v.jwt.MustCurryWith(of), jwtResults),
 		jwks:           children(v.jwks.MustCurryWith(of), jwksResults),
 		budget:         v.budget.WithLabelValues(name)}
-	for _, l := range []authn.Lookup{authn.Miss, authn.Hit, authn.Coalesced} {
-		s.cache[l] = v.cache.WithLabelValues(name, l.String())
+	// The results the unlabelled counter resolved (the shared ones too
+	// once Fleet said REDIS_URL is set): a lookup resolves no child.
+	for l, c := range m.cache {
+		if c != nil {
+			s.cache[l] = v.cache.WithLabelValues(name, authn.Lookup(l).String())
+		}
 	}
 	next := maps.Clone(old)
 	next[name] = s

@@ -82,3 +82,20 @@ func TestIssuerSeries(t *testing.T) {
 		t.Errorf("remaining series = %d, want 1: the primary's answer had no X-Rate-Limit-Remaining", n)
 	}
 }
+
+// TestIssuerSharedLookups: with REDIS_URL (Fleet(true) before AddIssuer,
+// as the app calls them) an issuer's shared_hit and shared_coalesced
+// series are resolved with the others, as the unlabelled counter's are:
+// present from the start, and counted without a lookup in the vector.
+func TestIssuerSharedLookups(t *testing.T) {
+	m := New(prometheus.NewRegistry())
+	m.Fleet(true)
+	m.AddIssuer("org")
+	if n := testutil.CollectAndCount(m.byIssuer.cache); n != 5 {
+		t.Errorf("cache series = %d, want 5 (miss, hit, coalesced, shared_hit, shared_coalesced)", n)
+	}
+	m.IssuerCacheLookup(authn.SharedHit, "org")
+	if got := testutil.ToFloat64(m.byIssuer.cache.WithLabelValues("org", "shared_hit")); got != 1 {
+		t.Errorf("shared_hit = %v, want 1", got)
+	}
+}

@@ -237,7 +237,7 @@ func (c *chain) introspection(url string) authn.Verifier {
 	iss, m, tier := &c.iss, c.metrics, c.parts.Tier
 	guarded := &authn.Guarded{
 		Next: &authn.Introspection{Client: c.client(url), Audience: iss.Audience,
-			OnResult: m.Introspection, OnRateLimit: m.RateLimit, Log: c.s.Log,
+			OnResult: m.Introspection, OnRateLimit: m.RateLimit, Log: c.s.Log.With("issuer", iss.Name),
 			PrivateKeyJWT: iss.AuthMethod == config.AuthPrivateKeyJWT},
 		Breaker: c.parts.Breaker,
 	}

@@ -27,6 +27,12 @@ import (
 // variables) against idp, a stand-in for the authorization server.
 func build(t *testing.T, idp *httptest.Server, env map[string]string) *Tokens {
 	t.Helper()
+	return buildLogged(t, idp, env, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// buildLogged is build with log as the token side's logger.
+func buildLogged(t *testing.T, idp *httptest.Server, env map[string]string, log *slog.Logger) *Tokens {
+	t.Helper()
 	envFile := filepath.Join(t.TempDir(), "empty.env")
 	if err := os.WriteFile(envFile, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -48,7 +54,7 @@ func build(t *testing.T, idp *httptest.Server, env map[string]string) *Tokens {
 		others[iss.Name] = Parts{IdP: http.DefaultClient, JWKS: http.DefaultClient,
 			Breaker: breaker.New(breaker.Settings{Name: "idp_" + iss.Name, Failures: 5, OpenTimeout: time.Minute})}
 	}
-	toks, err := Build(context.Background(), Settings{Config: cfg, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	toks, err := Build(context.Background(), Settings{Config: cfg, Log: log,
 		Metrics: metrics.New(prometheus.NewRegistry()), IdP: idp.Client(), JWKS: idp.Client(),
 		IdPBreaker: breaker.New(breaker.Settings{Name: "idp", Failures: 5, OpenTimeout: time.Minute}), Issuers: others, Streams: gateway.NewStreams()})
 	if err != nil {

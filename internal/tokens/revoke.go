@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -167,11 +168,16 @@ func (r *revoker) revoke(ctx context.Context, req gateway.RevokeRequest) (gatewa
 	}
 	if err := up.client.Revoke(ctx, url, token, hint); err != nil {
 		var ie *introspect.Error
-		if errors.As(err, &ie) {
-			// The server's text may echo the token: status and code only.
-			return res, fmt.Errorf("revoke: status %d", ie.StatusCode)
+		switch {
+		case !errors.As(err, &ie):
+			return res, errors.New("revoke: failed")
+		case ie.StatusCode == 0 && ie.Err != nil:
+			// No answer: the cause (a transport error, its URL scrubbed;
+			// the assertion's), which holds neither token nor secret.
+			return res, fmt.Errorf("revoke: %w", ie.Err)
 		}
-		return res, errors.New("revoke: failed")
+		// The server's text may echo the token: its status only.
+		return res, fmt.Errorf("revoke: status %d", ie.StatusCode)
 	}
 	res.Upstream = "revoked"
 	return res, nil
@@ -190,7 +196,13 @@ func (u *upstreamRevoker) endpoint(ctx context.Context) (string, error) {
 		return "", err
 	}
 	if m.RevocationEndpoint == "" {
-		return "", errors.New("discover: no revocation_endpoint in the authorization server's metadata (set " + u.urlVar + ")")
+		why := "no revocation_endpoint in the authorization server's metadata"
+		if m.Refused != nil {
+			// It may have named one, refused as plain http.
+			why = "no usable revocation_endpoint in the authorization server's metadata (" +
+				strings.ReplaceAll(m.Refused.Error(), "\n", "; ") + ")"
+		}
+		return "", errors.New("discover: " + why + " (set " + u.urlVar + ")")
 	}
 	u.url = m.RevocationEndpoint
 	return u.url, nil

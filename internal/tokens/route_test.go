@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -8,8 +9,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -261,4 +265,55 @@ func TestClientBudgetAcrossIssuers(t *testing.T) {
 	if n := b.introspections.Load(); n != 0 {
 		t.Errorf("org was asked %d times", n)
 	}
+}
+
+// TestServerTextNamesIssuer: the lines authn writes when an issuer's
+// server refused authgate's credentials (the ERROR line, and at debug what
+// the server said) name that issuer: with several, an operator must know
+// whose credentials to check.
+func TestServerTextNamesIssuer(t *testing.T) {
+	a := newFakeIssuer(t)
+	org := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		io.WriteString(w, `{"error":"invalid_client","error_description":"client authentication failed"}`)
+	}))
+	defer org.Close()
+	var buf syncBuffer
+	toks := buildLogged(t, a.Server, map[string]string{
+		"ISSUERS": "org", "ISSUER_ORG_URL": org.URL, "ISSUER_ORG_INTROSPECT_URL": org.URL + "/introspect",
+		"ISSUER_ORG_CLIENT_ID": "authgate-org", "ISSUER_ORG_CLIENT_SECRET": "s3cret-org", "ISSUER_ORG_OPAQUE_PATHS": "/org/*",
+	}, slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if _, _, err := toks.Lookup(context.Background(), &authn.Request{Method: "GET", Path: "/org/x"}, "opaque-1"); err == nil {
+		t.Fatal("org refused authgate, the token passed")
+	}
+	for _, msg := range []string{`level=ERROR msg="authorization server rejected`, `level=DEBUG msg="authorization server error"`} {
+		var line string
+		for _, l := range strings.Split(buf.String(), "\n") {
+			if strings.Contains(l, msg) {
+				line = l
+			}
+		}
+		if !strings.Contains(line, "issuer=org") {
+			t.Errorf("%s: logged as %q, which does not name issuer org", msg, line)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
