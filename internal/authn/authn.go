@@ -90,14 +90,18 @@ type Introspection struct {
 	// error_description) at debug level, redacted and bounded: it is the
 	// server's, may echo the token, and so never reaches an error or a
 	// line above debug. A refusal of authgate's own credentials
-	// (ErrMisconfigured) is an ERROR line naming the OKTA_* variables to
-	// check, at most one per lograte.Every.
+	// (ErrMisconfigured) is an ERROR line naming the issuer's variables to
+	// check (Var), at most one per lograte.Every.
 	Log *slog.Logger
 	// PrivateKeyJWT says the client authenticates with a signed assertion
 	// (OKTA_AUTH_METHOD=private_key_jwt): a refusal of authgate's
 	// credentials then also wraps ErrAssertionRejected, so that the log
 	// names the key's variables.
 	PrivateKeyJWT bool
+	// Var names the variable of an issuer setting ("CLIENT_ID" is
+	// OKTA_CLIENT_ID for the primary, ISSUER_ORG_CLIENT_ID for org), for
+	// the ERROR line of refused credentials; nil names the primary's.
+	Var func(setting string) string
 
 	// Refused credentials refuse every request: one line per lograte.Every.
 	misconfigured lograte.Limit
@@ -260,9 +264,16 @@ func (in *Introspection) logMisconfigured(now time.Time, err error) {
 	if in.Log == nil {
 		return
 	}
-	msg := "authorization server rejected authgate's credentials or request: check OKTA_CLIENT_ID, OKTA_CLIENT_SECRET, OKTA_AUTH_METHOD and OKTA_INTROSPECT_URL"
+	v := in.Var
+	if v == nil {
+		v = func(setting string) string { return "OKTA_" + setting }
+	}
+	msg := "authorization server rejected authgate's credentials or request: check " +
+		v("CLIENT_ID") + ", " + v("CLIENT_SECRET") + ", " + v("AUTH_METHOD") + " and " + v("INTROSPECT_URL")
 	if in.PrivateKeyJWT {
-		msg = "authorization server rejected authgate's client assertion: check OKTA_CLIENT_ID, OKTA_PRIVATE_KEY_FILE and OKTA_PRIVATE_KEY_ID (the key registered for the client), OKTA_AUTH_METHOD and OKTA_INTROSPECT_URL"
+		msg = "authorization server rejected authgate's client assertion: check " + v("CLIENT_ID") + ", " +
+			v("PRIVATE_KEY_FILE") + " and " + v("PRIVATE_KEY_ID") + " (the key registered for the client), " +
+			v("AUTH_METHOD") + " and " + v("INTROSPECT_URL")
 	}
 	in.misconfigured.Log(in.Log, slog.LevelError, now, msg, "err", err)
 }

@@ -13,7 +13,7 @@ import (
 
 // ErrOverBudget is the cause of the Unavailable error a RateLimited returns
 // when its budget for this second is spent.
-var ErrOverBudget = errors.New("introspection budget (OKTA_MAX_RPS) spent")
+var ErrOverBudget = errors.New("introspection budget of the issuer (OKTA_MAX_RPS, ISSUER_N_MAX_RPS) spent")
 
 // RateLimited is a Verifier that lets at most a given number of calls per
 // second through to Next and refuses the rest at once. It protects the

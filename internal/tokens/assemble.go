@@ -238,7 +238,7 @@ func (c *chain) introspection(url string) authn.Verifier {
 	guarded := &authn.Guarded{
 		Next: &authn.Introspection{Client: c.client(url), Audience: iss.Audience,
 			OnResult: m.Introspection, OnRateLimit: m.RateLimit, Log: c.s.Log.With("issuer", iss.Name),
-			PrivateKeyJWT: iss.AuthMethod == config.AuthPrivateKeyJWT},
+			PrivateKeyJWT: iss.AuthMethod == config.AuthPrivateKeyJWT, Var: iss.Var},
 		Breaker: c.parts.Breaker,
 	}
 	if tier != nil {

@@ -297,6 +297,10 @@ func TestServerTextNamesIssuer(t *testing.T) {
 		if !strings.Contains(line, "issuer=org") {
 			t.Errorf("%s: logged as %q, which does not name issuer org", msg, line)
 		}
+		// The ERROR line names org's variables, not the primary's.
+		if strings.Contains(msg, "ERROR") && (!strings.Contains(line, "ISSUER_ORG_CLIENT_ID") || strings.Contains(line, "OKTA_")) {
+			t.Errorf("%s: logged as %q, which does not name org's variables", msg, line)
+		}
 	}
 }
 
