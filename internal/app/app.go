@@ -204,13 +204,12 @@ func build(ctx context.Context, cfg *config.Config, log *slog.Logger, tel *telem
 
 	// The open streams and tunnels, which every revocation ends.
 	streams := gateway.NewStreams()
-	primary := issuers[0].Parts
-	others := map[string]tokens.Parts{}
-	for _, p := range issuers[1:] {
-		others[p.iss.Name] = p.Parts
+	byName := map[string]tokens.Parts{}
+	for _, p := range issuers {
+		byName[p.iss.Name] = p.Parts
 	}
 	toks, err := tokens.Build(ctx, tokens.Settings{Config: cfg, Log: log, Metrics: tel.metrics, OnBreakerChange: tel.breakerChange,
-		IdP: primary.IdP, JWKS: primary.JWKS, IdPBreaker: primary.Breaker, Tier: primary.Tier, Issuers: others, Streams: streams})
+		Issuers: byName, Streams: streams})
 	if err != nil {
 		return nil, nil, err
 	}

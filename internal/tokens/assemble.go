@@ -46,14 +46,8 @@ type Settings struct {
 	Metrics *metrics.Metrics
 	// OnBreakerChange is told of every breaker transition (the JWKS ones').
 	OnBreakerChange func(name string, from, to breaker.State)
-	// IdP, JWKS, IdPBreaker and Tier are the primary issuer's Parts (see
-	// there).
-	IdP        *http.Client
-	JWKS       *http.Client
-	IdPBreaker *breaker.Breaker
-	Tier       *fleet.Tier
-	// Issuers are the Parts of each issuer of ISSUERS, by name; each must
-	// be there.
+	// Issuers are the Parts of every issuer, by name (config.PrimaryIssuer
+	// for the primary's); each must be there.
 	Issuers map[string]Parts
 	// Streams are the gateway's open streams and tunnels, which every
 	// revocation ends (nil: none).
@@ -151,12 +145,9 @@ func Build(ctx context.Context, s Settings) (*Tokens, error) {
 	issuers := s.Config.Issuers()
 	for i := range issuers {
 		iss := issuers[i]
-		parts := Parts{IdP: s.IdP, JWKS: s.JWKS, Breaker: s.IdPBreaker, Tier: s.Tier}
-		if !iss.IsPrimary() {
-			var ok bool
-			if parts, ok = s.Issuers[iss.Name]; !ok {
-				return nil, fmt.Errorf("tokens: no parts for issuer %q", iss.Name)
-			}
+		parts, ok := s.Issuers[iss.Name]
+		if !ok {
+			return nil, fmt.Errorf("tokens: no parts for issuer %q", iss.Name)
 		}
 		c, err := t.build(ctx, iss, parts)
 		if err != nil {

@@ -49,14 +49,14 @@ func buildLogged(t *testing.T, idp *httptest.Server, env map[string]string, log 
 	if err != nil {
 		t.Fatal(err)
 	}
-	others := map[string]Parts{}
+	parts := map[string]Parts{config.PrimaryIssuer: {IdP: idp.Client(), JWKS: idp.Client(),
+		Breaker: breaker.New(breaker.Settings{Name: "idp", Failures: 5, OpenTimeout: time.Minute})}}
 	for _, iss := range cfg.Issuers()[1:] {
-		others[iss.Name] = Parts{IdP: http.DefaultClient, JWKS: http.DefaultClient,
+		parts[iss.Name] = Parts{IdP: http.DefaultClient, JWKS: http.DefaultClient,
 			Breaker: breaker.New(breaker.Settings{Name: "idp_" + iss.Name, Failures: 5, OpenTimeout: time.Minute})}
 	}
 	toks, err := Build(context.Background(), Settings{Config: cfg, Log: log,
-		Metrics: metrics.New(prometheus.NewRegistry()), IdP: idp.Client(), JWKS: idp.Client(),
-		IdPBreaker: breaker.New(breaker.Settings{Name: "idp", Failures: 5, OpenTimeout: time.Minute}), Issuers: others, Streams: gateway.NewStreams()})
+		Metrics: metrics.New(prometheus.NewRegistry()), Issuers: parts, Streams: gateway.NewStreams()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/authgate/authgate/internal/authn"
 	"github.com/authgate/authgate/internal/bearer"
 	"github.com/authgate/authgate/internal/certbind"
+	"github.com/authgate/authgate/internal/config"
 	"github.com/authgate/authgate/internal/dpop"
 	"github.com/authgate/authgate/internal/lograte"
 )
@@ -128,9 +129,11 @@ func requestURI(r *authn.Request) string {
 func (s *Settings) bound(next authn.Tokens) (*Bound, error) {
 	cfg := s.Config
 	var replay dpop.ReplayStore = dpop.NewLocalReplay(0, nil)
-	if s.Tier != nil {
+	// The primary's tier keeps every issuer's proofs: a proof is keyed by its
+	// key's thumbprint and jti, whichever issuer bound the token.
+	if tier := s.Issuers[config.PrimaryIssuer].Tier; tier != nil {
 		var failing lograte.Limit
-		replay = &dpop.LayeredReplay{Local: replay, Fleet: s.Tier, OnFleetError: func(err error) {
+		replay = &dpop.LayeredReplay{Local: replay, Fleet: tier, OnFleetError: func(err error) {
 			failing.Log(s.Log, slog.LevelWarn, time.Now(), "DPoP replay check without the fleet: a proof replayed on another replica within its lifetime passes there", "error", err.Error())
 		}}
 	}
