@@ -45,11 +45,9 @@ type Cert struct {
 	// X5tS256 is the unpadded base64url SHA-256 of the DER: what a bound
 	// token's cnf["x5t#S256"] holds (input.client_cert.x5t_s256).
 	X5tS256 string
-	// Subject and Issuer are the certificate's names in RFC 2253 form
+	// Subject is the certificate's subject in RFC 2253 form
 	// (input.client_cert.subject).
-	Subject, Issuer string
-	// Certificate is the parsed certificate.
-	Certificate *x509.Certificate
+	Subject string
 }
 
 // Parse reads the values of the Client-Cert field (http.Header.Values):
@@ -88,7 +86,7 @@ func Parse(values []string) (*Cert, error) {
 	if err != nil {
 		return nil, malformed("not a DER X.509 certificate")
 	}
-	return &Cert{X5tS256: Thumbprint(der), Subject: c.Subject.String(), Issuer: c.Issuer.String(), Certificate: c}, nil
+	return &Cert{X5tS256: Thumbprint(der), Subject: c.Subject.String()}, nil
 }
 
 // decode reads standard base64, padded or not (RFC 8941 section 3.3.5:
